@@ -1,0 +1,106 @@
+//! Command-line front end: clap definitions for every subcommand, and the one place where an
+//! outcome becomes an exit code and an error becomes the `sio-emu: <what>: <cause>` line.
+//!
+//! Each subcommand module turns its flags into library settings and calls the library; nothing
+//! below this module prints to the terminal except through the traffic renderers.
+
+pub mod serve;
+pub mod token;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A local emulator of Azure Web PubSub for Socket.IO (Serverless mode).
+#[derive(Parser, Debug)]
+#[command(name = "sio-emu", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the emulated service: Socket.IO clients, webhook calls and the REST API.
+    Serve(serve::ServeArgs),
+    /// Mint an access token (or `token verify` one).
+    Token(token::TokenArgs),
+}
+
+/// `--color auto|always|never`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Applies the choice to the `colored` crate; `auto` is off when stdout is not a terminal,
+    /// when `NO_COLOR` is set or when `TERM=dumb`.
+    pub fn apply(self) {
+        use std::io::IsTerminal;
+        let on = match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none()
+                    && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+            }
+        };
+        colored::control::set_override(on);
+    }
+}
+
+/// A failure that ends a command: printed once as `sio-emu: <message>` plus an optional hint.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+impl CliError {
+    /// Usage error, unreadable input or infrastructure failure (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: 2,
+        }
+    }
+
+    /// Adds the hint line printed under the error.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Parses the command line, runs one command and maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Token(args) => token::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("sio-emu: {}", e.message);
+            if let Some(hint) = e.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Engine.IO v4. STUB.
+pub mod packet;
+pub mod payload;

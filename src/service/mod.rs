@@ -1,0 +1,3 @@
+//! Service core. STUB.
+pub mod group;
+pub mod odata;

@@ -1,0 +1,2 @@
+//! Socket.IO v5. STUB.
+pub mod packet;

@@ -1,0 +1,1 @@
+//! CloudEvents request building. STUB.
