@@ -1,1 +1,238 @@
-//! Server. STUB.
+//! The HTTP front door: binds the listen addresses (`localhost` means 127.0.0.1 and ::1,
+//! decision 19), runs one hyper HTTP/1.1 connection task per client with upgrades enabled, and
+//! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, and the
+//! REST data plane. Accepting stops when the shutdown signal fires.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::valid_hub_name;
+use crate::engineio::EngineIo;
+use crate::engineio::transport::{HttpResponse, json_response};
+use crate::service::Service;
+use crate::socketio::SioAcceptor;
+
+/// The client endpoint prefix (SPEC §3).
+pub const CLIENT_PREFIX: &str = "/clients/socketio/hubs/";
+
+/// Where a request goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Client(&'a str),
+    BadHub(&'a str),
+    Rest,
+    NotFound,
+}
+
+fn classify(path: &str) -> Route<'_> {
+    if let Some(rest) = path.strip_prefix(CLIENT_PREFIX) {
+        let hub = rest.strip_suffix('/').unwrap_or(rest);
+        return if valid_hub_name(hub) {
+            Route::Client(hub)
+        } else {
+            Route::BadHub(hub)
+        };
+    }
+    match path {
+        "/api/health" | "/api/health/" => Route::Health,
+        p if p.starts_with("/api/") => Route::Rest,
+        _ => Route::NotFound,
+    }
+}
+
+/// The running front door.
+pub struct Server {
+    pub service: Arc<Service>,
+    pub engine: EngineIo<SioAcceptor>,
+}
+
+impl Server {
+    /// A server for `service`.
+    pub fn new(service: Arc<Service>) -> Arc<Self> {
+        let engine = EngineIo::new(
+            Arc::new(service.config.engine.clone()),
+            SioAcceptor {
+                service: service.clone(),
+            },
+            service.shutdown.clone(),
+            service.tracker.clone(),
+        );
+        Arc::new(Server { service, engine })
+    }
+
+    /// Answers one request.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+        let path = req.uri().path().to_owned();
+        match classify(&path) {
+            Route::Client(hub) => self.engine.handle(hub, req).await,
+            Route::Health if req.method() == Method::GET || req.method() == Method::HEAD => {
+                json_response(StatusCode::OK, json!({ "status": "healthy" }).to_string())
+            }
+            Route::Health => {
+                json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"code": "MethodNotAllowed", "message": "use GET or HEAD"}).to_string())
+            }
+            Route::Rest => crate::rest::handle(&self.service, req).await,
+            Route::BadHub(hub) => json_response(
+                StatusCode::NOT_FOUND,
+                json!({
+                    "code": "NotFound",
+                    "message": format!("`{hub}` is not a valid hub name: it must start with a letter and contain only letters, digits and _`,.[]"),
+                })
+                .to_string(),
+            ),
+            Route::NotFound => {
+                let mut response = json_response(
+                    StatusCode::NOT_FOUND,
+                    json!({
+                        "code": "NotFound",
+                        "message": format!("nothing at {path}; Socket.IO clients connect with path {CLIENT_PREFIX}<hub> and the REST API lives under /api/hubs/<hub>"),
+                    })
+                    .to_string(),
+                );
+                response
+                    .headers_mut()
+                    .insert("x-ms-error-code", HeaderValue::from_static("NotFound"));
+                response
+            }
+        }
+    }
+
+    /// Accepts connections on every listener until shutdown.
+    pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>) {
+        let mut tasks = Vec::new();
+        for listener in listeners {
+            let server = self.clone();
+            tasks.push(tokio::spawn(
+                async move { server.accept_loop(listener).await },
+            ));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
+        let shutdown = self.service.shutdown.clone();
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    }
+}
+
+/// A plain-text 200 (used by tests and small endpoints).
+pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// Binds `host:port`. `localhost` binds 127.0.0.1 and, where available, ::1 on the same port.
+/// Returns the listeners and the port actually bound.
+pub async fn bind(host: &str, port: u16) -> std::io::Result<(Vec<TcpListener>, u16)> {
+    let addrs: Vec<SocketAddr> = if host.eq_ignore_ascii_case("localhost") {
+        vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]
+    } else if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+    {
+        vec![SocketAddr::new(ip, port)]
+    } else {
+        tokio::net::lookup_host((host, port)).await?.collect()
+    };
+    let mut listeners = Vec::new();
+    let mut bound_port = port;
+    for (i, addr) in addrs.into_iter().enumerate() {
+        let addr = SocketAddr::new(addr.ip(), bound_port);
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                bound_port = listener.local_addr()?.port();
+                listeners.push(listener);
+            }
+            // The first address must bind; ::1 may be missing on IPv4-only machines.
+            Err(e) if i == 0 => return Err(e),
+            Err(_) => {}
+        }
+    }
+    Ok((listeners, bound_port))
+}
+
+/// The public endpoint for a listen host: `localhost` and wildcard hosts print as localhost.
+pub fn public_endpoint(host: &str, port: u16) -> String {
+    let shown = match host.trim_matches(|c| c == '[' || c == ']') {
+        "0.0.0.0" | "::" | "localhost" => "localhost".to_owned(),
+        h if h.contains(':') => format!("[{h}]"),
+        h => h.to_owned(),
+    };
+    format!("http://{shown}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            classify("/clients/socketio/hubs/chat/"),
+            Route::Client("chat")
+        );
+        assert_eq!(
+            classify("/clients/socketio/hubs/chat"),
+            Route::Client("chat")
+        );
+        assert_eq!(classify("/clients/socketio/hubs/1x/"), Route::BadHub("1x"));
+        assert_eq!(classify("/clients/socketio/hubs/a/b"), Route::BadHub("a/b"));
+        assert_eq!(classify("/api/health"), Route::Health);
+        assert_eq!(classify("/api/hubs/chat/:send"), Route::Rest);
+        assert_eq!(classify("/socket.io/"), Route::NotFound);
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(public_endpoint("localhost", 8080), "http://localhost:8080");
+        assert_eq!(public_endpoint("0.0.0.0", 1), "http://localhost:1");
+        assert_eq!(public_endpoint("127.0.0.1", 2), "http://127.0.0.1:2");
+        assert_eq!(public_endpoint("::1", 3), "http://[::1]:3");
+    }
+}

@@ -1,6 +1,202 @@
-//! Group names. STUB.
-pub fn namespace_group(_nsp: &str) -> String { unimplemented!() }
-pub fn room_group(_nsp: &str, _room: &str) -> String { unimplemented!() }
+//! Socket.IO group names: how namespaces and rooms map onto Web PubSub groups (SPEC §8).
+//!
+//! The service keeps Socket.IO rooms as ordinary Web PubSub groups named
+//! `0~<b64url(namespace)>~<b64url(room)>`; the namespace itself is the group
+//! `0~<b64url(namespace)>~` (empty room segment). b64url is the RFC 4648 §5 alphabet over the
+//! UTF-8 bytes, without `=` padding. The `socketio` layer builds these names when a socket joins
+//! its implicit groups; the rest of `service` and the REST API read them back with [`parse`] to
+//! show or filter Socket.IO rooms. Pure functions, no state.
+//!
+//! Decisions: the empty room `""` encodes to the namespace group, exactly as the formula gives
+//! (the cloud service has the same collision), so [`parse`] reports it as `room: None`.
+//! [`parse`] is strict, so that it is an exact inverse: padding, non-canonical base64 (non-zero
+//! trailing bits), bytes that are not UTF-8, an empty namespace segment or a namespace not
+//! starting with `/` all mean "not a Socket.IO group".
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The literal first segment of every Socket.IO group name.
+const PREFIX: &str = "0~";
+/// Separator between the namespace and the room segments.
+const SEPARATOR: char = '~';
+
+/// The group that every socket of namespace `nsp` joins: `0~<b64url(nsp)>~`.
+pub fn namespace_group(nsp: &str) -> String {
+    let mut out = String::with_capacity(PREFIX.len() + encoded_len(nsp) + 1);
+    out.push_str(PREFIX);
+    URL_SAFE_NO_PAD.encode_string(nsp, &mut out);
+    out.push(SEPARATOR);
+    out
+}
+
+/// The group for room `room` of namespace `nsp`: `0~<b64url(nsp)>~<b64url(room)>`. Every socket
+/// is in the room named by its own socket id.
+pub fn room_group(nsp: &str, room: &str) -> String {
+    let mut out = String::with_capacity(PREFIX.len() + encoded_len(nsp) + 1 + encoded_len(room));
+    out.push_str(PREFIX);
+    URL_SAFE_NO_PAD.encode_string(nsp, &mut out);
+    out.push(SEPARATOR);
+    URL_SAFE_NO_PAD.encode_string(room, &mut out);
+    out
+}
+
+/// A Socket.IO namespace, and room if any, recovered from a group name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SioGroup { pub namespace: String, pub room: Option<String> }
-pub fn parse(_group: &str) -> Option<SioGroup> { unimplemented!() }
+pub struct SioGroup {
+    /// The namespace, e.g. `/` or `/admin`.
+    pub namespace: String,
+    /// The room; `None` for the namespace group itself.
+    pub room: Option<String>,
+}
+
+/// Reads a group name built by [`namespace_group`] or [`room_group`]; `None` when `group` is not
+/// a Socket.IO group name (other prefix, not exactly two segments after it, invalid or padded
+/// base64url, non-UTF-8 bytes, a namespace that does not start with `/`).
+pub fn parse(group: &str) -> Option<SioGroup> {
+    let rest = group.strip_prefix(PREFIX)?;
+    let (nsp, room) = rest.split_once(SEPARATOR)?;
+    let namespace = decode_segment(nsp)?;
+    if !namespace.starts_with('/') {
+        return None;
+    }
+    // A third `~` lands in the room segment, where the base64url decoder refuses it.
+    let room = if room.is_empty() {
+        None
+    } else {
+        Some(decode_segment(room)?)
+    };
+    Some(SioGroup { namespace, room })
+}
+
+fn decode_segment(segment: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn encoded_len(s: &str) -> usize {
+    (s.len() * 4).div_ceil(3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn spec_room_examples() {
+        let cases = [
+            ("/", "rm", "0~Lw~cm0"),
+            ("/ns", "rm", "0~L25z~cm0"),
+            ("/ns", "socketId", "0~L25z~c29ja2V0SWQ"),
+        ];
+        for (nsp, room, group) in cases {
+            assert_eq!(room_group(nsp, room), group);
+            assert_eq!(
+                parse(group),
+                Some(SioGroup {
+                    namespace: nsp.to_owned(),
+                    room: Some(room.to_owned())
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn spec_namespace_example() {
+        assert_eq!(namespace_group("/ns"), "0~L25z~");
+        assert_eq!(namespace_group("/"), "0~Lw~");
+        assert_eq!(
+            parse("0~L25z~"),
+            Some(SioGroup {
+                namespace: "/ns".to_owned(),
+                room: None
+            })
+        );
+    }
+
+    #[test]
+    fn spec_segment_examples() {
+        let cases = [
+            ("/admin", "L2FkbWlu"),
+            ("héllo", "aMOpbGxv"),
+            ("a??>", "YT8_Pg"),
+            ("~~~", "fn5-"),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(b64(plain), encoded);
+            assert_eq!(room_group("/", plain), format!("0~Lw~{encoded}"));
+            assert_eq!(
+                parse(&format!("0~Lw~{encoded}")),
+                Some(SioGroup {
+                    namespace: "/".to_owned(),
+                    room: Some(plain.to_owned())
+                })
+            );
+        }
+        assert_eq!(namespace_group("/admin"), "0~L2FkbWlu~");
+        assert_eq!(
+            parse("0~L2FkbWlu~YT8_Pg").map(|g| (g.namespace, g.room)),
+            Some(("/admin".to_owned(), Some("a??>".to_owned())))
+        );
+    }
+
+    #[test]
+    fn empty_room_is_the_namespace_group() {
+        assert_eq!(room_group("/ns", ""), namespace_group("/ns"));
+    }
+
+    #[test]
+    fn rejects_non_socketio_groups() {
+        for bad in [
+            "",
+            "plain-group",
+            "0~",
+            "0~~",          // empty namespace
+            "0~~cm0",       // empty namespace
+            "1~Lw~cm0",     // wrong prefix
+            "0~Lw",         // no room separator
+            "0~Lw~cm0~",    // third separator
+            "0~Lw~cm0~cm0", // three segments
+            "0~Lw==~cm0",   // padding
+            "0~Lw~cm0=",    // padding
+            "0~L+~cm0",     // standard alphabet, not URL-safe
+            "0~Lx~cm0",     // non-canonical trailing bits
+            "0~L~cm0",      // impossible length
+            "0~YWJj~cm0",   // namespace "abc" does not start with '/'
+            "0~Lw~_w",      // room is byte 0xff, not UTF-8
+            "0~L_8~cm0",    // namespace "/\xff", not UTF-8
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(nsp in "/\\PC*", room in "\\PC*") {
+            let ns_group = namespace_group(&nsp);
+            prop_assert_eq!(
+                parse(&ns_group),
+                Some(SioGroup { namespace: nsp.clone(), room: None })
+            );
+            let group = room_group(&nsp, &room);
+            let expected_room = if room.is_empty() { None } else { Some(room.clone()) };
+            prop_assert_eq!(parse(&group), Some(SioGroup { namespace: nsp, room: expected_room }));
+        }
+
+        #[test]
+        fn parse_is_an_exact_inverse(s in "0~[A-Za-z0-9_~=-]{0,12}") {
+            if let Some(g) = parse(&s) {
+                let rebuilt = match &g.room {
+                    Some(room) => room_group(&g.namespace, room),
+                    None => namespace_group(&g.namespace),
+                };
+                prop_assert_eq!(rebuilt, s);
+            }
+        }
+    }
+}

@@ -1,2 +1,16 @@
-//! Socket.IO v5. STUB.
+//! Socket.IO v5 on top of Engine.IO, the way the serverless service runs it: the pure codec
+//! ([`packet`]), the handshake admission with access tokens ([`handshake`], SPEC §3 and
+//! decisions 5 and 17), each connection's namespace sockets and their lifecycle
+//! ([`connection`], SPEC §4), and the webhook calls they make ([`webhook`], SPEC §5).
+//!
+//! This layer implements [`crate::engineio::Acceptor`] and [`crate::engineio::Handler`]; it
+//! reaches the developer's webhook only through [`crate::upstream`] and the hub state only
+//! through [`crate::service`].
+
+pub mod connection;
+pub mod handshake;
 pub mod packet;
+pub mod webhook;
+
+pub use connection::{SioConnection, SioEvent};
+pub use handshake::SioAcceptor;

@@ -1,1 +1,270 @@
-//! Traffic. STUB.
+//! What happened, separate from how it is shown: every layer reports its hops as
+//! [`TrafficEvent`] values through a cloneable [`Traffic`] handle, and the renderers in
+//! [`pretty`] (coloured lines) and [`json`] (NDJSON) turn them into the live log on stdout.
+//!
+//! Nothing else in the library prints. Emitting is cheap when the log is quiet: callers check
+//! [`Traffic::verbose`] before building per-message events.
+
+pub mod json;
+pub mod pretty;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One hop of live traffic.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TrafficEvent {
+    /// An Engine.IO handshake, accepted or refused (SPEC §3, decision 5).
+    #[serde(rename_all = "camelCase")]
+    Handshake {
+        hub: String,
+        connection_id: Option<String>,
+        transport: &'static str,
+        user_id: Option<String>,
+        /// `None` when accepted; the reason it was refused otherwise.
+        refused: Option<String>,
+        /// Decoded (unverified) claims of a refused token, to explain the refusal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claims: Option<serde_json::Value>,
+    },
+    /// A long-polling session moved to WebSocket.
+    #[serde(rename_all = "camelCase")]
+    Upgrade { hub: String, connection_id: String },
+    /// A Socket.IO namespace CONNECT and its outcome.
+    #[serde(rename_all = "camelCase")]
+    NamespaceConnect {
+        hub: String,
+        connection_id: String,
+        namespace: String,
+        socket_id: String,
+        refused: Option<String>,
+    },
+    /// One webhook call and what came back.
+    #[serde(rename_all = "camelCase")]
+    Webhook {
+        hub: String,
+        event: String,
+        namespace: String,
+        socket_id: String,
+        connection_id: String,
+        url: String,
+        status: Option<u16>,
+        latency_ms: f64,
+        attempts: u32,
+        /// The start of the response body, or the failure when there was no response.
+        detail: String,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// A webhook response forwarded to the client (normally an ack).
+    #[serde(rename_all = "camelCase")]
+    AckForwarded {
+        hub: String,
+        connection_id: String,
+        namespace: String,
+        packet: String,
+    },
+    /// A socket left its namespace; its `disconnected` event follows.
+    #[serde(rename_all = "camelCase")]
+    SocketDisconnected {
+        hub: String,
+        connection_id: String,
+        namespace: String,
+        socket_id: String,
+        reason: String,
+    },
+    /// An Engine.IO connection ended.
+    #[serde(rename_all = "camelCase")]
+    ConnectionClosed {
+        hub: String,
+        connection_id: String,
+        reason: String,
+    },
+    /// One REST call.
+    #[serde(rename_all = "camelCase")]
+    Rest {
+        method: String,
+        operation: String,
+        hub: String,
+        target: String,
+        matched: Option<usize>,
+        status: u16,
+        latency_ms: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Something a peer did that the service tolerates but the developer should know.
+    #[serde(rename_all = "camelCase")]
+    Warning {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// An error in the service itself (still running).
+    #[serde(rename_all = "camelCase")]
+    Error {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// Shutdown started.
+    #[serde(rename_all = "camelCase")]
+    ShuttingDown { connections: usize },
+}
+
+impl TrafficEvent {
+    /// Shown even with `--quiet`.
+    pub fn is_error(&self) -> bool {
+        match self {
+            TrafficEvent::Error { .. } => true,
+            TrafficEvent::Webhook { ok, .. } => !ok,
+            _ => false,
+        }
+    }
+}
+
+/// Live-log rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pretty,
+    Json,
+}
+
+struct Inner {
+    format: Format,
+    quiet: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+/// The handle every layer emits through. Cheap to clone.
+#[derive(Clone)]
+pub struct Traffic {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Traffic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Traffic")
+            .field("format", &self.inner.format)
+            .field("quiet", &self.inner.quiet)
+            .finish()
+    }
+}
+
+impl Traffic {
+    /// A sink writing to stdout.
+    pub fn stdout(format: Format, quiet: bool) -> Self {
+        Self::new(format, quiet, Box::new(std::io::stdout()))
+    }
+
+    /// A sink writing to any writer (tests, files).
+    pub fn new(format: Format, quiet: bool, out: Box<dyn Write + Send>) -> Self {
+        Traffic {
+            inner: Arc::new(Inner {
+                format,
+                quiet,
+                out: Mutex::new(out),
+            }),
+        }
+    }
+
+    /// A sink that shows nothing.
+    pub fn silent() -> Self {
+        Self::new(Format::Pretty, true, Box::new(std::io::sink()))
+    }
+
+    /// Whether per-hop events are shown; callers skip building them otherwise.
+    pub fn verbose(&self) -> bool {
+        !self.inner.quiet
+    }
+
+    /// The rendering in use.
+    pub fn format(&self) -> Format {
+        self.inner.format
+    }
+
+    /// Reports one event.
+    pub fn emit(&self, event: TrafficEvent) {
+        if self.inner.quiet && !event.is_error() {
+            return;
+        }
+        let line = match self.inner.format {
+            Format::Pretty => pretty::render(&event),
+            Format::Json => json::render(&event),
+        };
+        self.write_line(&line);
+    }
+
+    /// Writes one already rendered line (the banner, the ready line).
+    pub fn write_line(&self, line: &str) {
+        let mut out = self.inner.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A closed stdout must not take the service down; the line is simply lost.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Milliseconds with a fraction, for latency fields.
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1_000.0
+}
+
+/// Cuts `text` to at most `max` characters on one line, marking the cut.
+pub fn preview(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 3));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x1e' => out.push_str("\\x1e"),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_cuts_and_escapes() {
+        assert_eq!(preview("abc", 10), "abc");
+        assert_eq!(preview("abcdef", 3), "abc…");
+        assert_eq!(preview("a\nb", 10), "a\\nb");
+    }
+
+    #[test]
+    fn quiet_shows_only_errors() {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        struct W(Arc<Mutex<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let t = Traffic::new(Format::Json, true, Box::new(W(buf.clone())));
+        t.emit(TrafficEvent::ShuttingDown { connections: 0 });
+        t.emit(TrafficEvent::Error {
+            message: "boom".into(),
+            hint: None,
+        });
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("\"type\":\"error\""));
+    }
+}

@@ -1,9 +1,1359 @@
-//! Webhook client. STUB.
-use super::*;
-#[derive(Debug, Default)]
-pub struct Upstream;
+//! The webhook client: one keep-alive connection pool shared by every webhook call, the
+//! per-call timeout, retries of non-blocking events, and the abuse-protection preflight cache
+//! (SPEC §6, §14 decisions 14 and 15).
+//!
+//! [`Upstream`] sends what [`super::cloudevents`] builds. Blocking events (`connect`, user
+//! events) go through [`Upstream::send`]: one attempt, whose answer decides the client's fate.
+//! Non-blocking ones (`connected`, `disconnected`) go through [`Upstream::send_with_retries`].
+//! Every outcome is a value: a [`WebhookResponse`] whenever the webhook answered (any status), a
+//! [`WebhookError`] when it did not. Only `http://` webhooks are supported: the emulator talks
+//! to code running on the developer's machine.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
+
+use super::cloudevents::{self, CeStamp, WEBHOOK_ALLOWED_ORIGIN};
+use super::hint::CONNECTION_REFUSED;
+use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview};
+
+/// Largest webhook response body read, in bytes (1 MiB, the order of Engine.IO's `maxPayload`).
+/// A larger answer is a [`WebhookError::ResponseTooLarge`], never truncated.
+pub const MAX_RESPONSE_BODY: usize = 1 << 20;
+/// How long a successful preflight is trusted before the next event re-validates (SPEC §6, A3).
+pub const PREFLIGHT_TTL: Duration = Duration::from_secs(60);
+/// Upper bound of the preflight timeout; the effective one is `min(settings.timeout, this)`.
+pub const PREFLIGHT_TIMEOUT_CAP: Duration = Duration::from_secs(10);
+/// Idle keep-alive connections are closed after this long.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle keep-alive connections kept per webhook host; concurrent calls beyond it still work,
+/// their connections are just closed afterwards instead of pooled.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// Preflight cache entries (one per URL template and, when the template uses `{hub}`, per hub).
+/// Hubs can come from clients, so the cache is capped; when full, expired and idle entries are
+/// dropped, and if none can be, that preflight simply runs uncached.
+pub const PREFLIGHT_CACHE_CAP: usize = 1024;
+/// Characters of a response body quoted in a preflight failure.
+const PREFLIGHT_BODY_PREVIEW: usize = 120;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Produces the `ce-id` / `ce-time` of each new event; see [`Upstream::with_stamps`].
+pub type StampSource = Arc<dyn Fn() -> CeStamp + Send + Sync>;
+
+/// The webhook client. Cheap to clone; clones share the pool and the preflight cache.
+#[derive(Clone)]
+pub struct Upstream {
+    client: HttpClient,
+    preflights: Arc<Mutex<PreflightCache>>,
+    stamps: Option<StampSource>,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream")
+            .field("preflight_entries", &self.lock_cache().len)
+            .field("custom_stamps", &self.stamps.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Upstream {
-    pub fn new() -> Self { Upstream }
-    pub async fn send(&self, _s: &UpstreamSettings, _e: &WebhookEvent) -> Result<WebhookResponse, WebhookError> { unimplemented!() }
-    pub async fn send_with_retries(&self, _s: &UpstreamSettings, _e: &WebhookEvent) -> Result<WebhookResponse, WebhookError> { unimplemented!() }
+    /// A client with an empty pool and preflight cache. Needs no runtime until first used.
+    pub fn new() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        // `enforce_http` (the default) makes an https URI a connect error; templates are also
+        // checked up front, so that never reaches the socket.
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .build(connector);
+        Upstream {
+            client,
+            preflights: Arc::new(Mutex::new(PreflightCache::default())),
+            stamps: None,
+        }
+    }
+
+    /// Replaces the process-wide id counter and wall clock used for `ce-id` / `ce-time`, e.g. to
+    /// make recorded output deterministic.
+    pub fn with_stamps(mut self, stamps: StampSource) -> Self {
+        self.stamps = Some(stamps);
+        self
+    }
+
+    /// Delivers a blocking event (`connect`, user events): the preflight if due, then exactly one
+    /// attempt bounded by `settings.timeout`. Any HTTP answer is `Ok`, whatever its status.
+    pub async fn send(
+        &self,
+        settings: &UpstreamSettings,
+        event: &WebhookEvent,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let request = cloudevents::event_request(settings, event, &self.stamp())?;
+        self.ensure_preflight(settings, &event.hub)
+            .await
+            .map_err(|failed| failed.error)?;
+        let (url, request) = request.into_http();
+        self.deliver(url, request, settings.timeout)
+            .await
+            .map_err(|failed| failed.error)
+    }
+
+    /// Delivers a non-blocking event (`connected`, `disconnected`): like [`Upstream::send`], but
+    /// an answer of 408 or 5xx, a network error or a timeout is retried after each delay of
+    /// `settings.retry_delays` in turn (the same `ce-id` each time). Returns the last outcome:
+    /// `Ok` with a non-2xx status when the webhook kept failing, `Err` when it never answered.
+    /// [`WebhookResponse::attempts`] counts the tries.
+    pub async fn send_with_retries(
+        &self,
+        settings: &UpstreamSettings,
+        event: &WebhookEvent,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let request = cloudevents::event_request(settings, event, &self.stamp())?;
+        let mut delays = settings.retry_delays.iter();
+        let mut attempts: u32 = 0;
+        loop {
+            attempts = attempts.saturating_add(1);
+            let outcome = match self.ensure_preflight(settings, &event.hub).await {
+                Ok(()) => {
+                    self.deliver(request.url.clone(), request.to_http(), settings.timeout)
+                        .await
+                }
+                Err(failed) => Err(failed),
+            };
+            let retry = match &outcome {
+                Ok(response) => retryable_status(response.status),
+                Err(failed) => failed.retryable,
+            };
+            match delays.next() {
+                Some(delay) if retry => tokio::time::sleep(*delay).await,
+                _ => {
+                    return outcome
+                        .map(|mut response| {
+                            response.attempts = attempts;
+                            response
+                        })
+                        .map_err(|failed| failed.error);
+                }
+            }
+        }
+    }
+
+    fn stamp(&self) -> CeStamp {
+        self.stamps.as_ref().map_or_else(CeStamp::next, |f| f())
+    }
+
+    /// One exchange for an event; the answer becomes a [`WebhookResponse`].
+    async fn deliver(
+        &self,
+        url: String,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<WebhookResponse, Failed> {
+        match self.exchange(request, timeout).await {
+            Ok(answer) => Ok(WebhookResponse {
+                url,
+                status: answer.status.as_u16(),
+                reason: answer.reason,
+                content_type: answer
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                body: answer.body,
+                latency: answer.latency,
+                attempts: 1,
+            }),
+            Err(Trouble::Unreachable { cause, latency }) => {
+                Err(Failed::retryable(WebhookError::Unreachable {
+                    url,
+                    cause,
+                    latency,
+                }))
+            }
+            Err(Trouble::Timeout) => Err(Failed::retryable(WebhookError::Timeout {
+                url,
+                after: timeout,
+            })),
+            Err(Trouble::TooLarge(status)) => Err(Failed::fatal(WebhookError::ResponseTooLarge {
+                url,
+                status: status.as_u16(),
+                limit: MAX_RESPONSE_BODY,
+            })),
+        }
+    }
+
+    /// Sends `request` and reads the whole answer, all within `timeout`. Dropping the future on
+    /// timeout drops the connection too, so a late answer cannot be read by the next call.
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Answer, Trouble> {
+        let started = Instant::now();
+        // A refcount bump, not a copy: only read when describing a failure.
+        let authority = request.uri().authority().cloned();
+        let work = async {
+            let response = self.client.request(request).await.map_err(|err| {
+                describe_failure(&err, authority.as_ref().map_or("", |a| a.as_str()))
+            })?;
+            let (parts, body) = response.into_parts();
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > MAX_RESPONSE_BODY as u64) {
+                return Err(Stage::TooLarge(parts.status));
+            }
+            let body = Limited::new(body, MAX_RESPONSE_BODY)
+                .collect()
+                .await
+                .map_err(|err| {
+                    if err.is::<LengthLimitError>() {
+                        Stage::TooLarge(parts.status)
+                    } else {
+                        Stage::Failed(format!(
+                            "the connection failed while reading the {} answer's body: {}",
+                            parts.status,
+                            describe_chain(err.as_ref())
+                        ))
+                    }
+                })?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        let (parts, body) = match tokio::time::timeout(timeout, work).await {
+            Err(_) => return Err(Trouble::Timeout),
+            Ok(Err(Stage::TooLarge(status))) => return Err(Trouble::TooLarge(status)),
+            Ok(Err(Stage::Failed(cause))) => {
+                return Err(Trouble::Unreachable {
+                    cause,
+                    latency: started.elapsed(),
+                });
+            }
+            Ok(Ok(done)) => done,
+        };
+        let reason = parts
+            .extensions
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .or_else(|| parts.status.canonical_reason().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(Answer {
+            status: parts.status,
+            reason,
+            headers: parts.headers,
+            body,
+            latency: started.elapsed(),
+        })
+    }
+
+    /// Makes sure the upstream of `settings` passed the abuse-protection check in the last
+    /// [`PREFLIGHT_TTL`]. Concurrent callers for one upstream wait for a single preflight and
+    /// share its outcome; a failure is not remembered beyond those waiters.
+    async fn ensure_preflight(&self, settings: &UpstreamSettings, hub: &str) -> Result<(), Failed> {
+        if !settings.preflight {
+            return Ok(());
+        }
+        let template = settings.url_template.as_str();
+        // The validate URL depends on the hub only when the template mentions it.
+        let hub_key = if template.contains("{hub}") { hub } else { "" };
+        let slot = {
+            let mut cache = self.lock_cache();
+            let now = Instant::now();
+            match cache.entry(template, hub_key, now) {
+                Some(entry) if entry.is_valid(now) => return Ok(()),
+                Some(entry) => Some((entry.gate.clone(), entry.generation)),
+                None => None,
+            }
+        };
+        let Some((gate, seen_generation)) = slot else {
+            // Cache full of live entries: validate without caching rather than grow.
+            return self.run_preflight(settings, hub).await;
+        };
+        let _turn = gate.lock().await;
+        {
+            let cache = self.lock_cache();
+            if let Some(entry) = cache.get(template, hub_key) {
+                if entry.is_valid(Instant::now()) {
+                    return Ok(());
+                }
+                // Someone ran a preflight while we waited: share its failure.
+                if entry.generation != seen_generation
+                    && let Some(failed) = &entry.last_failure
+                {
+                    return Err(failed.clone());
+                }
+            }
+        }
+        let outcome = self.run_preflight(settings, hub).await;
+        let now = Instant::now();
+        let mut cache = self.lock_cache();
+        if let Some(entry) = cache.entry(template, hub_key, now) {
+            entry.generation = entry.generation.wrapping_add(1);
+            match &outcome {
+                Ok(()) => {
+                    entry.valid_until = Some(now + PREFLIGHT_TTL);
+                    entry.last_failure = None;
+                }
+                Err(failed) => {
+                    entry.valid_until = None;
+                    entry.last_failure = Some(failed.clone());
+                }
+            }
+        }
+        outcome
+    }
+
+    /// OPTIONS to the validate URL, GET on 404/405, then the `WebHook-Allowed-Origin` check.
+    async fn run_preflight(&self, settings: &UpstreamSettings, hub: &str) -> Result<(), Failed> {
+        let timeout = settings.timeout.min(PREFLIGHT_TIMEOUT_CAP);
+        let options = cloudevents::preflight_request(settings, hub, Method::OPTIONS)
+            .map_err(Failed::fatal)?;
+        let url = options.url.clone();
+        let fail = |detail: String, retryable: bool| Failed {
+            error: WebhookError::Preflight {
+                url: url.clone(),
+                detail,
+            },
+            retryable,
+        };
+
+        let (_, request) = options.into_http();
+        let mut answer = self
+            .exchange(request, timeout)
+            .await
+            .map_err(|t| fail(t.preflight_detail("OPTIONS", timeout), t.retryable()))?;
+        let mut method = "OPTIONS".to_owned();
+        if matches!(answer.status.as_u16(), 404 | 405) {
+            method = format!(
+                "the GET fallback (after OPTIONS answered {} {})",
+                answer.status.as_u16(),
+                answer.reason
+            );
+            let get = cloudevents::preflight_request(settings, hub, Method::GET)
+                .map_err(Failed::fatal)?;
+            answer = self
+                .exchange(get.into_http().1, timeout)
+                .await
+                .map_err(|t| fail(t.preflight_detail(&method, timeout), t.retryable()))?;
+        }
+
+        if !answer.status.is_success() {
+            let mut detail = format!(
+                "{method} answered {} {}",
+                answer.status.as_u16(),
+                answer.reason
+            );
+            if !answer.body.is_empty() {
+                detail.push_str(&format!(
+                    " with body `{}`",
+                    body_preview(&answer.body, PREFLIGHT_BODY_PREVIEW)
+                ));
+            }
+            return Err(fail(detail, retryable_status(answer.status.as_u16())));
+        }
+        check_allowed_origin(&answer.headers, &settings.origin).map_err(|problem| {
+            fail(
+                format!(
+                    "{method} answered {} {} {problem}",
+                    answer.status.as_u16(),
+                    answer.reason
+                ),
+                false,
+            )
+        })
+    }
+
+    fn lock_cache(&self) -> MutexGuard<'_, PreflightCache> {
+        // The cache holds no invariants a panicking holder could break; keep going.
+        self.preflights
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// 408 and 5xx answers are worth retrying (SPEC §6: not 429, not other 4xx).
+fn retryable_status(status: u16) -> bool {
+    status == 408 || (500..600).contains(&status)
+}
+
+/// Accepts `*` or this emulator's origin (case-insensitive), in any of possibly several header
+/// lines or comma-separated values (express answers with its allow-list).
+fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
+    let mut seen = Vec::new();
+    for value in headers.get_all(WEBHOOK_ALLOWED_ORIGIN) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for allowed in text.split(',').map(str::trim) {
+            if allowed == "*" || allowed.eq_ignore_ascii_case(origin) {
+                return Ok(());
+            }
+            seen.push(allowed.to_owned());
+        }
+    }
+    if seen.is_empty() {
+        Err("without a WebHook-Allowed-Origin header".to_owned())
+    } else {
+        Err(format!(
+            "with WebHook-Allowed-Origin `{}`, which is neither `*` nor this emulator's \
+             WebHook-Request-Origin `{origin}`",
+            seen.join(", ")
+        ))
+    }
+}
+
+/// A complete HTTP answer.
+struct Answer {
+    status: StatusCode,
+    reason: String,
+    headers: HeaderMap,
+    body: Bytes,
+    latency: Duration,
+}
+
+/// Why an exchange produced no complete answer.
+enum Trouble {
+    Unreachable { cause: String, latency: Duration },
+    Timeout,
+    TooLarge(StatusCode),
+}
+
+impl Trouble {
+    fn retryable(&self) -> bool {
+        !matches!(self, Trouble::TooLarge(_))
+    }
+
+    fn preflight_detail(&self, method: &str, timeout: Duration) -> String {
+        match self {
+            Trouble::Unreachable { cause, .. } => format!("{method} could not be sent: {cause}"),
+            Trouble::Timeout => format!(
+                "{method} got no answer within {}",
+                humantime::format_duration(timeout)
+            ),
+            Trouble::TooLarge(status) => format!(
+                "{method} answered {status} with a body larger than {MAX_RESPONSE_BODY} bytes"
+            ),
+        }
+    }
+}
+
+/// Inside [`Upstream::exchange`], before the timeout is applied.
+enum Stage {
+    Failed(String),
+    TooLarge(StatusCode),
+}
+
+/// A failed call and whether a non-blocking event should try it again.
+#[derive(Debug, Clone)]
+struct Failed {
+    error: WebhookError,
+    retryable: bool,
+}
+
+impl Failed {
+    fn fatal(error: WebhookError) -> Self {
+        Failed {
+            error,
+            retryable: false,
+        }
+    }
+
+    fn retryable(error: WebhookError) -> Self {
+        Failed {
+            error,
+            retryable: true,
+        }
+    }
+}
+
+/// A sentence for a request that got no answer, naming the OS-level cause when there is one.
+fn describe_failure(err: &hyper_util::client::legacy::Error, authority: &str) -> Stage {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(io_err) = current.downcast_ref::<io::Error>() {
+            let text = match io_err.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    format!("{CONNECTION_REFUSED} (nothing is listening on {authority})")
+                }
+                io::ErrorKind::ConnectionReset => {
+                    "the webhook reset the connection before answering".to_owned()
+                }
+                io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                    "the webhook closed the connection before answering".to_owned()
+                }
+                _ if err.is_connect() => format!("could not connect to {authority}: {io_err}"),
+                _ => io_err.to_string(),
+            };
+            return Stage::Failed(text);
+        }
+        source = current.source();
+    }
+    let chain = describe_chain(err);
+    Stage::Failed(if err.is_connect() {
+        format!("could not connect to {authority}: {chain}")
+    } else {
+        chain
+    })
+}
+
+/// The messages of an error's source chain, skipping hyper-util's generic outer wrapper.
+fn describe_chain(err: &(dyn StdError + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut source = Some(err);
+    while let Some(current) = source {
+        let text = current.to_string();
+        if !text.starts_with("client error (") && !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = current.source();
+    }
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Preflight state of one upstream (URL template, plus hub when the template uses `{hub}`).
+struct PreflightEntry {
+    /// Set on success; the upstream is trusted until then.
+    valid_until: Option<Instant>,
+    /// Bumped by every finished preflight, so waiters can tell a fresh outcome from a stale one.
+    generation: u64,
+    /// The outcome of the last preflight when it failed, shared with callers that waited for it.
+    last_failure: Option<Failed>,
+    /// Held while a preflight runs: one preflight per upstream at a time.
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl PreflightEntry {
+    fn new() -> Self {
+        PreflightEntry {
+            valid_until: None,
+            generation: 0,
+            last_failure: None,
+            gate: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    fn is_valid(&self, now: Instant) -> bool {
+        self.valid_until.is_some_and(|until| now < until)
+    }
+
+    /// Nobody waits on or runs its preflight and it vouches for nothing: safe to drop.
+    fn is_disposable(&self, now: Instant) -> bool {
+        !self.is_valid(now) && Arc::strong_count(&self.gate) == 1
+    }
+}
+
+/// Template → hub key → entry; looked up by `&str` so the hot path does not allocate.
+#[derive(Default)]
+struct PreflightCache {
+    by_template: HashMap<String, HashMap<String, PreflightEntry>>,
+    len: usize,
+}
+
+impl PreflightCache {
+    fn get(&self, template: &str, hub: &str) -> Option<&PreflightEntry> {
+        self.by_template.get(template)?.get(hub)
+    }
+
+    /// The entry, created if missing and there is room ([`PREFLIGHT_CACHE_CAP`]).
+    fn entry(&mut self, template: &str, hub: &str, now: Instant) -> Option<&mut PreflightEntry> {
+        if self.get(template, hub).is_none() {
+            if self.len >= PREFLIGHT_CACHE_CAP {
+                self.evict(now);
+                if self.len >= PREFLIGHT_CACHE_CAP {
+                    return None;
+                }
+            }
+            self.by_template
+                .entry(template.to_owned())
+                .or_default()
+                .insert(hub.to_owned(), PreflightEntry::new());
+            self.len += 1;
+        }
+        self.by_template.get_mut(template)?.get_mut(hub)
+    }
+
+    fn evict(&mut self, now: Instant) {
+        for hubs in self.by_template.values_mut() {
+            hubs.retain(|_, entry| !entry.is_disposable(now));
+        }
+        self.by_template.retain(|_, hubs| !hubs.is_empty());
+        self.len = self.by_template.values().map(HashMap::len).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::EventKind;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    use http::Response;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    /// One request as the test webhook saw it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        method: Method,
+        uri: String,
+        headers: HeaderMap,
+        body: Bytes,
+        connection: usize,
+    }
+
+    /// What the test webhook answers.
+    struct Reply {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Bytes,
+        delay: Duration,
+    }
+
+    impl Reply {
+        fn status(status: u16) -> Self {
+            Reply {
+                status,
+                headers: Vec::new(),
+                body: Bytes::new(),
+                delay: Duration::ZERO,
+            }
+        }
+        fn header(mut self, name: &'static str, value: &str) -> Self {
+            self.headers.push((name, value.to_owned()));
+            self
+        }
+        fn body(mut self, body: impl Into<Bytes>) -> Self {
+            self.body = body.into();
+            self
+        }
+        fn delay(mut self, delay: Duration) -> Self {
+            self.delay = delay;
+            self
+        }
+    }
+
+    /// Decides the answer from the request and how many requests of that method came before.
+    type Script = Arc<dyn Fn(&Seen, usize) -> Reply + Send + Sync>;
+
+    /// A real HTTP/1.1 server on 127.0.0.1:0 that records every request and connection.
+    struct TestWebhook {
+        addr: SocketAddr,
+        seen: Arc<Mutex<Vec<Seen>>>,
+        connections: Arc<AtomicUsize>,
+        accept_loop: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for TestWebhook {
+        fn drop(&mut self) {
+            self.accept_loop.abort();
+        }
+    }
+
+    impl TestWebhook {
+        async fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+            let script: Script = Arc::new(script);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
+            let connections = Arc::new(AtomicUsize::new(0));
+            let (seen2, connections2) = (seen.clone(), connections.clone());
+            let accept_loop = tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let connection = connections2.fetch_add(1, Ordering::SeqCst);
+                    let (seen, script) = (seen2.clone(), script.clone());
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let (seen, script) = (seen.clone(), script.clone());
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await?.to_bytes();
+                            let request = Seen {
+                                method: parts.method,
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                                connection,
+                            };
+                            let index = {
+                                let mut seen = seen.lock().unwrap();
+                                let index =
+                                    seen.iter().filter(|s| s.method == request.method).count();
+                                seen.push(request.clone());
+                                index
+                            };
+                            let reply = script(&request, index);
+                            tokio::time::sleep(reply.delay).await;
+                            let mut response = Response::new(Full::new(reply.body));
+                            *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
+                            for (name, value) in reply.headers {
+                                response.headers_mut().append(name, value.parse().unwrap());
+                            }
+                            Ok::<_, hyper::Error>(response)
+                        }
+                    });
+                    tokio::spawn(async move {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+            TestWebhook {
+                addr,
+                seen,
+                connections,
+                accept_loop,
+            }
+        }
+
+        fn template(&self) -> String {
+            format!("http://{}/api/{{hub}}/{{event}}", self.addr)
+        }
+
+        fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        fn count(&self, method: Method) -> usize {
+            self.seen().iter().filter(|s| s.method == method).count()
+        }
+    }
+
+    /// Answers the preflight with `*` and every event with 200.
+    fn happy(seen: &Seen, _: usize) -> Reply {
+        match seen.method {
+            Method::OPTIONS => Reply::status(200).header("WebHook-Allowed-Origin", "*"),
+            _ => Reply::status(200),
+        }
+    }
+
+    fn settings(template: String) -> UpstreamSettings {
+        UpstreamSettings {
+            url_template: template,
+            access_keys: vec!["key-one".into(), "key-two".into()],
+            origin: "localhost".into(),
+            timeout: Duration::from_secs(5),
+            preflight: true,
+            retry_delays: vec![Duration::from_millis(5); 3],
+        }
+    }
+
+    fn event(kind: EventKind, body: &str) -> WebhookEvent {
+        WebhookEvent {
+            hub: "chat".into(),
+            kind,
+            connection_id: "conn1".into(),
+            namespace: "/".into(),
+            socket_id: "sock1".into(),
+            user_id: Some("alice".into()),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    fn header<'a>(seen: &'a Seen, name: &str) -> &'a str {
+        seen.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("missing {name}"))
+            .to_str()
+            .unwrap()
+    }
+
+    fn fixed_stamps() -> StampSource {
+        Arc::new(|| {
+            CeStamp::new(
+                "7",
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_704_067_200),
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn connect_event_reaches_the_webhook_with_every_header() {
+        let hook = TestWebhook::start(happy).await;
+        let upstream = Upstream::new().with_stamps(fixed_stamps());
+        let s = settings(hook.template());
+        let body =
+            r#"{"claims":{},"query":{},"headers":{},"subprotocols":[],"clientCertificates":[]}"#;
+        let response = upstream
+            .send(&s, &event(EventKind::Connect, body))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.reason, "OK");
+        assert_eq!(response.attempts, 1);
+        assert_eq!(
+            response.url,
+            format!("http://{}/api/chat/connect", hook.addr)
+        );
+
+        let seen = hook.seen();
+        assert_eq!(seen.len(), 2);
+        let options = &seen[0];
+        assert_eq!(options.method, Method::OPTIONS);
+        assert_eq!(options.uri, "/api/chat/validate");
+        assert_eq!(header(options, "webhook-request-origin"), "localhost");
+        assert_eq!(header(options, "ce-awpsversion"), "1.0");
+        assert!(options.headers.get("ce-signature").is_none());
+        assert!(options.body.is_empty());
+
+        let post = &seen[1];
+        assert_eq!(post.method, Method::POST);
+        assert_eq!(post.uri, "/api/chat/connect");
+        let signature = crate::auth::ce_signature(&s.access_keys, "conn1");
+        for (name, value) in [
+            ("content-type", "application/json; charset=utf-8"),
+            ("ce-specversion", "1.0"),
+            ("ce-type", "azure.webpubsub.sys.connect"),
+            ("ce-source", "/hubs/chat/client/conn1"),
+            ("ce-id", "7"),
+            ("ce-time", "2024-01-01T00:00:00Z"),
+            ("ce-signature", signature.as_str()),
+            ("ce-connectionId", "conn1"),
+            ("ce-hub", "chat"),
+            ("ce-eventName", "connect"),
+            ("ce-namespace", "/"),
+            ("ce-socketId", "sock1"),
+            ("ce-userId", "alice"),
+            ("ce-awpsversion", "1.0"),
+            ("WebHook-Request-Origin", "localhost"),
+            ("content-length", &body.len().to_string()),
+        ] {
+            assert_eq!(header(post, name), value, "header {name}");
+        }
+        assert_eq!(&post.body[..], body.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn user_event_and_its_ack() {
+        let hook = TestWebhook::start(|seen: &Seen, _| match seen.method {
+            Method::POST => Reply::status(200)
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(r#"43/chat,7["ok"]"#),
+            _ => happy(seen, 0),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let mut s = settings(hook.template());
+        s.preflight = false;
+        let packet = r#"42/chat,7["chat message","hello"]"#;
+        let e = event(EventKind::User("chat message".into()), packet);
+        let response = upstream.send(&s, &e).await.unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.content_type.as_deref(),
+            Some("text/plain; charset=utf-8")
+        );
+        assert_eq!(&response.body[..], br#"43/chat,7["ok"]"#);
+
+        let seen = hook.seen();
+        assert_eq!(seen.len(), 1, "no preflight when disabled");
+        let post = &seen[0];
+        assert_eq!(post.uri, "/api/chat/chat%20message");
+        assert_eq!(header(post, "content-type"), "text/plain");
+        assert_eq!(header(post, "ce-type"), "azure.webpubsub.user.message");
+        assert_eq!(header(post, "ce-eventName"), "chat message");
+        assert_eq!(
+            header(post, "ce-signature"),
+            crate::auth::ce_signature(&s.access_keys, "conn1")
+        );
+        assert_eq!(&post.body[..], packet.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn preflight_is_sent_once_and_cached() {
+        let hook = TestWebhook::start(happy).await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        for _ in 0..2 {
+            upstream
+                .send(&s, &event(EventKind::Connect, "{}"))
+                .await
+                .unwrap();
+        }
+        upstream
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(hook.count(Method::OPTIONS), 1);
+        assert_eq!(hook.count(Method::POST), 3);
+
+        // Another hub resolves to another validate URL, so it is validated separately.
+        let mut other = event(EventKind::Connect, "{}");
+        other.hub = "other".into();
+        upstream.send(&s, &other).await.unwrap();
+        assert_eq!(hook.count(Method::OPTIONS), 2);
+
+        // Once the cached success expires, the next event validates again.
+        upstream.expire_preflights();
+        upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(hook.count(Method::OPTIONS), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_events_share_one_preflight() {
+        let hook = TestWebhook::start(|seen: &Seen, i| {
+            happy(seen, i).delay(if seen.method == Method::OPTIONS {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            })
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let calls = (0..8).map(|_| {
+            let (upstream, s) = (upstream.clone(), s.clone());
+            tokio::spawn(async move { upstream.send(&s, &event(EventKind::Connect, "{}")).await })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            assert_eq!(call.await.unwrap().unwrap().status, 200);
+        }
+        assert_eq!(hook.count(Method::OPTIONS), 1);
+        assert_eq!(hook.count(Method::POST), 8);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_events_share_one_failed_preflight() {
+        let hook = TestWebhook::start(|seen: &Seen, _| match seen.method {
+            Method::OPTIONS => Reply::status(400).delay(Duration::from_millis(100)),
+            _ => Reply::status(200),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let (upstream, s) = (upstream.clone(), s.clone());
+                tokio::spawn(
+                    async move { upstream.send(&s, &event(EventKind::Connect, "{}")).await },
+                )
+            })
+            .collect();
+        for call in calls {
+            let err = call.await.unwrap().unwrap_err();
+            assert!(matches!(err, WebhookError::Preflight { .. }), "{err}");
+        }
+        assert_eq!(hook.count(Method::OPTIONS), 1);
+        assert_eq!(hook.count(Method::POST), 0);
+    }
+
+    #[tokio::test]
+    async fn preflight_falls_back_to_get_on_405() {
+        let hook = TestWebhook::start(|seen: &Seen, _| match seen.method {
+            Method::OPTIONS => Reply::status(405),
+            // Origin comparison is case-insensitive.
+            Method::GET => Reply::status(200).header("WebHook-Allowed-Origin", "LocalHost"),
+            _ => Reply::status(200),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap();
+        let methods: Vec<_> = hook.seen().iter().map(|s| s.method.clone()).collect();
+        assert_eq!(methods, [Method::OPTIONS, Method::GET, Method::POST]);
+        let get = &hook.seen()[1];
+        assert_eq!(get.uri, "/api/chat/validate");
+        assert_eq!(header(get, "webhook-request-origin"), "localhost");
+        assert_eq!(header(get, "ce-awpsversion"), "1.0");
+        assert!(get.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn failed_preflight_blocks_the_event_and_is_not_cached() {
+        let hook = TestWebhook::start(|seen: &Seen, _| match seen.method {
+            Method::OPTIONS => Reply::status(400).body("Invalid origin"),
+            _ => Reply::status(200),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        for _ in 0..2 {
+            let err = upstream
+                .send(&s, &event(EventKind::Connect, "{}"))
+                .await
+                .unwrap_err();
+            let WebhookError::Preflight { url, detail } = &err else {
+                panic!("{err:?}");
+            };
+            assert!(url.ends_with("/api/chat/validate"), "{url}");
+            assert!(
+                detail.contains("OPTIONS answered 400 Bad Request"),
+                "{detail}"
+            );
+            assert!(detail.contains("Invalid origin"), "{detail}");
+            assert!(err.hint().unwrap().contains("--no-preflight"));
+        }
+        assert_eq!(
+            hook.count(Method::OPTIONS),
+            2,
+            "failures are retried per event"
+        );
+        assert_eq!(hook.count(Method::POST), 0);
+    }
+
+    #[tokio::test]
+    async fn preflight_needs_a_matching_allowed_origin() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match (seen.method.clone(), i) {
+            (Method::OPTIONS, 0) => {
+                Reply::status(200).header("WebHook-Allowed-Origin", "example.com")
+            }
+            (Method::OPTIONS, _) => Reply::status(200),
+            _ => Reply::status(200),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        let detail = err.to_string();
+        assert!(
+            detail.contains("`example.com`") && detail.contains("`localhost`"),
+            "{detail}"
+        );
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("without a WebHook-Allowed-Origin header"),
+            "{err}"
+        );
+        assert_eq!(hook.count(Method::POST), 0);
+    }
+
+    #[tokio::test]
+    async fn allowed_origin_lists_are_accepted() {
+        let hook = TestWebhook::start(|seen: &Seen, _| match seen.method {
+            Method::OPTIONS => Reply::status(200)
+                .header("WebHook-Allowed-Origin", "a.example")
+                .header("WebHook-Allowed-Origin", "b.example, localhost"),
+            _ => Reply::status(204),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let response = upstream
+            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 204);
+        assert_eq!(response.reason, "No Content");
+    }
+
+    #[tokio::test]
+    async fn slow_webhook_times_out_within_the_budget() {
+        let hook = TestWebhook::start(|seen: &Seen, i| {
+            happy(seen, i).delay(if seen.method == Method::POST {
+                Duration::from_secs(3)
+            } else {
+                Duration::ZERO
+            })
+        })
+        .await;
+        let upstream = Upstream::new();
+        let mut s = settings(hook.template());
+        s.timeout = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+        let WebhookError::Timeout { url, after } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(*after, Duration::from_millis(200));
+        assert!(url.ends_with("/api/chat/connect"));
+        assert!(err.hint().unwrap().contains("--webhook-timeout"));
+    }
+
+    #[tokio::test]
+    async fn slow_preflight_times_out_as_a_preflight_failure() {
+        let hook =
+            TestWebhook::start(|seen: &Seen, i| happy(seen, i).delay(Duration::from_secs(3))).await;
+        let upstream = Upstream::new();
+        let mut s = settings(hook.template());
+        s.timeout = Duration::from_millis(200);
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("OPTIONS got no answer within 200ms"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn connected_is_retried_on_500_then_succeeds() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST if i == 0 => Reply::status(500).body("boom"),
+            _ => happy(seen, i),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let response = upstream
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.attempts, 2);
+        let posts: Vec<_> = hook
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == Method::POST)
+            .collect();
+        assert_eq!(posts.len(), 2);
+        assert_eq!(
+            header(&posts[0], "ce-id"),
+            header(&posts[1], "ce-id"),
+            "a retry is the same event"
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_give_up_with_the_last_answer() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST => Reply::status(503),
+            _ => happy(seen, i),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let response = upstream
+            .send_with_retries(&s, &event(EventKind::Disconnected, r#"{"reason":""}"#))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 503);
+        assert_eq!(response.reason, "Service Unavailable");
+        assert_eq!(response.attempts, 4, "one try and three retries");
+        assert_eq!(hook.count(Method::POST), 4);
+        assert!(response.hint().is_some());
+    }
+
+    #[tokio::test]
+    async fn other_4xx_are_not_retried() {
+        for status in [400, 404, 429] {
+            let hook = TestWebhook::start(move |seen: &Seen, i| match seen.method {
+                Method::POST => Reply::status(status),
+                _ => happy(seen, i),
+            })
+            .await;
+            let upstream = Upstream::new();
+            let response = upstream
+                .send_with_retries(
+                    &settings(hook.template()),
+                    &event(EventKind::Connected, "{}"),
+                )
+                .await
+                .unwrap();
+            assert_eq!((response.status, response.attempts), (status, 1));
+            assert_eq!(hook.count(Method::POST), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn blocking_events_are_never_retried() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST => Reply::status(500).body("Internal error"),
+            _ => happy(seen, i),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let response = upstream
+            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 500);
+        assert_eq!(response.attempts, 1);
+        assert_eq!(&response.body[..], b"Internal error");
+        assert_eq!(hook.count(Method::POST), 1);
+    }
+
+    async fn closed_port() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        addr
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_unreachable() {
+        let addr = closed_port().await;
+        let upstream = Upstream::new();
+        let mut s = settings(format!("http://{addr}/api/{{hub}}/{{event}}"));
+        s.preflight = false;
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        let WebhookError::Unreachable { cause, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(cause.contains("connection refused"), "{cause}");
+        assert!(cause.contains(&addr.to_string()), "{cause}");
+
+        // Non-blocking events retry network errors, then report the last one.
+        let err = upstream
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WebhookError::Unreachable { .. }), "{err}");
+
+        // With the preflight on, the refusal surfaces as a preflight failure with the same hint.
+        s.preflight = true;
+        let err = upstream
+            .send(&s, &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("connection refused"), "{err}");
+        assert!(
+            err.hint().unwrap().contains("nothing is listening"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sequential_calls_reuse_one_connection() {
+        let hook = TestWebhook::start(happy).await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        for i in 0..5 {
+            let e = event(EventKind::User(format!("e{i}")), "42[\"e\"]");
+            assert_eq!(upstream.send(&s, &e).await.unwrap().status, 200);
+        }
+        upstream
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(hook.seen().len(), 7, "one preflight and six events");
+        assert_eq!(hook.connections.load(Ordering::SeqCst), 1);
+        assert!(hook.seen().iter().all(|s| s.connection == 0));
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_errors() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST => Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY + 1]),
+            _ => happy(seen, i),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let err = upstream
+            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WebhookError::ResponseTooLarge {
+                    status: 200,
+                    limit: MAX_RESPONSE_BODY,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST => Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY]),
+            _ => happy(seen, i),
+        })
+        .await;
+        let response = upstream
+            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.body.len(),
+            MAX_RESPONSE_BODY,
+            "the limit itself is fine"
+        );
+    }
+
+    #[tokio::test]
+    async fn https_templates_fail_before_any_io() {
+        let upstream = Upstream::new();
+        let s = settings("https://app.azurewebsites.net/runtime/webhooks/socketio".into());
+        for result in [
+            upstream.send(&s, &event(EventKind::Connect, "{}")).await,
+            upstream
+                .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+                .await,
+        ] {
+            let err = result.unwrap_err();
+            assert!(
+                err.to_string().contains("https webhooks are not supported"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn preflight_cache_is_bounded() {
+        let mut cache = PreflightCache::default();
+        let now = Instant::now();
+        for i in 0..PREFLIGHT_CACHE_CAP {
+            let entry = cache.entry("t", &format!("hub{i}"), now).unwrap();
+            entry.valid_until = Some(now + PREFLIGHT_TTL);
+        }
+        // Full of valid entries: nothing to evict, so no new entry.
+        assert!(cache.entry("t", "one-more", now).is_none());
+        assert_eq!(cache.len, PREFLIGHT_CACHE_CAP);
+        // Once they expire, they make room.
+        let later = now + PREFLIGHT_TTL + Duration::from_secs(1);
+        assert!(cache.entry("t", "one-more", later).is_some());
+        assert_eq!(cache.len, 1);
+    }
+
+    impl Upstream {
+        /// Test hook: forget every cached preflight success, as if the TTL had passed.
+        fn expire_preflights(&self) {
+            let mut cache = self.lock_cache();
+            for hubs in cache.by_template.values_mut() {
+                for entry in hubs.values_mut() {
+                    entry.valid_until = None;
+                }
+            }
+        }
+    }
 }

@@ -1,23 +1,78 @@
-//! Webhook calls. STUB: replaced by the real module.
-pub mod cloudevents;
+//! Webhook (event handler) calls: the emulated service's only way out to the developer's code.
+//!
+//! The Socket.IO layer hands this module a [`WebhookEvent`] plus the hub's [`UpstreamSettings`];
+//! [`cloudevents`] turns them into a CloudEvents binary-mode HTTP request (SPEC §5.1, §6) without
+//! any I/O, and [`client::Upstream`] delivers it over a shared keep-alive pool with the timeout,
+//! retry and abuse-protection preflight rules of SPEC §14 decisions 14 and 15. Outcomes come back
+//! as values ([`WebhookResponse`] or [`WebhookError`]); nothing here prints or decides what a
+//! failure means for the client — the caller does that, using [`WebhookError::hint`] and
+//! [`WebhookResponse::hint`] to tell the developer what to fix.
+
 pub mod client;
+pub mod cloudevents;
+mod hint;
+
 pub use client::Upstream;
+pub use hint::body_preview;
 
 use std::time::Duration;
+
 use bytes::Bytes;
 
 /// Which event a webhook call carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventKind { Connect, Connected, Disconnected, User(String) }
+pub enum EventKind {
+    /// `connect` (blocking): the webhook accepts (2xx) or refuses the socket.
+    Connect,
+    /// `connected` (non-blocking): the socket was accepted.
+    Connected,
+    /// `disconnected` (non-blocking): the socket is gone.
+    Disconnected,
+    /// A Socket.IO user event (blocking), carrying its event name.
+    User(String),
+}
+
+impl EventKind {
+    /// The `ce-eventName` value and the `{event}` URL substitution.
+    pub fn event_name(&self) -> &str {
+        match self {
+            EventKind::Connect => "connect",
+            EventKind::Connected => "connected",
+            EventKind::Disconnected => "disconnected",
+            EventKind::User(name) => name,
+        }
+    }
+
+    /// The `ce-type` value (SPEC §14 decision 1 for user events).
+    pub fn ce_type(&self) -> &'static str {
+        match self {
+            EventKind::Connect => "azure.webpubsub.sys.connect",
+            EventKind::Connected => "azure.webpubsub.sys.connected",
+            EventKind::Disconnected => "azure.webpubsub.sys.disconnected",
+            EventKind::User(_) => "azure.webpubsub.user.message",
+        }
+    }
+
+    /// Blocking events wait for the webhook's answer and are never retried (decision 14).
+    pub fn is_blocking(&self) -> bool {
+        matches!(self, EventKind::Connect | EventKind::User(_))
+    }
+}
 
 /// Where and how one hub's events are delivered.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
+    /// Event-handler URL template; `{hub}` and `{event}` are substituted. Only `http://`.
     pub url_template: String,
+    /// Access keys, primary first; each contributes one `sha256=` entry to `ce-signature`.
     pub access_keys: Vec<String>,
+    /// `WebHook-Request-Origin`: the endpoint host of the printed connection string (decision 16).
     pub origin: String,
+    /// Budget for one whole exchange (connect, request, response headers and body).
     pub timeout: Duration,
+    /// Send the abuse-protection preflight before the first event (decision 15).
     pub preflight: bool,
+    /// Delays before each retry of a non-blocking event (decision 14: 1 s, 3 s, 5 s).
     pub retry_delays: Vec<Duration>,
 }
 
@@ -29,31 +84,72 @@ pub struct WebhookEvent {
     pub connection_id: String,
     pub namespace: String,
     pub socket_id: String,
+    /// Sent as `ce-userId` only when `Some` and non-empty.
     pub user_id: Option<String>,
+    /// The request body: JSON for system events, the Engine.IO-framed packet for user events.
     pub body: Bytes,
 }
 
 /// What the webhook answered.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
+    /// The resolved URL the event was posted to.
     pub url: String,
     pub status: u16,
+    /// The server's own reason phrase when it sent a non-canonical one, else the canonical one.
     pub reason: String,
     pub content_type: Option<String>,
+    /// The response body, at most [`client::MAX_RESPONSE_BODY`] bytes.
     pub body: Bytes,
+    /// Time of the last attempt's exchange (preflight and retry delays excluded).
     pub latency: Duration,
+    /// 1 for blocking events; 1 + retries for `connected` / `disconnected`.
     pub attempts: u32,
 }
 
-/// Why a webhook call produced no response.
+impl WebhookResponse {
+    /// 2xx: the webhook accepted the event.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Why a webhook call produced no usable response.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WebhookError {
     #[error("invalid webhook URL `{url}`: {detail}")]
     InvalidUrl { url: String, detail: String },
     #[error("webhook {url} unreachable: {cause}")]
-    Unreachable { url: String, cause: String, latency: Duration },
-    #[error("webhook {url} did not answer within {after:?}")]
+    Unreachable {
+        url: String,
+        cause: String,
+        latency: Duration,
+    },
+    #[error("webhook {url} did not answer within {}", humantime::format_duration(*.after))]
     Timeout { url: String, after: Duration },
     #[error("abuse-protection preflight to {url} failed: {detail}")]
     Preflight { url: String, detail: String },
+    /// The answer's body exceeded [`client::MAX_RESPONSE_BODY`]; it was discarded, not truncated,
+    /// because a cut-off packet would be forwarded to the client as garbage.
+    #[error(
+        "webhook {url} answered {status} with a body larger than {limit} bytes; the response was discarded"
+    )]
+    ResponseTooLarge {
+        url: String,
+        status: u16,
+        limit: usize,
+    },
+}
+
+impl WebhookError {
+    /// The URL the failed call was aimed at (the template itself for [`WebhookError::InvalidUrl`]).
+    pub fn url(&self) -> &str {
+        match self {
+            WebhookError::InvalidUrl { url, .. }
+            | WebhookError::Unreachable { url, .. }
+            | WebhookError::Timeout { url, .. }
+            | WebhookError::Preflight { url, .. }
+            | WebhookError::ResponseTooLarge { url, .. } => url,
+        }
+    }
 }

@@ -1,0 +1,655 @@
+//! One Engine.IO session as an actor task: it owns the outgoing buffer, the heartbeat, the
+//! pending long-poll and, after an upgrade, the WebSocket. Transport requests, the upper
+//! layer's asynchronous results and external commands all arrive on one bounded channel, so the
+//! session's state is never shared and every close happens exactly once.
+//!
+//! The upper layer implements [`Handler`]; it sees each message, each of its own events, and
+//! exactly one [`Handler::on_close`]. Inputs still queued when the session ends are drained and
+//! handed to the handler (with a closed [`Ctx`]) so no result is lost.
+
+use std::collections::VecDeque;
+use std::future::pending;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep, sleep, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::packet::Packet;
+use super::payload::encode_payload;
+use super::{EngineError, Registry, SharedFlags};
+use crate::config::EngineConfig;
+
+/// The WebSocket type every session speaks.
+pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client sent an Engine.IO close packet or a WebSocket close frame.
+    ClientClose,
+    /// The client did not answer a ping within `pingTimeout`.
+    PingTimeout,
+    /// The transport failed or the client broke the protocol (detail for the log).
+    TransportError(String),
+    /// Closed by the service (REST call, protocol rule); the text is the reason.
+    Server(String),
+    /// The service is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The `disconnected` reason text (SPEC §14 decision 13).
+    pub fn reason_text(&self) -> String {
+        match self {
+            CloseReason::ClientClose => String::new(),
+            CloseReason::PingTimeout => "ping timeout".into(),
+            CloseReason::TransportError(_) => "transport error".into(),
+            CloseReason::Server(text) => text.clone(),
+            CloseReason::Shutdown => "server shutting down".into(),
+        }
+    }
+
+    /// A longer description for the live log.
+    pub fn describe(&self) -> String {
+        match self {
+            CloseReason::ClientClose => String::new(),
+            CloseReason::TransportError(detail) => format!("transport error: {detail}"),
+            other => other.reason_text(),
+        }
+    }
+}
+
+/// What a long-poll GET receives.
+pub(crate) type PollReply = Result<String, EngineError>;
+
+/// Everything a session actor reacts to.
+pub(crate) enum Input<E> {
+    PollGet(oneshot::Sender<PollReply>),
+    PollPost(Vec<Packet>, oneshot::Sender<Result<(), EngineError>>),
+    /// A WebSocket probe succeeded: release the pending GET with a noop.
+    Probe,
+    /// The upgrade completed with `5`: the session moves to this WebSocket.
+    Upgraded(Box<WsStream>),
+    /// A transport noticed a protocol violation; close the session.
+    Fail(String),
+    Handler(E),
+}
+
+/// Sends the handler's own events back into its session; cloned into spawned tasks.
+pub struct EventSender<E> {
+    tx: mpsc::Sender<Input<E>>,
+}
+
+impl<E> Clone for EventSender<E> {
+    fn clone(&self) -> Self {
+        EventSender {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for EventSender<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSender")
+    }
+}
+
+impl<E: Send + 'static> EventSender<E> {
+    /// Waits for room in the session's queue. Gives the event back if the session has ended.
+    pub async fn send(&self, event: E) -> Result<(), E> {
+        self.tx
+            .send(Input::Handler(event))
+            .await
+            .map_err(|e| match e.0 {
+                Input::Handler(ev) => ev,
+                _ => unreachable_input(),
+            })
+    }
+
+    /// Queues without waiting. Gives the event back if the queue is full or the session ended.
+    pub fn try_send(&self, event: E) -> Result<(), E> {
+        self.tx
+            .try_send(Input::Handler(event))
+            .map_err(|e| match e.into_inner() {
+                Input::Handler(ev) => ev,
+                _ => unreachable_input(),
+            })
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Resolves when the session has ended.
+    pub async fn closed(&self) {
+        self.tx.closed().await
+    }
+}
+
+fn unreachable_input() -> ! {
+    // Only `Input::Handler` values are ever sent through an `EventSender`.
+    unreachable!("EventSender returned a non-handler input")
+}
+
+/// An outgoing packet in its wire form.
+enum Out {
+    /// A text packet, type digit included (`42[...]`, `2`, `1`).
+    Text(String),
+    Binary(Bytes),
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        match self {
+            Out::Text(t) => t.len(),
+            Out::Binary(b) => b.len(),
+        }
+    }
+}
+
+/// The handler's view of its session during a callback.
+pub struct Ctx<'a, E> {
+    sid: &'a Arc<str>,
+    outbox: &'a mut VecDeque<Out>,
+    outbox_bytes: &'a mut usize,
+    close: &'a mut Option<CloseReason>,
+    closed: bool,
+    tx: &'a mpsc::Sender<Input<E>>,
+}
+
+impl<E> Ctx<'_, E> {
+    /// The session id (= the Web PubSub connection id).
+    pub fn sid(&self) -> &Arc<str> {
+        self.sid
+    }
+
+    /// Whether the session has ended (sends are then dropped).
+    pub fn is_closed(&self) -> bool {
+        self.closed || self.close.is_some()
+    }
+
+    /// Queues one complete Engine.IO text packet (`4…` for messages) for the client.
+    pub fn send_packet_text(&mut self, packet: String) {
+        if self.is_closed() {
+            return;
+        }
+        *self.outbox_bytes += packet.len();
+        self.outbox.push_back(Out::Text(packet));
+    }
+
+    /// Queues a message packet: `4` + `data`.
+    pub fn send_message(&mut self, data: &str) {
+        let mut text = String::with_capacity(data.len() + 1);
+        text.push('4');
+        text.push_str(data);
+        self.send_packet_text(text);
+    }
+
+    /// Queues a binary message packet.
+    pub fn send_binary(&mut self, data: Bytes) {
+        if self.is_closed() {
+            return;
+        }
+        *self.outbox_bytes += data.len();
+        self.outbox.push_back(Out::Binary(data));
+    }
+
+    /// Ends the session after this callback.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.close.is_none() && !self.closed {
+            *self.close = Some(reason);
+        }
+    }
+
+    /// A sender for the handler's own events (for spawned tasks).
+    pub fn sender(&self) -> EventSender<E> {
+        EventSender {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The upper layer's side of a session.
+pub trait Handler: Send + 'static {
+    /// The handler's own asynchronous results and external commands.
+    type Event: Send + 'static;
+    /// The session exists; the open packet is on its way.
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self::Event>);
+    /// A text message packet (`4` + `data`); `data` excludes the `4`.
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Event>, data: &str);
+    /// A binary message packet.
+    fn on_binary(&mut self, ctx: &mut Ctx<'_, Self::Event>, data: Bytes);
+    /// One of the handler's own events; `ctx.is_closed()` tells whether the session has ended.
+    fn on_event(&mut self, ctx: &mut Ctx<'_, Self::Event>, event: Self::Event);
+    /// The session ended; called exactly once.
+    fn on_close(&mut self, reason: &CloseReason);
+}
+
+/// Which transport carries the session now.
+enum Carrier {
+    Polling {
+        pending_get: Option<oneshot::Sender<PollReply>>,
+    },
+    WebSocket(Box<WsStream>),
+}
+
+/// One session's actor state.
+pub(crate) struct Actor<H: Handler> {
+    pub sid: Arc<str>,
+    pub config: Arc<EngineConfig>,
+    pub handler: H,
+    pub rx: mpsc::Receiver<Input<H::Event>>,
+    pub tx: mpsc::Sender<Input<H::Event>>,
+    pub flags: Arc<SharedFlags>,
+    pub registry: Registry<H::Event>,
+    pub shutdown: CancellationToken,
+    carrier: Carrier,
+    outbox: VecDeque<Out>,
+    outbox_bytes: usize,
+    close: Option<CloseReason>,
+    awaiting_pong: bool,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<H: Handler> Actor<H> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        sid: Arc<str>,
+        config: Arc<EngineConfig>,
+        handler: H,
+        rx: mpsc::Receiver<Input<H::Event>>,
+        tx: mpsc::Sender<Input<H::Event>>,
+        flags: Arc<SharedFlags>,
+        registry: Registry<H::Event>,
+        shutdown: CancellationToken,
+        websocket: Option<Box<WsStream>>,
+        open_packet: Option<String>,
+    ) -> Self {
+        let timer = Box::pin(sleep(config.ping_interval));
+        let carrier = match websocket {
+            Some(ws) => Carrier::WebSocket(ws),
+            None => Carrier::Polling { pending_get: None },
+        };
+        let mut outbox = VecDeque::new();
+        let mut outbox_bytes = 0;
+        if let Some(open) = open_packet {
+            outbox_bytes += open.len();
+            outbox.push_back(Out::Text(open));
+        }
+        Actor {
+            sid,
+            config,
+            handler,
+            rx,
+            tx,
+            flags,
+            registry,
+            shutdown,
+            carrier,
+            outbox,
+            outbox_bytes,
+            close: None,
+            awaiting_pong: false,
+            timer,
+        }
+    }
+
+    fn ctx(&mut self) -> (&mut H, Ctx<'_, H::Event>) {
+        (
+            &mut self.handler,
+            Ctx {
+                sid: &self.sid,
+                outbox: &mut self.outbox,
+                outbox_bytes: &mut self.outbox_bytes,
+                close: &mut self.close,
+                closed: false,
+                tx: &self.tx,
+            },
+        )
+    }
+
+    /// Runs the session to its end.
+    pub(crate) async fn run(mut self) {
+        {
+            let (handler, mut ctx) = self.ctx();
+            handler.on_open(&mut ctx);
+        }
+        self.flush().await;
+        while self.close.is_none() {
+            let ws = match &mut self.carrier {
+                Carrier::WebSocket(ws) => Some(ws),
+                Carrier::Polling { .. } => None,
+            };
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    self.close = Some(CloseReason::Shutdown);
+                }
+                input = self.rx.recv() => match input {
+                    Some(input) => self.on_input(input),
+                    // Unreachable while the actor holds a sender; treat as shutdown.
+                    None => self.close = Some(CloseReason::Shutdown),
+                },
+                frame = next_frame(ws) => self.on_frame(frame),
+                _ = &mut self.timer => self.on_timer(),
+            }
+            self.check_backlog();
+            self.flush().await;
+        }
+        self.finish().await;
+    }
+
+    fn on_input(&mut self, input: Input<H::Event>) {
+        match input {
+            Input::PollGet(reply) => self.on_poll_get(reply),
+            Input::PollPost(packets, reply) => {
+                if matches!(self.carrier, Carrier::WebSocket(_)) {
+                    let _ = reply.send(Err(EngineError::BadRequest));
+                    return;
+                }
+                for packet in packets {
+                    self.on_packet(packet);
+                    if self.close.is_some() {
+                        break;
+                    }
+                }
+                let _ = reply.send(Ok(()));
+            }
+            Input::Probe => {
+                if let Carrier::Polling { pending_get } = &mut self.carrier
+                    && let Some(get) = pending_get.take()
+                {
+                    let _ = get.send(Ok("6".into()));
+                }
+            }
+            Input::Upgraded(ws) => {
+                if let Carrier::Polling { pending_get } = &mut self.carrier
+                    && let Some(get) = pending_get.take()
+                {
+                    let _ = get.send(Ok("6".into()));
+                }
+                self.carrier = Carrier::WebSocket(ws);
+                self.flags.upgraded.store(true, Ordering::Release);
+                self.flags.upgrading.store(false, Ordering::Release);
+            }
+            Input::Fail(detail) => self.close = Some(CloseReason::TransportError(detail)),
+            Input::Handler(event) => {
+                let (handler, mut ctx) = self.ctx();
+                handler.on_event(&mut ctx, event);
+            }
+        }
+    }
+
+    fn on_poll_get(&mut self, reply: oneshot::Sender<PollReply>) {
+        match &mut self.carrier {
+            Carrier::WebSocket(_) => {
+                let _ = reply.send(Err(EngineError::BadRequest));
+            }
+            Carrier::Polling { pending_get } => {
+                if pending_get.is_some() {
+                    // A second concurrent GET: refuse it and close the session; the first
+                    // GET is answered with the close packet (E1 test-suite).
+                    let _ = reply.send(Err(EngineError::BadRequest));
+                    self.close = Some(CloseReason::TransportError(
+                        "two long-polling GET requests at once".into(),
+                    ));
+                } else {
+                    *pending_get = Some(reply);
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        let packet = match frame {
+            Some(Ok(Message::Text(text))) => match Packet::decode_text(text.as_str()) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.close = Some(CloseReason::TransportError(format!(
+                        "invalid Engine.IO packet: {e}"
+                    )));
+                    return;
+                }
+            },
+            Some(Ok(Message::Binary(data))) => Packet::Binary(data),
+            Some(Ok(Message::Close(_))) => {
+                self.close = Some(CloseReason::ClientClose);
+                return;
+            }
+            Some(Ok(_)) => return, // WebSocket ping/pong frames: tungstenite answers them.
+            Some(Err(e)) => {
+                self.close = Some(CloseReason::TransportError(e.to_string()));
+                return;
+            }
+            None => {
+                self.close = Some(CloseReason::TransportError(
+                    "the WebSocket closed without a close frame".into(),
+                ));
+                return;
+            }
+        };
+        self.on_packet(packet);
+    }
+
+    fn on_packet(&mut self, packet: Packet) {
+        match packet {
+            Packet::Message(data) => {
+                let (handler, mut ctx) = self.ctx();
+                handler.on_message(&mut ctx, &data);
+            }
+            Packet::Binary(data) => {
+                let (handler, mut ctx) = self.ctx();
+                handler.on_binary(&mut ctx, data);
+            }
+            Packet::Pong(_) => {
+                if self.awaiting_pong {
+                    self.awaiting_pong = false;
+                    let at = Instant::now() + self.config.ping_interval;
+                    self.timer.as_mut().reset(at);
+                }
+            }
+            Packet::Close => self.close = Some(CloseReason::ClientClose),
+            // v4 clients do not ping; probes and upgrades outside an upgrade, and noops,
+            // carry nothing for the session.
+            Packet::Ping(_) | Packet::Upgrade | Packet::Noop => {}
+            Packet::Open(_) => {
+                self.close = Some(CloseReason::TransportError(
+                    "the client sent an open packet".into(),
+                ));
+            }
+        }
+    }
+
+    fn on_timer(&mut self) {
+        if self.awaiting_pong {
+            self.close = Some(CloseReason::PingTimeout);
+            return;
+        }
+        self.awaiting_pong = true;
+        self.outbox_bytes += 1;
+        self.outbox.push_back(Out::Text("2".into()));
+        let at = Instant::now() + self.config.ping_timeout;
+        self.timer.as_mut().reset(at);
+    }
+
+    /// A client that stops reading cannot make the service buffer without bound.
+    fn check_backlog(&mut self) {
+        if self.close.is_none()
+            && (self.outbox.len() > self.config.max_buffered_packets
+                || self.outbox_bytes > self.config.max_buffered_bytes)
+        {
+            self.close = Some(CloseReason::TransportError(format!(
+                "the client is not reading: {} packets ({} bytes) buffered",
+                self.outbox.len(),
+                self.outbox_bytes
+            )));
+        }
+    }
+
+    /// Delivers what the outbox holds through the current transport.
+    async fn flush(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        match &mut self.carrier {
+            Carrier::Polling { pending_get } => {
+                if let Some(get) = pending_get.take() {
+                    let body = drain_payload(&mut self.outbox, &mut self.outbox_bytes);
+                    let _ = get.send(Ok(body));
+                }
+            }
+            Carrier::WebSocket(ws) => {
+                // A client that accepts no data for a whole ping timeout is gone.
+                let budget = self.config.ping_timeout;
+                let result = timeout(budget, write_all(ws, &mut self.outbox)).await;
+                self.outbox_bytes = self.outbox.iter().map(Out::len).sum();
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        self.close
+                            .get_or_insert(CloseReason::TransportError(e.to_string()));
+                    }
+                    Err(_) => {
+                        self.close
+                            .get_or_insert(CloseReason::TransportError(format!(
+                                "the client accepted no data for {budget:?}"
+                            )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the session: the handler hears the close once, the client gets the close packet
+    /// (or frame), the registry forgets the sid, and queued inputs are drained.
+    async fn finish(mut self) {
+        let reason = self.close.take().unwrap_or(CloseReason::Shutdown);
+        self.handler.on_close(&reason);
+        let server_side = reason != CloseReason::ClientClose;
+        match &mut self.carrier {
+            Carrier::WebSocket(ws) => {
+                if server_side && !matches!(reason, CloseReason::TransportError(_)) {
+                    let _ = timeout(Duration::from_secs(1), async {
+                        write_all(ws, &mut self.outbox).await?;
+                        SinkExt::close(ws).await
+                    })
+                    .await;
+                }
+            }
+            Carrier::Polling { pending_get } => {
+                self.outbox.push_back(Out::Text("1".into()));
+                if let Some(get) = pending_get.take() {
+                    let body = drain_payload(&mut self.outbox, &mut self.outbox_bytes);
+                    let _ = get.send(Ok(body));
+                } else if server_side && reason != CloseReason::Shutdown {
+                    // Give the client a moment to collect its last packets and the close.
+                    let deadline = sleep(self.config.close_linger);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            input = self.rx.recv() => match input {
+                                Some(Input::PollGet(get)) => {
+                                    let body = drain_payload(&mut self.outbox, &mut self.outbox_bytes);
+                                    let _ = get.send(Ok(body));
+                                    break;
+                                }
+                                Some(other) => self.drain_one(other),
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.sid);
+        self.rx.close();
+        while let Ok(input) = self.rx.try_recv() {
+            self.drain_one(input);
+        }
+    }
+
+    /// Handles an input that arrives after the session ended.
+    fn drain_one(&mut self, input: Input<H::Event>) {
+        match input {
+            Input::PollGet(reply) => {
+                let _ = reply.send(Err(EngineError::UnknownSid));
+            }
+            Input::PollPost(_, reply) => {
+                let _ = reply.send(Err(EngineError::UnknownSid));
+            }
+            Input::Handler(event) => {
+                let mut outbox = VecDeque::new();
+                let mut bytes = 0;
+                let mut close = None;
+                let mut ctx = Ctx {
+                    sid: &self.sid,
+                    outbox: &mut outbox,
+                    outbox_bytes: &mut bytes,
+                    close: &mut close,
+                    closed: true,
+                    tx: &self.tx,
+                };
+                self.handler.on_event(&mut ctx, event);
+            }
+            Input::Probe | Input::Upgraded(_) | Input::Fail(_) => {}
+        }
+    }
+}
+
+async fn next_frame(
+    ws: Option<&mut Box<WsStream>>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => pending().await,
+    }
+}
+
+async fn write_all(
+    ws: &mut WsStream,
+    outbox: &mut VecDeque<Out>,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    while let Some(out) = outbox.pop_front() {
+        let message = match out {
+            Out::Text(text) => Message::Text(text.into()),
+            Out::Binary(data) => Message::Binary(data),
+        };
+        ws.feed(message).await?;
+    }
+    ws.flush().await
+}
+
+/// Joins the buffered packets into one long-polling payload.
+fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String {
+    let mut body = String::with_capacity(*outbox_bytes + outbox.len());
+    let mut first = true;
+    for out in outbox.drain(..) {
+        if !first {
+            body.push('\x1e');
+        }
+        first = false;
+        match out {
+            Out::Text(text) => body.push_str(&text),
+            Out::Binary(data) => {
+                encode_payload([&Packet::Binary(data)], &mut body);
+            }
+        }
+    }
+    *outbox_bytes = 0;
+    body
+}

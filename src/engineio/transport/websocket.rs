@@ -1,0 +1,157 @@
+//! The WebSocket transport (SPEC §1): the RFC 6455 handshake on hyper's upgrade, sessions born
+//! on WebSocket, and the polling → WebSocket upgrade (`2probe` / `3probe`, noop to the pending
+//! GET, `5`) within `upgradeTimeout`. Frame and message sizes are capped at `maxPayload`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, timeout_at};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::{HttpResponse, engine_error};
+use crate::config::EngineConfig;
+use crate::engineio::packet::Packet;
+use crate::engineio::session::{Input, WsStream};
+use crate::engineio::{EngineError, SessionHandle};
+
+/// Whether the request asks for a WebSocket upgrade.
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        req.headers().get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has_token(header::UPGRADE, "websocket") && has_token(header::CONNECTION, "upgrade")
+}
+
+/// The `101 Switching Protocols` answer, or `None` when the handshake headers are invalid.
+pub fn accept_response<B>(req: &Request<B>) -> Option<HttpResponse> {
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY)?;
+    let version_ok = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    if !version_ok {
+        return None;
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).ok()?,
+    );
+    Some(response)
+}
+
+/// Buffers sized for small Engine.IO frames: an idle connection should cost little memory.
+fn ws_config(config: &EngineConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(config.max_payload))
+        .max_frame_size(Some(config.max_payload))
+}
+
+/// Waits for hyper to hand over the upgraded connection.
+pub(crate) async fn finish_upgrade(
+    on_upgrade: OnUpgrade,
+    config: &EngineConfig,
+) -> Option<Box<WsStream>> {
+    let upgraded = on_upgrade.await.ok()?;
+    let ws = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(ws_config(config)),
+    )
+    .await;
+    Some(Box::new(ws))
+}
+
+/// Clears the upgrading flag unless the upgrade completed.
+struct UpgradingGuard(Arc<crate::engineio::SharedFlags>, bool);
+
+impl Drop for UpgradingGuard {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.upgrading.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// A WebSocket request for an existing polling session: the upgrade.
+pub(crate) fn upgrade<E: Send + 'static>(
+    session: SessionHandle<E>,
+    mut req: Request<Incoming>,
+    config: &Arc<EngineConfig>,
+) -> HttpResponse {
+    if session.flags.upgraded.load(Ordering::Acquire)
+        || session.flags.upgrading.swap(true, Ordering::AcqRel)
+    {
+        // Only one WebSocket per session.
+        return engine_error(EngineError::BadRequest);
+    }
+    let mut guard = UpgradingGuard(session.flags.clone(), false);
+    let Some(response) = accept_response(&req) else {
+        return engine_error(EngineError::BadRequest);
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = config.clone();
+    tokio::spawn(async move {
+        let deadline = Instant::now() + config.upgrade_timeout;
+        let Ok(Some(mut ws)) = timeout_at(deadline, finish_upgrade(on_upgrade, &config)).await
+        else {
+            return;
+        };
+        if probe(&mut ws, &session, deadline).await {
+            guard.1 = true;
+            let _ = session.tx.send(Input::Upgraded(ws)).await;
+        } else {
+            let _ = SinkExt::close(&mut ws).await;
+        }
+        drop(guard);
+    });
+    response
+}
+
+/// Runs the probe exchange; true once the client sent `5`.
+async fn probe<E>(ws: &mut WsStream, session: &SessionHandle<E>, deadline: Instant) -> bool {
+    let mut probed = false;
+    loop {
+        let frame = match timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(frame))) => frame,
+            _ => return false,
+        };
+        let Message::Text(text) = frame else {
+            continue;
+        };
+        match Packet::decode_text(text.as_str()) {
+            Ok(Packet::Ping(data)) if data == "probe" => {
+                if ws.send(Message::Text("3probe".into())).await.is_err() {
+                    return false;
+                }
+                probed = true;
+                let _ = session.tx.send(Input::Probe).await;
+            }
+            Ok(Packet::Upgrade) if probed => return true,
+            Ok(Packet::Noop) => {}
+            _ => return false,
+        }
+    }
+}

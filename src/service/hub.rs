@@ -1,0 +1,267 @@
+//! One hub's state: its connections (with their user ids and a handle to reach them), its
+//! groups (connection-level sets, SPEC §7–§8) and the user → group assignments that follow a
+//! user onto every connection it opens. The REST API and the Socket.IO layer change it only
+//! through these methods, under one lock per hub.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::group;
+use super::odata::FilterTarget;
+
+/// A command for one connection's session, sent by the REST API.
+#[derive(Debug, Clone)]
+pub enum ConnCommand {
+    /// Deliver one complete Engine.IO text packet verbatim (decision 12).
+    Send(Arc<str>),
+    /// A DISCONNECT for `namespace`: the socket leaves; `close` also ends the connection.
+    DisconnectSocket { namespace: String, close: bool },
+    /// Close the whole connection with this `disconnected` reason.
+    Close { reason: String },
+}
+
+/// Reaches one connection's session; returns false when its queue is full or it has ended.
+#[derive(Clone)]
+pub struct ConnHandle(Arc<dyn Fn(ConnCommand) -> bool + Send + Sync>);
+
+impl ConnHandle {
+    /// Wraps the session's sender.
+    pub fn new(f: impl Fn(ConnCommand) -> bool + Send + Sync + 'static) -> Self {
+        ConnHandle(Arc::new(f))
+    }
+
+    /// Queues a command without waiting.
+    pub fn send(&self, command: ConnCommand) -> bool {
+        (self.0)(command)
+    }
+}
+
+impl std::fmt::Debug for ConnHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnHandle")
+    }
+}
+
+/// One live connection as the hub sees it.
+#[derive(Debug)]
+pub struct ConnEntry {
+    pub connection_id: Arc<str>,
+    pub user_id: Option<Arc<str>>,
+    pub groups: HashSet<String>,
+    /// Accepted Socket.IO sockets: (namespace, socket id).
+    pub sockets: Vec<(String, Arc<str>)>,
+    pub handle: ConnHandle,
+}
+
+impl FilterTarget for ConnEntry {
+    fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+    fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+    fn in_group(&self, group: &str) -> bool {
+        self.groups.contains(group)
+    }
+    fn groups(&self) -> Vec<&str> {
+        self.groups.iter().map(String::as_str).collect()
+    }
+}
+
+/// Everything a hub holds.
+#[derive(Debug, Default)]
+pub struct HubState {
+    pub connections: HashMap<Arc<str>, ConnEntry>,
+    pub groups: HashMap<String, HashSet<Arc<str>>>,
+    pub user_groups: HashMap<String, HashSet<String>>,
+}
+
+impl HubState {
+    /// Adds a connection to a group; false when there is no such connection.
+    pub fn join(&mut self, connection_id: &str, group: &str) -> bool {
+        let Some(entry) = self.connections.get_mut(connection_id) else {
+            return false;
+        };
+        if entry.groups.insert(group.to_owned()) {
+            self.groups
+                .entry(group.to_owned())
+                .or_default()
+                .insert(entry.connection_id.clone());
+        }
+        true
+    }
+
+    /// Removes a connection from a group; false when it was not a member.
+    pub fn leave(&mut self, connection_id: &str, group: &str) -> bool {
+        let Some(entry) = self.connections.get_mut(connection_id) else {
+            return false;
+        };
+        if !entry.groups.remove(group) {
+            return false;
+        }
+        if let Some(members) = self.groups.get_mut(group) {
+            members.remove(connection_id);
+            if members.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+        true
+    }
+
+    /// Removes a connection from every group.
+    pub fn leave_all(&mut self, connection_id: &str) {
+        let groups: Vec<String> = self
+            .connections
+            .get(connection_id)
+            .map(|e| e.groups.iter().cloned().collect())
+            .unwrap_or_default();
+        for g in groups {
+            self.leave(connection_id, &g);
+        }
+    }
+
+    /// Connections of a user.
+    pub fn user_connections(&self, user_id: &str) -> Vec<Arc<str>> {
+        self.connections
+            .values()
+            .filter(|e| e.user_id.as_deref() == Some(user_id))
+            .map(|e| e.connection_id.clone())
+            .collect()
+    }
+}
+
+/// A hub: its display name and its state.
+#[derive(Debug)]
+pub struct Hub {
+    pub name: String,
+    state: Mutex<HubState>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(name: &str) -> Self {
+        Hub {
+            name: name.to_owned(),
+            state: Mutex::new(HubState::default()),
+        }
+    }
+
+    /// Locks the state. Poisoning cannot leave it inconsistent (no panics while held).
+    pub fn state(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new connection, joining the groups of its token and of its user.
+    pub fn register(
+        &self,
+        connection_id: Arc<str>,
+        user_id: Option<Arc<str>>,
+        token_groups: &[String],
+        handle: ConnHandle,
+    ) {
+        let mut state = self.state();
+        let mut initial: Vec<String> = token_groups.to_vec();
+        if let Some(user) = &user_id
+            && let Some(groups) = state.user_groups.get(user.as_ref())
+        {
+            initial.extend(groups.iter().cloned());
+        }
+        state.connections.insert(
+            connection_id.clone(),
+            ConnEntry {
+                connection_id: connection_id.clone(),
+                user_id,
+                groups: HashSet::new(),
+                sockets: Vec::new(),
+                handle,
+            },
+        );
+        for g in initial {
+            state.join(&connection_id, &g);
+        }
+    }
+
+    /// Forgets a connection and its memberships.
+    pub fn unregister(&self, connection_id: &str) {
+        let mut state = self.state();
+        state.leave_all(connection_id);
+        state.connections.remove(connection_id);
+    }
+
+    /// A socket was accepted: record it and join its implicit groups (decision 9).
+    pub fn socket_joined(&self, connection_id: &str, namespace: &str, socket_id: &Arc<str>) {
+        let mut state = self.state();
+        if let Some(entry) = state.connections.get_mut(connection_id) {
+            entry
+                .sockets
+                .push((namespace.to_owned(), socket_id.clone()));
+        }
+        state.join(connection_id, &group::namespace_group(namespace));
+        state.join(connection_id, &group::room_group(namespace, socket_id));
+    }
+
+    /// A socket left: forget it and leave every group of its namespace (SPEC §4 step 5).
+    pub fn socket_left(&self, connection_id: &str, namespace: &str) {
+        let mut state = self.state();
+        let Some(entry) = state.connections.get_mut(connection_id) else {
+            return;
+        };
+        entry.sockets.retain(|(ns, _)| ns != namespace);
+        let doomed: Vec<String> = entry
+            .groups
+            .iter()
+            .filter(|g| group::parse(g).is_some_and(|sg| sg.namespace == namespace))
+            .cloned()
+            .collect();
+        for g in doomed {
+            state.leave(connection_id, &g);
+        }
+    }
+
+    /// Whether nothing refers to this hub any more.
+    pub fn is_empty(&self) -> bool {
+        let state = self.state();
+        state.connections.is_empty() && state.user_groups.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle() -> ConnHandle {
+        ConnHandle::new(|_| true)
+    }
+
+    #[test]
+    fn groups_follow_sockets_and_users() {
+        let hub = Hub::new("chat");
+        hub.state()
+            .user_groups
+            .entry("alice".into())
+            .or_default()
+            .insert("vip".into());
+        hub.register("c1".into(), Some("alice".into()), &["g".into()], handle());
+        let sid: Arc<str> = "s1".into();
+        hub.socket_joined("c1", "/ns", &sid);
+        {
+            let state = hub.state();
+            let entry = &state.connections["c1"];
+            assert!(entry.in_group("vip"));
+            assert!(entry.in_group("g"));
+            assert!(entry.in_group("0~L25z~"));
+            assert!(entry.in_group(&group::room_group("/ns", "s1")));
+            assert_eq!(state.groups["0~L25z~"].len(), 1);
+        }
+        hub.socket_left("c1", "/ns");
+        {
+            let state = hub.state();
+            assert!(!state.connections["c1"].in_group("0~L25z~"));
+            assert!(!state.groups.contains_key("0~L25z~"));
+            assert!(state.connections["c1"].in_group("g"));
+        }
+        hub.unregister("c1");
+        assert!(hub.state().groups.is_empty());
+        assert!(!hub.is_empty(), "user groups outlive connections");
+    }
+}

@@ -1,0 +1,240 @@
+//! The Socket.IO layer's webhook calls: building each [`WebhookEvent`], delivering it on the
+//! service's task tracker (so shutdown waits for it), logging the exchange as one traffic line,
+//! and reading the answer the way the cloud does: the connect verdict (decision 6) and the
+//! packet a user event's 200 body carries back to the client (decision 10).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::engineio::packet::Packet;
+use crate::service::Service;
+use crate::traffic::{TrafficEvent, millis};
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
+
+/// Characters of a response body shown in the log.
+const LOG_BODY_CHARS: usize = 120;
+/// The longest webhook body used verbatim as a connect refusal message.
+const MAX_REFUSAL_TEXT: usize = 200;
+
+/// Who a call is about.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub hub: String,
+    pub connection_id: Arc<str>,
+    pub user_id: Option<String>,
+}
+
+impl Caller {
+    /// The event for one socket.
+    pub fn event(
+        &self,
+        kind: EventKind,
+        namespace: &str,
+        socket_id: &str,
+        body: Bytes,
+    ) -> WebhookEvent {
+        WebhookEvent {
+            hub: self.hub.clone(),
+            kind,
+            connection_id: self.connection_id.to_string(),
+            namespace: namespace.to_owned(),
+            socket_id: socket_id.to_owned(),
+            user_id: self.user_id.clone(),
+            body,
+        }
+    }
+}
+
+/// Logs one webhook exchange (always when it failed, otherwise unless quiet).
+pub fn log_exchange(
+    service: &Service,
+    event: &WebhookEvent,
+    result: &Result<WebhookResponse, WebhookError>,
+) {
+    let failed = !matches!(result, Ok(r) if r.is_success());
+    if !failed && !service.traffic.verbose() {
+        return;
+    }
+    let line = match result {
+        Ok(r) => TrafficEvent::Webhook {
+            hub: event.hub.clone(),
+            event: event.kind.event_name().to_owned(),
+            namespace: event.namespace.clone(),
+            socket_id: event.socket_id.clone(),
+            connection_id: event.connection_id.clone(),
+            url: r.url.clone(),
+            status: Some(r.status),
+            latency_ms: millis(r.latency),
+            attempts: r.attempts,
+            detail: body_preview(&r.body, LOG_BODY_CHARS),
+            ok: r.is_success(),
+            hint: r.hint(),
+        },
+        Err(e) => TrafficEvent::Webhook {
+            hub: event.hub.clone(),
+            event: event.kind.event_name().to_owned(),
+            namespace: event.namespace.clone(),
+            socket_id: event.socket_id.clone(),
+            connection_id: event.connection_id.clone(),
+            url: e.url().to_owned(),
+            status: None,
+            latency_ms: 0.0,
+            attempts: 1,
+            detail: e.to_string(),
+            ok: false,
+            hint: e.hint(),
+        },
+    };
+    service.traffic.emit(line);
+}
+
+/// Delivers a blocking event (connect, user event) once and logs it.
+pub async fn call(
+    service: &Service,
+    event: &WebhookEvent,
+) -> Result<WebhookResponse, WebhookError> {
+    let result = service
+        .upstream
+        .send(&service.upstream_settings, event)
+        .await;
+    log_exchange(service, event, &result);
+    result
+}
+
+/// Delivers `connected` or `disconnected` in the background, with retries; tracked so that
+/// shutdown waits for it.
+pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
+    let service_ref = service.clone();
+    service.tracker.spawn(async move {
+        let result = service_ref
+            .upstream
+            .send_with_retries(&service_ref.upstream_settings, &event)
+            .await;
+        log_exchange(&service_ref, &event, &result);
+    });
+}
+
+/// The `disconnected` body `{"reason":"…"}` (the key is always present, SPEC §5.3).
+pub fn disconnected_body(reason: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "reason": reason }).to_string())
+}
+
+/// The connect verdict: `Ok` when accepted, else the refusal message for `44…` (decision 6).
+pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result<(), String> {
+    match result {
+        Ok(r) if r.is_success() => Ok(()),
+        Ok(r) => {
+            let plain = r
+                .content_type
+                .as_deref()
+                .is_none_or(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/"));
+            let text = std::str::from_utf8(&r.body).unwrap_or("").trim();
+            if plain
+                && !text.is_empty()
+                && text.chars().count() <= MAX_REFUSAL_TEXT
+                && !text.chars().any(char::is_control)
+            {
+                Err(text.to_owned())
+            } else if !r.reason.is_empty() {
+                Err(r.reason.clone())
+            } else {
+                Err(format!("the connect handler answered {}", r.status))
+            }
+        }
+        Err(WebhookError::Timeout { after, .. }) => Err(format!(
+            "the connect handler did not answer within {}",
+            humantime::format_duration(*after)
+        )),
+        Err(WebhookError::Preflight { .. }) => {
+            Err("the event handler failed its abuse-protection check".into())
+        }
+        Err(_) => Err("the connect handler could not be reached".into()),
+    }
+}
+
+/// What a user event's answer sends back to the client: the 200 body when it is one valid
+/// Engine.IO message carrying a Socket.IO packet; `Err` explains a contract violation.
+pub fn user_event_reply(response: &WebhookResponse) -> Result<Option<String>, String> {
+    if !response.is_success() || response.status == 204 || response.body.is_empty() {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(&response.body)
+        .map_err(|_| "the response body is not UTF-8 text".to_string())?;
+    match Packet::decode_text(text) {
+        Ok(Packet::Message(data)) => match super::packet::parse_header(&data) {
+            Ok(_) => Ok(Some(text.to_owned())),
+            Err(e) => Err(format!(
+                "the response body is not a Socket.IO packet ({e}); an ack looks like `43/ns,<id>[…]`"
+            )),
+        },
+        Ok(_) => Err(
+            "the response body is an Engine.IO packet but not a message (it must start with `4`)"
+                .into(),
+        ),
+        Err(e) => Err(format!(
+            "the response body is not an Engine.IO packet ({e})"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn response(status: u16, reason: &str, ct: Option<&str>, body: &str) -> WebhookResponse {
+        WebhookResponse {
+            url: "http://localhost/x".into(),
+            status,
+            reason: reason.into(),
+            content_type: ct.map(str::to_owned),
+            body: Bytes::from(body.to_owned()),
+            latency: Duration::ZERO,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(connect_verdict(&Ok(response(200, "OK", None, ""))), Ok(()));
+        assert_eq!(
+            connect_verdict(&Ok(response(
+                401,
+                "Unauthorized",
+                Some("text/plain"),
+                "Invalid namespace"
+            ))),
+            Err("Invalid namespace".into())
+        );
+        assert_eq!(
+            connect_verdict(&Ok(response(
+                500,
+                "Internal Server Error",
+                Some("application/json"),
+                "{}"
+            ))),
+            Err("Internal Server Error".into())
+        );
+        assert_eq!(
+            connect_verdict(&Ok(response(403, "Forbidden", None, ""))),
+            Err("Forbidden".into())
+        );
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(
+            user_event_reply(&response(200, "OK", Some("text/plain"), "43/ns,7[\"ok\"]")),
+            Ok(Some("43/ns,7[\"ok\"]".into()))
+        );
+        assert_eq!(user_event_reply(&response(204, "", None, "")), Ok(None));
+        assert_eq!(user_event_reply(&response(200, "OK", None, "")), Ok(None));
+        assert!(user_event_reply(&response(200, "OK", None, "hello")).is_err());
+        assert!(user_event_reply(&response(200, "OK", None, "6")).is_err());
+        assert_eq!(
+            user_event_reply(&response(500, "", None, "43[1]")),
+            Ok(None)
+        );
+    }
+}

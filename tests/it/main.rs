@@ -1,0 +1,5 @@
+//! Integration tests: one test binary that runs the real `sio-emu` binary and servers on port 0.
+
+mod serve;
+mod token;
+mod util;

@@ -1,0 +1,658 @@
+//! Shared test harness: runs the real `sio-emu` binary on port 0 (reading its `--format json`
+//! ready line), a real recording webhook server, and a minimal Engine.IO / Socket.IO client
+//! over real WebSocket and long-polling connections on loopback. Everything started here is
+//! stopped by pid or dropped with the test.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The development key `serve` uses by default.
+pub const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sio-emu")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary under test
+// ---------------------------------------------------------------------------------------------
+
+/// A running `sio-emu serve`.
+pub struct Emu {
+    child: Option<Child>,
+    pub port: u16,
+    pub ready: Value,
+    /// Every stdout line after the ready line.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Emu {
+    /// Starts `serve --port 0 --format json --color never` plus `args`.
+    pub fn start(args: &[&str]) -> Emu {
+        let mut child = Command::new(bin())
+            .args([
+                "serve", "--port", "0", "--format", "json", "--color", "never",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sio-emu");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .expect("sio-emu printed nothing")
+            .expect("read ready line");
+        let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
+        assert_eq!(ready["type"], "ready", "first line: {first}");
+        let port = ready["port"].as_u64().unwrap() as u16;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Emu {
+            child: Some(child),
+            port,
+            ready,
+            log,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Log lines parsed as JSON.
+    pub fn events(&self) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until a log event satisfies `pred`.
+    pub async fn wait_log(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line for {what}; log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code (without blocking the test's runtime, which
+    /// may be serving the webhook).
+    pub async fn terminate(&mut self) -> i32 {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sio-emu did not exit after SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Mints a client token for `hub` with the `token` command.
+    pub fn token(&self, hub: &str, user: Option<&str>) -> String {
+        mint(
+            &[
+                "--hub",
+                hub,
+                "--endpoint",
+                &format!("http://localhost:{}", self.port),
+            ],
+            user,
+        )
+    }
+}
+
+impl Drop for Emu {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `sio-emu token` with `args` (and `--user`).
+pub fn mint(args: &[&str], user: Option<&str>) -> String {
+    let mut cmd = Command::new(bin());
+    cmd.arg("token").args(args);
+    if let Some(u) = user {
+        cmd.args(["--user", u]);
+    }
+    let out = cmd.output().expect("run sio-emu token");
+    assert!(
+        out.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A recording webhook
+// ---------------------------------------------------------------------------------------------
+
+/// One request the webhook received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+    pub fn event(&self) -> &str {
+        self.header("ce-eventName")
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What the webhook answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn ok() -> Reply {
+        Reply::status(200, "")
+    }
+    pub fn status(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_owned(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
+
+/// A real HTTP server that records every request and answers with a programmable reply.
+pub struct Webhook {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    responder: Arc<Mutex<Responder>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The default reply: accept every connect, ack every event that carries an ack id with `["ok"]`.
+pub fn echo_ack(r: &Recorded) -> Reply {
+    if r.header("ce-type") == "azure.webpubsub.user.message" {
+        if let Some(ack) = ack_for(&r.body, &serde_json::json!(["ok"])) {
+            return Reply::status(200, &ack);
+        }
+        return Reply::status(204, "");
+    }
+    Reply::ok()
+}
+
+/// The ack packet for an event packet with an id (`42/ns,7[...]` → `43/ns,7<args>`).
+pub fn ack_for(event_packet: &str, args: &Value) -> Option<String> {
+    let rest = event_packet.strip_prefix("42")?;
+    let (nsp, rest) = if rest.starts_with('/') {
+        let (n, r) = rest.split_once(',')?;
+        (format!("{n},"), r)
+    } else {
+        (String::new(), rest)
+    };
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return None;
+    }
+    Some(format!("43{nsp}{digits}{args}"))
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        Webhook::with(echo_ack).await
+    }
+
+    pub async fn with(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Webhook {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(f)));
+        let (reqs, resp) = (requests.clone(), responder.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (reqs, resp) = (reqs.clone(), resp.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (reqs, resp) = (reqs.clone(), resp.clone());
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let rec = Recorded {
+                                method,
+                                path,
+                                headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            };
+                            let reply = if rec.method == "OPTIONS" || rec.method == "GET" {
+                                None
+                            } else {
+                                let f = resp.lock().unwrap().clone();
+                                Some(f(&rec))
+                            };
+                            reqs.lock().unwrap().push(rec);
+                            let mut response = Response::builder();
+                            let body = match reply {
+                                None => {
+                                    response = response.header("WebHook-Allowed-Origin", "*");
+                                    String::new()
+                                }
+                                Some(reply) => {
+                                    tokio::time::sleep(reply.delay).await;
+                                    response = response
+                                        .status(reply.status)
+                                        .header("content-type", reply.content_type);
+                                    reply.body
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                response.body(Full::new(Bytes::from(body))).unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Webhook {
+            addr,
+            requests,
+            responder,
+            task,
+        }
+    }
+
+    /// Replaces the reply function.
+    pub fn respond(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
+        *self.responder.lock().unwrap() = Arc::new(f);
+    }
+
+    /// The `--webhook` template for this server.
+    pub fn template(&self) -> String {
+        format!("http://{}/api/{{hub}}/{{event}}", self.addr)
+    }
+
+    /// Event (POST) requests so far.
+    pub fn events(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .cloned()
+            .collect()
+    }
+
+    /// Events named `name` so far.
+    pub fn named(&self, name: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|r| r.event() == name)
+            .collect()
+    }
+
+    /// Waits until `n` events named `name` arrived, and returns them.
+    pub async fn wait_for(&self, name: &str, n: usize) -> Vec<Recorded> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.named(name);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhook got {} `{name}` event(s), expected {n}; all: {:?}",
+                got.len(),
+                self.events()
+                    .iter()
+                    .map(|r| r.event().to_owned())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Starts a webhook and an emulator pointed at it (anonymous clients allowed unless `args`
+/// says otherwise).
+pub async fn pair(args: &[&str]) -> (Webhook, Emu) {
+    let hook = Webhook::start().await;
+    let template = hook.template();
+    let mut all = vec!["--webhook", template.as_str()];
+    all.extend_from_slice(args);
+    let emu = Emu::start(&all);
+    (hook, emu)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain HTTP
+// ---------------------------------------------------------------------------------------------
+
+/// A response: status, headers (lower-case names), body.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+    let uri: hyper::Uri = url.parse().unwrap();
+    let authority = uri.authority().unwrap().to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", authority);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let res = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .expect("HTTP request timed out")
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    HttpReply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A minimal Engine.IO client
+// ---------------------------------------------------------------------------------------------
+
+/// The client path for a hub with a query.
+pub fn client_url(base: &str, hub: &str, query: &str) -> String {
+    format!("{base}/clients/socketio/hubs/{hub}/?EIO=4&{query}")
+}
+
+/// An Engine.IO session over WebSocket.
+pub struct WsClient {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The open packet's JSON.
+    pub open: Value,
+    pub sid: String,
+}
+
+/// Why a WebSocket handshake failed: the HTTP status and body.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+}
+
+impl WsClient {
+    /// Opens a WebSocket session (`transport=websocket`) with extra query parameters.
+    pub async fn connect(emu: &Emu, hub: &str, query: &str) -> Result<WsClient, Refused> {
+        let url = client_url(&emu.base(), hub, &format!("transport=websocket&{query}"))
+            .replacen("http://", "ws://", 1);
+        let (ws, _) = match tokio_tungstenite::connect_async(url).await {
+            Ok(pair) => pair,
+            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+                return Err(Refused {
+                    status: res.status().as_u16(),
+                    body: res
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default(),
+                });
+            }
+            Err(e) => panic!("websocket connect failed: {e}"),
+        };
+        let mut client = WsClient {
+            ws,
+            open: Value::Null,
+            sid: String::new(),
+        };
+        let open = client.recv().await;
+        let json = open.strip_prefix('0').expect("open packet first");
+        client.open = serde_json::from_str(json).unwrap();
+        client.sid = client.open["sid"].as_str().unwrap().to_owned();
+        Ok(client)
+    }
+
+    /// Upgrades an existing polling session.
+    pub async fn upgrade(emu: &Emu, hub: &str, sid: &str) -> WsClient {
+        let url = client_url(&emu.base(), hub, &format!("transport=websocket&sid={sid}"))
+            .replacen("http://", "ws://", 1);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("upgrade");
+        WsClient {
+            ws,
+            open: Value::Null,
+            sid: sid.to_owned(),
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    pub async fn send_binary(&mut self, data: &[u8]) {
+        self.ws
+            .send(Message::Binary(Bytes::copy_from_slice(data)))
+            .await
+            .unwrap();
+    }
+
+    /// The next text packet, answering pings on the way.
+    pub async fn recv(&mut self) -> String {
+        loop {
+            match self.next_raw(WAIT).await {
+                Some(Message::Text(t)) if t.as_str() == "2" => self.send("3").await,
+                Some(Message::Text(t)) => return t.to_string(),
+                Some(Message::Close(_)) | None => panic!("connection closed while waiting"),
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The next text packet without answering pings, or None when closed / nothing within `wait`.
+    pub async fn next_raw(&mut self, wait: Duration) -> Option<Message> {
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Ok(Some(Ok(m))) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Waits until the server closes the connection (answering pings meanwhile).
+    pub async fn expect_closed(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "connection still open");
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => self.send("3").await,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return,
+                Ok(Some(Ok(_))) => {}
+                Err(_) => panic!("connection still open"),
+            }
+        }
+    }
+
+    /// Asserts that nothing but pings arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => self.send("3").await,
+                Ok(Some(Ok(m))) => panic!("unexpected packet {m:?}"),
+                _ => return,
+            }
+        }
+    }
+
+    /// Joins a namespace (`40` / `40/ns,`) and returns the server's answer.
+    pub async fn join(&mut self, nsp: &str) -> String {
+        let prefix = if nsp == "/" {
+            String::new()
+        } else {
+            format!("{nsp},")
+        };
+        self.send(&format!("40{prefix}")).await;
+        self.recv().await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Opens a polling session; returns the open JSON.
+pub async fn poll_handshake(emu: &Emu, hub: &str, query: &str) -> (HttpReply, Value) {
+    let reply = http(
+        "GET",
+        &client_url(&emu.base(), hub, &format!("transport=polling&{query}")),
+        &[],
+        "",
+    )
+    .await;
+    let open = reply
+        .body
+        .strip_prefix('0')
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or(Value::Null);
+    (reply, open)
+}
+
+/// A long-poll GET on a session.
+pub async fn poll_get(emu: &Emu, hub: &str, sid: &str) -> HttpReply {
+    http(
+        "GET",
+        &client_url(&emu.base(), hub, &format!("transport=polling&sid={sid}")),
+        &[],
+        "",
+    )
+    .await
+}
+
+/// A POST of packets on a session.
+pub async fn poll_post(emu: &Emu, hub: &str, sid: &str, body: &str) -> HttpReply {
+    http(
+        "POST",
+        &client_url(&emu.base(), hub, &format!("transport=polling&sid={sid}")),
+        &[("content-type", "text/plain;charset=UTF-8")],
+        body,
+    )
+    .await
+}
+
+/// Splits a polling payload into packets.
+pub fn packets(payload: &str) -> Vec<&str> {
+    payload.split('\x1e').collect()
+}
