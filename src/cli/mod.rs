@@ -79,14 +79,42 @@ impl CliError {
     }
 }
 
+/// Condenses clap's multi-line error into the contract's one line plus a hint line.
+fn one_line_usage_error(rendered: &str) -> (String, String) {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let tip = rendered
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(str::to_owned);
+    let usage = rendered
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(|u| format!("usage: {u}; see --help"));
+    let hint = tip.or(usage).unwrap_or_else(|| "see sio-emu --help".into());
+    (message, hint)
+}
+
 /// Parses the command line, runs one command and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let (message, hint) = one_line_usage_error(&e.render().to_string());
+            eprintln!("sio-emu: {message}");
+            eprintln!("hint: {hint}");
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {
@@ -102,5 +130,20 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(e.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_fit_one_line() {
+        let rendered = "error: unexpected argument '--nope' found\n\n  tip: to pass '--nope' as a value, use '-- --nope'\n\nUsage: sio-emu serve [OPTIONS]\n\nFor more information, try '--help'.\n";
+        let (message, hint) = one_line_usage_error(rendered);
+        assert_eq!(message, "unexpected argument '--nope' found");
+        assert!(hint.contains("-- --nope"));
+        let (_, hint) = one_line_usage_error("error: x\n\nUsage: sio-emu token\n");
+        assert_eq!(hint, "usage: sio-emu token; see --help");
     }
 }

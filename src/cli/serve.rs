@@ -15,6 +15,7 @@ use crate::config::{DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, ServeConfig, va
 use crate::duration;
 use crate::server::{self, CLIENT_PREFIX, Server};
 use crate::service::Service;
+use crate::traffic::record::{self, RecordLine, Recorder};
 use crate::traffic::{Format, Traffic, TrafficEvent};
 
 /// `--format pretty|json` for the live log.
@@ -62,6 +63,10 @@ pub struct ServeArgs {
     /// Add the Socket.IO CONNECT `auth` payload to the connect event body under `auth`.
     #[arg(long)]
     pub forward_auth: bool,
+    /// Append every client frame, webhook exchange and REST call to this session file
+    /// (one JSON object per line; see REPLAY in the README).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
     /// Live log rendering: coloured lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub format: LogFormat,
@@ -167,7 +172,14 @@ pub fn run(args: ServeArgs) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(config, Traffic::stdout(format, args.quiet)))
+    let recorder = match &args.record {
+        Some(path) => Some(Recorder::open(path).map_err(|e| {
+            CliError::usage(format!("cannot open the recording {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let traffic = Traffic::with_recorder(format, args.quiet, Box::new(std::io::stdout()), recorder);
+    runtime.block_on(serve(config, traffic))
 }
 
 /// Binds, announces readiness, serves until a signal, shuts down.
@@ -181,6 +193,14 @@ pub async fn serve(config: ServeConfig, traffic: Traffic) -> Result<u8, CliError
         }
     })?;
     let endpoint = server::public_endpoint(&config.host, port);
+    traffic.record(|_| RecordLine::Header {
+        format: record::FORMAT.into(),
+        version: record::VERSION,
+        sio_emu_version: env!("CARGO_PKG_VERSION").into(),
+        hubs: config.hubs.clone(),
+        endpoint: endpoint.clone(),
+        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    });
     let config = Arc::new(config);
     let shutdown = CancellationToken::new();
     let service = Arc::new(Service::new(

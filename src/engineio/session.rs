@@ -230,6 +230,8 @@ pub trait Handler: Send + 'static {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Event>, data: &str);
     /// A binary message packet.
     fn on_binary(&mut self, ctx: &mut Ctx<'_, Self::Event>, data: Bytes);
+    /// The session moved from long-polling to WebSocket.
+    fn on_upgrade(&mut self) {}
     /// One of the handler's own events; `ctx.is_closed()` tells whether the session has ended.
     fn on_event(&mut self, ctx: &mut Ctx<'_, Self::Event>, event: Self::Event);
     /// The session ended; called exactly once.
@@ -382,6 +384,7 @@ impl<H: Handler> Actor<H> {
                 self.carrier = Carrier::WebSocket(ws);
                 self.flags.upgraded.store(true, Ordering::Release);
                 self.flags.upgrading.store(false, Ordering::Release);
+                self.handler.on_upgrade();
             }
             Input::Fail(detail) => self.close = Some(CloseReason::TransportError(detail)),
             Input::Handler(event) => {

@@ -20,6 +20,7 @@ use super::webhook::{self, Caller};
 use crate::engineio::{CloseReason, Ctx, EventSender, Handler};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
+use crate::traffic::record::{Direction, RecordLine};
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -108,6 +109,22 @@ impl SioConnection {
 
     fn socket_by_id(&self, id: &str) -> Option<usize> {
         self.sockets.iter().position(|s| &*s.id == id)
+    }
+
+    /// Sends one complete Engine.IO text packet to the client, recording it.
+    fn send(&self, ctx: &mut Ctx<'_, SioEvent>, packet: String) {
+        self.record_frame(Direction::Out, &packet);
+        ctx.send_packet_text(packet);
+    }
+
+    fn record_frame(&self, direction: Direction, packet: &str) {
+        self.service.traffic.record(|t| RecordLine::Frame {
+            t,
+            hub: self.caller.hub.clone(),
+            connection_id: self.caller.connection_id.to_string(),
+            direction,
+            packet: packet.to_owned(),
+        });
     }
 
     fn warn(&self, message: String, hint: Option<String>) {
@@ -214,7 +231,7 @@ impl SioConnection {
                 let id = self.sockets[index].id.clone();
                 self.hub
                     .socket_joined(&self.caller.connection_id, &namespace, &id);
-                ctx.send_message(&format!("0{prefix}{{\"sid\":\"{id}\"}}"));
+                self.send(ctx, format!("40{prefix}{{\"sid\":\"{id}\"}}"));
                 self.sockets[index].phase = Phase::Connected;
                 traffic.emit(TrafficEvent::NamespaceConnect {
                     hub: self.caller.hub.clone(),
@@ -235,7 +252,7 @@ impl SioConnection {
             Err(message) => {
                 let socket = self.sockets.remove(index);
                 let payload = serde_json::json!({ "message": message });
-                ctx.send_message(&format!("4{prefix}{payload}"));
+                self.send(ctx, format!("44{prefix}{payload}"));
                 traffic.emit(TrafficEvent::NamespaceConnect {
                     hub: self.caller.hub.clone(),
                     connection_id: self.caller.connection_id.to_string(),
@@ -353,12 +370,12 @@ impl SioConnection {
 
     fn on_command(&mut self, ctx: &mut Ctx<'_, SioEvent>, command: ConnCommand) {
         match command {
-            ConnCommand::Send(packet) => ctx.send_packet_text(packet.to_string()),
+            ConnCommand::Send(packet) => self.send(ctx, packet.to_string()),
             ConnCommand::DisconnectSocket { namespace, close } => {
                 if let Some(index) = self.socket_index(&namespace)
                     && self.sockets[index].phase == Phase::Connected
                 {
-                    ctx.send_message(&format!("1{}", nsp_prefix(&namespace)));
+                    self.send(ctx, format!("41{}", nsp_prefix(&namespace)));
                     self.leave(index, "disconnected by REST API");
                 }
                 if close {
@@ -438,7 +455,19 @@ impl Handler for SioConnection {
         });
     }
 
+    fn on_upgrade(&mut self) {
+        if self.service.traffic.verbose() {
+            self.service.traffic.emit(TrafficEvent::Upgrade {
+                hub: self.caller.hub.clone(),
+                connection_id: self.caller.connection_id.to_string(),
+            });
+        }
+    }
+
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
+        if self.service.traffic.recording() {
+            self.record_frame(Direction::In, &format!("4{data}"));
+        }
         if self.partial.is_some() {
             self.violation(
                 ctx,
@@ -549,7 +578,7 @@ impl Handler for SioConnection {
                             packet: reply.clone(),
                         });
                     }
-                    ctx.send_packet_text(reply);
+                    self.send(ctx, reply);
                 }
                 self.sockets[index].busy = false;
                 if !ctx.is_closed() {
@@ -576,6 +605,12 @@ impl Handler for SioConnection {
         }
         self.hub.unregister(&self.caller.connection_id);
         self.service.release_hub(&self.hub);
+        self.service.traffic.record(|t| RecordLine::Closed {
+            t,
+            hub: self.caller.hub.clone(),
+            connection_id: self.caller.connection_id.to_string(),
+            reason: text.clone(),
+        });
         self.service.traffic.emit(TrafficEvent::ConnectionClosed {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),

@@ -15,6 +15,7 @@ use crate::auth::{self, Check, Rejection};
 use crate::engineio::{Acceptor, Handshake, Refusal};
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
+use crate::traffic::record::{RecordLine, redacted_query};
 
 /// Admits Engine.IO handshakes for the service.
 #[derive(Debug, Clone)]
@@ -90,6 +91,25 @@ fn connect_body(
     Bytes::from(body.to_string())
 }
 
+/// Appends the handshake to the recording (token redacted).
+fn record_handshake(
+    service: &Service,
+    handshake: &Handshake<'_>,
+    connection_id: Option<&str>,
+    user_id: Option<&str>,
+    refused: Option<&str>,
+) {
+    service.traffic.record(|t| RecordLine::Handshake {
+        t,
+        hub: handshake.route.to_owned(),
+        connection_id: connection_id.map(str::to_owned),
+        transport: handshake.transport.as_str().to_owned(),
+        user_id: user_id.map(str::to_owned),
+        query: redacted_query(handshake.uri.query().unwrap_or("")),
+        refused: refused.map(str::to_owned),
+    });
+}
+
 /// String values of a claim that may be a string or an array.
 fn claim_list(claims: &Map<String, Value>, name: &str) -> Vec<String> {
     match claims.get(name) {
@@ -129,6 +149,7 @@ impl SioAcceptor {
 
     fn refuse(&self, handshake: &Handshake<'_>, rejection: Rejection) -> Refusal {
         let message = format!("{} check failed: {}", rejection.check, rejection.message);
+        record_handshake(&self.service, handshake, None, None, Some(&message));
         self.service.traffic.emit(TrafficEvent::Handshake {
             hub: handshake.route.to_owned(),
             connection_id: None,
@@ -193,6 +214,13 @@ impl Acceptor for SioAcceptor {
             .map(str::to_owned);
         let token_groups = claim_list(&claims, "webpubsub.group");
         let body = connect_body(handshake, &pairs, &claims);
+        record_handshake(
+            service,
+            handshake,
+            Some(handshake.sid),
+            user_id.as_deref(),
+            None,
+        );
         service.traffic.emit(TrafficEvent::Handshake {
             hub: hub.name.clone(),
             connection_id: Some(handshake.sid.to_owned()),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::engineio::packet::Packet;
 use crate::service::Service;
+use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
 use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
 
@@ -52,6 +53,7 @@ pub fn log_exchange(
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
 ) {
+    record_exchange(service, event, result);
     let failed = !matches!(result, Ok(r) if r.is_success());
     if !failed && !service.traffic.verbose() {
         return;
@@ -69,7 +71,11 @@ pub fn log_exchange(
             attempts: r.attempts,
             detail: body_preview(&r.body, LOG_BODY_CHARS),
             ok: r.is_success(),
-            hint: r.hint(),
+            hint: if deliberate_refusal(event, r) {
+                None
+            } else {
+                r.hint()
+            },
         },
         Err(e) => TrafficEvent::Webhook {
             hub: event.hub.clone(),
@@ -87,6 +93,41 @@ pub fn log_exchange(
         },
     };
     service.traffic.emit(line);
+}
+
+/// Appends the exchange to the recording, if one is being written.
+fn record_exchange(
+    service: &Service,
+    event: &WebhookEvent,
+    result: &Result<WebhookResponse, WebhookError>,
+) {
+    // `t` is when the call started, so REST calls made while it ran fall after it.
+    let latency = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+    service.traffic.record(|t| RecordLine::Webhook {
+        t: (t - latency).max(0.0),
+        hub: event.hub.clone(),
+        event: event.kind.event_name().to_owned(),
+        ce_type: event.kind.ce_type().to_owned(),
+        namespace: event.namespace.clone(),
+        socket_id: event.socket_id.clone(),
+        connection_id: event.connection_id.clone(),
+        user_id: event.user_id.clone(),
+        body: String::from_utf8_lossy(&event.body).into_owned(),
+        response: result.as_ref().ok().map(|r| RecordedResponse {
+            status: r.status,
+            content_type: r.content_type.clone(),
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+            latency_ms: millis(r.latency),
+        }),
+        error: result.as_ref().err().map(|e| e.to_string()),
+    });
+}
+
+/// A connect answered 4xx with a short text: the handler refused on purpose, no hint needed.
+fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
+    event.kind == EventKind::Connect
+        && (400..500).contains(&r.status)
+        && connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason)
 }
 
 /// Delivers a blocking event (connect, user event) once and logs it.

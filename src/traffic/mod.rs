@@ -7,6 +7,7 @@
 
 pub mod json;
 pub mod pretty;
+pub mod record;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -139,6 +140,7 @@ struct Inner {
     format: Format,
     quiet: bool,
     out: Mutex<Box<dyn Write + Send>>,
+    recorder: Option<record::Recorder>,
 }
 
 /// The handle every layer emits through. Cheap to clone.
@@ -164,12 +166,41 @@ impl Traffic {
 
     /// A sink writing to any writer (tests, files).
     pub fn new(format: Format, quiet: bool, out: Box<dyn Write + Send>) -> Self {
+        Self::with_recorder(format, quiet, out, None)
+    }
+
+    /// A sink that also appends session lines to a recording (`serve --record`).
+    pub fn with_recorder(
+        format: Format,
+        quiet: bool,
+        out: Box<dyn Write + Send>,
+        recorder: Option<record::Recorder>,
+    ) -> Self {
         Traffic {
             inner: Arc::new(Inner {
                 format,
                 quiet,
                 out: Mutex::new(out),
+                recorder,
             }),
+        }
+    }
+
+    /// Whether a recording is being written; callers skip building lines otherwise.
+    pub fn recording(&self) -> bool {
+        self.inner.recorder.is_some()
+    }
+
+    /// Appends one line to the recording, if any; `build` receives the time in ms since start.
+    pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
+        let Some(recorder) = &self.inner.recorder else {
+            return;
+        };
+        if let Err(e) = recorder.write(&build(recorder.now_ms())) {
+            self.emit(TrafficEvent::Error {
+                message: format!("could not append to the recording: {e}"),
+                hint: Some("check the disk and the --record path".into()),
+            });
         }
     }
 
