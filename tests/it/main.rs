@@ -1,5 +1,6 @@
 //! Integration tests: one test binary that runs the real `sio-emu` binary and servers on port 0.
 
+mod rest;
 mod serve;
 mod token;
 mod util;

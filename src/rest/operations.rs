@@ -1,0 +1,790 @@
+//! The REST operations themselves (SPEC §7.2): each one validates its parameters, reads or
+//! changes the hub state under the hub lock, and, for sends and closes, collects the recipients'
+//! handles under the lock and queues the commands after releasing it.
+//!
+//! Neighbours: [`super`] routes a request to an [`Operation`] and handles auth; [`super::send`]
+//! validates payloads and delivers them; the state lives in [`crate::service::hub`]. Nothing here
+//! awaits while a hub is locked: the only awaits are body reads, done before any lock is taken.
+//!
+//! Decisions where the spec is silent:
+//! - A hub nobody has used yet behaves as an empty hub: sends match nothing (202), existence
+//!   checks answer 404, removals succeed (204). Only AddUserToGroup creates it, because the
+//!   assignment must outlive the call; removing the last assignment releases it again.
+//! - RemoveConnectionFromAllGroups / RemoveUserFromAllGroups remove every group, the implicit
+//!   Socket.IO groups `0~ns~` and `0~ns~sid` included, as the cloud's "all groups" says; a
+//!   warning explains that the sockets then miss namespace and own-room messages.
+//! - A DISCONNECT (`41…`) goes only to matched connections that have a socket in its namespace,
+//!   so `{"close":true}` never closes a connection that has no socket there.
+//! - Closing or removing an unknown connection succeeds (204), as deletes do in the cloud; only
+//!   AddConnectionToGroup answers 404 for one (A3).
+//! - GenerateClientToken accepts `clientType` absent, `Default` or `SocketIO` (any case): R1
+//!   lists only `Default` for Socket.IO, but `@azure/web-pubsub`'s `getClientAccessToken({
+//!   clientProtocol: "socketio" })` sends `clientType=socketio` when it authenticates with Entra.
+//!   `MQTT` and anything else is a 400.
+//! - `excluded` and `filter` are honoured wherever a set of connections is chosen (all, a group,
+//!   a user); closes take `excluded` only, as in R1.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Body;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, TokenClaims};
+use crate::engineio::transport::HttpResponse;
+use crate::service::hub::{ConnEntry, HubState};
+use crate::service::odata::Filter;
+use crate::service::{ConnCommand, ConnHandle, Hub, Service, group};
+use crate::traffic::{TrafficEvent, preview};
+
+use super::error::RestError;
+use super::request::{self, Query, check_group, check_id};
+use super::send::{self, SendPayload};
+use super::{Call, Operation, describe_group};
+
+/// Largest JSON body of `:addToGroups` / `:removeFromGroups`, in bytes.
+pub const MAX_GROUPS_BODY: usize = 1024 * 1024;
+
+/// Most groups one `:addToGroups` / `:removeFromGroups` call may name.
+pub const MAX_GROUPS_PER_CALL: usize = 1024;
+
+/// Default lifetime of a `:generateToken` token, in minutes (R1).
+pub const DEFAULT_TOKEN_MINUTES: u64 = 60;
+
+/// Characters of a payload shown in the live log.
+const LOG_PREVIEW: usize = 120;
+
+/// Connection ids named in one warning about skipped recipients.
+const MAX_IDS_IN_WARNING: usize = 5;
+
+/// What one call needs besides its operation and body.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub service: &'a Service,
+    /// The hub as written in the path (matched case-insensitively).
+    pub hub: &'a str,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+}
+
+impl Ctx<'_> {
+    fn hub(&self) -> Option<Arc<Hub>> {
+        self.service.hub(self.hub)
+    }
+
+    fn warn(&self, message: String, hint: Option<String>) {
+        self.service
+            .traffic
+            .emit(TrafficEvent::Warning { message, hint });
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// 202, empty: sends.
+    Accepted,
+    /// 200, empty: adds.
+    Ok,
+    /// 204: removes and closes.
+    NoContent,
+    /// 200 or 404, empty: existence checks.
+    Exists(bool),
+    /// 200 with a JSON body.
+    Json(serde_json::Value),
+}
+
+impl Reply {
+    /// The HTTP response.
+    pub fn into_response(self) -> HttpResponse {
+        let (status, body) = match self {
+            Reply::Accepted => (StatusCode::ACCEPTED, Bytes::new()),
+            Reply::Ok | Reply::Exists(true) => (StatusCode::OK, Bytes::new()),
+            Reply::Exists(false) => (StatusCode::NOT_FOUND, Bytes::new()),
+            Reply::NoContent => (StatusCode::NO_CONTENT, Bytes::new()),
+            Reply::Json(value) => (StatusCode::OK, Bytes::from(value.to_string())),
+        };
+        let json = !body.is_empty();
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        if json {
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+        }
+        response
+    }
+}
+
+/// Which connections an operation starts from, before `excluded` and `filter`.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    All,
+    Group(&'a str),
+    User(&'a str),
+    Connection(&'a str),
+}
+
+/// `excluded` and `filter`, applied to every connection in scope.
+#[derive(Debug, Default)]
+struct Selection {
+    excluded: Vec<String>,
+    filter: Filter,
+}
+
+impl Selection {
+    fn keeps(&self, entry: &ConnEntry) -> bool {
+        !self.excluded.iter().any(|x| **x == *entry.connection_id) && self.filter.matches(entry)
+    }
+
+    fn describe(&self, target: &mut String) {
+        if !self.excluded.is_empty() {
+            target.push_str(&format!(" except [{}]", self.excluded.join(", ")));
+        }
+        if !self.filter.is_match_all() {
+            target.push_str(&format!(" where {}", self.filter));
+        }
+    }
+}
+
+/// The connections in `scope` that `selection` keeps and, when `namespace` is given, that have a
+/// socket in it. Runs under the hub lock; returns handles to use after releasing it.
+fn select(
+    state: &HubState,
+    scope: Scope<'_>,
+    selection: &Selection,
+    namespace: Option<&str>,
+) -> Vec<(Arc<str>, ConnHandle)> {
+    let keep = |entry: &&ConnEntry| {
+        selection.keeps(entry)
+            && namespace.is_none_or(|ns| entry.sockets.iter().any(|(n, _)| n == ns))
+    };
+    let pick = |entry: &ConnEntry| (entry.connection_id.clone(), entry.handle.clone());
+    match scope {
+        Scope::All => state.connections.values().filter(keep).map(pick).collect(),
+        Scope::Group(g) => state
+            .groups
+            .get(g)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| state.connections.get(id))
+            .filter(keep)
+            .map(pick)
+            .collect(),
+        Scope::User(u) => state
+            .connections
+            .values()
+            .filter(|e| e.user_id.as_deref() == Some(u))
+            .filter(keep)
+            .map(pick)
+            .collect(),
+        Scope::Connection(c) => state
+            .connections
+            .get(c)
+            .into_iter()
+            .filter(keep)
+            .map(pick)
+            .collect(),
+    }
+}
+
+/// Runs one operation.
+pub async fn execute<B>(
+    ctx: &Ctx<'_>,
+    operation: Operation,
+    body: B,
+    call: &mut Call,
+) -> Result<Reply, RestError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match operation {
+        Operation::SendToAll => send_to(ctx, Scope::All, body, call).await,
+        Operation::SendToGroup { group } => {
+            check_group("group", &group)?;
+            send_to(ctx, Scope::Group(&group), body, call).await
+        }
+        Operation::SendToConnection { connection_id } => {
+            check_id("connectionId", &connection_id)?;
+            send_to(ctx, Scope::Connection(&connection_id), body, call).await
+        }
+        Operation::SendToUser { user_id } => {
+            check_id("userId", &user_id)?;
+            send_to(ctx, Scope::User(&user_id), body, call).await
+        }
+        Operation::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await,
+        Operation::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await,
+        Operation::AddConnectionToGroup {
+            group,
+            connection_id,
+        } => add_connection_to_group(ctx, &group, &connection_id, call),
+        Operation::RemoveConnectionFromGroup {
+            group,
+            connection_id,
+        } => {
+            check_group("group", &group)?;
+            check_id("connectionId", &connection_id)?;
+            let left = ctx
+                .hub()
+                .is_some_and(|hub| hub.state().leave(&connection_id, &group));
+            call.matched = Some(usize::from(left));
+            Ok(Reply::NoContent)
+        }
+        Operation::RemoveConnectionFromAllGroups { connection_id } => {
+            check_id("connectionId", &connection_id)?;
+            let ids = [Arc::from(connection_id.as_str())];
+            call.matched = Some(leave_all_groups(ctx, &ids));
+            Ok(Reply::NoContent)
+        }
+        Operation::CloseConnection { connection_id } => {
+            check_id("connectionId", &connection_id)?;
+            close(ctx, Scope::Connection(&connection_id), Vec::new(), call)
+        }
+        Operation::CloseAllConnections => close(ctx, Scope::All, ctx.query.excluded(), call),
+        Operation::CloseGroupConnections { group } => {
+            check_group("group", &group)?;
+            close(ctx, Scope::Group(&group), ctx.query.excluded(), call)
+        }
+        Operation::CloseUserConnections { user_id } => {
+            check_id("userId", &user_id)?;
+            close(ctx, Scope::User(&user_id), ctx.query.excluded(), call)
+        }
+        Operation::ConnectionExists { connection_id } => {
+            check_id("connectionId", &connection_id)?;
+            let exists = ctx
+                .hub()
+                .is_some_and(|hub| hub.state().connections.contains_key(connection_id.as_str()));
+            Ok(Reply::Exists(exists))
+        }
+        Operation::GroupExists { group } => {
+            check_group("group", &group)?;
+            let exists = ctx.hub().is_some_and(|hub| {
+                hub.state()
+                    .groups
+                    .get(&group)
+                    .is_some_and(|members| !members.is_empty())
+            });
+            Ok(Reply::Exists(exists))
+        }
+        Operation::UserExists { user_id } => {
+            check_id("userId", &user_id)?;
+            let exists = ctx.hub().is_some_and(|hub| {
+                hub.state()
+                    .connections
+                    .values()
+                    .any(|e| e.user_id.as_deref() == Some(user_id.as_str()))
+            });
+            Ok(Reply::Exists(exists))
+        }
+        Operation::AddUserToGroup { user_id, group } => {
+            add_user_to_group(ctx, &user_id, &group, call)
+        }
+        Operation::RemoveUserFromGroup { user_id, group } => {
+            check_id("userId", &user_id)?;
+            check_group("group", &group)?;
+            if let Some(hub) = ctx.hub() {
+                let matched = {
+                    let mut state = hub.state();
+                    if let Some(groups) = state.user_groups.get_mut(&user_id) {
+                        groups.remove(&group);
+                        if groups.is_empty() {
+                            state.user_groups.remove(&user_id);
+                        }
+                    }
+                    let connections = state.user_connections(&user_id);
+                    for c in &connections {
+                        state.leave(c, &group);
+                    }
+                    connections.len()
+                };
+                call.matched = Some(matched);
+                ctx.service.release_hub(&hub);
+            }
+            Ok(Reply::NoContent)
+        }
+        Operation::RemoveUserFromAllGroups { user_id } => {
+            check_id("userId", &user_id)?;
+            if let Some(hub) = ctx.hub() {
+                let connections = {
+                    let mut state = hub.state();
+                    state.user_groups.remove(&user_id);
+                    state.user_connections(&user_id)
+                };
+                call.matched = Some(leave_all_groups(ctx, &connections));
+                ctx.service.release_hub(&hub);
+            }
+            Ok(Reply::NoContent)
+        }
+        Operation::ListConnectionsInGroup { group } => {
+            check_group("group", &group)?;
+            list_group(ctx, &group, call)
+        }
+        Operation::GenerateClientToken => generate_token(ctx),
+        Operation::GrantPermission { permission, .. }
+        | Operation::CheckPermission { permission, .. }
+        | Operation::RevokePermission { permission, .. } => {
+            Err(RestError::PermissionsNotSupported { permission })
+        }
+    }
+}
+
+/// SendToAll / SendToGroup / SendToConnection / SendToUser.
+async fn send_to<B>(
+    ctx: &Ctx<'_>,
+    scope: Scope<'_>,
+    body: B,
+    call: &mut Call,
+) -> Result<Reply, RestError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let selection = match scope {
+        Scope::Connection(_) => Selection::default(),
+        _ => Selection {
+            excluded: ctx.query.excluded(),
+            filter: ctx.query.filter()?,
+        },
+    };
+    selection.describe(&mut call.target);
+    // Validated only: delivery to a local client is immediate, so a TTL never expires.
+    ctx.query.message_ttl()?;
+    let kind = request::send_media_type(ctx.headers)?;
+    let bytes =
+        request::read_body(ctx.headers, body, ctx.service.config.engine.max_payload).await?;
+    call.keep_body(ctx.service, &bytes);
+    let payload = send::parse_payload(&bytes, kind)?;
+    drop(bytes);
+
+    if let Scope::Group(name) = scope {
+        lint_namespace(ctx, name, &payload);
+    }
+    let namespace = match &payload {
+        SendPayload::Disconnect { namespace, .. } => Some(namespace.as_str()),
+        SendPayload::Packet { .. } => None,
+    };
+    let (recipients, why_empty) = match ctx.hub() {
+        Some(hub) => {
+            let state = hub.state();
+            let recipients = select(&state, scope, &selection, namespace);
+            let why = if recipients.is_empty() {
+                why_nothing_matched(Some(&state), scope, &selection.filter)
+            } else {
+                None
+            };
+            (recipients, why)
+        }
+        None => (
+            Vec::new(),
+            why_nothing_matched(None, scope, &selection.filter),
+        ),
+    };
+    let report = send::deliver(&payload, &recipients);
+    call.matched = Some(recipients.len());
+    let mut note = match &payload {
+        SendPayload::Packet { text, .. } => preview(text, LOG_PREVIEW),
+        SendPayload::Disconnect { namespace, close } => {
+            format!("DISCONNECT {namespace} (close: {close})")
+        }
+    };
+    if let Some(why) = why_empty {
+        note.push_str("; nothing matched: ");
+        note.push_str(&why);
+    }
+    call.note = Some(note);
+    if !report.skipped.is_empty() {
+        ctx.warn(
+            format!(
+                "{} of {} recipient(s) of {} did not get the message: their queue is full or \
+                 they just closed ({})",
+                report.skipped.len(),
+                recipients.len(),
+                call.target,
+                name_some(&report.skipped)
+            ),
+            Some(
+                "a client that does not read its socket falls behind; the message was dropped \
+                 for it only"
+                    .into(),
+            ),
+        );
+    }
+    Ok(Reply::Accepted)
+}
+
+/// Explains an empty match by the groups it named that no connection is in: the target group
+/// itself, else the groups the filter names (which may sit under a `not`, hence "names").
+fn why_nothing_matched(
+    state: Option<&HubState>,
+    scope: Scope<'_>,
+    filter: &Filter,
+) -> Option<String> {
+    let exists = |name: &str| state.is_some_and(|s| s.groups.contains_key(name));
+    if let Scope::Group(g) = scope
+        && !exists(g)
+    {
+        return Some(format!("no connection is in group `{g}`"));
+    }
+    let mut missing: Vec<&str> = Vec::new();
+    for name in filter.group_literals() {
+        if !exists(name) && !missing.contains(&name) {
+            missing.push(name);
+        }
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the filter names group(s) no connection is in: `{}`",
+            missing.join("`, `")
+        )
+    })
+}
+
+/// Warns when a packet's namespace differs from the Socket.IO group it is sent to: the clients
+/// would ignore it.
+fn lint_namespace(ctx: &Ctx<'_>, name: &str, payload: &SendPayload) {
+    if let Some(sio) = group::parse(name)
+        && sio.namespace != payload.namespace()
+    {
+        ctx.warn(
+            format!(
+                "a REST send to {} carries a packet for namespace {}; the group's sockets are \
+                 in {} and will ignore it",
+                describe_group(name),
+                payload.namespace(),
+                sio.namespace
+            ),
+            Some(format!(
+                "write the namespace in the packet: `42{},[\"event\",...]`",
+                sio.namespace
+            )),
+        );
+    }
+}
+
+/// The JSON body of `:addToGroups` / `:removeFromGroups` (R1 `GroupsToAdd` / `GroupsToRemove`).
+#[derive(Debug, Deserialize)]
+struct GroupsBody {
+    groups: Option<Vec<String>>,
+    #[serde(default)]
+    filter: Option<String>,
+}
+
+/// AddConnectionsToGroups / RemoveConnectionsFromGroups.
+async fn groups_by_filter<B>(
+    ctx: &Ctx<'_>,
+    add: bool,
+    body: B,
+    call: &mut Call,
+) -> Result<Reply, RestError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    request::json_media_type(ctx.headers)?;
+    let bytes = request::read_body(ctx.headers, body, MAX_GROUPS_BODY).await?;
+    call.keep_body(ctx.service, &bytes);
+    let body: GroupsBody = serde_json::from_slice(&bytes).map_err(|e| {
+        RestError::InvalidBody(format!(
+            "the body must be JSON like {{\"groups\":[\"0~L2NoYXQ~cm9vbQ\"],\"filter\":\"'0~L2NoYXQ~c2lk' in groups\"}}: {e}"
+        ))
+    })?;
+    let groups = body.groups.ok_or_else(|| {
+        RestError::InvalidBody(
+            "the body has no `groups` array; send {\"groups\":[...],\"filter\":\"...\"}".into(),
+        )
+    })?;
+    if groups.len() > MAX_GROUPS_PER_CALL {
+        return Err(RestError::InvalidBody(format!(
+            "the body names {} groups; at most {MAX_GROUPS_PER_CALL} are accepted per call",
+            groups.len()
+        )));
+    }
+    for g in &groups {
+        check_group("groups", g)?;
+    }
+    let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""))?;
+    let described: Vec<String> = groups.iter().map(|g| describe_group(g)).collect();
+    call.target = format!("[{}]", described.join(", "));
+    if !filter.is_match_all() {
+        call.target.push_str(&format!(" where {filter}"));
+    }
+    let selection = Selection {
+        excluded: Vec::new(),
+        filter,
+    };
+    let Some(hub) = ctx.hub() else {
+        call.matched = Some(0);
+        return Ok(Reply::Ok);
+    };
+    let mut state = hub.state();
+    let ids: Vec<Arc<str>> = state
+        .connections
+        .values()
+        .filter(|e| selection.keeps(e))
+        .map(|e| e.connection_id.clone())
+        .collect();
+    for id in &ids {
+        for g in &groups {
+            if add {
+                state.join(id, g);
+            } else {
+                state.leave(id, g);
+            }
+        }
+    }
+    call.matched = Some(ids.len());
+    Ok(Reply::Ok)
+}
+
+/// AddConnectionToGroup: 404 when the connection does not exist (A3).
+fn add_connection_to_group(
+    ctx: &Ctx<'_>,
+    group: &str,
+    connection_id: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_group("group", group)?;
+    check_id("connectionId", connection_id)?;
+    let joined = ctx
+        .hub()
+        .is_some_and(|hub| hub.state().join(connection_id, group));
+    if !joined {
+        return Err(RestError::ConnectionNotFound {
+            hub: ctx.hub.to_owned(),
+            connection_id: connection_id.to_owned(),
+        });
+    }
+    call.matched = Some(1);
+    Ok(Reply::Ok)
+}
+
+/// AddUserToGroup: remembered for the user's future connections, applied to current ones.
+fn add_user_to_group(
+    ctx: &Ctx<'_>,
+    user_id: &str,
+    group: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_id("userId", user_id)?;
+    check_group("group", group)?;
+    let hub = ctx
+        .service
+        .hub_or_create(ctx.hub)
+        .ok_or_else(|| RestError::HubNotDeclared {
+            hub: ctx.hub.to_owned(),
+        })?;
+    let mut state = hub.state();
+    state
+        .user_groups
+        .entry(user_id.to_owned())
+        .or_default()
+        .insert(group.to_owned());
+    let connections = state.user_connections(user_id);
+    for c in &connections {
+        state.join(c, group);
+    }
+    call.matched = Some(connections.len());
+    Ok(Reply::Ok)
+}
+
+/// Removes connections from every group; returns how many existed. Warns when that took
+/// sockets out of their implicit Socket.IO groups.
+fn leave_all_groups(ctx: &Ctx<'_>, connection_ids: &[Arc<str>]) -> usize {
+    let Some(hub) = ctx.hub() else {
+        return 0;
+    };
+    let mut existing = 0;
+    let mut implicit_dropped = Vec::new();
+    {
+        let mut state = hub.state();
+        for id in connection_ids {
+            let Some(entry) = state.connections.get(id.as_ref()) else {
+                continue;
+            };
+            existing += 1;
+            let implicit: HashSet<String> = entry
+                .sockets
+                .iter()
+                .flat_map(|(ns, sid)| [group::namespace_group(ns), group::room_group(ns, sid)])
+                .collect();
+            if entry.groups.iter().any(|g| implicit.contains(g)) {
+                implicit_dropped.push(id.clone());
+            }
+            state.leave_all(id);
+        }
+    }
+    if !implicit_dropped.is_empty() {
+        ctx.warn(
+            format!(
+                "removing all groups also took connection(s) {} out of their sockets' implicit \
+                 Socket.IO groups (0~<namespace>~ and 0~<namespace>~<socket id>)",
+                name_some(&implicit_dropped)
+            ),
+            Some(
+                "those sockets no longer receive namespace broadcasts or messages sent to their \
+                 own room; remove single rooms with :removeFromGroups instead"
+                    .into(),
+            ),
+        );
+    }
+    existing
+}
+
+/// CloseConnection / CloseAllConnections / CloseGroupConnections / CloseUserConnections.
+fn close(
+    ctx: &Ctx<'_>,
+    scope: Scope<'_>,
+    excluded: Vec<String>,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    let selection = Selection {
+        excluded,
+        filter: Filter::default(),
+    };
+    selection.describe(&mut call.target);
+    let reason = ctx.query.close_reason();
+    let recipients = match ctx.hub() {
+        Some(hub) => select(&hub.state(), scope, &selection, None),
+        None => Vec::new(),
+    };
+    let mut skipped = Vec::new();
+    for (id, handle) in &recipients {
+        if !handle.send(ConnCommand::Close {
+            reason: reason.clone(),
+        }) {
+            skipped.push(id.clone());
+        }
+    }
+    call.matched = Some(recipients.len());
+    call.note = Some(format!("reason: {reason}"));
+    if !skipped.is_empty() {
+        ctx.warn(
+            format!(
+                "{} connection(s) could not be told to close: their queue is full or they just \
+                 closed ({})",
+                skipped.len(),
+                name_some(&skipped)
+            ),
+            None,
+        );
+    }
+    Ok(Reply::NoContent)
+}
+
+/// One member of a group, as the 2024-12-01 ListConnectionsInGroup returns it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupMember<'a> {
+    connection_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+}
+
+/// ListConnectionsInGroup (2024-12-01): one page holding every member, sorted by id.
+fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
+    let value = match ctx.hub() {
+        Some(hub) => {
+            let state = hub.state();
+            let mut members: Vec<GroupMember<'_>> = state
+                .groups
+                .get(group)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| state.connections.get(id))
+                .map(|e| GroupMember {
+                    connection_id: &e.connection_id,
+                    user_id: e.user_id.as_deref(),
+                })
+                .collect();
+            members.sort_by(|a, b| a.connection_id.cmp(b.connection_id));
+            call.matched = Some(members.len());
+            serde_json::json!({ "value": members })
+        }
+        None => {
+            call.matched = Some(0);
+            serde_json::json!({ "value": [] })
+        }
+    };
+    Ok(Reply::Json(value))
+}
+
+/// GenerateClientToken: a Socket.IO client token for this hub, signed with the primary key.
+fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
+    let query = ctx.query;
+    if let Some(client_type) = query.get("clientType")
+        && !client_type.is_empty()
+        && !client_type.eq_ignore_ascii_case("default")
+        && !client_type.eq_ignore_ascii_case("socketio")
+    {
+        return Err(RestError::InvalidParameter {
+            name: "clientType",
+            message: format!(
+                "clientType `{client_type}` is not available for Socket.IO hubs; omit it or pass \
+                 `Default`"
+            ),
+        });
+    }
+    let minutes = match query.get("minutesToExpire") {
+        None => DEFAULT_TOKEN_MINUTES,
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(m) if (1..=request::MAX_TOKEN_MINUTES).contains(&m) => m,
+            _ => {
+                return Err(RestError::InvalidParameter {
+                    name: "minutesToExpire",
+                    message: format!(
+                        "minutesToExpire must be an integer from 1 to {}; got `{raw}`",
+                        request::MAX_TOKEN_MINUTES
+                    ),
+                });
+            }
+        },
+    };
+    let groups: Vec<String> = query
+        .all("group")
+        .map(|g| check_group("group", g).map(|()| g.to_owned()))
+        .collect::<Result<_, _>>()?;
+    let roles: Vec<String> = query
+        .all("role")
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let claims = TokenClaims {
+        aud: auth::client_audience(&ctx.service.endpoint, ctx.hub),
+        sub: query
+            .get("userId")
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
+        roles,
+        groups,
+        lifetime_secs: minutes.saturating_mul(60),
+        now: auth::now_unix(),
+    };
+    let key = ctx
+        .service
+        .config
+        .access_keys
+        .first()
+        .map_or(auth::DEV_ACCESS_KEY, String::as_str);
+    let token = auth::mint(key, &claims);
+    Ok(Reply::Json(serde_json::json!({ "token": token })))
+}
+
+/// Up to [`MAX_IDS_IN_WARNING`] ids, then "and N more".
+fn name_some(ids: &[Arc<str>]) -> String {
+    let shown: Vec<&str> = ids
+        .iter()
+        .take(MAX_IDS_IN_WARNING)
+        .map(AsRef::as_ref)
+        .collect();
+    let mut text = shown.join(", ");
+    if ids.len() > MAX_IDS_IN_WARNING {
+        text.push_str(&format!(" and {} more", ids.len() - MAX_IDS_IN_WARNING));
+    }
+    text
+}
