@@ -164,79 +164,123 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> Result<u8, CliError> {
     args.color.apply();
     let config = args.to_config()?;
-    let format = match args.format {
-        LogFormat::Pretty => Format::Pretty,
-        LogFormat::Json => Format::Json,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let traffic = args.traffic()?;
+    runtime()?.block_on(serve(config, traffic))
+}
+
+/// The multi-threaded runtime every long-running command uses.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
-    let recorder = match &args.record {
-        Some(path) => Some(Recorder::open(path).map_err(|e| {
-            CliError::usage(format!("cannot open the recording {}: {e}", path.display()))
-        })?),
-        None => None,
-    };
-    let traffic = Traffic::with_recorder(format, args.quiet, Box::new(std::io::stdout()), recorder);
-    runtime.block_on(serve(config, traffic))
+        .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))
+}
+
+impl ServeArgs {
+    /// The live-log sink on stdout, with the recording when `--record` is given.
+    pub fn traffic(&self) -> Result<Traffic, CliError> {
+        let format = match self.format {
+            LogFormat::Pretty => Format::Pretty,
+            LogFormat::Json => Format::Json,
+        };
+        let recorder = match &self.record {
+            Some(path) => Some(Recorder::open(path).map_err(|e| {
+                CliError::usage(format!("cannot open the recording {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        Ok(Traffic::with_recorder(
+            format,
+            self.quiet,
+            Box::new(std::io::stdout()),
+            recorder,
+        ))
+    }
 }
 
 /// Binds, announces readiness, serves until a signal, shuts down.
 pub async fn serve(config: ServeConfig, traffic: Traffic) -> Result<u8, CliError> {
-    let (listeners, port) = server::bind(&config.host, config.port).await.map_err(|e| {
-        let error = CliError::usage(format!("cannot listen on {}:{}: {e}", config.host, config.port));
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            error.hint("another process uses this port; pick another with --port, or --port 0 for a free one")
-        } else {
-            error
-        }
-    })?;
-    let endpoint = server::public_endpoint(&config.host, port);
-    traffic.record(|_| RecordLine::Header {
-        format: record::FORMAT.into(),
-        version: record::VERSION,
-        sio_emu_version: env!("CARGO_PKG_VERSION").into(),
-        hubs: config.hubs.clone(),
-        endpoint: endpoint.clone(),
-        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-    });
-    let config = Arc::new(config);
-    let shutdown = CancellationToken::new();
-    let service = Arc::new(Service::new(
-        config.clone(),
-        endpoint.clone(),
-        traffic.clone(),
-        shutdown.clone(),
-    ));
-    announce(&service, port, &listeners);
-    let server = Server::new(service.clone());
-    let serving = tokio::spawn(server.clone().serve(listeners));
-
+    let running = Running::start(config, traffic).await?;
     wait_for_signal().await;
-    traffic.emit(TrafficEvent::ShuttingDown {
-        connections: server.engine.session_count(),
-    });
-    shutdown.cancel();
-    service.tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, service.tracker.wait())
-        .await
-        .is_err()
-    {
-        traffic.emit(TrafficEvent::Error {
-            message: format!(
-                "{} webhook deliveries were still pending after {}; they were abandoned",
-                service.tracker.len(),
-                duration::format(config.shutdown_grace)
-            ),
-            hint: Some("raise --shutdown-grace, or check why the webhook is slow".into()),
-        });
-    }
-    serving.abort();
+    running.shutdown().await;
     Ok(0)
 }
 
-async fn wait_for_signal() {
+/// A started service: listening, announced, serving in the background.
+pub struct Running {
+    pub service: Arc<Service>,
+    pub server: Arc<Server>,
+    pub port: u16,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds the listeners, prints the banner (or the `ready` line) and starts serving.
+    pub async fn start(config: ServeConfig, traffic: Traffic) -> Result<Running, CliError> {
+        let (listeners, port) = server::bind(&config.host, config.port)
+            .await
+            .map_err(|e| {
+                let error = CliError::usage(format!(
+                    "cannot listen on {}:{}: {e}",
+                    config.host, config.port
+                ));
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    error.hint("another process uses this port; pick another with --port, or --port 0 for a free one")
+                } else {
+                    error
+                }
+            })?;
+        let endpoint = server::public_endpoint(&config.host, port);
+        traffic.record(|_| RecordLine::Header {
+            format: record::FORMAT.into(),
+            version: record::VERSION,
+            sio_emu_version: env!("CARGO_PKG_VERSION").into(),
+            hubs: config.hubs.clone(),
+            endpoint: endpoint.clone(),
+            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        });
+        let shutdown = CancellationToken::new();
+        let service = Arc::new(Service::new(Arc::new(config), endpoint, traffic, shutdown));
+        announce(&service, port, &listeners);
+        let server = Server::new(service.clone());
+        let serving = tokio::spawn(server.clone().serve(listeners));
+        Ok(Running {
+            service,
+            server,
+            port,
+            serving,
+        })
+    }
+
+    /// Graceful shutdown: every socket gets its `disconnected`, pending deliveries get the
+    /// grace period, the recording is complete when this returns.
+    pub async fn shutdown(self) {
+        let service = &self.service;
+        let grace = service.config.shutdown_grace;
+        service.traffic.emit(TrafficEvent::ShuttingDown {
+            connections: self.server.engine.session_count(),
+        });
+        service.shutdown.cancel();
+        service.tracker.close();
+        if tokio::time::timeout(grace, service.tracker.wait())
+            .await
+            .is_err()
+        {
+            service.traffic.emit(TrafficEvent::Error {
+                message: format!(
+                    "{} webhook deliveries were still pending after {}; they were abandoned",
+                    service.tracker.len(),
+                    duration::format(grace)
+                ),
+                hint: Some("raise --shutdown-grace, or check why the webhook is slow".into()),
+            });
+        }
+        self.serving.abort();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
