@@ -14,9 +14,11 @@
 //!                                                   upstream     (groups, connections, users)
 //! auth  : used by server (client handshake), rest (Bearer), cli token
 //! traffic: every layer emits TrafficEvent values; renderers consume them
+//! builtin: `--webhook builtin:echo|chat` handlers on loopback HTTP, resolved by cli before serving
 //! ```
 
 pub mod auth;
+pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod duration;

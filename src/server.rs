@@ -62,7 +62,7 @@ impl Server {
     /// A server for `service`.
     pub fn new(service: Arc<Service>) -> Arc<Self> {
         let engine = EngineIo::new(
-            Arc::new(service.config.engine.clone()),
+            Arc::new(service.config().engine.clone()),
             SioAcceptor {
                 service: service.clone(),
             },

@@ -4,6 +4,8 @@
 //! Each subcommand module turns its flags into library settings and calls the library; nothing
 //! below this module prints to the terminal except through the traffic renderers.
 
+pub mod exec;
+pub mod init;
 pub mod serve;
 pub mod token;
 
@@ -25,6 +27,11 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Mint an access token (or `token verify` one).
     Token(token::TokenArgs),
+    /// Run a command against a service that lives as long as it (connection details in its
+    /// environment; exits with its status).
+    Exec(exec::ExecArgs),
+    /// Write a commented starter configuration file for `serve --config`.
+    Init(init::InitArgs),
 }
 
 /// `--color auto|always|never`.
@@ -82,11 +89,18 @@ impl CliError {
 /// Condenses clap's multi-line error into the contract's one line plus a hint line.
 fn one_line_usage_error(rendered: &str) -> (String, String) {
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let message = lines
+    let mut message = lines
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ")
         .to_owned();
+    // "the following required arguments were not provided:" names them on the next lines.
+    if message.ends_with(':') {
+        let named: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage: ")).collect();
+        if !named.is_empty() {
+            message = format!("{} {}", message, named.join(", "));
+        }
+    }
     let tip = rendered
         .lines()
         .map(str::trim)
@@ -120,6 +134,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Token(args) => token::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Init(args) => init::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -145,5 +161,11 @@ mod tests {
         assert!(hint.contains("-- --nope"));
         let (_, hint) = one_line_usage_error("error: x\n\nUsage: sio-emu token\n");
         assert_eq!(hint, "usage: sio-emu token; see --help");
+        let rendered = "error: the following required arguments were not provided:\n  <COMMAND>...\n\nUsage: sio-emu exec -- <COMMAND>...\n\nFor more information, try '--help'.\n";
+        let (message, _) = one_line_usage_error(rendered);
+        assert_eq!(
+            message,
+            "the following required arguments were not provided: <COMMAND>..."
+        );
     }
 }

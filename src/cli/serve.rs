@@ -2,6 +2,7 @@
 //! line), run until Ctrl-C / SIGTERM, then shut down the documented way: every socket gets its
 //! `disconnected`, pending deliveries get a grace period, exit 0.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, ColorChoice};
 use crate::auth::{self, DEV_ACCESS_KEY, TokenClaims, connection_string};
-use crate::config::{DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, ServeConfig, valid_hub_name};
+use crate::builtin::Builtins;
+use crate::config::file::{self, FileConfig};
+use crate::config::{
+    DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, HubConfig, ServeConfig, valid_hub_name,
+};
 use crate::duration;
 use crate::server::{self, CLIENT_PREFIX, Server};
 use crate::service::Service;
@@ -30,15 +35,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     duration::parse(s)
 }
 
-/// Flags of `sio-emu serve`.
-#[derive(Args, Debug)]
+/// How often `--config` is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_millis(500);
+
+/// Flags of `sio-emu serve`. Flags and their environment variables win over `--config`, which
+/// wins over the defaults shown.
+#[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Listen address; `localhost` binds 127.0.0.1 and ::1.
-    #[arg(long, default_value = "localhost")]
-    pub host: String,
-    /// Listen port; 0 picks a free one.
-    #[arg(long, default_value_t = DEFAULT_PORT)]
-    pub port: u16,
+    /// TOML configuration file (hubs, handlers, keys, limits); re-read when it changes.
+    /// `sio-emu init` writes a commented starter.
+    #[arg(long, value_name = "FILE", env = "SIO_EMU_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address; `localhost` binds 127.0.0.1 and ::1 [default: localhost].
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Listen port; 0 picks a free one [default: 8080].
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Key that signs and verifies every token and webhook signature [default: the development key].
     #[arg(long, env = "SIO_EMU_ACCESS_KEY", hide_env_values = true)]
     pub access_key: Option<String>,
@@ -48,13 +61,15 @@ pub struct ServeArgs {
     /// Declare a hub (repeatable); undeclared hubs are accepted unless --strict-hubs.
     #[arg(long = "hub", value_name = "NAME")]
     pub hubs: Vec<String>,
-    /// Refuse clients of hubs that were not declared with --hub.
+    /// Refuse clients of hubs that were not declared.
     #[arg(long)]
     pub strict_hubs: bool,
-    /// Event handler URL template; `{hub}` and `{event}` are substituted.
-    #[arg(long, value_name = "URL-TEMPLATE", default_value = DEFAULT_WEBHOOK)]
-    pub webhook: String,
-    /// Accept clients without an access token.
+    /// Event handler URL template (`{hub}` and `{event}` are substituted) for hubs without
+    /// handlers of their own, or `builtin:echo` / `builtin:chat` for a built-in handler
+    /// [default: http://localhost:7071/runtime/webhooks/socketio].
+    #[arg(long, value_name = "URL-TEMPLATE")]
+    pub webhook: Option<String>,
+    /// Accept clients without an access token (on every hub).
     #[arg(long)]
     pub anonymous: bool,
     /// Accept REST calls without a Bearer token (for quick experiments).
@@ -66,7 +81,7 @@ pub struct ServeArgs {
     /// Append every client frame, webhook exchange and REST call to this session file
     /// (one JSON object per line; see REPLAY in the README).
     #[arg(long, value_name = "FILE")]
-    pub record: Option<std::path::PathBuf>,
+    pub record: Option<PathBuf>,
     /// Live log rendering: coloured lines, or one JSON object per line.
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub format: LogFormat,
@@ -76,27 +91,27 @@ pub struct ServeArgs {
     /// Colour: auto (terminal, no NO_COLOR, TERM not dumb), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Engine.IO ping interval (e.g. 25s; bare numbers are ms).
-    #[arg(long, value_parser = parse_duration, default_value = "25s")]
-    pub ping_interval: Duration,
-    /// Engine.IO ping timeout.
-    #[arg(long, value_parser = parse_duration, default_value = "20s")]
-    pub ping_timeout: Duration,
-    /// Time a connection has to send its first Socket.IO CONNECT.
-    #[arg(long, value_parser = parse_duration, default_value = "45s")]
-    pub connect_timeout: Duration,
-    /// Time a polling → WebSocket upgrade may take.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub upgrade_timeout: Duration,
-    /// Engine.IO maxPayload in bytes.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub max_payload: usize,
-    /// Per webhook request timeout.
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub webhook_timeout: Duration,
-    /// Delays before retrying connected/disconnected deliveries, comma separated.
-    #[arg(long, value_parser = parse_duration, value_delimiter = ',', default_value = "1s,3s,5s")]
-    pub webhook_retry: Vec<Duration>,
+    /// Engine.IO ping interval (e.g. 25s; bare numbers are ms) [default: 25s].
+    #[arg(long, value_parser = parse_duration)]
+    pub ping_interval: Option<Duration>,
+    /// Engine.IO ping timeout [default: 20s].
+    #[arg(long, value_parser = parse_duration)]
+    pub ping_timeout: Option<Duration>,
+    /// Time a connection has to send its first Socket.IO CONNECT [default: 45s].
+    #[arg(long, value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Time a polling → WebSocket upgrade may take [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub upgrade_timeout: Option<Duration>,
+    /// Engine.IO maxPayload in bytes [default: 1000000].
+    #[arg(long)]
+    pub max_payload: Option<usize>,
+    /// Per webhook request timeout [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    pub webhook_timeout: Option<Duration>,
+    /// Delays before retrying connected/disconnected deliveries, comma separated [default: 1s,3s,5s].
+    #[arg(long, value_parser = parse_duration, value_delimiter = ',')]
+    pub webhook_retry: Option<Vec<Duration>>,
     /// Skip the abuse-protection OPTIONS preflight.
     #[arg(long)]
     pub no_preflight: bool,
@@ -106,8 +121,21 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The validated configuration.
+    /// The configuration from flags, environment and `--config` (read now).
     pub fn to_config(&self) -> Result<ServeConfig, CliError> {
+        let file = match &self.config {
+            Some(path) => Some(file::load(path).map_err(|e| {
+                CliError::usage(format!("invalid configuration {}: {e}", path.display()))
+                    .hint("fix the file, or write a fresh commented one with `sio-emu init`")
+            })?),
+            None => None,
+        };
+        self.resolve(file.unwrap_or_default())
+    }
+
+    /// Merges flags (and their environment variables) over the file over the defaults.
+    pub fn resolve(&self, file: FileConfig) -> Result<ServeConfig, CliError> {
+        let defaults = ServeConfig::default();
         for hub in &self.hubs {
             if !valid_hub_name(hub) {
                 return Err(CliError::usage(format!(
@@ -115,44 +143,89 @@ impl ServeArgs {
                 )));
             }
         }
-        if !self.webhook.starts_with("http://") {
+        let webhook = self
+            .webhook
+            .clone()
+            .or(file.webhook)
+            .unwrap_or_else(|| DEFAULT_WEBHOOK.into());
+        if !webhook.starts_with("http://") && !webhook.starts_with("builtin:") {
             return Err(CliError::usage(format!(
-                "invalid --webhook `{}`: only http:// URLs are supported",
-                self.webhook
+                "invalid --webhook `{webhook}`: only http:// URLs are supported"
             ))
             .hint("point it at your local handler, e.g. http://localhost:7071/runtime/webhooks/socketio"));
         }
-        if self.max_payload == 0 {
+        let max_payload = self
+            .max_payload
+            .or(file.max_payload)
+            .unwrap_or(defaults.engine.max_payload);
+        if max_payload == 0 {
             return Err(CliError::usage("--max-payload must be at least 1 byte"));
         }
-        let mut access_keys = vec![
-            self.access_key
-                .clone()
-                .unwrap_or_else(|| DEV_ACCESS_KEY.into()),
-        ];
-        if access_keys[0].is_empty() {
-            return Err(CliError::usage("--access-key must not be empty"));
+        let primary = self
+            .access_key
+            .clone()
+            .or(file.access_key)
+            .unwrap_or_else(|| DEV_ACCESS_KEY.into());
+        if primary.is_empty() {
+            return Err(CliError::usage("the access key must not be empty"));
         }
-        access_keys.extend(self.secondary_key.clone().filter(|k| !k.is_empty()));
+        let mut access_keys = vec![primary];
+        access_keys.extend(
+            self.secondary_key
+                .clone()
+                .or(file.secondary_key)
+                .filter(|k| !k.is_empty()),
+        );
+        let anonymous = self.anonymous || file.anonymous.unwrap_or(false);
+        let mut hubs = file.hubs;
+        for hub in &mut hubs {
+            hub.anonymous |= self.anonymous;
+            if hub.handlers.is_empty() {
+                hub.handlers = HubConfig::new(&hub.name, false, &webhook).handlers;
+            }
+        }
+        for name in &self.hubs {
+            if !hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+                hubs.push(HubConfig::new(name, anonymous, &webhook));
+            }
+        }
         Ok(ServeConfig {
-            host: self.host.clone(),
-            port: self.port,
+            host: self.host.clone().or(file.host).unwrap_or(defaults.host),
+            port: self.port.or(file.port).unwrap_or(DEFAULT_PORT),
             access_keys,
-            hubs: self.hubs.clone(),
-            strict_hubs: self.strict_hubs,
-            anonymous: self.anonymous,
-            webhook: self.webhook.clone(),
-            webhook_timeout: self.webhook_timeout,
-            webhook_retry_delays: self.webhook_retry.clone(),
-            preflight: !self.no_preflight,
+            hubs,
+            default_hub: HubConfig::new("*", anonymous, &webhook),
+            strict_hubs: self.strict_hubs || file.strict_hubs.unwrap_or(false),
+            webhook_timeout: self
+                .webhook_timeout
+                .or(file.webhook_timeout)
+                .unwrap_or(defaults.webhook_timeout),
+            webhook_retry_delays: self
+                .webhook_retry
+                .clone()
+                .or(file.webhook_retry)
+                .unwrap_or(defaults.webhook_retry_delays),
+            preflight: !self.no_preflight && file.preflight.unwrap_or(true),
             forward_auth: self.forward_auth,
-            rest_anonymous: self.rest_anonymous,
+            rest_anonymous: self.rest_anonymous || file.rest_anonymous.unwrap_or(false),
             engine: EngineConfig {
-                ping_interval: self.ping_interval,
-                ping_timeout: self.ping_timeout,
-                connect_timeout: self.connect_timeout,
-                upgrade_timeout: self.upgrade_timeout,
-                max_payload: self.max_payload,
+                ping_interval: self
+                    .ping_interval
+                    .or(file.ping_interval)
+                    .unwrap_or(defaults.engine.ping_interval),
+                ping_timeout: self
+                    .ping_timeout
+                    .or(file.ping_timeout)
+                    .unwrap_or(defaults.engine.ping_timeout),
+                connect_timeout: self
+                    .connect_timeout
+                    .or(file.connect_timeout)
+                    .unwrap_or(defaults.engine.connect_timeout),
+                upgrade_timeout: self
+                    .upgrade_timeout
+                    .or(file.upgrade_timeout)
+                    .unwrap_or(defaults.engine.upgrade_timeout),
+                max_payload,
                 ..EngineConfig::default()
             },
             shutdown_grace: self.shutdown_grace,
@@ -165,7 +238,13 @@ pub fn run(args: ServeArgs) -> Result<u8, CliError> {
     args.color.apply();
     let config = args.to_config()?;
     let traffic = args.traffic()?;
-    runtime()?.block_on(serve(config, traffic))
+    runtime()?.block_on(async move {
+        let running = Running::start(config, traffic).await?;
+        watch_config(running.service.clone(), running.builtins.clone(), args);
+        wait_for_signal().await;
+        running.shutdown().await;
+        Ok(0)
+    })
 }
 
 /// The multi-threaded runtime every long-running command uses.
@@ -211,12 +290,14 @@ pub struct Running {
     pub service: Arc<Service>,
     pub server: Arc<Server>,
     pub port: u16,
+    /// The `builtin:` handlers in use; they stop when this is dropped.
+    pub builtins: Arc<Builtins>,
     serving: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Binds the listeners, prints the banner (or the `ready` line) and starts serving.
-    pub async fn start(config: ServeConfig, traffic: Traffic) -> Result<Running, CliError> {
+    pub async fn start(mut config: ServeConfig, traffic: Traffic) -> Result<Running, CliError> {
         let (listeners, port) = server::bind(&config.host, config.port)
             .await
             .map_err(|e| {
@@ -231,11 +312,14 @@ impl Running {
                 }
             })?;
         let endpoint = server::public_endpoint(&config.host, port);
+        // `builtin:` handlers listen before the service exists, so its first call finds them.
+        let builtins = Arc::new(Builtins::new(&endpoint, &config.access_keys));
+        builtins.apply(&mut config).await?;
         traffic.record(|_| RecordLine::Header {
             format: record::FORMAT.into(),
             version: record::VERSION,
             sio_emu_version: env!("CARGO_PKG_VERSION").into(),
-            hubs: config.hubs.clone(),
+            hubs: config.hub_names(),
             endpoint: endpoint.clone(),
             started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         });
@@ -248,6 +332,7 @@ impl Running {
             service,
             server,
             port,
+            builtins,
             serving,
         })
     }
@@ -256,7 +341,7 @@ impl Running {
     /// grace period, the recording is complete when this returns.
     pub async fn shutdown(self) {
         let service = &self.service;
-        let grace = service.config.shutdown_grace;
+        let grace = service.config().shutdown_grace;
         service.traffic.emit(TrafficEvent::ShuttingDown {
             connections: self.server.engine.session_count(),
         });
@@ -302,12 +387,234 @@ pub async fn wait_for_signal() {
     }
 }
 
+/// Shows a key as its first and last four characters.
+fn mask(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() <= 10 {
+        "****".into()
+    } else {
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    }
+}
+
+fn describe_hub(hub: &HubConfig) -> String {
+    let handlers: Vec<String> = hub
+        .handlers
+        .iter()
+        .map(|h| {
+            let system: Vec<&str> = h.system_events.iter().map(|e| e.name()).collect();
+            format!(
+                "{} (user events: {}; system: {})",
+                h.url,
+                match h.user_events.to_text() {
+                    t if t.is_empty() => "none".to_string(),
+                    t => t,
+                },
+                if system.is_empty() {
+                    "none".to_string()
+                } else {
+                    system.join(",")
+                }
+            )
+        })
+        .collect();
+    format!(
+        "{}{} → {}",
+        hub.name,
+        if hub.anonymous { " [anonymous]" } else { "" },
+        if handlers.is_empty() {
+            "no handler".to_string()
+        } else {
+            handlers.join(" then ")
+        }
+    )
+}
+
+/// The effective settings as labelled lines, secrets masked.
+fn describe_config(config: &ServeConfig) -> Vec<(&'static str, String)> {
+    let keys: Vec<String> = config.access_keys.iter().map(|k| mask(k)).collect();
+    let mut lines = vec![("keys", keys.join(", "))];
+    for hub in &config.hubs {
+        lines.push(("hub", describe_hub(hub)));
+    }
+    let other = if config.strict_hubs {
+        "refused (--strict-hubs)".to_string()
+    } else {
+        describe_hub(&config.default_hub).replacen('*', "any other hub", 1)
+    };
+    lines.push(("hub", other));
+    lines.push((
+        "webhooks",
+        format!(
+            "timeout {}, retries {}, preflight {}",
+            duration::format(config.webhook_timeout),
+            config
+                .webhook_retry_delays
+                .iter()
+                .map(|d| duration::format(*d))
+                .collect::<Vec<_>>()
+                .join(","),
+            if config.preflight { "on" } else { "off" }
+        ),
+    ));
+    let e = &config.engine;
+    lines.push((
+        "engine",
+        format!(
+            "ping {}/{}, connect timeout {}, upgrade timeout {}, maxPayload {}",
+            duration::format(e.ping_interval),
+            duration::format(e.ping_timeout),
+            duration::format(e.connect_timeout),
+            duration::format(e.upgrade_timeout),
+            e.max_payload
+        ),
+    ));
+    lines.push((
+        "rest",
+        if config.rest_anonymous {
+            "Bearer token optional (--rest-anonymous)".into()
+        } else {
+            "Bearer token required".into()
+        },
+    ));
+    lines
+}
+
+/// The effective settings as one JSON object (secrets masked).
+fn config_json(config: &ServeConfig) -> serde_json::Value {
+    let hub = |h: &HubConfig| {
+        serde_json::json!({
+            "name": h.name,
+            "anonymous": h.anonymous,
+            "handlers": h.handlers.iter().map(|x| serde_json::json!({
+                "url": x.url,
+                "userEvents": x.user_events.to_text(),
+                "systemEvents": x.system_events.iter().map(|e| e.name()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    };
+    serde_json::json!({
+        "accessKeys": config.access_keys.iter().map(|k| mask(k)).collect::<Vec<_>>(),
+        "hubs": config.hubs.iter().map(hub).collect::<Vec<_>>(),
+        "defaultHub": hub(&config.default_hub),
+        "strictHubs": config.strict_hubs,
+        "webhookTimeoutMs": config.webhook_timeout.as_millis() as u64,
+        "preflight": config.preflight,
+        "restAnonymous": config.rest_anonymous,
+        "maxPayload": config.engine.max_payload,
+    })
+}
+
+/// Prints the effective settings (at start and after a reload).
+fn print_config(traffic: &Traffic, config: &ServeConfig, heading: &str) {
+    if traffic.format() == Format::Json {
+        let mut line = serde_json::json!({ "type": "config", "message": heading });
+        line["config"] = config_json(config);
+        traffic.write_line(&line.to_string());
+        return;
+    }
+    let mut lines = vec![format!("  {}", heading.bold())];
+    for (label, text) in describe_config(config) {
+        lines.push(format!("  {}{}", format!("{label:<12}").bold(), text));
+    }
+    traffic.write_line(&lines.join("\n"));
+}
+
+/// Re-reads `--config` when it changes; a valid change applies to new events, an invalid one
+/// is refused with the line it points at and the running settings stay.
+pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeArgs) {
+    let Some(path) = args.config.clone() else {
+        return;
+    };
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut last = stamp(&path);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = service.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(RELOAD_POLL) => {}
+            }
+            let now = stamp(&path);
+            if now == last || now.is_none() {
+                continue;
+            }
+            last = now;
+            let traffic = &service.traffic;
+            let resolved = file::load(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|f| args.resolve(f).map_err(|e| e.message));
+            let resolved = match resolved {
+                Ok(mut config) => builtins
+                    .apply(&mut config)
+                    .await
+                    .map(|()| config)
+                    .map_err(|e| e.message),
+                Err(message) => Err(message),
+            };
+            match resolved {
+                Ok(config) => {
+                    let old = service.config();
+                    let mut restart = Vec::new();
+                    if old.host != config.host || old.port != config.port {
+                        restart.push("listen address");
+                    }
+                    if old.engine.ping_interval != config.engine.ping_interval
+                        || old.engine.ping_timeout != config.engine.ping_timeout
+                        || old.engine.connect_timeout != config.engine.connect_timeout
+                        || old.engine.upgrade_timeout != config.engine.upgrade_timeout
+                        || old.engine.max_payload != config.engine.max_payload
+                    {
+                        restart.push("engine settings");
+                    }
+                    let mut config = config;
+                    // What needs a restart keeps its running value.
+                    config.host.clone_from(&old.host);
+                    config.port = old.port;
+                    config.engine = old.engine.clone();
+                    print_config(
+                        traffic,
+                        &config,
+                        &format!("configuration reloaded from {}", path.display()),
+                    );
+                    if !restart.is_empty() {
+                        traffic.emit(TrafficEvent::Warning {
+                            message: format!(
+                                "{} changed in {}; they apply after a restart",
+                                restart.join(" and "),
+                                path.display()
+                            ),
+                            hint: None,
+                        });
+                    }
+                    service.reload(config);
+                }
+                Err(message) => traffic.emit(TrafficEvent::Error {
+                    message: format!("the configuration change was refused: {message}"),
+                    hint: Some(
+                        "the running settings stay in force; fix the file and save it again".into(),
+                    ),
+                }),
+            }
+        }
+    });
+}
+
 /// The startup banner, or the `ready` line in JSON mode.
 fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener]) {
-    let config = &service.config;
+    let config = service.config();
     let endpoint = &service.endpoint;
     let connection_string = connection_string::format(endpoint, &config.access_keys[0]);
-    let hub = config.hubs.first().map(String::as_str).unwrap_or("hub");
+    let hub = config
+        .hubs
+        .first()
+        .map(|h| h.name.as_str())
+        .unwrap_or("hub");
     let token = auth::mint(
         &config.access_keys[0],
         &TokenClaims {
@@ -324,14 +631,15 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             "endpoint": endpoint,
             "connectionString": connection_string,
             "port": port,
-            "hubs": config.hubs,
-            "webhook": config.webhook,
-            "anonymous": config.anonymous,
+            "hubs": config.hub_names(),
+            "webhook": config.default_hub.handlers.first().map(|h| h.url.clone()),
+            "anonymous": config.default_hub.anonymous,
             "clientPath": format!("{CLIENT_PREFIX}{hub}"),
             "token": token,
             "version": env!("CARGO_PKG_VERSION"),
         });
         traffic.write_line(&ready.to_string());
+        print_config(traffic, &config, "effective configuration");
         return;
     }
     let addrs: Vec<String> = listeners
@@ -340,19 +648,12 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
         .map(|a| a.ip().to_string())
         .collect();
     let label = |s: &str| format!("  {:<12}", s).bold().to_string();
-    let hubs = if config.hubs.is_empty() {
-        "any hub name (declare with --hub)".to_string()
-    } else if config.strict_hubs {
-        format!("{} (strict)", config.hubs.join(", "))
-    } else {
-        config.hubs.join(", ")
-    };
-    let auth_line = if config.anonymous {
+    let auth_line = if config.default_hub.anonymous {
         "anonymous clients allowed; tokens, when given, are verified"
     } else {
         "clients need ?access_token= (mint one with `sio-emu token`), or start with --anonymous"
     };
-    let lines = [
+    let mut lines = vec![
         format!(
             "{} {} — Azure Web PubSub for Socket.IO (Serverless) emulator",
             "sio-emu".bold(),
@@ -365,14 +666,11 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             addrs.join(", ")
         ),
         format!("{}{}", label("connection"), connection_string),
-        format!("{}{}", label("hubs"), hubs),
-        format!(
-            "{}{}  (timeout {}, preflight {})",
-            label("webhook"),
-            config.webhook,
-            duration::format(config.webhook_timeout),
-            if config.preflight { "on" } else { "off" }
-        ),
+    ];
+    for (name, text) in describe_config(&config) {
+        lines.push(format!("{}{}", label(name), text));
+    }
+    lines.extend([
         format!("{}{}", label("auth"), auth_line),
         label("client"),
         format!(
@@ -383,6 +681,6 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             "(the token is valid for 1 hour; Ctrl-C stops and sends every disconnected event)"
                 .dimmed()
         ),
-    ];
+    ]);
     traffic.write_line(&lines.join("\n"));
 }

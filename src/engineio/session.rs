@@ -76,7 +76,8 @@ pub(crate) type PollReply = Result<String, EngineError>;
 pub(crate) enum Input<E> {
     PollGet(oneshot::Sender<PollReply>),
     PollPost(Vec<Packet>, oneshot::Sender<Result<(), EngineError>>),
-    /// A WebSocket probe succeeded: release the pending GET with a noop.
+    /// A WebSocket probe succeeded: release the pending GET with a noop, and answer every
+    /// GET with a noop until the upgrade completes or is abandoned.
     Probe,
     /// The upgrade completed with `5`: the session moves to this WebSocket.
     Upgraded(Box<WsStream>),
@@ -147,6 +148,8 @@ enum Out {
     /// A text packet, type digit included (`42[...]`, `2`, `1`).
     Text(String),
     Binary(Bytes),
+    /// Fires once everything queued before it has been handed to the transport.
+    Marker(oneshot::Sender<()>),
 }
 
 impl Out {
@@ -154,6 +157,7 @@ impl Out {
         match self {
             Out::Text(t) => t.len(),
             Out::Binary(b) => b.len(),
+            Out::Marker(_) => 0,
         }
     }
 }
@@ -203,6 +207,16 @@ impl<E> Ctx<'_, E> {
         }
         *self.outbox_bytes += data.len();
         self.outbox.push_back(Out::Binary(data));
+    }
+
+    /// Resolves once everything queued so far has been handed to the transport; fails if the
+    /// session ends first.
+    pub fn when_sent(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if !self.is_closed() {
+            self.outbox.push_back(Out::Marker(tx));
+        }
+        rx
     }
 
     /// Ends the session after this callback.
@@ -261,6 +275,8 @@ pub(crate) struct Actor<H: Handler> {
     outbox_bytes: usize,
     close: Option<CloseReason>,
     awaiting_pong: bool,
+    /// A probe succeeded: polling GETs get an immediate noop so the client can pause polling.
+    probed: bool,
     timer: Pin<Box<Sleep>>,
 }
 
@@ -303,6 +319,7 @@ impl<H: Handler> Actor<H> {
             outbox_bytes,
             close: None,
             awaiting_pong: false,
+            probed: false,
             timer,
         }
     }
@@ -369,6 +386,7 @@ impl<H: Handler> Actor<H> {
                 let _ = reply.send(Ok(()));
             }
             Input::Probe => {
+                self.probed = true;
                 if let Carrier::Polling { pending_get } = &mut self.carrier
                     && let Some(get) = pending_get.take()
                 {
@@ -400,7 +418,11 @@ impl<H: Handler> Actor<H> {
                 let _ = reply.send(Err(EngineError::BadRequest));
             }
             Carrier::Polling { pending_get } => {
-                if pending_get.is_some() {
+                // An abandoned upgrade clears `upgrading`, and polling resumes normally.
+                if self.probed && self.flags.upgrading.load(Ordering::Acquire) {
+                    // Mid-upgrade: buffered packets wait for the WebSocket (E1 noop rule).
+                    let _ = reply.send(Ok("6".into()));
+                } else if pending_get.is_some() {
                     // A second concurrent GET: refuse it and close the session; the first
                     // GET is answered with the close packet (E1 test-suite).
                     let _ = reply.send(Err(EngineError::BadRequest));
@@ -515,7 +537,15 @@ impl<H: Handler> Actor<H> {
             Carrier::WebSocket(ws) => {
                 // A client that accepts no data for a whole ping timeout is gone.
                 let budget = self.config.ping_timeout;
-                let result = timeout(budget, write_all(ws, &mut self.outbox)).await;
+                // Shutdown must not wait for a client that stopped reading (up to the whole
+                // budget, often longer than --shutdown-grace): stop writing and close.
+                let result = tokio::select! {
+                    written = timeout(budget, write_all(ws, &mut self.outbox)) => written,
+                    _ = self.shutdown.cancelled() => {
+                        self.close.get_or_insert(CloseReason::Shutdown);
+                        Ok(Ok(()))
+                    }
+                };
                 self.outbox_bytes = self.outbox.iter().map(Out::len).sum();
                 match result {
                     Ok(Ok(())) => {}
@@ -627,14 +657,23 @@ async fn write_all(
     ws: &mut WsStream,
     outbox: &mut VecDeque<Out>,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let mut markers = Vec::new();
     while let Some(out) = outbox.pop_front() {
         let message = match out {
             Out::Text(text) => Message::Text(text.into()),
             Out::Binary(data) => Message::Binary(data),
+            Out::Marker(marker) => {
+                markers.push(marker);
+                continue;
+            }
         };
         ws.feed(message).await?;
     }
-    ws.flush().await
+    ws.flush().await?;
+    for marker in markers {
+        let _ = marker.send(());
+    }
+    Ok(())
 }
 
 /// Joins the buffered packets into one long-polling payload.
@@ -642,15 +681,18 @@ fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String
     let mut body = String::with_capacity(*outbox_bytes + outbox.len());
     let mut first = true;
     for out in outbox.drain(..) {
+        if let Out::Marker(marker) = out {
+            let _ = marker.send(());
+            continue;
+        }
         if !first {
             body.push('\x1e');
         }
         first = false;
         match out {
             Out::Text(text) => body.push_str(&text),
-            Out::Binary(data) => {
-                encode_payload([&Packet::Binary(data)], &mut body);
-            }
+            Out::Binary(data) => encode_payload([&Packet::Binary(data)], &mut body),
+            Out::Marker(_) => {}
         }
     }
     *outbox_bytes = 0;

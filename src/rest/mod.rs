@@ -446,21 +446,16 @@ where
     }
     let query = Query::parse(parts.uri.query());
     query.api_version(&service.traffic)?;
-    if !service.config.rest_anonymous {
+    if !service.config().rest_anonymous {
         let fallback_host = service
             .endpoint
             .split_once("://")
             .map_or(service.endpoint.as_str(), |(_, host)| host);
         let url = request::request_url(parts, fallback_host);
-        request::authorize(&parts.headers, &service.config.access_keys, &url)?;
+        request::authorize(&parts.headers, &service.config().access_keys, &url)?;
     }
-    if service.config.strict_hubs
-        && !service
-            .config
-            .hubs
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&hub))
-    {
+    let config = service.config();
+    if config.strict_hubs && config.declared_hub(&hub).is_none() {
         return Err(RestError::HubNotDeclared { hub });
     }
     let ctx = operations::Ctx {

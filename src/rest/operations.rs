@@ -357,7 +357,7 @@ where
     ctx.query.message_ttl()?;
     let kind = request::send_media_type(ctx.headers)?;
     let bytes =
-        request::read_body(ctx.headers, body, ctx.service.config.engine.max_payload).await?;
+        request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
     call.keep_body(ctx.service, &bytes);
     let payload = send::parse_payload(&bytes, kind)?;
     drop(bytes);
@@ -765,9 +765,8 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         lifetime_secs: minutes.saturating_mul(60),
         now: auth::now_unix(),
     };
-    let key = ctx
-        .service
-        .config
+    let config = ctx.service.config();
+    let key = config
         .access_keys
         .first()
         .map_or(auth::DEV_ACCESS_KEY, String::as_str);

@@ -460,7 +460,11 @@ async fn invalid_hub_names_are_400() {
 async fn strict_hubs_refuse_undeclared_hubs() {
     let f = fixture(|c| {
         c.strict_hubs = true;
-        c.hubs = vec!["Chat".into()];
+        c.hubs = vec![crate::config::HubConfig::new(
+            "Chat",
+            false,
+            crate::config::DEFAULT_WEBHOOK,
+        )];
     });
     assert_eq!(
         f.send(&format!("/api/hubs/chat/:send?{V}"), "42[\"a\"]")

@@ -10,25 +10,86 @@ pub mod group;
 pub mod hub;
 pub mod odata;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::ServeConfig;
+use crate::config::{EventPattern, HubConfig, ServeConfig, SystemEvent};
 use crate::traffic::Traffic;
-use crate::upstream::{Upstream, UpstreamSettings};
+use crate::upstream::{EventKind, Upstream, UpstreamSettings};
+
+/// Distinct unrouted event names remembered for the once-per-name log line.
+const MAX_UNROUTED_NAMES: usize = 256;
+
+/// One compiled event handler.
+#[derive(Debug)]
+struct Route {
+    settings: Arc<UpstreamSettings>,
+    user_events: EventPattern,
+    system_events: Vec<SystemEvent>,
+}
+
+impl Route {
+    fn wants(&self, kind: &EventKind) -> bool {
+        match kind {
+            EventKind::Connect => self.system_events.contains(&SystemEvent::Connect),
+            EventKind::Connected => self.system_events.contains(&SystemEvent::Connected),
+            EventKind::Disconnected => self.system_events.contains(&SystemEvent::Disconnected),
+            EventKind::User(name) => self.user_events.matches(name),
+        }
+    }
+}
+
+/// The configuration in force and its compiled routes; replaced whole on reload.
+#[derive(Debug)]
+struct Settings {
+    config: Arc<ServeConfig>,
+    hubs: HashMap<String, Vec<Route>>,
+    default: Vec<Route>,
+}
+
+impl Settings {
+    fn new(config: Arc<ServeConfig>, origin: &str) -> Self {
+        let compile = |hub: &HubConfig| -> Vec<Route> {
+            hub.handlers
+                .iter()
+                .map(|h| Route {
+                    settings: Arc::new(UpstreamSettings {
+                        url_template: h.url.clone(),
+                        access_keys: config.access_keys.clone(),
+                        origin: origin.to_owned(),
+                        timeout: config.webhook_timeout,
+                        preflight: config.preflight,
+                        retry_delays: config.webhook_retry_delays.clone(),
+                    }),
+                    user_events: h.user_events.clone(),
+                    system_events: h.system_events.clone(),
+                })
+                .collect()
+        };
+        Settings {
+            hubs: config
+                .hubs
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), compile(h)))
+                .collect(),
+            default: compile(&config.default_hub),
+            config,
+        }
+    }
+}
 
 pub use hub::{ConnCommand, ConnHandle, Hub};
 
 /// The running service.
 pub struct Service {
-    pub config: Arc<ServeConfig>,
+    settings: RwLock<Arc<Settings>>,
     /// The public endpoint, e.g. `http://localhost:8080` (no trailing slash).
     pub endpoint: String,
     pub upstream: Upstream,
-    pub upstream_settings: UpstreamSettings,
+    unrouted: Mutex<HashSet<String>>,
     pub traffic: Traffic,
     /// Every session and webhook task; shutdown waits for it.
     pub tracker: TaskTracker,
@@ -66,29 +127,74 @@ impl Service {
         traffic: Traffic,
         shutdown: CancellationToken,
     ) -> Self {
-        let upstream_settings = UpstreamSettings {
-            url_template: config.webhook.clone(),
-            access_keys: config.access_keys.clone(),
-            origin: request_origin(&endpoint),
-            timeout: config.webhook_timeout,
-            preflight: config.preflight,
-            retry_delays: config.webhook_retry_delays.clone(),
-        };
         let hubs = config
             .hubs
             .iter()
-            .map(|h| (h.to_ascii_lowercase(), Arc::new(Hub::new(h))))
+            .map(|h| (h.name.to_ascii_lowercase(), Arc::new(Hub::new(&h.name))))
             .collect();
+        let settings = Settings::new(config, &request_origin(&endpoint));
         Service {
-            config,
+            settings: RwLock::new(Arc::new(settings)),
             endpoint,
             upstream: Upstream::new(),
-            upstream_settings,
+            unrouted: Mutex::new(HashSet::new()),
             traffic,
             tracker: TaskTracker::new(),
             shutdown,
             hubs: Mutex::new(hubs),
         }
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<ServeConfig> {
+        self.settings().config.clone()
+    }
+
+    /// Applies a new configuration to new events; connections stay. Listen and Engine.IO
+    /// settings keep their start-up values (the caller says so).
+    pub fn reload(&self, config: ServeConfig) {
+        {
+            let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
+            for hub in &config.hubs {
+                hubs.entry(hub.name.to_ascii_lowercase())
+                    .or_insert_with(|| Arc::new(Hub::new(&hub.name)));
+            }
+        }
+        let settings = Settings::new(Arc::new(config), &request_origin(&self.endpoint));
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        self.unrouted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// The handler that gets `kind` on `hub`: the first that wants it (SPEC §5.1).
+    pub fn route(&self, hub: &str, kind: &EventKind) -> Option<Arc<UpstreamSettings>> {
+        let settings = self.settings();
+        let routes = settings
+            .hubs
+            .get(&hub.to_ascii_lowercase())
+            .unwrap_or(&settings.default);
+        routes
+            .iter()
+            .find(|r| r.wants(kind))
+            .map(|r| r.settings.clone())
+    }
+
+    /// True the first time an unrouted event name is seen on a hub (for a once-per-name log line).
+    pub fn first_unrouted(&self, hub: &str, event: &str) -> bool {
+        let mut seen = self.unrouted.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= MAX_UNROUTED_NAMES {
+            return false;
+        }
+        seen.insert(format!("{}/{event}", hub.to_ascii_lowercase()))
     }
 
     /// An existing hub, matched case-insensitively (SPEC §13 #19).
@@ -107,7 +213,7 @@ impl Service {
         if let Some(hub) = hubs.get(&key) {
             return Some(hub.clone());
         }
-        if self.config.strict_hubs {
+        if self.config().strict_hubs {
             return None;
         }
         let hub = Arc::new(Hub::new(name));
@@ -118,12 +224,7 @@ impl Service {
     /// Drops an undeclared hub nothing refers to, so client-chosen hub names cannot pile up.
     pub fn release_hub(&self, hub: &Hub) {
         let key = hub.name.to_ascii_lowercase();
-        if self
-            .config
-            .hubs
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&hub.name))
-        {
+        if self.config().declared_hub(&hub.name).is_some() {
             return;
         }
         let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());

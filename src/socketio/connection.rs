@@ -164,7 +164,7 @@ impl SioConnection {
             busy: false,
             queue: VecDeque::new(),
         });
-        let body = match auth.filter(|_| self.service.config.forward_auth) {
+        let body = match auth.filter(|_| self.service.config().forward_auth) {
             Some(auth) => {
                 let mut value: serde_json::Value =
                     serde_json::from_slice(&self.connect_body).unwrap_or_default();
@@ -180,8 +180,11 @@ impl SioConnection {
         let close_reason = self.close_reason.clone();
         let namespace = namespace.to_owned();
         self.service.tracker.spawn(async move {
-            let result = webhook::call(&service, &event).await;
-            let verdict = webhook::connect_verdict(&result);
+            // No handler wants `connect`: the socket is accepted without a call.
+            let verdict = match webhook::call(&service, &event).await {
+                Some(result) => webhook::connect_verdict(&result),
+                None => Ok(()),
+            };
             let accepted = verdict.is_ok();
             let done = SioEvent::ConnectDone {
                 socket_id: id.clone(),
@@ -240,13 +243,20 @@ impl SioConnection {
                     socket_id: id.to_string(),
                     refused: None,
                 });
+                // Decision 9: `connected` leaves once the client has its `40…{"sid"}`.
                 let connected = self.caller.event(
                     EventKind::Connected,
                     &namespace,
                     &id,
                     Bytes::from_static(b"{}"),
                 );
-                webhook::notify(&self.service, connected);
+                let delivered = ctx.when_sent();
+                let service = self.service.clone();
+                tokio::spawn(async move {
+                    if delivered.await.is_ok() {
+                        webhook::notify(&service, connected);
+                    }
+                });
                 self.dispatch_next(ctx, index);
             }
             Err(message) => {
@@ -294,7 +304,7 @@ impl SioConnection {
         let sender: EventSender<SioEvent> = ctx.sender();
         self.service.tracker.spawn(async move {
             let reply = match webhook::call(&service, &event).await {
-                Ok(response) => match webhook::user_event_reply(&response) {
+                Some(Ok(response)) => match webhook::user_event_reply(&response) {
                     Ok(reply) => reply,
                     Err(violation) => {
                         service.traffic.emit(TrafficEvent::Warning {
@@ -310,7 +320,7 @@ impl SioConnection {
                         None
                     }
                 },
-                Err(_) => None,
+                Some(Err(_)) | None => None,
             };
             let _ = sender.send(SioEvent::EventDone { socket_id, reply }).await;
         });
@@ -323,7 +333,7 @@ impl SioConnection {
         data: &str,
         name: String,
     ) {
-        let limit = self.service.config.engine.socket_event_queue;
+        let limit = self.service.config().engine.socket_event_queue;
         let socket = &mut self.sockets[index];
         if socket.queue.len() >= limit {
             let namespace = socket.namespace.clone();
@@ -446,7 +456,7 @@ impl Handler for SioConnection {
             &self.token_groups,
             handle,
         );
-        let wait: Duration = self.service.config.engine.connect_timeout;
+        let wait: Duration = self.service.config().engine.connect_timeout;
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => { let _ = sender.send(SioEvent::ConnectTimeout).await; }
@@ -495,7 +505,11 @@ impl Handler for SioConnection {
                 ctx,
                 format!("a packet for namespace {namespace}, which it has not joined"),
             ),
-            (PacketType::Disconnect, Some(index)) => self.leave(index, ""),
+            // DISCONNECT carries no payload (P1 `isPayloadValid`); one that does is malformed.
+            (PacketType::Disconnect, Some(index)) => match packet::decode(data) {
+                Ok(_) => self.leave(index, ""),
+                Err(e) => self.violation(ctx, format!("invalid DISCONNECT packet: {e}")),
+            },
             (PacketType::Event, Some(index)) => match packet::decode(data) {
                 Ok(_) if matches!(self.sockets[index].phase, Phase::Abandoned(_)) => {}
                 Ok(Decoded::Complete(p)) => {
@@ -515,6 +529,10 @@ impl Handler for SioConnection {
                 }
             }
             (PacketType::Ack, Some(_)) => {
+                // Dropped, but still validated: an ACK's payload must be an array.
+                if let Err(e) = packet::decode(data) {
+                    return self.violation(ctx, format!("invalid ACK packet: {e}"));
+                }
                 if self.service.traffic.verbose() {
                     self.warn(
                         format!(
@@ -553,7 +571,9 @@ impl Handler for SioConnection {
                         format!(
                             "conn={} sent no Socket.IO CONNECT within {}; closing it",
                             self.caller.connection_id,
-                            humantime::format_duration(self.service.config.engine.connect_timeout)
+                            humantime::format_duration(
+                                self.service.config().engine.connect_timeout
+                            )
                         ),
                         None,
                     );

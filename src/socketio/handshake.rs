@@ -133,7 +133,7 @@ impl SioAcceptor {
     ) -> Result<Map<String, Value>, Rejection> {
         let service = &self.service;
         let now = auth::now_unix();
-        let keys = &service.config.access_keys;
+        let keys = &service.config().access_keys;
         let primary = auth::client_audience(&service.endpoint, hub);
         match auth::verify_client_token(token, keys, &primary, now) {
             Err(rejection) if rejection.check == Check::Aud => {
@@ -195,7 +195,7 @@ impl Acceptor for SioAcceptor {
             Some(token) => self
                 .verify(token, &hub.name, host)
                 .map_err(|r| self.refuse(handshake, r))?,
-            None if service.config.anonymous => Map::new(),
+            None if service.config().hub(&hub.name).anonymous => Map::new(),
             None => {
                 let rejection = Rejection {
                     check: Check::Missing,

@@ -11,7 +11,9 @@ use crate::engineio::packet::Packet;
 use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
-use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
+use crate::upstream::{
+    EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview,
+};
 
 /// Characters of a response body shown in the log.
 const LOG_BODY_CHARS: usize = 120;
@@ -130,27 +132,52 @@ fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
         && connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason)
 }
 
-/// Delivers a blocking event (connect, user event) once and logs it.
+/// The handler for an event, or `None` (logged once per event name) when no handler of the
+/// hub wants it: such an event is not sent (SPEC §5.1).
+fn route(service: &Service, event: &WebhookEvent) -> Option<Arc<UpstreamSettings>> {
+    let settings = service.route(&event.hub, &event.kind);
+    let name = event.kind.event_name();
+    if settings.is_none() && service.first_unrouted(&event.hub, name) {
+        let outcome = match event.kind {
+            EventKind::Connect => "sockets are accepted without a call",
+            _ => "it is not sent",
+        };
+        service.traffic.emit(TrafficEvent::Warning {
+            message: format!(
+                "no event handler of hub `{}` wants `{name}`; {outcome} (said once per event name)",
+                event.hub
+            ),
+            hint: Some(
+                "add it to a handler's user-events or system-events in the config file".into(),
+            ),
+        });
+    }
+    settings
+}
+
+/// Delivers a blocking event (connect, user event) once and logs it; `None` when no handler
+/// wants the event.
 pub async fn call(
     service: &Service,
     event: &WebhookEvent,
-) -> Result<WebhookResponse, WebhookError> {
-    let result = service
-        .upstream
-        .send(&service.upstream_settings, event)
-        .await;
+) -> Option<Result<WebhookResponse, WebhookError>> {
+    let settings = route(service, event)?;
+    let result = service.upstream.send(&settings, event).await;
     log_exchange(service, event, &result);
-    result
+    Some(result)
 }
 
 /// Delivers `connected` or `disconnected` in the background, with retries; tracked so that
 /// shutdown waits for it.
 pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
+    let Some(settings) = route(service, &event) else {
+        return;
+    };
     let service_ref = service.clone();
     service.tracker.spawn(async move {
         let result = service_ref
             .upstream
-            .send_with_retries(&service_ref.upstream_settings, &event)
+            .send_with_retries(&settings, &event)
             .await;
         log_exchange(&service_ref, &event, &result);
     });

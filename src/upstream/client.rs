@@ -407,7 +407,16 @@ fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), String>
     for value in headers.get_all(WEBHOOK_ALLOWED_ORIGIN) {
         let text = String::from_utf8_lossy(value.as_bytes());
         for allowed in text.split(',').map(str::trim) {
-            if allowed == "*" || allowed.eq_ignore_ascii_case(origin) {
+            // `@azure/web-pubsub-express` answers with the host of its allowed endpoint, port
+            // included (`localhost:8080`); the port does not make it another origin.
+            let host = allowed
+                .rsplit_once(':')
+                .filter(|(_, port)| port.parse::<u16>().is_ok())
+                .map_or(allowed, |(host, _)| host);
+            if allowed == "*"
+                || allowed.eq_ignore_ascii_case(origin)
+                || host.eq_ignore_ascii_case(origin)
+            {
                 return Ok(());
             }
             seen.push(allowed.to_owned());

@@ -171,6 +171,22 @@ async fn duplicate_poll_closes_the_session() {
 }
 
 #[tokio::test]
+async fn connected_waits_until_the_client_has_its_sid() {
+    let (hook, emu) = pair(&["--anonymous"]).await;
+    let (_, open) = poll_handshake(&emu, "chat", "").await;
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    poll_post(&emu, "chat", &sid, "40").await;
+    hook.wait_for("connect", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        hook.named("connected").is_empty(),
+        "sent before the client had its 40"
+    );
+    assert!(poll_get(&emu, "chat", &sid).await.body.starts_with("40{"));
+    hook.wait_for("connected", 1).await;
+}
+
+#[tokio::test]
 async fn polling_connect_event_ack_and_leave() {
     let (hook, emu) = pair(&["--anonymous"]).await;
     let (_, open) = poll_handshake(&emu, "chat", "").await;
@@ -683,6 +699,8 @@ async fn health_and_sigterm_sends_every_disconnected() {
     let (_, open) = poll_handshake(&emu, "h", "").await;
     let sid = open["sid"].as_str().unwrap().to_owned();
     poll_post(&emu, "h", &sid, "40").await;
+    // `connected` leaves only once the client has collected its `40…` (decision 9).
+    assert!(poll_get(&emu, "h", &sid).await.body.starts_with("40{"));
     hook.wait_for("connected", 7).await;
     assert_eq!(emu.terminate().await, 0);
     let gone = hook.named("disconnected");

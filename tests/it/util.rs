@@ -656,3 +656,659 @@ pub async fn poll_post(emu: &Emu, hub: &str, sid: &str, body: &str) -> HttpReply
 pub fn packets(payload: &str) -> Vec<&str> {
     payload.split('\x1e').collect()
 }
+
+// =============================================================================================
+// Fault-injection helpers (used by tests/it/faults.rs)
+//
+// Everything below is self-contained: an emulator whose stderr is captured (to prove it never
+// panicked), a recording webhook that can be killed outright (listener and every keep-alive
+// connection), a raw TCP "webhook" that answers with garbage, and raw HTTP for bodies the
+// hyper client would not send.
+// =============================================================================================
+
+/// A running `sio-emu serve` whose stderr is captured.
+pub struct Watched {
+    pub emu: Emu,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl std::ops::Deref for Watched {
+    type Target = Emu;
+    fn deref(&self) -> &Emu {
+        &self.emu
+    }
+}
+
+impl std::ops::DerefMut for Watched {
+    fn deref_mut(&mut self) -> &mut Emu {
+        &mut self.emu
+    }
+}
+
+impl Watched {
+    /// Like [`Emu::start`], with stderr captured instead of inherited.
+    pub fn start(args: &[&str]) -> Watched {
+        let mut child = Command::new(bin())
+            .args([
+                "serve", "--port", "0", "--format", "json", "--color", "never",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sio-emu");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_sink = stderr.clone();
+        let err_pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                let mut s = err_sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = match lines.next() {
+            Some(Ok(line)) => line,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "sio-emu printed no ready line; stderr:\n{}",
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
+        assert_eq!(ready["type"], "ready", "first line: {first}");
+        let port = ready["port"].as_u64().unwrap() as u16;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Watched {
+            emu: Emu {
+                child: Some(child),
+                port,
+                ready,
+                log,
+            },
+            stderr,
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.emu.child.as_mut() {
+            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Fails unless the process never printed a panic to stderr.
+    pub fn assert_no_panic(&self) {
+        let err = self.stderr.lock().unwrap().clone();
+        assert!(!err.contains("panicked"), "sio-emu panicked:\n{err}");
+    }
+
+    /// The process is alive, `GET /api/health` answers 200, and stderr shows no panic.
+    pub async fn assert_healthy(&mut self) {
+        self.assert_no_panic();
+        assert!(
+            self.alive(),
+            "sio-emu exited; stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
+        let health = http("GET", &format!("{}/api/health", self.base()), &[], "").await;
+        assert_eq!(health.status, 200, "{health:?}");
+        self.assert_no_panic();
+    }
+
+    /// VmRSS of the process in KiB (0 once it exited).
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS")
+    }
+
+    /// JSON log lines of `type`.
+    pub fn lines_of(&self, kind: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|v| v["type"] == kind)
+            .collect()
+    }
+
+    /// Waits up to `wait` for a log line satisfying `pred`.
+    pub async fn wait_log_within(
+        &self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line for {what} within {wait:?}; last lines:\n{}",
+                tail(&self.log.lock().unwrap(), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The last `n` lines, joined.
+pub fn tail(lines: &[String], n: usize) -> String {
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, …); 0 when unreadable.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(&format!("{field}:")))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A free loopback port (bound, then released: nothing listens there afterwards).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A recording webhook (same [`Recorded`] / [`Reply`] as [`Webhook`]) that can be killed: the
+/// listener and every open keep-alive connection are closed, so later calls are refused.
+pub struct FaultHook {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    responder: Arc<Mutex<Responder>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for FaultHook {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl FaultHook {
+    /// On a free port.
+    pub async fn with(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> FaultHook {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FaultHook::serve(listener, f)
+    }
+
+    /// On a given port (e.g. one the emulator already failed to reach).
+    pub async fn on_port(
+        port: u16,
+        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> FaultHook {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        FaultHook::serve(listener, f)
+    }
+
+    fn serve(
+        listener: TcpListener,
+        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> FaultHook {
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(f)));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (reqs, resp, stopped) = (requests.clone(), responder.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (reqs, resp, stopped) = (reqs.clone(), resp.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (reqs, resp) = (reqs.clone(), resp.clone());
+                        async move {
+                            let method = req.method().to_string();
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                                })
+                                .collect();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let rec = Recorded {
+                                method,
+                                path,
+                                headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            };
+                            let reply = if rec.method == "OPTIONS" || rec.method == "GET" {
+                                None
+                            } else {
+                                let f = resp.lock().unwrap().clone();
+                                Some(f(&rec))
+                            };
+                            reqs.lock().unwrap().push(rec);
+                            let mut response = Response::builder();
+                            let body = match reply {
+                                None => {
+                                    response = response.header("WebHook-Allowed-Origin", "*");
+                                    String::new()
+                                }
+                                Some(reply) => {
+                                    tokio::time::sleep(reply.delay).await;
+                                    response = response
+                                        .status(reply.status)
+                                        .header("content-type", reply.content_type);
+                                    reply.body
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(
+                                response.body(Full::new(Bytes::from(body))).unwrap(),
+                            )
+                        }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = stopped.cancelled() => {}
+                        _ = conn => {}
+                    }
+                });
+            }
+        });
+        FaultHook {
+            addr,
+            requests,
+            responder,
+            stop,
+        }
+    }
+
+    /// Closes the listener and every connection; later calls find nothing listening.
+    pub fn kill(&self) {
+        self.stop.cancel();
+    }
+
+    /// Replaces the reply function.
+    pub fn respond(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
+        *self.responder.lock().unwrap() = Arc::new(f);
+    }
+
+    /// The `--webhook` template for this server.
+    pub fn template(&self) -> String {
+        format!("http://{}/api/{{hub}}/{{event}}", self.addr)
+    }
+
+    /// Event (POST) requests so far.
+    pub fn events(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .cloned()
+            .collect()
+    }
+
+    /// Events named `name` so far.
+    pub fn named(&self, name: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|r| r.event() == name)
+            .collect()
+    }
+
+    /// Waits up to `wait` until `n` events named `name` arrived, and returns them.
+    pub async fn wait_for_within(&self, name: &str, n: usize, wait: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let got = self.named(name);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "webhook got {} `{name}` event(s) within {wait:?}, expected {n}",
+                got.len(),
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits up to [`WAIT`] until `n` events named `name` arrived, and returns them.
+    pub async fn wait_for(&self, name: &str, n: usize) -> Vec<Recorded> {
+        self.wait_for_within(name, n, WAIT).await
+    }
+}
+
+/// Checks the "exactly one `disconnected` per accepted socket" rule against any recording of
+/// webhook requests: waits (up to `wait`) until every socket in `accepted` has one, lets late
+/// duplicates arrive for `settle`, then asserts that every accepted socket got exactly one
+/// distinct `disconnected` event (retries of one event share its `ce-id`) and that no other
+/// socket got any. Returns the reason of each, in `accepted` order.
+pub async fn assert_one_disconnected_each(
+    events: impl Fn() -> Vec<Recorded>,
+    accepted: &[String],
+    wait: Duration,
+    settle: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let disconnected = || -> Vec<Recorded> {
+        events()
+            .into_iter()
+            .filter(|r| r.event() == "disconnected")
+            .collect()
+    };
+    loop {
+        let got = disconnected();
+        let missing = accepted
+            .iter()
+            .filter(|id| !got.iter().any(|r| r.header("ce-socketId") == id.as_str()))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} accepted socket(s) got no `disconnected` within {wait:?}",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(settle).await;
+    let got = disconnected();
+    let mut by_socket: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for r in &got {
+        by_socket
+            .entry(r.header("ce-socketId").to_owned())
+            .or_default()
+            .push((
+                r.header("ce-id").to_owned(),
+                r.json()["reason"].as_str().unwrap_or("?").to_owned(),
+            ));
+    }
+    for (socket, seen) in &by_socket {
+        assert!(
+            accepted.contains(socket),
+            "`disconnected` for socket {socket}, which was never accepted: {seen:?}"
+        );
+        let mut ids: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            1,
+            "socket {socket} got {} distinct `disconnected` events: {seen:?}",
+            ids.len()
+        );
+    }
+    accepted
+        .iter()
+        .map(|id| by_socket[id][0].1.clone())
+        .collect()
+}
+
+/// What [`RawHook`] does with one request.
+#[derive(Debug, Clone)]
+pub enum RawAnswer {
+    /// `200 OK`, empty body, then close.
+    Ok,
+    /// These bytes, then close.
+    Bytes(Vec<u8>),
+    /// Close without a word.
+    Close,
+    /// Reset the connection (zero linger).
+    Reset,
+    /// A valid 200 whose body is `n` bytes.
+    Huge(usize),
+}
+
+/// A request as [`RawHook`] read it.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl RawRequest {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+    pub fn event(&self) -> &str {
+        self.header("ce-eventName")
+    }
+    /// As a [`Recorded`], for [`assert_one_disconnected_each`].
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// A "webhook" on raw TCP that misbehaves on demand: it reads one request (head and
+/// Content-Length body) per connection, records it, and answers as its closure decides.
+pub struct RawHook {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<RawRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawHook {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawHook {
+    pub async fn with(f: impl Fn(&RawRequest) -> RawAnswer + Send + Sync + 'static) -> RawHook {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let f = Arc::new(f);
+        let reqs = requests.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (reqs, f) = (reqs.clone(), f.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let mut lines = head.split("\r\n");
+                    let mut first = lines.next().unwrap_or("").split(' ');
+                    let method = first.next().unwrap_or("").to_owned();
+                    let path = first.next().unwrap_or("").to_owned();
+                    let headers: HashMap<String, String> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                        .collect();
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                    let request = RawRequest {
+                        method,
+                        path,
+                        headers,
+                        body,
+                    };
+                    let answer = if request.method == "OPTIONS" {
+                        RawAnswer::Bytes(
+                            b"HTTP/1.1 200 OK\r\nWebHook-Allowed-Origin: *\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                        )
+                    } else {
+                        f(&request)
+                    };
+                    reqs.lock().unwrap().push(request);
+                    match answer {
+                        RawAnswer::Ok => {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                            let _ = stream.shutdown().await;
+                        }
+                        RawAnswer::Bytes(bytes) => {
+                            let _ = stream.write_all(&bytes).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        RawAnswer::Close => {
+                            let _ = stream.shutdown().await;
+                        }
+                        RawAnswer::Reset => {
+                            let _ = stream.set_zero_linger();
+                            drop(stream);
+                        }
+                        RawAnswer::Huge(n) => {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {n}\r\nconnection: close\r\n\r\n43"
+                            );
+                            let _ = stream.write_all(head.as_bytes()).await;
+                            let block = vec![b'1'; 64 * 1024];
+                            let mut left = n.saturating_sub(2);
+                            while left > 0 {
+                                let take = left.min(block.len());
+                                if stream.write_all(&block[..take]).await.is_err() {
+                                    break;
+                                }
+                                left -= take;
+                            }
+                            let _ = stream.shutdown().await;
+                        }
+                    }
+                });
+            }
+        });
+        RawHook {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    pub fn template(&self) -> String {
+        format!("http://{}/api/{{hub}}/{{event}}", self.addr)
+    }
+
+    /// POSTed events so far, as [`Recorded`] values.
+    pub fn events(&self) -> Vec<Recorded> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "POST")
+            .map(RawRequest::recorded)
+            .collect()
+    }
+
+    pub fn named(&self, name: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|r| r.event() == name)
+            .collect()
+    }
+}
+
+/// Writes `request` (raw bytes, sent in pieces of `piece` bytes; write errors ignored because
+/// the server may answer and close early) on a fresh connection and returns the status code and
+/// body of the answer, or `None` when the server closed without a complete status line.
+pub async fn raw_exchange(addr: &str, request: &[u8], piece: usize) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for part in request.chunks(piece.max(1)) {
+        if stream.write_all(part).await.is_err() {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&chunk[..n]);
+                // Enough once the head and a Content-Length body are in.
+                let text = String::from_utf8_lossy(&got).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            Err(_) => panic!("no answer within {WAIT:?}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}

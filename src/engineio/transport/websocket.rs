@@ -84,13 +84,16 @@ pub(crate) async fn finish_upgrade(
     Some(Box::new(ws))
 }
 
-/// Clears the upgrading flag unless the upgrade completed.
-struct UpgradingGuard(Arc<crate::engineio::SharedFlags>, bool);
+/// Clears the upgrading flag unless the upgrade completed, so polling resumes normally.
+struct UpgradingGuard {
+    flags: Arc<crate::engineio::SharedFlags>,
+    completed: bool,
+}
 
 impl Drop for UpgradingGuard {
     fn drop(&mut self) {
-        if !self.1 {
-            self.0.upgrading.store(false, Ordering::Release);
+        if !self.completed {
+            self.flags.upgrading.store(false, Ordering::Release);
         }
     }
 }
@@ -107,7 +110,10 @@ pub(crate) fn upgrade<E: Send + 'static>(
         // Only one WebSocket per session.
         return engine_error(EngineError::BadRequest);
     }
-    let mut guard = UpgradingGuard(session.flags.clone(), false);
+    let mut guard = UpgradingGuard {
+        flags: session.flags.clone(),
+        completed: false,
+    };
     let Some(response) = accept_response(&req) else {
         return engine_error(EngineError::BadRequest);
     };
@@ -120,7 +126,7 @@ pub(crate) fn upgrade<E: Send + 'static>(
             return;
         };
         if probe(&mut ws, &session, deadline).await {
-            guard.1 = true;
+            guard.completed = true;
             let _ = session.tx.send(Input::Upgraded(ws)).await;
         } else {
             let _ = SinkExt::close(&mut ws).await;

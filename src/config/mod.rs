@@ -1,8 +1,12 @@
 //! Resolved, validated settings for `serve`: every limit and timeout is named here with its unit
 //! and default, so the rest of the crate never invents a number of its own.
 //!
-//! The CLI builds a [`ServeConfig`]; the server, Engine.IO sessions, the Socket.IO layer, the
-//! webhook client and the REST API read it.
+//! The CLI builds a [`ServeConfig`] from flags, environment and the optional TOML file
+//! ([`file`]); the server, Engine.IO sessions, the Socket.IO layer, the webhook client and the
+//! REST API read it. Hubs carry their own anonymous policy and an ordered list of event
+//! handlers shaped like the cloud's hub settings ([`HubConfig`], [`HandlerConfig`]).
+
+pub mod file;
 
 use std::time::Duration;
 
@@ -64,14 +68,12 @@ pub struct ServeConfig {
     pub port: u16,
     /// Access keys, primary first; the first signs, any verifies.
     pub access_keys: Vec<String>,
-    /// Hubs declared on the command line.
-    pub hubs: Vec<String>,
+    /// Declared hubs, each with its policy and handlers.
+    pub hubs: Vec<HubConfig>,
+    /// Settings of hubs that were not declared (named `*`).
+    pub default_hub: HubConfig,
     /// Refuse hubs that were not declared.
     pub strict_hubs: bool,
-    /// Accept clients without an access token (SPEC §14 decision 17).
-    pub anonymous: bool,
-    /// Webhook URL template with `{hub}` and `{event}`.
-    pub webhook: String,
     /// Per webhook request timeout (decision 14).
     pub webhook_timeout: Duration,
     /// Delays before retrying `connected` / `disconnected` deliveries (decision 14).
@@ -95,9 +97,8 @@ impl Default for ServeConfig {
             port: DEFAULT_PORT,
             access_keys: vec![DEV_ACCESS_KEY.into()],
             hubs: Vec::new(),
+            default_hub: HubConfig::new("*", false, DEFAULT_WEBHOOK),
             strict_hubs: false,
-            anonymous: false,
-            webhook: DEFAULT_WEBHOOK.into(),
             webhook_timeout: Duration::from_secs(30),
             webhook_retry_delays: vec![
                 Duration::from_secs(1),
@@ -113,6 +114,131 @@ impl Default for ServeConfig {
     }
 }
 
+/// A Web PubSub system event a handler may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemEvent {
+    Connect,
+    Connected,
+    Disconnected,
+}
+
+impl SystemEvent {
+    /// All three, in their documented order.
+    pub const ALL: [SystemEvent; 3] = [
+        SystemEvent::Connect,
+        SystemEvent::Connected,
+        SystemEvent::Disconnected,
+    ];
+
+    /// The configuration spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemEvent::Connect => "connect",
+            SystemEvent::Connected => "connected",
+            SystemEvent::Disconnected => "disconnected",
+        }
+    }
+
+    /// Parses the configuration spelling.
+    pub fn parse(name: &str) -> Option<SystemEvent> {
+        SystemEvent::ALL
+            .into_iter()
+            .find(|e| e.name() == name.trim())
+    }
+}
+
+/// Which user events a handler wants: `*`, a comma list, or one name (the cloud's
+/// `user-event-pattern`); an empty pattern wants none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventPattern {
+    All,
+    Names(Vec<String>),
+}
+
+impl EventPattern {
+    /// Parses `*`, `a,b,c` or `a`.
+    pub fn parse(text: &str) -> EventPattern {
+        if text.trim() == "*" {
+            EventPattern::All
+        } else {
+            EventPattern::Names(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        }
+    }
+
+    /// Whether the pattern wants the user event `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            EventPattern::All => true,
+            EventPattern::Names(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    /// The configuration spelling.
+    pub fn to_text(&self) -> String {
+        match self {
+            EventPattern::All => "*".into(),
+            EventPattern::Names(names) => names.join(","),
+        }
+    }
+}
+
+/// One event handler of a hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerConfig {
+    /// URL template with `{hub}` and `{event}`.
+    pub url: String,
+    pub user_events: EventPattern,
+    pub system_events: Vec<SystemEvent>,
+}
+
+/// One hub's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubConfig {
+    pub name: String,
+    /// Accept clients without an access token (decision 17).
+    pub anonymous: bool,
+    /// Event handlers in order; the first that wants an event gets it.
+    pub handlers: Vec<HandlerConfig>,
+}
+
+impl HubConfig {
+    /// A hub with one handler that wants every event.
+    pub fn new(name: &str, anonymous: bool, url: &str) -> Self {
+        HubConfig {
+            name: name.to_owned(),
+            anonymous,
+            handlers: vec![HandlerConfig {
+                url: url.to_owned(),
+                user_events: EventPattern::All,
+                system_events: SystemEvent::ALL.to_vec(),
+            }],
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The declared hub of that name (case-insensitive).
+    pub fn declared_hub(&self, name: &str) -> Option<&HubConfig> {
+        self.hubs.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The settings that apply to a hub: its own, or the default ones.
+    pub fn hub(&self, name: &str) -> &HubConfig {
+        self.declared_hub(name).unwrap_or(&self.default_hub)
+    }
+
+    /// Names of the declared hubs.
+    pub fn hub_names(&self) -> Vec<String> {
+        self.hubs.iter().map(|h| h.name.clone()).collect()
+    }
+}
+
 /// SPEC §3 hub-name rule: `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
 pub fn valid_hub_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -124,6 +250,20 @@ pub fn valid_hub_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(EventPattern::parse("*").matches("x"));
+        let p = EventPattern::parse("a, b");
+        assert!(p.matches("a") && p.matches("b") && !p.matches("c"));
+        assert!(!EventPattern::parse("").matches("a"));
+        assert_eq!(p.to_text(), "a,b");
+        assert_eq!(
+            SystemEvent::parse("connected"),
+            Some(SystemEvent::Connected)
+        );
+        assert_eq!(SystemEvent::parse("message"), None);
+    }
 
     #[test]
     fn hub_names() {
