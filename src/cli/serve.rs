@@ -277,14 +277,6 @@ impl ServeArgs {
     }
 }
 
-/// Binds, announces readiness, serves until a signal, shuts down.
-pub async fn serve(config: ServeConfig, traffic: Traffic) -> Result<u8, CliError> {
-    let running = Running::start(config, traffic).await?;
-    wait_for_signal().await;
-    running.shutdown().await;
-    Ok(0)
-}
-
 /// A started service: listening, announced, serving in the background.
 pub struct Running {
     pub service: Arc<Service>,
