@@ -15,14 +15,19 @@
 //! auth  : used by server (client handshake), rest (Bearer), cli token
 //! traffic: every layer emits TrafficEvent values; renderers consume them
 //! builtin: `--webhook builtin:echo|chat` handlers on loopback HTTP, resolved by cli before serving
+//! lint: checks webhook answers and REST calls against the contract; fed by socketio and rest
+//! admin: loopback-only `/_emu/` views and controls, routed by server, working through service
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod engineio;
+pub mod lint;
+pub mod replay;
 pub mod rest;
 pub mod server;
 pub mod service;

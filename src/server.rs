@@ -1,7 +1,8 @@
 //! The HTTP front door: binds the listen addresses (`localhost` means 127.0.0.1 and ::1,
 //! decision 19), runs one hyper HTTP/1.1 connection task per client with upgrades enabled, and
-//! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, and the
-//! REST data plane. Accepting stops when the shutdown signal fires.
+//! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
+//! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
+//! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ enum Route<'a> {
     Client(&'a str),
     BadHub(&'a str),
     Rest,
+    Admin,
     NotFound,
 }
 
@@ -46,6 +48,7 @@ fn classify(path: &str) -> Route<'_> {
     match path {
         "/api/health" | "/api/health/" => Route::Health,
         p if p.starts_with("/api/") => Route::Rest,
+        p if p.starts_with(crate::admin::PREFIX) => Route::Admin,
         _ => Route::NotFound,
     }
 }
@@ -70,8 +73,8 @@ impl Server {
         Arc::new(Server { service, engine })
     }
 
-    /// Answers one request.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+    /// Answers one request from `peer` (the TCP peer address; the admin surface checks it).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let path = req.uri().path().to_owned();
         match classify(&path) {
             Route::Client(hub) => self.engine.handle(hub, req).await,
@@ -82,6 +85,7 @@ impl Server {
                 json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"code": "MethodNotAllowed", "message": "use GET or HEAD"}).to_string())
             }
             Route::Rest => crate::rest::handle(&self.service, req).await,
+            Route::Admin => crate::admin::serve(&self.service, &req, peer),
             Route::BadHub(hub) => json_response(
                 StatusCode::NOT_FOUND,
                 json!({
@@ -124,7 +128,7 @@ impl Server {
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
         let shutdown = self.service.shutdown.clone();
         loop {
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -140,7 +144,7 @@ impl Server {
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.handle(req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(server.handle(req, peer).await) }
                 });
                 let _ = http1::Builder::new()
                     .keep_alive(true)
@@ -214,6 +218,7 @@ mod tests {
         assert_eq!(classify("/api/health"), Route::Health);
         assert_eq!(classify("/api/hubs/chat/:send"), Route::Rest);
         assert_eq!(classify("/socket.io/"), Route::NotFound);
+        assert_eq!(classify("/_emu/connections"), Route::Admin);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod exec;
 pub mod init;
+pub mod replay;
 pub mod serve;
 pub mod token;
 
@@ -32,6 +33,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Write a commented starter configuration file for `serve --config`.
     Init(init::InitArgs),
+    /// Replay recorded sessions against an event handler and compare its answers.
+    Replay(replay::ReplayArgs),
 }
 
 /// `--color auto|always|never`.
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Token(args) => token::run(args),
         Command::Exec(args) => exec::run(args),
         Command::Init(args) => init::run(args),
+        Command::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

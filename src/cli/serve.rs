@@ -118,6 +118,14 @@ pub struct ServeArgs {
     /// How long shutdown waits for pending disconnected deliveries.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+    /// Deterministic run: connection and socket ids, ce-id/ce-time and the recording's times come
+    /// from a generator seeded with N and a logical clock, so the same sequential scenario
+    /// records the same session file every time.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Contract lint: report blocking webhook answers (connect, user events) slower than this.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DUR")]
+    pub lint_slow: Duration,
 }
 
 impl ServeArgs {
@@ -229,6 +237,8 @@ impl ServeArgs {
                 ..EngineConfig::default()
             },
             shutdown_grace: self.shutdown_grace,
+            seed: self.seed,
+            lint_slow: self.lint_slow,
         })
     }
 }
@@ -263,9 +273,17 @@ impl ServeArgs {
             LogFormat::Json => Format::Json,
         };
         let recorder = match &self.record {
-            Some(path) => Some(Recorder::open(path).map_err(|e| {
-                CliError::usage(format!("cannot open the recording {}: {e}", path.display()))
-            })?),
+            Some(path) => {
+                let recorder = Recorder::open(path).map_err(|e| {
+                    CliError::usage(format!("cannot open the recording {}: {e}", path.display()))
+                })?;
+                // `--seed`: times in the recording come from a logical clock.
+                Some(if self.seed.is_some() {
+                    recorder.logical()
+                } else {
+                    recorder
+                })
+            }
             None => None,
         };
         Ok(Traffic::with_recorder(
@@ -313,7 +331,11 @@ impl Running {
             sio_emu_version: env!("CARGO_PKG_VERSION").into(),
             hubs: config.hub_names(),
             endpoint: endpoint.clone(),
-            started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            started_at: if config.seed.is_some() {
+                record::LOGICAL_START.into()
+            } else {
+                humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+            },
         });
         let shutdown = CancellationToken::new();
         let service = Arc::new(Service::new(Arc::new(config), endpoint, traffic, shutdown));
@@ -352,6 +374,8 @@ impl Running {
                 hint: Some("raise --shutdown-grace, or check why the webhook is slow".into()),
             });
         }
+        // Every `disconnected` answer has been linted by now.
+        service.traffic.emit(service.lint.summary());
         self.serving.abort();
     }
 }

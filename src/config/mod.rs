@@ -88,6 +88,11 @@ pub struct ServeConfig {
     pub engine: EngineConfig,
     /// How long shutdown waits for pending `disconnected` deliveries.
     pub shutdown_grace: Duration,
+    /// `--seed`: ids, `ce-id`/`ce-time` and recording times come from a seeded generator and a
+    /// logical clock, so a sequential scenario records the same session every run.
+    pub seed: Option<u64>,
+    /// `--lint-slow`: blocking webhook answers slower than this are a lint finding.
+    pub lint_slow: Duration,
 }
 
 impl Default for ServeConfig {
@@ -110,6 +115,8 @@ impl Default for ServeConfig {
             rest_anonymous: false,
             engine: EngineConfig::default(),
             shutdown_grace: Duration::from_secs(10),
+            seed: None,
+            lint_slow: crate::lint::DEFAULT_SLOW,
         }
     }
 }

@@ -61,6 +61,12 @@ pub struct Refusal {
 pub trait Acceptor: Send + Sync + 'static {
     type Handler: Handler;
     fn accept(&self, handshake: &Handshake<'_>) -> Result<Self::Handler, Refusal>;
+
+    /// The sid of the next handshake; random by default, the layer above may make it
+    /// deterministic.
+    fn new_sid(&self) -> String {
+        random_id()
+    }
 }
 
 /// Engine.IO protocol errors answered over HTTP (P1 `server.ts` codes).

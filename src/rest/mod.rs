@@ -445,7 +445,8 @@ where
         return Err(RestError::InvalidHubName { hub });
     }
     let query = Query::parse(parts.uri.query());
-    query.api_version(&service.traffic)?;
+    let version = query.api_version(&service.traffic)?;
+    crate::lint::check_api_version(service, call.operation, version);
     if !service.config().rest_anonymous {
         let fallback_host = service
             .endpoint

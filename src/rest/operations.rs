@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
 use crate::engineio::transport::HttpResponse;
+use crate::lint;
 use crate::service::hub::{ConnEntry, HubState};
 use crate::service::odata::Filter;
 use crate::service::{ConnCommand, ConnHandle, Hub, Service, group};
@@ -223,7 +224,10 @@ where
         Operation::AddConnectionToGroup {
             group,
             connection_id,
-        } => add_connection_to_group(ctx, &group, &connection_id, call),
+        } => {
+            lint::learn_group(ctx.service, ctx.hub, &group);
+            add_connection_to_group(ctx, &group, &connection_id, call)
+        }
         Operation::RemoveConnectionFromGroup {
             group,
             connection_id,
@@ -283,6 +287,7 @@ where
             Ok(Reply::Exists(exists))
         }
         Operation::AddUserToGroup { user_id, group } => {
+            lint::learn_group(ctx.service, ctx.hub, &group);
             add_user_to_group(ctx, &user_id, &group, call)
         }
         Operation::RemoveUserFromGroup { user_id, group } => {
@@ -359,8 +364,22 @@ where
     let bytes =
         request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
     call.keep_body(ctx.service, &bytes);
-    let payload = send::parse_payload(&bytes, kind)?;
+    let payload = send::parse_payload(&bytes, kind)
+        .inspect_err(|e| lint::check_payload_error(ctx.service, call.operation, e))?;
     drop(bytes);
+    let target_group: Vec<&str> = match scope {
+        Scope::Group(name) => vec![name],
+        _ => Vec::new(),
+    };
+    lint::check_groups(
+        ctx.service,
+        ctx.hub,
+        call.operation,
+        &target_group,
+        &selection.filter.group_literals(),
+        false,
+    );
+    lint::check_send(ctx.service, ctx.hub, call.operation, payload.namespace());
 
     if let Scope::Group(name) = scope {
         lint_namespace(ctx, name, &payload);
@@ -509,6 +528,15 @@ where
         check_group("groups", g)?;
     }
     let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""))?;
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    lint::check_groups(
+        ctx.service,
+        ctx.hub,
+        call.operation,
+        &names,
+        &filter.group_literals(),
+        add,
+    );
     let described: Vec<String> = groups.iter().map(|g| describe_group(g)).collect();
     call.target = format!("[{}]", described.join(", "));
     if !filter.is_match_all() {

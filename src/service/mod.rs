@@ -1,13 +1,15 @@
 //! The emulated Web PubSub core: hubs with their connections, groups and users ([`hub`]),
 //! Socket.IO group names ([`group`]) and OData filters ([`odata`]), plus the shared runtime
-//! pieces every connection uses: the settings, the webhook client, the traffic sink, the
-//! shutdown signal and the task tracker that shutdown waits on.
+//! pieces every connection uses: the settings, the id and stamp source ([`ids`], seeded under
+//! `--seed`), the webhook client, the traffic sink, the shutdown signal and the task tracker
+//! that shutdown waits on.
 //!
 //! The Socket.IO layer and the REST API both work through [`Service`]; neither talks to the
 //! other directly.
 
 pub mod group;
 pub mod hub;
+pub mod ids;
 pub mod odata;
 
 use std::collections::{HashMap, HashSet};
@@ -89,6 +91,10 @@ pub struct Service {
     /// The public endpoint, e.g. `http://localhost:8080` (no trailing slash).
     pub endpoint: String,
     pub upstream: Upstream,
+    /// Connection ids, socket ids and webhook stamps (deterministic under `--seed`).
+    pub ids: Arc<ids::Ids>,
+    /// Contract-lint findings and the groups seen so far.
+    pub lint: crate::lint::Linter,
     unrouted: Mutex<HashSet<String>>,
     pub traffic: Traffic,
     /// Every session and webhook task; shutdown waits for it.
@@ -132,11 +138,19 @@ impl Service {
             .iter()
             .map(|h| (h.name.to_ascii_lowercase(), Arc::new(Hub::new(&h.name))))
             .collect();
+        let ids = ids::Ids::new(config.seed);
+        let upstream = match ids.stamp_source() {
+            Some(stamps) => Upstream::new().with_stamps(stamps),
+            None => Upstream::new(),
+        };
+        let lint = crate::lint::Linter::new(config.lint_slow);
         let settings = Settings::new(config, &request_origin(&endpoint));
         Service {
+            lint,
             settings: RwLock::new(Arc::new(settings)),
             endpoint,
-            upstream: Upstream::new(),
+            upstream,
+            ids,
             unrouted: Mutex::new(HashSet::new()),
             traffic,
             tracker: TaskTracker::new(),

@@ -20,7 +20,7 @@ use super::webhook::{self, Caller};
 use crate::engineio::{CloseReason, Ctx, EventSender, Handler};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::{Direction, RecordLine};
+use crate::traffic::record::{Direction, RecordLine, redacted_frame};
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -123,7 +123,7 @@ impl SioConnection {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             direction,
-            packet: packet.to_owned(),
+            packet: redacted_frame(packet).into_owned(),
         });
     }
 
@@ -156,7 +156,7 @@ impl SioConnection {
             return;
         }
         self.seen_connect = true;
-        let id: Arc<str> = crate::engineio::random_id().into();
+        let id: Arc<str> = self.service.ids.next_id().into();
         self.sockets.push(Socket {
             namespace: namespace.to_owned(),
             id: id.clone(),

@@ -165,6 +165,10 @@ impl SioAcceptor {
 impl Acceptor for SioAcceptor {
     type Handler = SioConnection;
 
+    fn new_sid(&self) -> String {
+        self.service.ids.next_id()
+    }
+
     fn accept(&self, handshake: &Handshake<'_>) -> Result<SioConnection, Refusal> {
         let service = &self.service;
         let Some(hub) = service.hub_or_create(handshake.route) else {

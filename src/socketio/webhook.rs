@@ -49,13 +49,16 @@ impl Caller {
     }
 }
 
-/// Logs one webhook exchange (always when it failed, otherwise unless quiet).
+/// Logs one webhook exchange (always when it failed, otherwise unless quiet). `started` is the
+/// recording clock when the call began (see [`start_clock`]).
 pub fn log_exchange(
     service: &Service,
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
+    started: Option<f64>,
 ) {
-    record_exchange(service, event, result);
+    record_exchange(service, event, result, started);
+    crate::lint::check_webhook(service, event, result);
     let failed = !matches!(result, Ok(r) if r.is_success());
     if !failed && !service.traffic.verbose() {
         return;
@@ -97,16 +100,44 @@ pub fn log_exchange(
     service.traffic.emit(line);
 }
 
+/// The recording's logical clock when a call starts, under `--seed` (`None` otherwise: the
+/// wall-clock recording derives the start from the measured latency).
+fn start_clock(service: &Service) -> Option<f64> {
+    if service.traffic.deterministic() {
+        service.traffic.clock_ms()
+    } else {
+        None
+    }
+}
+
 /// Appends the exchange to the recording, if one is being written.
 fn record_exchange(
     service: &Service,
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
+    started: Option<f64>,
 ) {
-    // `t` is when the call started, so REST calls made while it ran fall after it.
-    let latency = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
-    service.traffic.record(|t| RecordLine::Webhook {
-        t: (t - latency).max(0.0),
+    // `t` is when the call started, so REST calls made while it ran fall after it. Under
+    // `--seed` both come from the logical clock: the latency is the ticks the call spanned.
+    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+    service.traffic.record(|now| {
+        let (t, latency_ms) = match started {
+            Some(start) => (start, now - start),
+            None => ((now - measured).max(0.0), measured),
+        };
+        exchange_line(event, result, t, latency_ms)
+    });
+}
+
+/// The recording line of one exchange.
+fn exchange_line(
+    event: &WebhookEvent,
+    result: &Result<WebhookResponse, WebhookError>,
+    t: f64,
+    latency_ms: f64,
+) -> RecordLine {
+    RecordLine::Webhook {
+        t,
         hub: event.hub.clone(),
         event: event.kind.event_name().to_owned(),
         ce_type: event.kind.ce_type().to_owned(),
@@ -119,10 +150,10 @@ fn record_exchange(
             status: r.status,
             content_type: r.content_type.clone(),
             body: String::from_utf8_lossy(&r.body).into_owned(),
-            latency_ms: millis(r.latency),
+            latency_ms,
         }),
         error: result.as_ref().err().map(|e| e.to_string()),
-    });
+    }
 }
 
 /// A connect answered 4xx with a short text: the handler refused on purpose, no hint needed.
@@ -162,8 +193,9 @@ pub async fn call(
     event: &WebhookEvent,
 ) -> Option<Result<WebhookResponse, WebhookError>> {
     let settings = route(service, event)?;
+    let started = start_clock(service);
     let result = service.upstream.send(&settings, event).await;
-    log_exchange(service, event, &result);
+    log_exchange(service, event, &result, started);
     Some(result)
 }
 
@@ -175,11 +207,12 @@ pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
     };
     let service_ref = service.clone();
     service.tracker.spawn(async move {
+        let started = start_clock(&service_ref);
         let result = service_ref
             .upstream
             .send_with_retries(&settings, &event)
             .await;
-        log_exchange(&service_ref, &event, &result);
+        log_exchange(&service_ref, &event, &result, started);
     });
 }
 

@@ -116,6 +116,31 @@ pub enum TrafficEvent {
     /// Shutdown started.
     #[serde(rename_all = "camelCase")]
     ShuttingDown { connections: usize },
+    /// A contract-lint finding: the handler did something the cloud or its clients do not
+    /// accept (see [`crate::lint`]).
+    #[serde(rename_all = "camelCase")]
+    Lint {
+        rule: String,
+        section: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// Lint findings per rule id, at shutdown.
+    #[serde(rename_all = "camelCase")]
+    LintSummary {
+        total: u64,
+        rules: std::collections::BTreeMap<String, u64>,
+    },
+    /// One call to the emulator's own `/_emu/` admin surface.
+    #[serde(rename_all = "camelCase")]
+    Admin {
+        method: String,
+        path: String,
+        status: u16,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
 }
 
 impl TrafficEvent {
@@ -196,12 +221,24 @@ impl Traffic {
         let Some(recorder) = &self.inner.recorder else {
             return;
         };
-        if let Err(e) = recorder.write(&build(recorder.now_ms())) {
+        if let Err(e) = recorder.record(build) {
             self.emit(TrafficEvent::Error {
                 message: format!("could not append to the recording: {e}"),
                 hint: Some("check the disk and the --record path".into()),
             });
         }
+    }
+
+    /// The recording's clock now (ms since start, or the next logical tick under `--seed`);
+    /// `None` when nothing is recorded. Webhook calls take it when they start.
+    pub fn clock_ms(&self) -> Option<f64> {
+        self.inner.recorder.as_ref().map(|r| r.now_ms())
+    }
+
+    /// Whether the recording runs on the logical clock of `serve --seed`, so that its times
+    /// and latencies must not come from the wall clock.
+    pub fn deterministic(&self) -> bool {
+        self.inner.recorder.as_ref().is_some_and(|r| r.is_logical())
     }
 
     /// A sink that shows nothing.

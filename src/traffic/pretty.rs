@@ -207,6 +207,51 @@ pub fn render(event: &TrafficEvent) -> String {
             "{} closing {connections} connection(s); sending their disconnected events",
             kind("shutdown", true)
         ),
+        TrafficEvent::Lint {
+            rule,
+            section,
+            message,
+            hint,
+        } => {
+            let mut line = format!(
+                "{} [{rule} {section}] {message}",
+                format!("{:<10}", "lint").yellow().bold()
+            );
+            if let Some(h) = hint {
+                line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
+            }
+            line
+        }
+        TrafficEvent::LintSummary { total, rules } => {
+            if *total == 0 {
+                format!("{} no contract findings", kind("lint", true))
+            } else {
+                let counts: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+                format!(
+                    "{} {total} contract finding(s): {}",
+                    format!("{:<10}", "lint").yellow().bold(),
+                    counts.join(", ")
+                )
+            }
+        }
+        TrafficEvent::Admin {
+            method,
+            path,
+            status,
+            message,
+        } => {
+            let ok = *status < 400;
+            let status_text = if ok {
+                status.to_string().green()
+            } else {
+                status.to_string().red()
+            };
+            let msg = message
+                .as_deref()
+                .map(|m| format!(" {}", m.dimmed()))
+                .unwrap_or_default();
+            format!("{} {method} {path} → {status_text}{msg}", kind("admin", ok))
+        }
     };
     format!("{} {body}", stamp().dimmed())
 }

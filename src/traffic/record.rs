@@ -4,6 +4,10 @@
 //! then handshakes, client frames, webhook exchanges and REST calls follow in the order they
 //! happened. Access tokens, keys and signatures are never written.
 //!
+//! Under `serve --seed` the recorder runs on a logical clock instead of the wall clock: every
+//! reading of it is the next whole millisecond (1, 2, 3, …), taken under the same lock that
+//! writes the line, so the same sequential scenario records byte-identical files.
+//!
 //! `sio-emu replay` reads these files back (see the README's REPLAY section for the format).
 
 use std::collections::BTreeMap;
@@ -11,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +26,8 @@ pub const FORMAT: &str = "sio-emu-session";
 pub const VERSION: u32 = 1;
 /// What replaces a secret in a recording.
 pub const REDACTED: &str = "<redacted>";
+/// The header's `startedAt` under the logical clock of `serve --seed`.
+pub const LOGICAL_START: &str = "2024-01-01T00:00:00.000Z";
 
 /// Direction of a client frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +130,14 @@ pub enum RecordLine {
         connection_id: String,
         reason: String,
     },
+    /// A contract-lint finding (optional; readers that do not check contracts skip it).
+    #[serde(rename_all = "camelCase")]
+    Lint {
+        t: f64,
+        rule: String,
+        section: String,
+        message: String,
+    },
 }
 
 /// Appends lines to a session file.
@@ -130,6 +145,8 @@ pub enum RecordLine {
 pub struct Recorder {
     file: Mutex<File>,
     start: Instant,
+    /// The last logical tick handed out, when the clock is logical.
+    logical: Option<AtomicU64>,
 }
 
 impl Recorder {
@@ -139,12 +156,37 @@ impl Recorder {
         Ok(Recorder {
             file: Mutex::new(file),
             start: Instant::now(),
+            logical: None,
         })
     }
 
-    /// Milliseconds since the recorder opened.
+    /// Switches to the logical clock (`serve --seed`): each reading is the next millisecond.
+    pub fn logical(mut self) -> Recorder {
+        self.logical = Some(AtomicU64::new(0));
+        self
+    }
+
+    /// Whether the clock is logical.
+    pub fn is_logical(&self) -> bool {
+        self.logical.is_some()
+    }
+
+    /// Milliseconds since the recorder opened, or the next logical tick.
     pub fn now_ms(&self) -> f64 {
-        super::millis(self.start.elapsed())
+        match &self.logical {
+            Some(ticks) => (ticks.fetch_add(1, Ordering::Relaxed) + 1) as f64,
+            None => super::millis(self.start.elapsed()),
+        }
+    }
+
+    /// Reads the clock and writes the line `build` makes of it under one lock, so lines appear
+    /// in the order of their times.
+    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine) -> std::io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = serde_json::to_vec(&build(self.now_ms())).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        file.write_all(&bytes)?;
+        file.flush()
     }
 
     /// Writes one line with a single `write` call, unbuffered, so it reaches the file now.
@@ -155,6 +197,31 @@ impl Recorder {
         file.write_all(&bytes)?;
         file.flush()
     }
+}
+
+/// A client's Socket.IO CONNECT frame with the values of its `auth` payload redacted (it often
+/// carries a token); the keys stay, so the recording still shows what was sent. Other frames
+/// are returned unchanged.
+pub fn redacted_frame(packet: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some(rest) = packet.strip_prefix("40") else {
+        return Cow::Borrowed(packet);
+    };
+    let Some(brace) = rest.find('{') else {
+        return Cow::Borrowed(packet);
+    };
+    let Ok(serde_json::Value::Object(auth)) = serde_json::from_str(&rest[brace..]) else {
+        return Cow::Borrowed(packet);
+    };
+    let redacted: serde_json::Map<String, serde_json::Value> = auth
+        .into_iter()
+        .map(|(k, _)| (k, serde_json::Value::String(REDACTED.into())))
+        .collect();
+    Cow::Owned(format!(
+        "40{}{}",
+        &rest[..brace],
+        serde_json::Value::Object(redacted)
+    ))
 }
 
 /// Query pairs with secrets redacted.
@@ -190,6 +257,16 @@ mod tests {
         let text = serde_json::to_string(&line).unwrap();
         assert!(text.starts_with("{\"type\":\"frame\""), "{text}");
         assert_eq!(serde_json::from_str::<RecordLine>(&text).unwrap(), line);
+    }
+
+    #[test]
+    fn connect_auth_values_are_redacted() {
+        assert_eq!(
+            redacted_frame("40/chat,{\"token\":\"s3cret\",\"n\":1}"),
+            "40/chat,{\"n\":\"<redacted>\",\"token\":\"<redacted>\"}"
+        );
+        assert_eq!(redacted_frame("40/chat,"), "40/chat,");
+        assert_eq!(redacted_frame("42[\"a\",{\"b\":1}]"), "42[\"a\",{\"b\":1}]");
     }
 
     #[test]

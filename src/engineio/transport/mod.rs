@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::session::{Actor, WsStream};
 use super::{
     Acceptor, EngineError, Handler, Handshake, Refusal, Registry, SessionHandle, SharedFlags,
-    Transport, random_id,
+    Transport,
 };
 use crate::config::EngineConfig;
 
@@ -177,7 +177,7 @@ impl<A: Acceptor> EngineIo<A> {
         transport: Transport,
         req: &Request<Incoming>,
     ) -> Result<(Arc<str>, A::Handler), Refusal> {
-        let sid: Arc<str> = random_id().into();
+        let sid: Arc<str> = self.acceptor.new_sid().into();
         let handshake = Handshake {
             route,
             sid: &sid,

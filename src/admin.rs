@@ -1,0 +1,381 @@
+//! The emulator's own admin surface under `/_emu/`, for people and test suites debugging a
+//! handler: `GET /_emu/connections` shows every hub's connections with their user, groups
+//! (Socket.IO groups decoded to namespace and room, SPEC §8) and namespace sockets;
+//! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
+//! reason [`RESET_REASON`]) and forgets every group and user-group assignment.
+//!
+//! None of this exists in the cloud service, so it is reachable only from loopback: `server`
+//! passes the peer address of the TCP connection, and any other peer gets a 403 JSON body.
+//! This module owns its one routing `match` ([`table`]); it reads and changes the hub state
+//! only through [`crate::service`], never holding a hub lock across an `await`, and reports each
+//! call as one [`TrafficEvent::Admin`] line.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::engineio::transport::{HttpResponse, json_response};
+use crate::service::{ConnCommand, Service, group};
+use crate::traffic::TrafficEvent;
+
+/// Path prefix of every admin route.
+pub const PREFIX: &str = "/_emu/";
+
+/// The `disconnected` reason of every socket closed by `POST /_emu/reset`.
+pub const RESET_REASON: &str = "reset by /_emu/reset";
+
+/// One admin operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdminOp {
+    Connections,
+    Reset,
+}
+
+/// THE admin routing table: method and path → operation; `Err` lists the allowed methods of a
+/// known path.
+fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    Some(match (method, path) {
+        (&Method::GET, "/_emu/connections") => Ok(AdminOp::Connections),
+        (_, "/_emu/connections") => Err("GET"),
+        (&Method::POST, "/_emu/reset") => Ok(AdminOp::Reset),
+        (_, "/_emu/reset") => Err("POST"),
+        _ => return None,
+    })
+}
+
+/// Whether `peer` may use the admin surface: loopback only (IPv4-mapped IPv6 included).
+pub fn allowed(peer: IpAddr) -> bool {
+    match peer {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
+    json_response(
+        status,
+        json!({ "code": code, "message": message }).to_string(),
+    )
+}
+
+/// Answers one `/_emu/…` request from `peer`.
+pub fn serve<B>(service: &Service, req: &Request<B>, peer: SocketAddr) -> HttpResponse {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let (response, message) = if !allowed(peer.ip()) {
+        (
+            error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                format!(
+                    "{path} is the emulator's admin surface and answers only loopback clients; \
+                     {} is not loopback",
+                    peer.ip()
+                ),
+            ),
+            Some(format!("refused for {}", peer.ip())),
+        )
+    } else {
+        match table(&method, &path) {
+            Some(Ok(AdminOp::Connections)) => (
+                json_response(StatusCode::OK, connections(service).to_string()),
+                None,
+            ),
+            Some(Ok(AdminOp::Reset)) => {
+                let counts = reset(service);
+                let note = format!(
+                    "closed {} connection(s), cleared {} group(s) and {} user group assignment(s)",
+                    counts["connectionsClosed"],
+                    counts["groupsCleared"],
+                    counts["userGroupsCleared"]
+                );
+                (
+                    json_response(StatusCode::OK, counts.to_string()),
+                    Some(note),
+                )
+            }
+            Some(Err(allow)) => {
+                let mut response = error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    format!("{path} answers {allow} only"),
+                );
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+                (response, None)
+            }
+            None => (
+                error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!(
+                        "nothing at {path}; the admin routes are GET /_emu/connections and \
+                         POST /_emu/reset"
+                    ),
+                ),
+                None,
+            ),
+        }
+    };
+    service.traffic.emit(TrafficEvent::Admin {
+        method: method.to_string(),
+        path,
+        status: response.status().as_u16(),
+        message,
+    });
+    response
+}
+
+/// A group for the admin view: its name, and namespace and room when it is a Socket.IO group.
+fn group_json(name: &str) -> Value {
+    match group::parse(name) {
+        Some(g) => json!({ "name": name, "namespace": g.namespace, "room": g.room }),
+        None => json!({ "name": name }),
+    }
+}
+
+/// `GET /_emu/connections`: hubs by name, connections by id, groups by name — sorted, so two
+/// snapshots of the same state compare equal.
+fn connections(service: &Service) -> Value {
+    let mut hubs = service.hubs();
+    hubs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut total = 0;
+    let hubs: Vec<Value> = hubs
+        .iter()
+        .map(|hub| {
+            let state = hub.state();
+            let mut entries: Vec<_> = state.connections.values().collect();
+            entries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+            total += entries.len();
+            let connections: Vec<Value> = entries
+                .iter()
+                .map(|e| {
+                    let mut groups: Vec<&String> = e.groups.iter().collect();
+                    groups.sort();
+                    json!({
+                        "connectionId": &*e.connection_id,
+                        "userId": e.user_id.as_deref(),
+                        "groups": groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
+                        "sockets": e.sockets.iter().map(|(namespace, id)| json!({
+                            "namespace": namespace,
+                            "socketId": &**id,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let mut users: Vec<(&String, Vec<&String>)> = state
+                .user_groups
+                .iter()
+                .map(|(user, groups)| {
+                    let mut groups: Vec<&String> = groups.iter().collect();
+                    groups.sort();
+                    (user, groups)
+                })
+                .collect();
+            users.sort();
+            let user_groups: serde_json::Map<String, Value> = users
+                .into_iter()
+                .map(|(user, groups)| {
+                    (
+                        user.clone(),
+                        Value::Array(groups.iter().map(|g| group_json(g)).collect()),
+                    )
+                })
+                .collect();
+            json!({
+                "hub": hub.name,
+                "connections": connections,
+                "userGroups": user_groups,
+            })
+        })
+        .collect();
+    json!({ "connections": total, "hubs": hubs })
+}
+
+/// `POST /_emu/reset`: under each hub lock, empties every group and user-group assignment and
+/// collects the connections' handles; after releasing it, asks each connection to close. The
+/// sessions then send every socket's `disconnected` with [`RESET_REASON`].
+fn reset(service: &Service) -> Value {
+    let (mut closed, mut groups_cleared, mut user_groups_cleared) = (0usize, 0usize, 0usize);
+    for hub in service.hubs() {
+        let handles: Vec<_> = {
+            let mut state = hub.state();
+            groups_cleared += state.groups.len();
+            user_groups_cleared += state.user_groups.values().map(|g| g.len()).sum::<usize>();
+            state.groups.clear();
+            state.user_groups.clear();
+            state
+                .connections
+                .values_mut()
+                .map(|e| {
+                    e.groups.clear();
+                    e.handle.clone()
+                })
+                .collect()
+        };
+        for handle in handles {
+            if handle.send(ConnCommand::Close {
+                reason: RESET_REASON.into(),
+            }) {
+                closed += 1;
+            }
+        }
+        service.release_hub(&hub);
+    }
+    json!({
+        "connectionsClosed": closed,
+        "groupsCleared": groups_cleared,
+        "userGroupsCleared": user_groups_cleared,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::config::ServeConfig;
+    use crate::service::ConnHandle;
+    use crate::traffic::Traffic;
+
+    fn service() -> Service {
+        Service::new(
+            Arc::new(ServeConfig::default()),
+            "http://localhost:8080".into(),
+            Traffic::silent(),
+            CancellationToken::new(),
+        )
+    }
+
+    fn empty_request(method: Method, path: &str) -> Request<Bytes> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Bytes::new())
+            .unwrap()
+    }
+
+    async fn body(response: HttpResponse) -> Value {
+        use http_body_util::BodyExt;
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 1);
+
+    #[tokio::test]
+    async fn only_loopback_peers() {
+        assert!(allowed(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert!(allowed(IpAddr::V4(Ipv4Addr::new(127, 1, 2, 3))));
+        assert!(allowed(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert!(allowed("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!allowed("10.0.0.1".parse().unwrap()));
+        assert!(!allowed("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!allowed("fe80::1".parse().unwrap()));
+
+        let service = service();
+        let peer = SocketAddr::new("192.168.1.9".parse().unwrap(), 5);
+        let response = serve(
+            &service,
+            &empty_request(Method::GET, "/_emu/connections"),
+            peer,
+        );
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let json = body(response).await;
+        assert_eq!(json["code"], "Forbidden");
+        assert!(json["message"].as_str().unwrap().contains("192.168.1.9"));
+    }
+
+    #[test]
+    fn routes() {
+        let service = service();
+        let status = |m: Method, p: &str| serve(&service, &empty_request(m, p), LOOPBACK).status();
+        assert_eq!(status(Method::GET, "/_emu/connections"), StatusCode::OK);
+        assert_eq!(status(Method::GET, "/_emu/connections/"), StatusCode::OK);
+        assert_eq!(
+            status(Method::POST, "/_emu/connections"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            status(Method::GET, "/_emu/reset"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(status(Method::GET, "/_emu/nope"), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn view_and_reset() {
+        let service = service();
+        let hub = service.hub_or_create("chat").unwrap();
+        let closes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = closes.clone();
+        hub.register(
+            "c1".into(),
+            Some("alice".into()),
+            &["plain".into()],
+            ConnHandle::new(move |c| {
+                sink.lock().unwrap().push(c);
+                true
+            }),
+        );
+        hub.socket_joined("c1", "/ns", &Arc::from("s1"));
+        hub.state()
+            .user_groups
+            .entry("alice".into())
+            .or_default()
+            .insert("vip".into());
+
+        let view = body(serve(
+            &service,
+            &empty_request(Method::GET, "/_emu/connections"),
+            LOOPBACK,
+        ))
+        .await;
+        assert_eq!(view["connections"], 1);
+        let conn = &view["hubs"][0]["connections"][0];
+        assert_eq!(conn["connectionId"], "c1");
+        assert_eq!(conn["userId"], "alice");
+        assert_eq!(
+            conn["sockets"],
+            json!([{ "namespace": "/ns", "socketId": "s1" }])
+        );
+        let groups = conn["groups"].as_array().unwrap();
+        assert!(groups.contains(&json!({ "name": "0~L25z~", "namespace": "/ns", "room": null })));
+        assert!(
+            groups.contains(&json!({ "name": "0~L25z~czE", "namespace": "/ns", "room": "s1" }))
+        );
+        assert!(groups.contains(&json!({ "name": "plain" })));
+        assert_eq!(
+            view["hubs"][0]["userGroups"]["alice"],
+            json!([{ "name": "vip" }])
+        );
+
+        let counts = body(serve(
+            &service,
+            &empty_request(Method::POST, "/_emu/reset"),
+            LOOPBACK,
+        ))
+        .await;
+        assert_eq!(
+            counts,
+            json!({ "connectionsClosed": 1, "groupsCleared": 3, "userGroupsCleared": 1 })
+        );
+        let state = hub.state();
+        assert!(state.groups.is_empty() && state.user_groups.is_empty());
+        assert!(state.connections["c1"].groups.is_empty());
+        let closes = closes.lock().unwrap();
+        assert!(
+            matches!(&closes[..], [ConnCommand::Close { reason }] if reason == RESET_REASON),
+            "{closes:?}"
+        );
+    }
+}

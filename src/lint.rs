@@ -1,0 +1,577 @@
+//! The contract lint: every webhook answer and every REST call the developer's handler makes is
+//! checked against what the cloud service and its clients expect (SPEC §5, §7, §8, §9, §14),
+//! and each finding is reported once per occurrence as a [`TrafficEvent::Lint`] line naming the
+//! rule and the SPEC section, recorded as a [`RecordLine::Lint`] line, and counted for the
+//! summary printed at shutdown ([`TrafficEvent::LintSummary`]).
+//!
+//! The lint never changes an outcome: the emulator still does what the cloud would (refuse,
+//! drop, deliver); the lint only says that the handler relied on something it should not.
+//! Neighbours: `socketio::webhook` calls [`check_webhook`] for every exchange; the REST
+//! pipeline calls [`check_api_version`], and the operations call [`check_send`],
+//! [`check_payload_error`], [`check_groups`] and [`learn_group`]. Which groups ever existed is
+//! remembered here (bounded by [`MAX_KNOWN_GROUPS`]), because hubs forget their empty groups.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::engineio::packet::Packet;
+use crate::rest::request::KNOWN_API_VERSIONS;
+use crate::service::{Hub, Service, group};
+use crate::socketio::packet::{self as sio, PacketType};
+use crate::traffic::TrafficEvent;
+use crate::traffic::record::RecordLine;
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse};
+
+/// Default `--lint-slow`: a blocking answer slower than this is reported.
+pub const DEFAULT_SLOW: Duration = Duration::from_secs(5);
+
+/// Group names remembered as "existed once" across all hubs; beyond it, nothing more is
+/// learned and the "never existed" rules stay silent rather than guess.
+pub const MAX_KNOWN_GROUPS: usize = 65_536;
+
+/// One lint rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rule {
+    ConnectStatus,
+    ConnectRefusalBody,
+    ReplyNotPacket,
+    AckUnknownId,
+    ReplyNamespace,
+    ReplyContentType,
+    SlowResponse,
+    SystemEventStatus,
+    GroupName,
+    NamespaceNeverJoined,
+    DisconnectPayload,
+    FilterUnknownGroup,
+    ApiVersion,
+}
+
+impl Rule {
+    /// Every rule, in documentation order.
+    pub const ALL: [Rule; 13] = [
+        Rule::ConnectStatus,
+        Rule::ConnectRefusalBody,
+        Rule::ReplyNotPacket,
+        Rule::AckUnknownId,
+        Rule::ReplyNamespace,
+        Rule::ReplyContentType,
+        Rule::SlowResponse,
+        Rule::SystemEventStatus,
+        Rule::GroupName,
+        Rule::NamespaceNeverJoined,
+        Rule::DisconnectPayload,
+        Rule::FilterUnknownGroup,
+        Rule::ApiVersion,
+    ];
+
+    /// The rule id shown in the log and the recording.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::ConnectStatus => "connect-status",
+            Rule::ConnectRefusalBody => "connect-refusal-body",
+            Rule::ReplyNotPacket => "reply-not-packet",
+            Rule::AckUnknownId => "ack-unknown-id",
+            Rule::ReplyNamespace => "reply-namespace",
+            Rule::ReplyContentType => "reply-content-type",
+            Rule::SlowResponse => "slow-response",
+            Rule::SystemEventStatus => "system-event-status",
+            Rule::GroupName => "group-name",
+            Rule::NamespaceNeverJoined => "namespace-never-joined",
+            Rule::DisconnectPayload => "disconnect-payload",
+            Rule::FilterUnknownGroup => "filter-unknown-group",
+            Rule::ApiVersion => "api-version",
+        }
+    }
+
+    /// The SPEC section the rule enforces.
+    pub fn section(self) -> &'static str {
+        match self {
+            Rule::ConnectStatus | Rule::ConnectRefusalBody => "§5.2",
+            Rule::ReplyNotPacket
+            | Rule::AckUnknownId
+            | Rule::ReplyNamespace
+            | Rule::ReplyContentType => "§5.4",
+            Rule::SlowResponse => "§14 (decision 14)",
+            Rule::SystemEventStatus => "§5.3",
+            Rule::GroupName => "§8",
+            Rule::NamespaceNeverJoined | Rule::DisconnectPayload => "§7.3",
+            Rule::FilterUnknownGroup => "§9",
+            Rule::ApiVersion => "§7.1",
+        }
+    }
+
+    /// What the handler should do instead.
+    fn hint(self) -> &'static str {
+        match self {
+            Rule::ConnectStatus => {
+                "accept with 200 (or 204), refuse with 401/403 and a short text/plain reason"
+            }
+            Rule::ConnectRefusalBody => {
+                "the service reads only the status: answer 401/403 to refuse a connect"
+            }
+            Rule::ReplyNotPacket => {
+                "answer 200 with an Engine.IO packet such as 43/ns,7[\"ok\"], or 204 for no ack"
+            }
+            Rule::AckUnknownId => {
+                "ack with the id of the event you answer: 42/ns,7[…] → 43/ns,7[…]"
+            }
+            Rule::ReplyNamespace => "answer in the namespace the event came from",
+            Rule::ReplyContentType => "answer with Content-Type: text/plain",
+            Rule::SlowResponse => {
+                "the cloud gives up on slow handlers; answer blocking events quickly and do slow \
+                 work after answering"
+            }
+            Rule::SystemEventStatus => {
+                "connected/disconnected answers are ignored; a failing handler here usually means \
+                 an unhandled exception"
+            }
+            Rule::GroupName => "build Socket.IO groups as 0~<b64url(namespace)>~<b64url(room)>",
+            Rule::NamespaceNeverJoined => {
+                "check the namespace in the packet (`42/ns,[…]`) against the one clients join"
+            }
+            Rule::DisconnectPayload => {
+                "send 41/ns, or 41/ns,{\"close\":true} to also close the connection"
+            }
+            Rule::FilterUnknownGroup => {
+                "check how the filter's group names are built (0~<b64url(ns)>~<b64url(room)>)"
+            }
+            Rule::ApiVersion => "use api-version=2024-01-01 or 2024-12-01",
+        }
+    }
+}
+
+/// The findings of one run and the groups seen so far.
+#[derive(Debug)]
+pub struct Linter {
+    /// `--lint-slow`.
+    pub slow: Duration,
+    counts: Mutex<BTreeMap<Rule, u64>>,
+    /// `<hub lower-case>\n<group>` of every group that existed.
+    known: Mutex<HashSet<String>>,
+}
+
+impl Linter {
+    /// A linter with no findings.
+    pub fn new(slow: Duration) -> Self {
+        Linter {
+            slow,
+            counts: Mutex::new(BTreeMap::new()),
+            known: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Findings per rule id so far.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(rule, n)| (rule.id().to_owned(), *n))
+            .collect()
+    }
+
+    /// The shutdown summary line.
+    pub fn summary(&self) -> TrafficEvent {
+        let rules = self.counts();
+        TrafficEvent::LintSummary {
+            total: rules.values().sum(),
+            rules,
+        }
+    }
+
+    fn count(&self, rule: Rule) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rule)
+            .or_default() += 1;
+    }
+
+    fn learn(&self, hub: &str, group: &str) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() < MAX_KNOWN_GROUPS {
+            known.insert(format!("{}\n{group}", hub.to_ascii_lowercase()));
+        }
+    }
+
+    /// Whether `group` existed in `hub` at some point (or memory is full, so nobody can tell).
+    fn existed(&self, hub: &str, group: &str) -> bool {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.len() >= MAX_KNOWN_GROUPS
+            || known.contains(&format!("{}\n{group}", hub.to_ascii_lowercase()))
+    }
+}
+
+/// Reports one finding: the live log, the recording, the count.
+pub fn report(service: &Service, rule: Rule, message: String) {
+    service.lint.count(rule);
+    service.traffic.record(|t| RecordLine::Lint {
+        t,
+        rule: rule.id().to_owned(),
+        section: rule.section().to_owned(),
+        message: message.clone(),
+    });
+    service.traffic.emit(TrafficEvent::Lint {
+        rule: rule.id().to_owned(),
+        section: rule.section().to_owned(),
+        message,
+        hint: Some(rule.hint().to_owned()),
+    });
+}
+
+/// Remembers that `group` exists in `hub` (for the "never existed" rules).
+pub fn learn_group(service: &Service, hub: &str, group: &str) {
+    service.lint.learn(hub, group);
+}
+
+/// Remembers every group `hub` has now, and its user-group assignments.
+fn learn_hub(service: &Service, hub: &Hub) {
+    let state = hub.state();
+    for name in state.groups.keys() {
+        service.lint.learn(&hub.name, name);
+    }
+    for groups in state.user_groups.values() {
+        for name in groups {
+            service.lint.learn(&hub.name, name);
+        }
+    }
+}
+
+fn who(event: &WebhookEvent) -> String {
+    format!(
+        "`{}` (hub {}, {} socket {})",
+        event.kind.event_name(),
+        event.hub,
+        event.namespace,
+        event.socket_id
+    )
+}
+
+/// Checks one webhook exchange.
+pub fn check_webhook(
+    service: &Service,
+    event: &WebhookEvent,
+    result: &Result<WebhookResponse, WebhookError>,
+) {
+    if event.kind == EventKind::Connect {
+        // A socket that is being accepted makes its namespace and own room known.
+        learn_group(
+            service,
+            &event.hub,
+            &group::namespace_group(&event.namespace),
+        );
+        learn_group(
+            service,
+            &event.hub,
+            &group::room_group(&event.namespace, &event.socket_id),
+        );
+    }
+    let Ok(response) = result else {
+        return;
+    };
+    if event.kind.is_blocking() && response.latency > service.lint.slow {
+        report(
+            service,
+            Rule::SlowResponse,
+            format!(
+                "the handler took {} to answer {}; --lint-slow is {}",
+                humantime::format_duration(Duration::from_millis(
+                    response.latency.as_millis() as u64
+                )),
+                who(event),
+                humantime::format_duration(service.lint.slow)
+            ),
+        );
+    }
+    match &event.kind {
+        EventKind::Connect => check_connect(service, event, response),
+        EventKind::Connected | EventKind::Disconnected => {
+            if response.status >= 400 {
+                report(
+                    service,
+                    Rule::SystemEventStatus,
+                    format!("the handler answered {} to {}", response.status, who(event)),
+                );
+            }
+        }
+        EventKind::User(_) => check_reply(service, event, response),
+    }
+}
+
+fn check_connect(service: &Service, event: &WebhookEvent, response: &WebhookResponse) {
+    let status = response.status;
+    if !(200..300).contains(&status) && !(400..500).contains(&status) {
+        report(
+            service,
+            Rule::ConnectStatus,
+            format!(
+                "the handler answered {status} to {}; a connect is accepted with 2xx and refused \
+                 with 4xx, anything else is a handler failure (the socket was refused)",
+                who(event)
+            ),
+        );
+        return;
+    }
+    if (200..300).contains(&status) && looks_like_refusal(&response.body) {
+        report(
+            service,
+            Rule::ConnectRefusalBody,
+            format!(
+                "the handler answered {status} to {} with a body that reads like a refusal ({}); \
+                 the socket was accepted",
+                who(event),
+                crate::traffic::preview(&String::from_utf8_lossy(&response.body), 80)
+            ),
+        );
+    }
+}
+
+/// A 2xx connect body that meant "no": `{"statusCode":4xx/5xx}` (the Functions return shape),
+/// an `error` key, or a short text saying unauthorized / forbidden / denied / rejected.
+fn looks_like_refusal(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return false;
+    }
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+        let status = map
+            .get("statusCode")
+            .or_else(|| map.get("status"))
+            .and_then(Value::as_u64);
+        return status.is_some_and(|s| s >= 400) || map.contains_key("error");
+    }
+    let lower = text.to_ascii_lowercase();
+    ["unauthori", "forbidden", "denied", "reject", "not allowed"]
+        .iter()
+        .any(|w| lower.contains(w))
+}
+
+fn check_reply(service: &Service, event: &WebhookEvent, response: &WebhookResponse) {
+    if !response.is_success() || response.status == 204 || response.body.is_empty() {
+        return;
+    }
+    let text_type = response
+        .content_type
+        .as_deref()
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/"));
+    if !text_type {
+        report(
+            service,
+            Rule::ReplyContentType,
+            format!(
+                "the handler answered {} with Content-Type {}; the reply is an Engine.IO packet \
+                 sent as text",
+                who(event),
+                response.content_type.as_deref().unwrap_or("(none)")
+            ),
+        );
+    }
+    let reply = match crate::socketio::webhook::user_event_reply(response) {
+        Ok(Some(reply)) => reply,
+        Ok(None) => return,
+        Err(violation) => {
+            report(
+                service,
+                Rule::ReplyNotPacket,
+                format!(
+                    "the handler's answer to {} was not forwarded: {violation}",
+                    who(event)
+                ),
+            );
+            return;
+        }
+    };
+    let Ok(Packet::Message(data)) = Packet::decode_text(&reply) else {
+        return;
+    };
+    let Ok(header) = sio::parse_header(&data) else {
+        return;
+    };
+    if header.nsp != event.namespace {
+        report(
+            service,
+            Rule::ReplyNamespace,
+            format!(
+                "the handler answered {} with a packet for namespace {}; the client ignores it",
+                who(event),
+                header.nsp
+            ),
+        );
+    }
+    if matches!(header.kind, PacketType::Ack | PacketType::BinaryAck) {
+        let sent = std::str::from_utf8(&event.body)
+            .ok()
+            .and_then(|b| b.strip_prefix('4'))
+            .and_then(|p| sio::parse_header(p).ok())
+            .and_then(|h| h.id);
+        if header.id != sent {
+            let asked = match sent {
+                Some(id) => format!("the event's id is {id}"),
+                None => "the event asked for no ack".to_owned(),
+            };
+            report(
+                service,
+                Rule::AckUnknownId,
+                format!(
+                    "the handler acked {} with id {}, but {asked}; the client drops it",
+                    who(event),
+                    header
+                        .id
+                        .map_or_else(|| "(none)".to_owned(), |id| id.to_string())
+                ),
+            );
+        }
+    }
+}
+
+/// Checks an `api-version` value of a REST call.
+pub fn check_api_version(service: &Service, operation: &str, version: &str) {
+    if !KNOWN_API_VERSIONS.contains(&version) {
+        report(
+            service,
+            Rule::ApiVersion,
+            format!(
+                "{operation} used api-version={version}, which the cloud does not know (known: {})",
+                KNOWN_API_VERSIONS.join(", ")
+            ),
+        );
+    }
+}
+
+/// Whether a group name means to be a Socket.IO group (it has the `0~` shape) but is not one.
+fn bad_sio_group(name: &str) -> bool {
+    (name.starts_with("0~") || name.matches('~').count() >= 2) && group::parse(name).is_none()
+}
+
+/// Checks group names a REST call names, and filter group literals; then learns the groups
+/// the call adds (`adds`).
+pub fn check_groups(
+    service: &Service,
+    hub: &str,
+    operation: &str,
+    groups: &[&str],
+    filter_groups: &[&str],
+    adds: bool,
+) {
+    for name in groups {
+        if bad_sio_group(name) {
+            report(
+                service,
+                Rule::GroupName,
+                format!(
+                    "{operation} names group `{name}`, which looks like a Socket.IO group but \
+                     is not valid base64url `0~<namespace>~<room>`; no socket can be in it"
+                ),
+            );
+        }
+    }
+    if let Some(h) = service.hub(hub) {
+        learn_hub(service, &h);
+    }
+    let mut reported = Vec::new();
+    for name in filter_groups {
+        if !service.lint.existed(hub, name) && !reported.contains(name) {
+            reported.push(*name);
+            report(
+                service,
+                Rule::FilterUnknownGroup,
+                format!(
+                    "{operation}'s filter names group `{name}`, which never existed in hub {hub}"
+                ),
+            );
+        }
+    }
+    if adds {
+        for name in groups {
+            learn_group(service, hub, name);
+        }
+    }
+}
+
+/// Checks a REST send: the namespace of its packet must be one some socket joined.
+pub fn check_send(service: &Service, hub: &str, operation: &str, namespace: &str) {
+    if let Some(h) = service.hub(hub) {
+        learn_hub(service, &h);
+    }
+    if !service
+        .lint
+        .existed(hub, &group::namespace_group(namespace))
+    {
+        report(
+            service,
+            Rule::NamespaceNeverJoined,
+            format!(
+                "{operation} sends to namespace {namespace}, which no socket of hub {hub} ever \
+                 joined"
+            ),
+        );
+    }
+}
+
+/// Checks a refused send payload: a DISCONNECT with a payload other than `{"close":…}`.
+pub fn check_payload_error(
+    service: &Service,
+    operation: &str,
+    error: &crate::rest::send::PayloadError,
+) {
+    if let crate::rest::send::PayloadError::DisconnectPayload { payload } = error {
+        report(
+            service,
+            Rule::DisconnectPayload,
+            format!(
+                "{operation} sent a DISCONNECT with payload `{payload}`; only {{\"close\":true}} \
+                 or {{\"close\":false}} is allowed (the call was refused with 400)"
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_an_id_and_a_section() {
+        let ids: HashSet<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+        assert_eq!(ids.len(), Rule::ALL.len());
+        for rule in Rule::ALL {
+            assert!(rule.section().starts_with('§'), "{rule:?}");
+            assert!(!rule.hint().is_empty());
+        }
+    }
+
+    #[test]
+    fn refusal_bodies() {
+        assert!(looks_like_refusal(br#"{"statusCode":401}"#));
+        assert!(looks_like_refusal(br#"{"error":"no"}"#));
+        assert!(looks_like_refusal(b"Unauthorized"));
+        assert!(looks_like_refusal(b"access denied"));
+        assert!(!looks_like_refusal(b""));
+        assert!(!looks_like_refusal(br#"{"statusCode":200}"#));
+        assert!(!looks_like_refusal(b"welcome"));
+    }
+
+    #[test]
+    fn socketio_group_shapes() {
+        assert!(!bad_sio_group("0~L25z~cm0"));
+        assert!(!bad_sio_group("0~L25z~"));
+        assert!(!bad_sio_group("plain"));
+        assert!(bad_sio_group("0~/ns~rm"));
+        assert!(bad_sio_group("0~L25z~cm0="));
+        assert!(bad_sio_group("x~y~z"));
+    }
+
+    #[test]
+    fn memory_is_per_hub() {
+        let linter = Linter::new(DEFAULT_SLOW);
+        linter.learn("Chat", "g");
+        assert!(linter.existed("chat", "g"));
+        assert!(!linter.existed("other", "g"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The replay loop: for each session, for each recorded event in order, open the sink's capture
+//! window, send the event to the target through [`Upstream::send`] (the same CloudEvents request,
+//! signature and abuse-protection preflight as `serve`, with a fresh `ce-id` and `ce-time`), wait
+//! for the answer and the settle window, close the window, and compare.
+//!
+//! Events are sent one at a time, so every REST call that arrives while an event is handled, or
+//! within `--settle` after its answer, belongs to it. Pacing (`--speed`) only adds waits between
+//! events. The first event decides whether the target is reachable at all: no connection there is
+//! [`ReplayError::Unreachable`] (exit 2), not a mismatch. Progress and per-event results go to an
+//! [`Observer`]; the CLI renders them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use http::Method;
+use tokio::time::Instant;
+
+use super::ReplayError;
+use super::compare::{self, CallView, Rules, Verdict};
+use super::session::{Expectation, Session, Update, UpdatedCall};
+use super::sink::{CapturedCall, Sink};
+use crate::traffic::record::RecordedResponse;
+use crate::upstream::client::StampSource;
+use crate::upstream::cloudevents::{self, CeStamp};
+use crate::upstream::{Upstream, UpstreamSettings, WebhookError};
+
+/// The `WebHook-Request-Origin` replay sends: the host of the sink's endpoint.
+pub const ORIGIN: &str = "localhost";
+/// How the upstream client words a preflight that got no HTTP answer at all.
+const PREFLIGHT_NOT_SENT: &str = "could not be sent";
+
+/// Pacing between events.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// No waiting: the next event as soon as the previous one settled.
+    Max,
+    /// The recorded gaps divided by this factor (1 = real time).
+    Factor(f64),
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Speed, String> {
+        match text.trim() {
+            "max" => Ok(Speed::Max),
+            "realtime" => Ok(Speed::Factor(1.0)),
+            other => match other.trim_end_matches('x').parse::<f64>() {
+                Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
+                _ => Err(format!(
+                    "`{text}` is not a speed; use max, realtime or a factor such as 2 (twice as \
+                     fast) or 0.5 (half speed)"
+                )),
+            },
+        }
+    }
+}
+
+/// Everything a replay needs besides the sessions.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Handler URL template; `{hub}` and `{event}` are substituted.
+    pub target: String,
+    /// Signs the replayed events and verifies (leniently) the handler's REST tokens.
+    pub access_key: String,
+    /// Where the sink listens (`localhost` = 127.0.0.1 and ::1).
+    pub rest_host: String,
+    pub rest_port: u16,
+    pub speed: Speed,
+    /// How long after an answer REST calls still belong to the event.
+    pub settle: Duration,
+    /// Per webhook request.
+    pub timeout: Duration,
+    /// Send the abuse-protection preflight.
+    pub preflight: bool,
+    pub rules: Rules,
+    /// Rewrite the sessions' expectations with what the target does now.
+    pub update: bool,
+}
+
+/// What replaying one event produced.
+#[derive(Debug, Clone)]
+pub struct EventResult {
+    /// Index into [`Session::events`].
+    pub index: usize,
+    pub actual: Expectation,
+    pub calls: Vec<CapturedCall>,
+    pub verdict: Verdict,
+    /// Time from sending the event to closing its window.
+    pub elapsed: Duration,
+    /// Nothing was listening at the target (the handler is gone).
+    pub unreachable: bool,
+}
+
+/// What replaying one session produced.
+#[derive(Debug, Clone)]
+pub struct SessionResult {
+    pub results: Vec<EventResult>,
+    /// With `--update`: how many events got new expectations (0: the file was left alone as
+    /// nothing differed). `None` without `--update`, or when the update was refused.
+    pub updated: Option<usize>,
+}
+
+impl SessionResult {
+    /// Events compared and found different.
+    pub fn mismatches(&self) -> usize {
+        self.results.iter().filter(|r| !r.verdict.matched()).count()
+    }
+}
+
+/// Receives progress; the CLI renders it.
+pub trait Observer {
+    /// The sink listens; `events` will be replayed in all.
+    fn started(&mut self, _sink_endpoint: &str, _events: usize) {}
+    /// The events of `session` come next.
+    fn session(&mut self, _session: &Session) {}
+    /// One event was replayed and compared.
+    fn event(&mut self, _session: &Session, _result: &EventResult) {}
+    /// Something the user should know that is not a mismatch.
+    fn warning(&mut self, _message: &str) {}
+}
+
+/// The whole run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// One per session, in the order given.
+    pub sessions: Vec<SessionResult>,
+    /// The sink's REST warnings (tokens, late calls).
+    pub warnings: Vec<String>,
+    /// Where the sink listened.
+    pub sink_endpoint: String,
+}
+
+impl Outcome {
+    pub fn mismatches(&self) -> usize {
+        self.sessions.iter().map(SessionResult::mismatches).sum()
+    }
+}
+
+/// The label used in messages: `event #3 say (chat.jsonl:12)`.
+pub fn label(session: &Session, index: usize) -> String {
+    let event = &session.events[index];
+    let file = session
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "event #{} `{}` ({file}:{})",
+        index + 1,
+        event.event,
+        event.line
+    )
+}
+
+/// Replays `sessions` against `options.target` (see the module docs).
+pub async fn run(
+    sessions: &[Session],
+    options: &Options,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, ReplayError> {
+    let settings = UpstreamSettings {
+        url_template: options.target.clone(),
+        access_keys: vec![options.access_key.clone()],
+        origin: ORIGIN.to_owned(),
+        timeout: options.timeout,
+        preflight: options.preflight,
+        retry_delays: Vec::new(),
+    };
+    check_target(&settings)?;
+    let sink = Sink::start(
+        &options.rest_host,
+        options.rest_port,
+        &options.access_key,
+        options.rules.clone(),
+    )
+    .await
+    .map_err(|source| ReplayError::RestPort {
+        port: options.rest_port,
+        source,
+    })?;
+    let total = sessions.iter().map(|s| s.events.len()).sum();
+    observer.started(sink.endpoint(), total);
+    let upstream = Upstream::new().with_stamps(fresh_stamps());
+    let mut first = true;
+    let mut results = Vec::with_capacity(sessions.len());
+    let mut warnings = Vec::new();
+    for session in sessions {
+        observer.session(session);
+        sink.set_world(session.world.clone());
+        let mut done = Vec::with_capacity(session.events.len());
+        // (run, when its first event was sent, that event's recorded t)
+        let mut clock: Option<(usize, Instant, f64)> = None;
+        for (index, event) in session.events.iter().enumerate() {
+            if let Speed::Factor(factor) = options.speed {
+                match clock {
+                    Some((run, start, t0)) if run == event.run => {
+                        let gap_ms = (event.t - t0).max(0.0) / factor;
+                        tokio::time::sleep_until(start + Duration::from_secs_f64(gap_ms / 1000.0))
+                            .await;
+                    }
+                    _ => clock = Some((event.run, Instant::now(), event.t)),
+                }
+            }
+            sink.open(label(session, index), &event.rest);
+            let started = Instant::now();
+            let outcome = upstream.send(&settings, &event.to_webhook()).await;
+            if first {
+                first = false;
+                match &outcome {
+                    Err(WebhookError::Unreachable { url, cause, .. }) => {
+                        return Err(ReplayError::Unreachable {
+                            url: url.clone(),
+                            cause: cause.clone(),
+                        });
+                    }
+                    // The preflight is the first request: not reaching it is not reaching the target.
+                    Err(WebhookError::Preflight { url, detail })
+                        if detail.contains(PREFLIGHT_NOT_SENT) =>
+                    {
+                        return Err(ReplayError::Unreachable {
+                            url: url.clone(),
+                            cause: detail.clone(),
+                        });
+                    }
+                    Err(WebhookError::Preflight { url, detail }) => {
+                        return Err(ReplayError::Preflight {
+                            url: url.clone(),
+                            detail: detail.clone(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(options.settle).await;
+            let calls = sink.close().await;
+            let unreachable = matches!(outcome, Err(WebhookError::Unreachable { .. }));
+            let actual = match outcome {
+                Ok(r) => Expectation::Response(RecordedResponse {
+                    status: r.status,
+                    content_type: r.content_type,
+                    body: String::from_utf8_lossy(&r.body).into_owned(),
+                    latency_ms: crate::traffic::millis(r.latency),
+                }),
+                Err(e) => Expectation::Error(e.to_string()),
+            };
+            let views: Vec<CallView> = calls.iter().map(|c| c.view(&options.rules)).collect();
+            let verdict = compare::compare(event, &actual, &views, &options.rules);
+            let result = EventResult {
+                index,
+                actual,
+                calls,
+                verdict,
+                elapsed: started.elapsed(),
+                unreachable,
+            };
+            observer.event(session, &result);
+            done.push(result);
+        }
+        let updated = if options.update {
+            match update(session, &done)? {
+                Ok(count) => Some(count),
+                Err(refused) => {
+                    observer.warning(&refused);
+                    warnings.push(refused);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        results.push(SessionResult {
+            results: done,
+            updated,
+        });
+    }
+    for warning in sink.warnings() {
+        observer.warning(&warning);
+        warnings.push(warning);
+    }
+    Ok(Outcome {
+        sessions: results,
+        warnings,
+        sink_endpoint: sink.endpoint().to_owned(),
+    })
+}
+
+/// `ce-id`s unique across replays (`<random run id>-<n>`), so a handler that deduplicates events
+/// by id never mistakes a second replay for a retry; `ce-time` is now.
+fn fresh_stamps() -> StampSource {
+    let run: u64 = rand::random();
+    let next = Arc::new(AtomicU64::new(1));
+    Arc::new(move || {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        CeStamp::new(format!("{run:016x}-{n}"), SystemTime::now())
+    })
+}
+
+/// Refuses a template the upstream client could never send to.
+fn check_target(settings: &UpstreamSettings) -> Result<(), ReplayError> {
+    if !settings.url_template.starts_with("http://") {
+        return Err(ReplayError::InvalidTarget {
+            template: settings.url_template.clone(),
+            detail: "only http:// URLs are supported".into(),
+        });
+    }
+    cloudevents::preflight_request(settings, "hub", Method::OPTIONS)
+        .map(|_| ())
+        .map_err(|e| ReplayError::InvalidTarget {
+            template: settings.url_template.clone(),
+            detail: e.to_string(),
+        })
+}
+
+/// `--update`: rewrites the expectations of the events that mismatched with what the target
+/// answered now (matched and ignored events keep their lines byte for byte, so the file's diff
+/// shows only real changes). Returns how many events changed. Refused (`Ok(Err(why))`) when the
+/// target stopped answering midway, so a crash never becomes the new expectation.
+fn update(
+    session: &Session,
+    results: &[EventResult],
+) -> Result<Result<usize, String>, ReplayError> {
+    let unreachable = results.iter().filter(|r| r.unreachable).count();
+    if unreachable > 0 {
+        return Ok(Err(format!(
+            "{}: not updated: {unreachable} event(s) found the target unreachable; fix the \
+             handler and run --update again",
+            session.path.display()
+        )));
+    }
+    let updates: Vec<Update> = results
+        .iter()
+        .filter(|r| !r.verdict.matched())
+        .map(|r| Update {
+            ordinal: session.events[r.index].ordinal,
+            expected: r.actual.clone(),
+            calls: r
+                .calls
+                .iter()
+                .map(|c| UpdatedCall {
+                    offset_ms: crate::traffic::millis(c.offset),
+                    method: c.method.clone(),
+                    operation: c.operation.clone(),
+                    hub: c.hub.clone(),
+                    path: c.path.clone(),
+                    query: c.query.clone(),
+                    body: c.body.clone(),
+                    status: c.status,
+                })
+                .collect(),
+        })
+        .collect();
+    if !updates.is_empty() {
+        session.rewrite(&updates)?;
+    }
+    Ok(Ok(updates.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds() {
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("realtime".parse::<Speed>(), Ok(Speed::Factor(1.0)));
+        assert_eq!("2".parse::<Speed>(), Ok(Speed::Factor(2.0)));
+        assert_eq!("0.5x".parse::<Speed>(), Ok(Speed::Factor(0.5)));
+        assert!("0".parse::<Speed>().is_err());
+        assert!("fast".parse::<Speed>().is_err());
+    }
+}

@@ -1,0 +1,570 @@
+//! The REST sink: during a replay, the handler under test calls the Web PubSub data plane
+//! (`/api/hubs/<hub>/…`) here instead of a real service. The sink answers the way the service
+//! would for the recorded hubs, connections, users and groups ([`World`]) and captures every call
+//! for the [`super::runner`], which opens a capture window per event.
+//!
+//! Operations are identified with the REST module's routing table ([`crate::rest::route`]), so the
+//! sink and `serve` can never disagree about what a path means. Answers: a call that matches a
+//! recorded call of the event being replayed gets the recorded status; otherwise the documented
+//! answer (202 sends, 200 group adds, 204 removals and closes, 200/404 existence checks from the
+//! recording, a fresh token for `:generateToken`, the REST module's error answers for bad routes
+//! and a missing `api-version`). Bearer tokens are checked leniently: a bad one becomes a warning
+//! in the report, never a 401, because the replay tests the handler's logic, not its keys.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::compare::{CallView, Rules};
+use super::session::{RecordedCall, World};
+use crate::auth::{self, TokenClaims};
+use crate::engineio::transport::HttpResponse;
+use crate::rest::{Operation, RestError, request};
+
+/// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
+pub const MAX_BODY: usize = 1_000_000;
+/// Distinct warnings kept; later ones are counted, not stored.
+pub const MAX_WARNINGS: usize = 50;
+/// REST calls kept per event; a handler looping on REST calls is reported, not stored forever.
+pub const MAX_CALLS_PER_EVENT: usize = 10_000;
+/// How long closing a window waits for calls that arrived inside it to finish.
+pub const PENDING_WAIT: Duration = Duration::from_secs(5);
+/// Default lifetime of a `:generateToken` token, in minutes (R1).
+const DEFAULT_TOKEN_MINUTES: u64 = 60;
+
+/// One REST call the handler made during a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedCall {
+    /// When it arrived, after its event was sent.
+    pub offset: Duration,
+    pub method: String,
+    /// The operation name ([`Operation::name`], or `Unknown`).
+    pub operation: String,
+    /// The hub segment of the path (empty when the path is not a route).
+    pub hub: String,
+    pub path: String,
+    pub query: BTreeMap<String, Vec<String>>,
+    pub body: String,
+    /// What the sink answered.
+    pub status: u16,
+}
+
+impl CapturedCall {
+    /// The comparable view of this call.
+    pub fn view(&self, rules: &Rules) -> CallView {
+        CallView::new(
+            &self.method,
+            &self.path,
+            Some(&self.operation),
+            &self.query,
+            &self.body,
+            rules,
+        )
+    }
+}
+
+/// The capture window of the event being replayed.
+struct Window {
+    /// Distinguishes windows, so a call that outlives its window is never booked to the next.
+    id: u64,
+    /// Number of the event, for messages about late calls.
+    label: String,
+    started: Instant,
+    /// Recorded calls of the event not yet matched, with their recorded status.
+    recorded: Vec<(String, u16)>,
+    captured: Vec<CapturedCall>,
+    /// Calls that arrived in this window and are still being read or answered.
+    pending: usize,
+}
+
+struct State {
+    window: Option<Window>,
+    /// The id the next window gets.
+    next_window: u64,
+    /// The label of the last closed window, for late-call warnings.
+    last_label: Option<String>,
+    world: World,
+    rules: Rules,
+    warnings: Vec<String>,
+    dropped_warnings: usize,
+}
+
+impl State {
+    fn warn(&mut self, message: String) {
+        if self.warnings.contains(&message) {
+            return;
+        }
+        if self.warnings.len() >= MAX_WARNINGS {
+            self.dropped_warnings += 1;
+        } else {
+            self.warnings.push(message);
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever a pending call finishes.
+    settled: Notify,
+    access_key: String,
+    endpoint: String,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No invariant a panicking holder could break; keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running sink. Dropping it stops it.
+pub struct Sink {
+    shared: Arc<Shared>,
+    port: u16,
+    stop: CancellationToken,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Sink {
+    /// Listens on `host:port` (`localhost` = 127.0.0.1 and ::1, as `serve` does; port 0 picks a
+    /// free one).
+    pub async fn start(
+        host: &str,
+        port: u16,
+        access_key: &str,
+        rules: Rules,
+    ) -> std::io::Result<Sink> {
+        let (listeners, port) = crate::server::bind(host, port).await?;
+        let endpoint = crate::server::public_endpoint(host, port);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                window: None,
+                next_window: 1,
+                last_label: None,
+                world: World::default(),
+                rules,
+                warnings: Vec::new(),
+                dropped_warnings: 0,
+            }),
+            settled: Notify::new(),
+            access_key: access_key.to_owned(),
+            endpoint,
+        });
+        let stop = CancellationToken::new();
+        for listener in listeners {
+            tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
+        }
+        Ok(Sink { shared, port, stop })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://localhost:<port>` (the endpoint of the connection string to give the handler).
+    pub fn endpoint(&self) -> &str {
+        &self.shared.endpoint
+    }
+
+    /// Replaces what the sink knows (one session's recording).
+    pub fn set_world(&self, world: World) {
+        self.shared.lock().world = world;
+    }
+
+    /// Opens the capture window of one event; its `recorded` calls decide the answers to calls
+    /// that match them.
+    pub fn open(&self, label: String, recorded: &[RecordedCall]) {
+        let mut state = self.shared.lock();
+        let rules = state.rules.clone();
+        let recorded = recorded
+            .iter()
+            .map(|c| (CallView::recorded(c, &rules).key(), c.status))
+            .collect();
+        let id = state.next_window;
+        state.next_window += 1;
+        state.window = Some(Window {
+            id,
+            label,
+            started: Instant::now(),
+            recorded,
+            captured: Vec::new(),
+            pending: 0,
+        });
+    }
+
+    /// Closes the window once the calls that arrived in it are answered (at most
+    /// [`PENDING_WAIT`]), and returns them in arrival order.
+    pub async fn close(&self) -> Vec<CapturedCall> {
+        let deadline = tokio::time::Instant::now() + PENDING_WAIT;
+        loop {
+            let notified = self.shared.settled.notified();
+            {
+                let mut state = self.shared.lock();
+                let busy = state.window.as_ref().is_some_and(|w| w.pending > 0);
+                if !busy || tokio::time::Instant::now() >= deadline {
+                    let Some(window) = state.window.take() else {
+                        return Vec::new();
+                    };
+                    if window.pending > 0 {
+                        let message = format!(
+                            "{} REST call(s) made for {} were still unanswered {} after its \
+                             settle window; they were not compared",
+                            window.pending,
+                            window.label,
+                            crate::duration::format(PENDING_WAIT)
+                        );
+                        state.warn(message);
+                    }
+                    state.last_label = Some(window.label);
+                    let mut calls = window.captured;
+                    calls.sort_by_key(|c| c.offset);
+                    return calls;
+                }
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// Warnings collected so far (bad tokens, late calls), oldest first.
+    pub fn warnings(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        let mut out = state.warnings.clone();
+        if state.dropped_warnings > 0 {
+            out.push(format!(
+                "… and {} more REST warning(s)",
+                state.dropped_warnings
+            ));
+        }
+        out
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (shared, stop) = (shared.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = connection => {}
+            }
+        });
+    }
+}
+
+/// Answers and captures one request.
+async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
+    if matches!(req.uri().path(), "/api/health" | "/api/health/") {
+        return respond(StatusCode::OK, None);
+    }
+    let arrived = Instant::now();
+    let in_window = {
+        let mut state = shared.lock();
+        match state.window.as_mut() {
+            Some(window) => {
+                window.pending += 1;
+                Some((window.id, window.started))
+            }
+            None => None,
+        }
+    };
+    // Undoes the `pending` count if this request is abandoned (the handler hung up mid-body).
+    let mut guard = PendingGuard {
+        shared,
+        window: in_window.map(|(id, _)| id),
+    };
+    let (parts, body) = req.into_parts();
+    let body = request::read_body(&parts.headers, body, MAX_BODY).await;
+    let query = query_map(parts.uri.query());
+    let path = parts.uri.path().to_owned();
+    let routed = crate::rest::route(&parts.method, &path);
+    let (hub, operation) = match &routed {
+        Ok((hub, op)) => (hub.clone(), op.name().to_owned()),
+        Err(_) => (String::new(), "Unknown".to_owned()),
+    };
+
+    let mut state = shared.lock();
+    check_token(shared, &mut state, &parts, &operation);
+    let body_text = match &body {
+        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Err(_) => String::new(),
+    };
+    let response = match (routed, body) {
+        (Err(e), _) | (Ok(_), Err(e)) => e.into_response(),
+        (Ok(_), Ok(_)) if !query.contains_key("api-version") => {
+            RestError::MissingApiVersion.into_response()
+        }
+        (Ok((hub, op)), Ok(_)) => {
+            let view = CallView::new(
+                parts.method.as_str(),
+                &path,
+                Some(&operation),
+                &query,
+                &body_text,
+                &state.rules,
+            );
+            let recorded = state.window.as_mut().and_then(|w| {
+                let i = w.recorded.iter().position(|(k, _)| *k == view.key())?;
+                Some(w.recorded.remove(i).1)
+            });
+            learn(&mut state.world, &hub, &op, &body_text);
+            answer(shared, &state.world, &hub, &op, &query, recorded)
+        }
+    };
+    let call = CapturedCall {
+        offset: in_window.map_or(Duration::ZERO, |(_, started)| {
+            arrived.saturating_duration_since(started)
+        }),
+        method: parts.method.to_string(),
+        operation,
+        hub,
+        path,
+        query,
+        body: body_text,
+        status: response.status().as_u16(),
+    };
+    guard.window = None;
+    match (in_window, state.window.as_mut()) {
+        (Some((id, _)), Some(window)) if window.id == id => {
+            window.pending = window.pending.saturating_sub(1);
+            if window.captured.len() < MAX_CALLS_PER_EVENT {
+                window.captured.push(call);
+            } else {
+                let message = format!(
+                    "{} made more than {MAX_CALLS_PER_EVENT} REST calls; the rest were answered \
+                     but not compared",
+                    window.label
+                );
+                state.warn(message);
+            }
+        }
+        _ => {
+            let after = state
+                .last_label
+                .clone()
+                .unwrap_or_else(|| "the first event".into());
+            let view = call.view(&state.rules);
+            state.warn(format!(
+                "REST call {} arrived outside every event's window (after {after}); it was \
+                 answered but not compared; raise --settle if the handler makes calls after \
+                 answering",
+                view.key()
+            ));
+        }
+    }
+    drop(state);
+    shared.settled.notify_waiters();
+    response
+}
+
+/// Counts a request as finished in its window when it is dropped before finishing.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    /// The window still counting this request as pending.
+    window: Option<u64>,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.window else {
+            return;
+        };
+        if let Some(window) = self.shared.lock().window.as_mut().filter(|w| w.id == id) {
+            window.pending = window.pending.saturating_sub(1);
+        }
+        self.shared.settled.notify_waiters();
+    }
+}
+
+/// Warns (once per distinct problem) about a missing or bad Bearer token.
+fn check_token(shared: &Shared, state: &mut State, parts: &http::request::Parts, operation: &str) {
+    let url = request::request_url(parts, shared.endpoint.trim_start_matches("http://"));
+    let keys = [shared.access_key.clone()];
+    if let Err(e) = request::authorize(&parts.headers, &keys, &url) {
+        state.warn(format!(
+            "{operation} call with a token the service would refuse (401): {e}; the replay \
+             answered it anyway"
+        ));
+    }
+}
+
+/// Group names a call adds, so later existence checks find them.
+fn learn(world: &mut World, hub: &str, op: &Operation, body: &str) {
+    let known = world.hub_mut(hub);
+    match op {
+        Operation::AddConnectionsToGroups => {
+            if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(body)
+                && let Some(serde_json::Value::Array(groups)) = map.get("groups")
+            {
+                known
+                    .groups
+                    .extend(groups.iter().filter_map(|g| g.as_str()).map(str::to_owned));
+            }
+        }
+        Operation::AddConnectionToGroup { group, .. } | Operation::AddUserToGroup { group, .. } => {
+            known.groups.insert(group.clone());
+        }
+        _ => {}
+    }
+}
+
+/// The answer to a routed call (see the module docs).
+fn answer(
+    shared: &Shared,
+    world: &World,
+    hub: &str,
+    op: &Operation,
+    query: &BTreeMap<String, Vec<String>>,
+    recorded: Option<u16>,
+) -> HttpResponse {
+    let known = world.hub(hub);
+    let has = |pick: fn(&super::session::HubWorld) -> &std::collections::HashSet<String>,
+               name: &str| known.is_some_and(|k| pick(k).contains(name));
+    let exists = |found: bool| {
+        if found {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        }
+    };
+    let status = match (recorded, op) {
+        (Some(status), _) => StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        (None, Operation::SendToAll)
+        | (None, Operation::SendToGroup { .. })
+        | (None, Operation::SendToConnection { .. })
+        | (None, Operation::SendToUser { .. }) => StatusCode::ACCEPTED,
+        (None, Operation::AddConnectionsToGroups)
+        | (None, Operation::RemoveConnectionsFromGroups)
+        | (None, Operation::AddUserToGroup { .. })
+        | (None, Operation::GenerateClientToken)
+        | (None, Operation::ListConnectionsInGroup { .. }) => StatusCode::OK,
+        (None, Operation::AddConnectionToGroup { connection_id, .. }) => {
+            if !has(|k| &k.connections, connection_id) {
+                return RestError::ConnectionNotFound {
+                    hub: hub.to_owned(),
+                    connection_id: connection_id.clone(),
+                }
+                .into_response();
+            }
+            StatusCode::OK
+        }
+        (None, Operation::RemoveConnectionFromGroup { .. })
+        | (None, Operation::RemoveConnectionFromAllGroups { .. })
+        | (None, Operation::RemoveUserFromGroup { .. })
+        | (None, Operation::RemoveUserFromAllGroups { .. })
+        | (None, Operation::CloseConnection { .. })
+        | (None, Operation::CloseAllConnections)
+        | (None, Operation::CloseGroupConnections { .. })
+        | (None, Operation::CloseUserConnections { .. }) => StatusCode::NO_CONTENT,
+        (None, Operation::ConnectionExists { connection_id }) => {
+            exists(has(|k| &k.connections, connection_id))
+        }
+        (None, Operation::GroupExists { group }) => exists(has(|k| &k.groups, group)),
+        (None, Operation::UserExists { user_id }) => exists(has(|k| &k.users, user_id)),
+        (None, Operation::GrantPermission { permission, .. })
+        | (None, Operation::CheckPermission { permission, .. })
+        | (None, Operation::RevokePermission { permission, .. }) => {
+            return RestError::PermissionsNotSupported {
+                permission: permission.clone(),
+            }
+            .into_response();
+        }
+    };
+    let body = match op {
+        Operation::GenerateClientToken if status == StatusCode::OK => {
+            Some(serde_json::json!({ "token": mint(shared, hub, query) }))
+        }
+        Operation::ListConnectionsInGroup { .. } if status == StatusCode::OK => {
+            Some(serde_json::json!({ "value": [] }))
+        }
+        _ if status.is_client_error() || status.is_server_error() => Some(serde_json::json!({
+            "code": "Recorded",
+            "message": format!(
+                "sio-emu replay: this call was answered {} when the session was recorded",
+                status.as_u16()
+            ),
+        })),
+        _ => None,
+    };
+    respond(status, body)
+}
+
+/// A client token like `:generateToken` returns (SPEC §10.1).
+fn mint(shared: &Shared, hub: &str, query: &BTreeMap<String, Vec<String>>) -> String {
+    let all = |name: &str| query.get(name).cloned().unwrap_or_default();
+    let minutes = query
+        .get("minutesToExpire")
+        .and_then(|v| v.first())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|m| *m >= 1)
+        .unwrap_or(DEFAULT_TOKEN_MINUTES);
+    auth::mint(
+        &shared.access_key,
+        &TokenClaims {
+            aud: auth::client_audience(&shared.endpoint, hub),
+            sub: all("userId").into_iter().next().filter(|u| !u.is_empty()),
+            roles: all("role"),
+            groups: all("group"),
+            lifetime_secs: minutes.saturating_mul(60),
+            now: auth::now_unix(),
+        },
+    )
+}
+
+fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse {
+    let body = json.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
+    let has_body = !body.is_empty();
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    if has_body {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// Query parameters grouped by name, as recordings store them.
+pub fn query_map(query: Option<&str>) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        map.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    map
+}

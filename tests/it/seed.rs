@@ -1,0 +1,196 @@
+//! `serve --seed`: the same sequential scenario (same clients, same webhook answers, same port)
+//! recorded twice with the same seed gives byte-identical session files; without `--seed` the
+//! files differ (random ids, wall-clock times).
+//!
+//! Every step waits for its effect to be in the recording before the next one starts, because
+//! determinism is promised for a sequential order of requests only.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A `serve` on a fixed port (the port is part of the recording: the header's endpoint and the
+/// connect body's Host header).
+struct Fixed {
+    child: Child,
+}
+
+impl Fixed {
+    fn start(port: u16, args: &[&str]) -> Fixed {
+        let mut child = Command::new(bin())
+            .args(["serve", "--port", &port.to_string(), "--format", "json"])
+            .args(["--color", "never", "--quiet"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sio-emu");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a ready line").expect("read it");
+        assert!(first.contains("\"ready\""), "{first}");
+        std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+        Fixed { child }
+    }
+
+    async fn terminate(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "sio-emu did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Fixed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the recording has a line containing every one of `parts`.
+async fn wait_record(path: &Path, parts: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recorded line with {parts:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Long-polls until a packet starting with `prefix` arrives.
+async fn poll_until(base: &str, sid: &str, prefix: &str) -> String {
+    let url = client_url(base, "chat", &format!("transport=polling&sid={sid}"));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = http("GET", &url, &[], "").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        if let Some(p) = packets(&reply.body)
+            .into_iter()
+            .find(|p| p.starts_with(prefix))
+        {
+            return p.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no {prefix} packet");
+    }
+}
+
+async fn post(base: &str, sid: &str, body: &str) {
+    let url = client_url(base, "chat", &format!("transport=polling&sid={sid}"));
+    let reply = http(
+        "POST",
+        &url,
+        &[("content-type", "text/plain;charset=UTF-8")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// One sequential scenario: handshake, join /ns, an event with an ack, a REST broadcast, leave,
+/// close; returns the recording's bytes.
+async fn scenario(port: u16, seed: Option<&str>, file: PathBuf) -> Vec<u8> {
+    let hook = Webhook::start().await;
+    let template = hook.template();
+    let record = file.to_str().unwrap().to_owned();
+    let mut args = vec![
+        "--webhook",
+        template.as_str(),
+        "--anonymous",
+        "--rest-anonymous",
+        "--record",
+        record.as_str(),
+    ];
+    if let Some(seed) = seed {
+        args.extend(["--seed", seed]);
+    }
+    let emu = Fixed::start(port, &args);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let open = http(
+        "GET",
+        &client_url(&base, "chat", "transport=polling"),
+        &[],
+        "",
+    )
+    .await;
+    let sid = serde_json::from_str::<serde_json::Value>(&open.body[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_record(&file, &["\"handshake\""]).await;
+
+    post(&base, &sid, "40/ns,").await;
+    poll_until(&base, &sid, "40/ns,").await;
+    hook.wait_for("connected", 1).await;
+    wait_record(&file, &["\"webhook\"", "\"event\":\"connected\""]).await;
+
+    post(&base, &sid, r#"42/ns,1["hello","x"]"#).await;
+    let ack = poll_until(&base, &sid, "43/ns,1").await;
+    assert_eq!(ack, r#"43/ns,1["ok"]"#);
+    wait_record(&file, &["\"event\":\"hello\""]).await;
+
+    let send = http(
+        "POST",
+        &format!("{base}/api/hubs/chat/groups/0~L25z~/:send?api-version=2024-01-01"),
+        &[("content-type", "text/plain")],
+        r#"42/ns,["news",1]"#,
+    )
+    .await;
+    assert_eq!(send.status, 202, "{}", send.body);
+    poll_until(&base, &sid, r#"42/ns,["news""#).await;
+    wait_record(&file, &["\"direction\":\"out\"", "news"]).await;
+
+    post(&base, &sid, "41/ns,").await;
+    hook.wait_for("disconnected", 1).await;
+    wait_record(&file, &["\"event\":\"disconnected\""]).await;
+    post(&base, &sid, "1").await;
+    wait_record(&file, &["\"closed\""]).await;
+
+    emu.terminate().await;
+    std::fs::read(&file).unwrap()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("sio-emu-seed-{}-{name}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+#[tokio::test]
+async fn same_seed_same_scenario_records_identical_sessions() {
+    let port = free_port();
+    let a = scenario(port, Some("7"), temp("a")).await;
+    let b = scenario(port, Some("7"), temp("b")).await;
+    let text = String::from_utf8_lossy(&a).into_owned();
+    assert!(text.lines().count() >= 10, "{text}");
+    assert!(
+        text.contains("\"startedAt\":\"2024-01-01T00:00:00.000Z\""),
+        "{text}"
+    );
+    assert_eq!(
+        text,
+        String::from_utf8_lossy(&b),
+        "two seeded runs recorded different sessions"
+    );
+    assert_eq!(a, b);
+
+    let c = scenario(port, None, temp("c")).await;
+    assert_ne!(a, c, "an unseeded run recorded the seeded session");
+    for name in ["a", "b", "c"] {
+        let _ = std::fs::remove_file(temp(name));
+    }
+}
