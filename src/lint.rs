@@ -192,7 +192,8 @@ impl Linter {
             .or_default() += 1;
     }
 
-    fn learn(&self, hub: &str, group: &str) {
+    /// Remembers that `group` existed in `hub`.
+    pub fn learn(&self, hub: &str, group: &str) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() < MAX_KNOWN_GROUPS {
             known.insert(format!("{}\n{group}", hub.to_ascii_lowercase()));
@@ -207,37 +208,114 @@ impl Linter {
     }
 }
 
-/// Reports one finding: the live log, the recording, the count.
-pub fn report(service: &Service, rule: Rule, message: String) {
-    service.lint.count(rule);
-    service.traffic.record(|t| RecordLine::Lint {
-        t,
-        rule: rule.id().to_owned(),
-        section: rule.section().to_owned(),
-        message: message.clone(),
-    });
-    service.traffic.emit(TrafficEvent::Lint {
-        rule: rule.id().to_owned(),
-        section: rule.section().to_owned(),
-        message,
-        hint: Some(rule.hint().to_owned()),
-    });
+/// Where the checks report to: `serve`'s [`Service`] (live log, recording) or replay's
+/// [`Collected`] findings. The checks need only this, never a whole service.
+pub trait Findings: Send + Sync {
+    /// The counts and the groups seen so far.
+    fn linter(&self) -> &Linter;
+    /// Shows or keeps one finding (already counted).
+    fn finding(&self, rule: Rule, message: String);
+    /// Learns the groups `hub` has right now, when there is live hub state to look at.
+    fn learn_live(&self, _hub: &str) {}
+}
+
+impl Findings for Service {
+    fn linter(&self) -> &Linter {
+        &self.lint
+    }
+
+    fn finding(&self, rule: Rule, message: String) {
+        self.traffic.record(|t| RecordLine::Lint {
+            t,
+            rule: rule.id().to_owned(),
+            section: rule.section().to_owned(),
+            message: message.clone(),
+        });
+        self.traffic.emit(TrafficEvent::Lint {
+            rule: rule.id().to_owned(),
+            section: rule.section().to_owned(),
+            message,
+            hint: Some(rule.hint().to_owned()),
+        });
+    }
+
+    fn learn_live(&self, hub: &str) {
+        if let Some(h) = self.hub(hub) {
+            learn_hub(&self.lint, &h);
+        }
+    }
+}
+
+/// One finding as data (replay's report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub section: &'static str,
+    pub message: String,
+}
+
+/// Findings kept in memory until taken (`replay --strict`), bounded by [`MAX_COLLECTED`].
+#[derive(Debug)]
+pub struct Collected {
+    linter: Linter,
+    found: Mutex<Vec<Finding>>,
+}
+
+/// Findings [`Collected`] keeps between two [`Collected::take`]s; later ones are only counted.
+pub const MAX_COLLECTED: usize = 1_000;
+
+impl Collected {
+    /// No findings yet.
+    pub fn new(slow: Duration) -> Self {
+        Collected {
+            linter: Linter::new(slow),
+            found: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The findings since the last call, oldest first.
+    pub fn take(&self) -> Vec<Finding> {
+        std::mem::take(&mut *self.found.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Findings for Collected {
+    fn linter(&self) -> &Linter {
+        &self.linter
+    }
+
+    fn finding(&self, rule: Rule, message: String) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if found.len() < MAX_COLLECTED {
+            found.push(Finding {
+                rule: rule.id(),
+                section: rule.section(),
+                message,
+            });
+        }
+    }
+}
+
+/// Reports one finding: counted, then shown or kept by `service`.
+pub fn report(service: &dyn Findings, rule: Rule, message: String) {
+    service.linter().count(rule);
+    service.finding(rule, message);
 }
 
 /// Remembers that `group` exists in `hub` (for the "never existed" rules).
-pub fn learn_group(service: &Service, hub: &str, group: &str) {
-    service.lint.learn(hub, group);
+pub fn learn_group(service: &dyn Findings, hub: &str, group: &str) {
+    service.linter().learn(hub, group);
 }
 
 /// Remembers every group `hub` has now, and its user-group assignments.
-fn learn_hub(service: &Service, hub: &Hub) {
+fn learn_hub(lint: &Linter, hub: &Hub) {
     let state = hub.state();
     for name in state.groups.keys() {
-        service.lint.learn(&hub.name, name);
+        lint.learn(&hub.name, name);
     }
     for groups in state.user_groups.values() {
         for name in groups {
-            service.lint.learn(&hub.name, name);
+            lint.learn(&hub.name, name);
         }
     }
 }
@@ -254,7 +332,7 @@ fn who(event: &WebhookEvent) -> String {
 
 /// Checks one webhook exchange.
 pub fn check_webhook(
-    service: &Service,
+    service: &dyn Findings,
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
 ) {
@@ -274,7 +352,7 @@ pub fn check_webhook(
     let Ok(response) = result else {
         return;
     };
-    if event.kind.is_blocking() && response.latency > service.lint.slow {
+    if event.kind.is_blocking() && response.latency > service.linter().slow {
         report(
             service,
             Rule::SlowResponse,
@@ -284,7 +362,7 @@ pub fn check_webhook(
                     response.latency.as_millis() as u64
                 )),
                 who(event),
-                humantime::format_duration(service.lint.slow)
+                humantime::format_duration(service.linter().slow)
             ),
         );
     }
@@ -303,7 +381,7 @@ pub fn check_webhook(
     }
 }
 
-fn check_connect(service: &Service, event: &WebhookEvent, response: &WebhookResponse) {
+fn check_connect(service: &dyn Findings, event: &WebhookEvent, response: &WebhookResponse) {
     let status = response.status;
     if !(200..300).contains(&status) && !(400..500).contains(&status) {
         report(
@@ -352,7 +430,7 @@ fn looks_like_refusal(body: &[u8]) -> bool {
         .any(|w| lower.contains(w))
 }
 
-fn check_reply(service: &Service, event: &WebhookEvent, response: &WebhookResponse) {
+fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookResponse) {
     if !response.is_success() || response.status == 204 || response.body.is_empty() {
         return;
     }
@@ -431,7 +509,7 @@ fn check_reply(service: &Service, event: &WebhookEvent, response: &WebhookRespon
 }
 
 /// Checks an `api-version` value of a REST call.
-pub fn check_api_version(service: &Service, operation: &str, version: &str) {
+pub fn check_api_version(service: &dyn Findings, operation: &str, version: &str) {
     if !KNOWN_API_VERSIONS.contains(&version) {
         report(
             service,
@@ -452,7 +530,7 @@ fn bad_sio_group(name: &str) -> bool {
 /// Checks group names a REST call names, and filter group literals; then learns the groups
 /// the call adds (`adds`).
 pub fn check_groups(
-    service: &Service,
+    service: &dyn Findings,
     hub: &str,
     operation: &str,
     groups: &[&str],
@@ -471,12 +549,10 @@ pub fn check_groups(
             );
         }
     }
-    if let Some(h) = service.hub(hub) {
-        learn_hub(service, &h);
-    }
+    service.learn_live(hub);
     let mut reported = Vec::new();
     for name in filter_groups {
-        if !service.lint.existed(hub, name) && !reported.contains(name) {
+        if !service.linter().existed(hub, name) && !reported.contains(name) {
             reported.push(*name);
             report(
                 service,
@@ -495,12 +571,10 @@ pub fn check_groups(
 }
 
 /// Checks a REST send: the namespace of its packet must be one some socket joined.
-pub fn check_send(service: &Service, hub: &str, operation: &str, namespace: &str) {
-    if let Some(h) = service.hub(hub) {
-        learn_hub(service, &h);
-    }
+pub fn check_send(service: &dyn Findings, hub: &str, operation: &str, namespace: &str) {
+    service.learn_live(hub);
     if !service
-        .lint
+        .linter()
         .existed(hub, &group::namespace_group(namespace))
     {
         report(
@@ -516,7 +590,7 @@ pub fn check_send(service: &Service, hub: &str, operation: &str, namespace: &str
 
 /// Checks a refused send payload: a DISCONNECT with a payload other than `{"close":…}`.
 pub fn check_payload_error(
-    service: &Service,
+    service: &dyn Findings,
     operation: &str,
     error: &crate::rest::send::PayloadError,
 ) {

@@ -15,6 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::valid_hub_name;
 use crate::engineio::EngineIo;
@@ -111,48 +112,91 @@ impl Server {
         }
     }
 
-    /// Accepts connections on every listener until shutdown.
+    /// Accepts connections on every listener until shutdown. Open connections stay: sessions
+    /// still deliver their last packets while they close.
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>) {
         let mut tasks = Vec::new();
         for listener in listeners {
             let server = self.clone();
-            tasks.push(tokio::spawn(
-                async move { server.accept_loop(listener).await },
-            ));
+            let stop = self.service.shutdown.clone();
+            tasks.push(tokio::spawn(serve_http(
+                listener,
+                stop,
+                OnStop::KeepConnections,
+                move |req, peer| {
+                    let server = server.clone();
+                    async move { server.handle(req, peer).await }
+                },
+            )));
         }
         for task in tasks {
             let _ = task.await;
         }
     }
+}
 
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
-        let shutdown = self.service.shutdown.clone();
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    Err(_) => {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.handle(req, peer).await) }
-                });
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
+/// How long a client may take to send a request head.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What happens to open connections when a listener stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// They run until they end by themselves.
+    KeepConnections,
+    /// They are dropped at once.
+    DropConnections,
+}
+
+/// Accepts HTTP/1.1 connections on `listener` until `stop` fires: one task per connection,
+/// keep-alive and upgrades on; `handle` answers each request, given the peer's address. Used
+/// by the service, the built-in handlers and replay's REST sink.
+pub async fn serve_http<H, Fut>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    on_stop: OnStop,
+    handle: H,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (handle, stop) = (handle.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let handle = handle.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
             });
-        }
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                // A client that never finishes its request head cannot hold a connection.
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            match on_stop {
+                OnStop::KeepConnections => {
+                    let _ = connection.await;
+                }
+                OnStop::DropConnections => {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = connection => {}
+                    }
+                }
+            }
+        });
     }
 }
 

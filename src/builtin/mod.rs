@@ -31,15 +31,13 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::ce_signature;
 use crate::cli::CliError;
 use crate::config::ServeConfig;
+use crate::server::{OnStop, serve_http};
 use echo::UserEvent;
 
 /// The prefix that names a built-in handler in a handler URL template.
@@ -210,43 +208,20 @@ async fn start(kind: Kind, context: Arc<Context>) -> Result<Handle, CliError> {
         context,
         chat: chat::Broadcaster::default(),
     });
-    tokio::spawn(accept_loop(listener, shared, stop.clone()));
+    tokio::spawn(serve_http(
+        listener,
+        stop.clone(),
+        OnStop::DropConnections,
+        move |req, _peer| {
+            let shared = shared.clone();
+            async move { handle(&shared, req).await }
+        },
+    ));
     Ok(Handle {
         kind,
         addr,
         _stop: stop.drop_guard(),
     })
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Out of file descriptors and the like: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let (shared, stop) = (shared.clone(), stop.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = connection => {}
-            }
-        });
-    }
 }
 
 type Reply = Response<Full<Bytes>>;

@@ -2,7 +2,8 @@
 //! sent, run the replay on a tokio runtime, and render what the runner reports: the pretty or
 //! NDJSON report on stdout, warnings and the progress bar on stderr (the bar only on a terminal),
 //! the JUnit file when asked. Exit codes follow the CLI contract: 0 every event matched (or
-//! `--update` rewrote the expectations), 1 a mismatch, 2 unreadable or invalid session, target
+//! `--update` rewrote the expectations), 1 a mismatch (or, with `--strict`, a contract-lint
+//! finding), 2 unreadable or invalid session, target
 //! unreachable, port in use, bad flags.
 
 use std::io::{IsTerminal, Write};
@@ -102,6 +103,10 @@ pub struct ReplayArgs {
     /// now, after a deliberate change; the files are replaced atomically.
     #[arg(long)]
     pub update: bool,
+    /// Also run the contract lint (as `serve` does) over the target's answers and its REST
+    /// calls; any finding fails the replay (exit 1) even when every event matched.
+    #[arg(long)]
+    pub strict: bool,
     /// Also write a JUnit XML report (one test case per recorded event) to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
@@ -222,6 +227,7 @@ pub fn run(args: ReplayArgs) -> Result<u8, CliError> {
             rules: args.ignore.clone(),
         },
         update: args.update,
+        strict: args.strict,
     };
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -272,5 +278,5 @@ pub fn run(args: ReplayArgs) -> Result<u8, CliError> {
         .sessions
         .iter()
         .any(|s| s.updated.is_none() && s.mismatches() > 0);
-    Ok(u8::from(failing))
+    Ok(u8::from(failing || (args.strict && outcome.findings() > 0)))
 }

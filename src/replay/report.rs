@@ -93,6 +93,16 @@ pub fn pretty_event(session: &Session, result: &EventResult) -> String {
             }
         }
     }
+    for finding in &result.findings {
+        let _ = write!(
+            out,
+            "\n      {} [{} {}] {}",
+            "lint".yellow().bold(),
+            finding.rule,
+            finding.section,
+            finding.message
+        );
+    }
     out
 }
 
@@ -114,6 +124,14 @@ pub fn pretty_summary(sessions: &[Session], outcome: &Outcome) -> String {
         }
         if ignored > 0 {
             let _ = write!(out, ", {ignored} ignored");
+        }
+        let findings = result.findings();
+        if findings > 0 {
+            let _ = write!(
+                out,
+                ", {}",
+                format!("{findings} contract finding(s)").yellow().bold()
+            );
         }
         match result.updated {
             Some(0) => out.push_str("; nothing to update"),
@@ -143,6 +161,14 @@ pub fn pretty_summary(sessions: &[Session], outcome: &Outcome) -> String {
         if let Some(hint) = refusal_hint(outcome) {
             let _ = write!(out, "\nhint: {hint}");
         }
+    } else if outcome.findings() > 0 {
+        let _ = write!(
+            out,
+            "{} — every event matched, but the handler broke the contract (see the lint lines)",
+            format!("{} contract finding(s)", outcome.findings())
+                .red()
+                .bold()
+        );
     } else if outcome
         .sessions
         .iter()
@@ -303,7 +329,28 @@ struct EventJson<'a> {
     actual: OutcomeJson<'a>,
     rest: Vec<CallJson<'a>>,
     diffs: Vec<DiffJson<'a>>,
+    /// `--strict`: contract-lint findings during the event.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<FindingJson<'a>>,
     elapsed_ms: f64,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    rule: &'a str,
+    section: &'a str,
+    message: &'a str,
+}
+
+fn findings_json(findings: &[crate::lint::Finding]) -> Vec<FindingJson<'_>> {
+    findings
+        .iter()
+        .map(|f| FindingJson {
+            rule: f.rule,
+            section: f.section,
+            message: &f.message,
+        })
+        .collect()
 }
 
 /// One `{"type":"event",…}` line.
@@ -344,6 +391,7 @@ pub fn json_event(session: &Session, result: &EventResult) -> String {
             })
             .collect(),
         diffs: result.verdict.diffs.iter().map(DiffJson::of).collect(),
+        findings: findings_json(&result.findings),
         elapsed_ms: crate::traffic::millis(result.elapsed),
     };
     serde_json::to_string(&line).unwrap_or_default()
@@ -392,6 +440,8 @@ struct SessionJson<'a> {
     path: String,
     events: usize,
     mismatched: usize,
+    /// Contract-lint findings (`--strict`).
+    findings: usize,
     /// Events rewritten by `--update` (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     updated: Option<usize>,
@@ -406,6 +456,8 @@ struct SummaryJson<'a> {
     matched: usize,
     mismatched: usize,
     ignored: usize,
+    /// Contract-lint findings (`--strict`), all sessions.
+    findings: usize,
     rest_sink: &'a str,
     sessions: Vec<SessionJson<'a>>,
     warnings: &'a [String],
@@ -423,6 +475,7 @@ pub fn json_summary(sessions: &[Session], outcome: &Outcome) -> String {
         matched: total - ignored - mismatched,
         mismatched,
         ignored,
+        findings: outcome.findings(),
         rest_sink: &outcome.sink_endpoint,
         sessions: sessions
             .iter()
@@ -431,6 +484,7 @@ pub fn json_summary(sessions: &[Session], outcome: &Outcome) -> String {
                 path: s.path.display().to_string(),
                 events: r.results.len(),
                 mismatched: r.mismatches(),
+                findings: r.findings(),
                 updated: r.updated,
                 warnings: &s.warnings,
             })
@@ -446,12 +500,14 @@ pub fn junit(sessions: &[Session], outcome: &Outcome) -> String {
     let seconds = |results: &mut dyn Iterator<Item = &EventResult>| {
         results.map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
     };
+    // An event fails when it mismatched or (`--strict`) a lint finding occurred during it.
+    let failed = |r: &EventResult| !r.verdict.matched() || !r.findings.is_empty();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
         "<testsuites name=\"sio-emu replay\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
         all().count(),
-        outcome.mismatches(),
+        all().filter(|r| failed(r)).count(),
         all().filter(|r| r.verdict.ignored).count(),
         seconds(&mut all()),
     );
@@ -462,7 +518,7 @@ pub fn junit(sessions: &[Session], outcome: &Outcome) -> String {
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
             xml(&name),
             result.results.len(),
-            result.mismatches(),
+            result.results.iter().filter(|r| failed(r)).count(),
             result.results.iter().filter(|r| r.verdict.ignored).count(),
             seconds(&mut result.results.iter()),
         );
@@ -493,8 +549,24 @@ pub fn junit(sessions: &[Session], outcome: &Outcome) -> String {
                     out,
                     ">\n      <skipped message=\"ignored by an --ignore event: rule\"/>\n    </testcase>"
                 );
-            } else if r.verdict.matched() {
+            } else if r.verdict.matched() && r.findings.is_empty() {
                 out.push_str("/>\n");
+            } else if r.verdict.matched() {
+                let message: Vec<String> = r
+                    .findings
+                    .iter()
+                    .map(|f| format!("{} {}", f.rule, f.section))
+                    .collect();
+                let mut text = format!("{}\n", label(session, r.index));
+                for f in &r.findings {
+                    let _ = writeln!(text, "[{} {}] {}", f.rule, f.section, f.message);
+                }
+                let _ = writeln!(
+                    out,
+                    ">\n      <failure type=\"lint\" message=\"{}\">{}</failure>\n    </testcase>",
+                    xml(&message.join("; ")),
+                    xml(&text)
+                );
             } else {
                 let message: Vec<String> = r
                     .verdict

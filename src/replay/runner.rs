@@ -20,6 +20,7 @@ use super::ReplayError;
 use super::compare::{self, CallView, Rules, Verdict};
 use super::session::{Expectation, Session, Update, UpdatedCall};
 use super::sink::{CapturedCall, Sink};
+use crate::lint::{Collected, Finding};
 use crate::traffic::record::RecordedResponse;
 use crate::upstream::client::StampSource;
 use crate::upstream::cloudevents::{self, CeStamp};
@@ -77,6 +78,8 @@ pub struct Options {
     pub rules: Rules,
     /// Rewrite the sessions' expectations with what the target does now.
     pub update: bool,
+    /// `--strict`: run the contract lint over the exchanges and the handler's REST calls.
+    pub strict: bool,
 }
 
 /// What replaying one event produced.
@@ -91,6 +94,9 @@ pub struct EventResult {
     pub elapsed: Duration,
     /// Nothing was listening at the target (the handler is gone).
     pub unreachable: bool,
+    /// `--strict`: contract-lint findings while this event was handled (its answer and the
+    /// REST calls in its window).
+    pub findings: Vec<Finding>,
 }
 
 /// What replaying one session produced.
@@ -106,6 +112,11 @@ impl SessionResult {
     /// Events compared and found different.
     pub fn mismatches(&self) -> usize {
         self.results.iter().filter(|r| !r.verdict.matched()).count()
+    }
+
+    /// Contract-lint findings (`--strict`).
+    pub fn findings(&self) -> usize {
+        self.results.iter().map(|r| r.findings.len()).sum()
     }
 }
 
@@ -135,6 +146,11 @@ pub struct Outcome {
 impl Outcome {
     pub fn mismatches(&self) -> usize {
         self.sessions.iter().map(SessionResult::mismatches).sum()
+    }
+
+    /// Contract-lint findings (`--strict`), all sessions.
+    pub fn findings(&self) -> usize {
+        self.sessions.iter().map(SessionResult::findings).sum()
     }
 }
 
@@ -169,11 +185,15 @@ pub async fn run(
         retry_delays: Vec::new(),
     };
     check_target(&settings)?;
+    let lint = options
+        .strict
+        .then(|| Arc::new(Collected::new(crate::lint::DEFAULT_SLOW)));
     let sink = Sink::start(
         &options.rest_host,
         options.rest_port,
         &options.access_key,
         options.rules.clone(),
+        lint.clone(),
     )
     .await
     .map_err(|source| ReplayError::RestPort {
@@ -205,7 +225,11 @@ pub async fn run(
             }
             sink.open(label(session, index), &event.rest);
             let started = Instant::now();
-            let outcome = upstream.send(&settings, &event.to_webhook()).await;
+            let webhook = event.to_webhook();
+            let outcome = upstream.send(&settings, &webhook).await;
+            if let Some(lint) = &lint {
+                crate::lint::check_webhook(lint.as_ref(), &webhook, &outcome);
+            }
             if first {
                 first = false;
                 match &outcome {
@@ -235,6 +259,7 @@ pub async fn run(
             }
             tokio::time::sleep(options.settle).await;
             let calls = sink.close().await;
+            let findings = lint.as_ref().map(|l| l.take()).unwrap_or_default();
             let unreachable = matches!(outcome, Err(WebhookError::Unreachable { .. }));
             let actual = match outcome {
                 Ok(r) => Expectation::Response(RecordedResponse {
@@ -254,6 +279,7 @@ pub async fn run(
                 verdict,
                 elapsed: started.elapsed(),
                 unreachable,
+                findings,
             };
             observer.event(session, &result);
             done.push(result);

@@ -20,10 +20,6 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +27,9 @@ use super::compare::{CallView, Rules};
 use super::session::{RecordedCall, World};
 use crate::auth::{self, TokenClaims};
 use crate::engineio::transport::HttpResponse;
+use crate::lint::{self, Collected, Findings};
 use crate::rest::{Operation, RestError, request};
+use crate::server::{OnStop, serve_http};
 
 /// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
 pub const MAX_BODY: usize = 1_000_000;
@@ -120,6 +118,8 @@ struct Shared {
     settled: Notify,
     access_key: String,
     endpoint: String,
+    /// `--strict`: the contract lint over the handler's calls.
+    lint: Option<Arc<Collected>>,
 }
 
 impl Shared {
@@ -150,6 +150,7 @@ impl Sink {
         port: u16,
         access_key: &str,
         rules: Rules,
+        lint: Option<Arc<Collected>>,
     ) -> std::io::Result<Sink> {
         let (listeners, port) = crate::server::bind(host, port).await?;
         let endpoint = crate::server::public_endpoint(host, port);
@@ -166,10 +167,22 @@ impl Sink {
             settled: Notify::new(),
             access_key: access_key.to_owned(),
             endpoint,
+            lint,
         });
         let stop = CancellationToken::new();
         for listener in listeners {
-            tokio::spawn(accept_loop(listener, shared.clone(), stop.clone()));
+            tokio::spawn(serve_http(
+                listener,
+                stop.clone(),
+                OnStop::DropConnections,
+                {
+                    let shared = shared.clone();
+                    move |req, _peer| {
+                        let shared = shared.clone();
+                        async move { handle(&shared, req).await }
+                    }
+                },
+            ));
         }
         Ok(Sink { shared, port, stop })
     }
@@ -186,6 +199,14 @@ impl Sink {
 
     /// Replaces what the sink knows (one session's recording).
     pub fn set_world(&self, world: World) {
+        // Groups the recording saw in use existed, as far as the lint is concerned.
+        if let Some(lint) = &self.shared.lint {
+            for (hub, known) in &world.hubs {
+                for group in &known.groups {
+                    lint.linter().learn(hub, group);
+                }
+            }
+        }
         self.shared.lock().world = world;
     }
 
@@ -257,36 +278,6 @@ impl Sink {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let (shared, stop) = (shared.clone(), stop.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = connection => {}
-            }
-        });
-    }
-}
-
 /// Answers and captures one request.
 async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     if matches!(req.uri().path(), "/api/health" | "/api/health/") {
@@ -342,6 +333,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
                 let i = w.recorded.iter().position(|(k, _)| *k == view.key())?;
                 Some(w.recorded.remove(i).1)
             });
+            if let Some(collected) = &shared.lint {
+                lint_call(collected, &parts, &hub, &op, &operation, &query, &body_text);
+            }
             learn(&mut state.world, &hub, &op, &body_text);
             answer(shared, &state.world, &hub, &op, &query, recorded)
         }
@@ -420,6 +414,73 @@ fn check_token(shared: &Shared, state: &mut State, parts: &http::request::Parts,
             "{operation} call with a token the service would refuse (401): {e}; the replay \
              answered it anyway"
         ));
+    }
+}
+
+/// `--strict`: the contract lint's REST checks, as `serve` runs them (api-version, send
+/// payloads and namespaces, group names, filter groups).
+fn lint_call(
+    collected: &Collected,
+    parts: &http::request::Parts,
+    hub: &str,
+    op: &Operation,
+    operation: &str,
+    query: &BTreeMap<String, Vec<String>>,
+    body: &str,
+) {
+    if let Some(version) = query.get("api-version").and_then(|v| v.first()) {
+        lint::check_api_version(collected, operation, version);
+    }
+    let filter_text = query
+        .get("filter")
+        .and_then(|v| v.first())
+        .map_or("", String::as_str);
+    match op {
+        Operation::SendToAll
+        | Operation::SendToGroup { .. }
+        | Operation::SendToConnection { .. }
+        | Operation::SendToUser { .. } => {
+            let Ok(kind) = request::send_media_type(&parts.headers) else {
+                return;
+            };
+            let payload = match crate::rest::send::parse_payload(body.as_bytes(), kind) {
+                Ok(payload) => payload,
+                Err(e) => return lint::check_payload_error(collected, operation, &e),
+            };
+            let target: Vec<&str> = match op {
+                Operation::SendToGroup { group } => vec![group.as_str()],
+                _ => Vec::new(),
+            };
+            let filter = request::parse_filter(filter_text).ok();
+            let literals = filter
+                .as_ref()
+                .map(|f| f.group_literals())
+                .unwrap_or_default();
+            lint::check_groups(collected, hub, operation, &target, &literals, false);
+            lint::check_send(collected, hub, operation, payload.namespace());
+        }
+        Operation::AddConnectionsToGroups | Operation::RemoveConnectionsFromGroups => {
+            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(body) else {
+                return;
+            };
+            let groups: Vec<&str> = map
+                .get("groups")
+                .and_then(|g| g.as_array())
+                .map(|g| g.iter().filter_map(|g| g.as_str()).collect())
+                .unwrap_or_default();
+            let filter_text = map.get("filter").and_then(|f| f.as_str()).unwrap_or("");
+            let filter = request::parse_filter(filter_text).ok();
+            let literals = filter
+                .as_ref()
+                .map(|f| f.group_literals())
+                .unwrap_or_default();
+            let adds = matches!(op, Operation::AddConnectionsToGroups);
+            lint::check_groups(collected, hub, operation, &groups, &literals, adds);
+        }
+        Operation::AddConnectionToGroup { group, .. } | Operation::AddUserToGroup { group, .. } => {
+            lint::learn_group(collected, hub, group);
+        }
+        _ => {}
     }
 }
 

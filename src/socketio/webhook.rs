@@ -56,6 +56,7 @@ pub fn log_exchange(
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
     started: Option<f64>,
+    failed_attempts: u32,
 ) {
     record_exchange(service, event, result, started);
     crate::lint::check_webhook(service, event, result);
@@ -91,8 +92,12 @@ pub fn log_exchange(
             url: e.url().to_owned(),
             status: None,
             latency_ms: 0.0,
-            attempts: 1,
-            detail: e.to_string(),
+            attempts: failed_attempts,
+            detail: if failed_attempts > 1 {
+                format!("{e}; gave up after {failed_attempts} attempts, the event was dropped")
+            } else {
+                e.to_string()
+            },
             ok: false,
             hint: e.hint(),
         },
@@ -195,7 +200,7 @@ pub async fn call(
     let settings = route(service, event)?;
     let started = start_clock(service);
     let result = service.upstream.send(&settings, event).await;
-    log_exchange(service, event, &result, started);
+    log_exchange(service, event, &result, started, 1);
     Some(result)
 }
 
@@ -208,11 +213,15 @@ pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
     let service_ref = service.clone();
     service.tracker.spawn(async move {
         let started = start_clock(&service_ref);
-        let result = service_ref
+        let (result, attempts) = match service_ref
             .upstream
             .send_with_retries(&settings, &event)
-            .await;
-        log_exchange(&service_ref, &event, &result, started);
+            .await
+        {
+            Ok(response) => (Ok(response), 1),
+            Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
+        };
+        log_exchange(&service_ref, &event, &result, started, attempts);
     });
 }
 
@@ -249,6 +258,9 @@ pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result
         )),
         Err(WebhookError::Preflight { .. }) => {
             Err("the event handler failed its abuse-protection check".into())
+        }
+        Err(WebhookError::ResponseTooLarge { .. }) => {
+            Err("the connect handler's answer was too large to read".into())
         }
         Err(_) => Err("the connect handler could not be reached".into()),
     }

@@ -45,6 +45,9 @@ pub const POOL_MAX_IDLE_PER_HOST: usize = 256;
 /// Hubs can come from clients, so the cache is capped; when full, expired and idle entries are
 /// dropped, and if none can be, that preflight simply runs uncached.
 pub const PREFLIGHT_CACHE_CAP: usize = 1024;
+/// Webhook requests in flight at once across every handler; more wait for a turn, so a burst
+/// of disconnects cannot open thousands of connections to the developer's handler.
+pub const MAX_CONCURRENT_CALLS: usize = 256;
 /// Characters of a response body quoted in a preflight failure.
 const PREFLIGHT_BODY_PREVIEW: usize = 120;
 
@@ -53,10 +56,20 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// Produces the `ce-id` / `ce-time` of each new event; see [`Upstream::with_stamps`].
 pub type StampSource = Arc<dyn Fn() -> CeStamp + Send + Sync>;
 
+/// A non-blocking event that never got an answer, after every retry.
+#[derive(Debug, Clone)]
+pub struct GaveUp {
+    /// The last failure.
+    pub error: WebhookError,
+    /// How many times the event was tried (0 when the request could not even be built).
+    pub attempts: u32,
+}
+
 /// The webhook client. Cheap to clone; clones share the pool and the preflight cache.
 #[derive(Clone)]
 pub struct Upstream {
     client: HttpClient,
+    in_flight: Arc<tokio::sync::Semaphore>,
     preflights: Arc<Mutex<PreflightCache>>,
     stamps: Option<StampSource>,
 }
@@ -91,6 +104,7 @@ impl Upstream {
             .build(connector);
         Upstream {
             client,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
             preflights: Arc::new(Mutex::new(PreflightCache::default())),
             stamps: None,
         }
@@ -129,8 +143,9 @@ impl Upstream {
         &self,
         settings: &UpstreamSettings,
         event: &WebhookEvent,
-    ) -> Result<WebhookResponse, WebhookError> {
-        let request = cloudevents::event_request(settings, event, &self.stamp())?;
+    ) -> Result<WebhookResponse, GaveUp> {
+        let request = cloudevents::event_request(settings, event, &self.stamp())
+            .map_err(|error| GaveUp { error, attempts: 0 })?;
         let mut delays = settings.retry_delays.iter();
         let mut attempts: u32 = 0;
         loop {
@@ -154,7 +169,10 @@ impl Upstream {
                             response.attempts = attempts;
                             response
                         })
-                        .map_err(|failed| failed.error);
+                        .map_err(|failed| GaveUp {
+                            error: failed.error,
+                            attempts,
+                        });
                 }
             }
         }
@@ -171,6 +189,8 @@ impl Upstream {
         request: Request<Full<Bytes>>,
         timeout: Duration,
     ) -> Result<WebhookResponse, Failed> {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self.in_flight.acquire().await.ok();
         match self.exchange(request, timeout).await {
             Ok(answer) => Ok(WebhookResponse {
                 url,
@@ -911,6 +931,7 @@ mod tests {
         upstream
             .send_with_retries(&s, &event(EventKind::Connected, "{}"))
             .await
+            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(hook.count(Method::OPTIONS), 1);
         assert_eq!(hook.count(Method::POST), 3);
@@ -1143,6 +1164,7 @@ mod tests {
         let response = upstream
             .send_with_retries(&s, &event(EventKind::Connected, "{}"))
             .await
+            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.attempts, 2);
@@ -1171,6 +1193,7 @@ mod tests {
         let response = upstream
             .send_with_retries(&s, &event(EventKind::Disconnected, r#"{"reason":""}"#))
             .await
+            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(response.status, 503);
         assert_eq!(response.reason, "Service Unavailable");
@@ -1194,6 +1217,7 @@ mod tests {
                     &event(EventKind::Connected, "{}"),
                 )
                 .await
+                .map_err(|g| g.error)
                 .unwrap();
             assert_eq!((response.status, response.attempts), (status, 1));
             assert_eq!(hook.count(Method::POST), 1);
@@ -1245,6 +1269,7 @@ mod tests {
         let err = upstream
             .send_with_retries(&s, &event(EventKind::Connected, "{}"))
             .await
+            .map_err(|g| g.error)
             .unwrap_err();
         assert!(matches!(err, WebhookError::Unreachable { .. }), "{err}");
 
@@ -1273,6 +1298,7 @@ mod tests {
         upstream
             .send_with_retries(&s, &event(EventKind::Connected, "{}"))
             .await
+            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(hook.seen().len(), 7, "one preflight and six events");
         assert_eq!(hook.connections.load(Ordering::SeqCst), 1);
@@ -1327,7 +1353,8 @@ mod tests {
             upstream.send(&s, &event(EventKind::Connect, "{}")).await,
             upstream
                 .send_with_retries(&s, &event(EventKind::Connected, "{}"))
-                .await,
+                .await
+                .map_err(|g| g.error),
         ] {
             let err = result.unwrap_err();
             assert!(

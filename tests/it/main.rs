@@ -4,6 +4,7 @@ mod admin;
 mod builtin;
 mod config;
 mod exec;
+mod faults;
 mod lint;
 mod replay;
 mod rest;

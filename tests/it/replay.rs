@@ -793,3 +793,98 @@ async fn a_recording_cut_by_kill_9_under_load_replays_up_to_its_last_line() {
     assert_eq!(summary["events"], webhook_lines, "{}", run.all());
     assert_eq!(summary["mismatched"], 0, "{}", run.all());
 }
+
+// ---------------------------------------------------------------------------------------------
+// --strict: the contract lint over the replay
+// ---------------------------------------------------------------------------------------------
+
+/// A handler that acks every `ping` with id 9, whatever id the event carried.
+fn bad_ack_session() -> Vec<Value> {
+    vec![
+        header(),
+        webhook(
+            1.0,
+            "connect",
+            r#"{"claims":{},"query":{},"headers":{},"subprotocols":[],"clientCertificates":[]}"#,
+            200,
+            "",
+        ),
+        webhook(
+            10.0,
+            "ping",
+            r#"42/chat,5["ping"]"#,
+            200,
+            r#"43/chat,9["pong"]"#,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_fails_a_matching_replay_that_breaks_the_contract() {
+    let dir = Scratch::new("strict-bad");
+    let session = dir.write("bad.jsonl", &bad_ack_session());
+    let port = free_port();
+    let hook = Webhook::with(|r| {
+        if r.event() == "ping" {
+            Reply::status(200, r#"43/chat,9["pong"]"#)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+
+    let lenient = replay(&session, &hook, port, &[]).await;
+    assert_eq!(lenient.code, 0, "{}", lenient.all());
+    assert!(
+        !lenient.stdout.contains("ack-unknown-id"),
+        "{}",
+        lenient.all()
+    );
+
+    let junit = dir.path("strict.xml");
+    let strict = replay(
+        &session,
+        &hook,
+        port,
+        &["--strict", "--junit", &junit.display().to_string()],
+    )
+    .await;
+    assert_eq!(strict.code, 1, "{}", strict.all());
+    assert!(strict.stdout.contains("ack-unknown-id"), "{}", strict.all());
+    assert!(
+        strict.stdout.contains("contract finding"),
+        "{}",
+        strict.all()
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("type=\"lint\""), "{xml}");
+    assert!(xml.contains("ack-unknown-id"), "{xml}");
+
+    let json = replay(&session, &hook, port, &["--strict", "--format", "json"]).await;
+    assert_eq!(json.code, 1, "{}", json.all());
+    let lines: Vec<Value> = json
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let ping = lines
+        .iter()
+        .find(|l| l["type"] == "event" && l["event"] == "ping")
+        .expect("the ping event line");
+    assert_eq!(ping["verdict"], "matched");
+    assert_eq!(ping["findings"][0]["rule"], "ack-unknown-id");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["findings"], 1, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_passes_a_clean_handler() {
+    let dir = Scratch::new("strict-clean");
+    let session = dir.write("chat.jsonl", &chat_session());
+    let port = free_port();
+    let hook = hook_with(Behaviour::new(port)).await;
+    let run = replay(&session, &hook, port, &["--strict"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("all events matched"), "{}", run.all());
+    assert!(!run.stdout.contains("lint"), "{}", run.all());
+}

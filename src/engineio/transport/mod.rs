@@ -93,7 +93,11 @@ impl<A: Acceptor> EngineIo<A> {
 
     /// Answers one request on the client endpoint of `route`.
     pub async fn handle(&self, route: &str, req: Request<Incoming>) -> HttpResponse {
-        let origin = req.headers().get(header::ORIGIN).cloned();
+        // A copy, so a waiting long poll does not pin the request's read buffer.
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| HeaderValue::from_bytes(o.as_bytes()).ok());
         let mut response = self.route(route, req).await;
         if let Some(origin) = origin {
             let headers = response.headers_mut();
@@ -134,6 +138,8 @@ impl<A: Acceptor> EngineIo<A> {
                 };
                 match transport {
                     Transport::Polling if req.method() == Method::GET => {
+                        // The request's buffers are not needed while the long poll waits.
+                        drop(req);
                         polling::get(&session).await
                     }
                     Transport::Polling if req.method() == Method::POST => {

@@ -63,7 +63,7 @@ pub fn accept_response<B>(req: &Request<B>) -> Option<HttpResponse> {
 /// Buffers sized for small Engine.IO frames: an idle connection should cost little memory.
 fn ws_config(config: &EngineConfig) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(Some(config.max_payload))
         .max_frame_size(Some(config.max_payload))

@@ -1,0 +1,165 @@
+// Turns one benches/run.sh results directory into the markdown comparison: every figure for
+// sio-emu and for the Node baseline (webhook mode, keep-alive agent), their ratio
+// sio-emu / Node, the goal where one is set (reported, never asserted), and the command that
+// produced each figure.
+//
+// Usage: node compare.js <results-dir> [--title "..."] [--note "..."]
+"use strict";
+
+const fs = require("node:fs");
+const pathMod = require("node:path");
+
+const argv = process.argv.slice(2);
+const dir = argv.find((a) => !a.startsWith("--"));
+const opt = (k) => {
+  const i = argv.indexOf(`--${k}`);
+  return i >= 0 ? argv[i + 1] : null;
+};
+if (!dir) {
+  console.error("usage: node compare.js <results-dir>");
+  process.exit(2);
+}
+const read = (f) => {
+  const p = pathMod.join(dir, f);
+  if (!fs.existsSync(p)) return [];
+  return fs.readFileSync(p, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+};
+const load = read("load.jsonl");
+const idle = read("idle.jsonl");
+const startup = read("startup.jsonl");
+const env = fs.existsSync(pathMod.join(dir, "env.json"))
+  ? JSON.parse(fs.readFileSync(pathMod.join(dir, "env.json"), "utf8"))
+  : {};
+const params = fs.existsSync(pathMod.join(dir, "params.txt"))
+  ? fs.readFileSync(pathMod.join(dir, "params.txt"), "utf8").trim()
+  : "";
+
+const EMU = "sio-emu";
+const NODE = "node-agent";
+const commands = [];
+const cmdRef = (c) => {
+  if (!c) return "";
+  let i = commands.indexOf(c);
+  if (i < 0) {
+    commands.push(c);
+    i = commands.length - 1;
+  }
+  return `[c${i + 1}]`;
+};
+const median = (xs) => {
+  const v = xs.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const fmt = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN);
+
+const rows = [];
+const verdicts = [];
+function row(figure, emu, node, digits, goal, emuCmd, nodeCmd) {
+  const r = ratio(emu, node);
+  let met = "";
+  if (goal) {
+    const ok = goal.check(emu, r);
+    met = ok === null ? "n/a" : ok ? "met" : "**missed**";
+    verdicts.push({ figure, goal: goal.text, met });
+  }
+  rows.push(
+    `| ${figure} | ${fmt(emu, digits)} | ${fmt(node, digits)} | ${fmt(r, 2)} | ${goal ? goal.text : ""} | ${met} | ${cmdRef(emuCmd)} ${cmdRef(nodeCmd)} |`,
+  );
+}
+
+// Load: one group per (transport, client kind, client count).
+const groups = new Map();
+for (const r of load) {
+  const key = `${r.transport}|${r.client}|${r.clients}`;
+  if (!groups.has(key)) groups.set(key, { [EMU]: [], [NODE]: [] });
+  groups.get(key)[r.server]?.push(r);
+}
+const notes = [];
+for (const [key, g] of groups) {
+  const [transport, client, clients] = key.split("|");
+  const name = `${transport === "websocket" ? "WS" : "polling"} ${clients} (${client})`;
+  const m = (server, f) => median(g[server].map(f));
+  const e = g[EMU];
+  const n = g[NODE];
+  const ec = e[0]?.command;
+  const nc = n[0]?.command;
+  const is50ws = transport === "websocket" && clients === "50";
+  row(`${name}: acks/s`, m(EMU, (r) => r.acksPerSec), m(NODE, (r) => r.acksPerSec), 0,
+    is50ws ? { text: "≥ 2x Node", check: (_, r) => (Number.isFinite(r) ? r >= 2 : null) } : null, ec, nc);
+  row(`${name}: p50 ms`, m(EMU, (r) => r.latencyMs.p50), m(NODE, (r) => r.latencyMs.p50), 3, null, ec, nc);
+  row(`${name}: p99 ms`, m(EMU, (r) => r.latencyMs.p99), m(NODE, (r) => r.latencyMs.p99), 3,
+    is50ws ? { text: "≤ 0.5x Node", check: (_, r) => (Number.isFinite(r) ? r <= 0.5 : null) } : null, ec, nc);
+  row(`${name}: server CPU %`, m(EMU, (r) => r.serverCpuPct), m(NODE, (r) => r.serverCpuPct), 0, null, ec, nc);
+  row(`${name}: acks per server CPU-s`,
+    m(EMU, (r) => (r.serverCpuPct ? r.acksPerSec / (r.serverCpuPct / 100) : NaN)),
+    m(NODE, (r) => (r.serverCpuPct ? r.acksPerSec / (r.serverCpuPct / 100) : NaN)), 0, null, ec, nc);
+  for (const [server, runs] of [[EMU, e], [NODE, n]]) {
+    const lg = median(runs.map((r) => r.loadgenCpuPct));
+    const errs = runs.reduce((a, r) => a + r.errors + r.mismatches, 0);
+    const other = median(runs.map((r) => r.otherCpuPct));
+    if (lg >= 90) notes.push(`${name} / ${server}: load generator at ${fmt(lg, 0)} % CPU — the figure describes the harness as much as the server.`);
+    if (errs) notes.push(`${name} / ${server}: ${errs} errors or mismatched acks.`);
+    if (runs.some((r) => r.contaminated) || other > 30) notes.push(`${name} / ${server}: other processes used ${fmt(other, 0)} % CPU during the run (noisy).`);
+  }
+}
+
+// Idle memory per connection.
+for (const r of idle.filter((x) => x.server === EMU)) {
+  const n = idle.find((x) => x.server === NODE && x.transport === r.transport && x.clients === r.clients);
+  const name = `idle ${r.transport === "websocket" ? "WS" : "polling"} ${r.clients} (${r.client}): KiB/conn`;
+  const limit = r.transport === "websocket" ? 4 : 10;
+  row(name, r.perConnectionKiB, n ? n.perConnectionKiB : NaN, 2,
+    { text: `≤ ${limit} KiB`, check: (emu) => emu <= limit }, r.command, n?.command);
+  if (r.clients >= 10000 && r.transport === "websocket") {
+    const ok = r.errors === 0 && r.connected === r.clients && r.openAtReading === r.clients;
+    verdicts.push({ figure: `idle WS ${r.clients} connections`, goal: "no error", met: ok ? "met" : "**missed**" });
+    rows.push(`| idle WS ${r.clients}: connected / open / errors | ${r.connected} / ${r.openAtReading} / ${r.errors} | ${n ? `${n.connected} / ${n.openAtReading} / ${n.errors}` : "n/a"} | | no error | ${ok ? "met" : "**missed**"} | ${cmdRef(r.command)} ${cmdRef(n?.command)} |`);
+  }
+  if (r.errors) notes.push(`idle ${r.transport} ${r.clients} / sio-emu: ${r.errors} errors, first: ${r.firstError}`);
+  if (n && n.errors) notes.push(`idle ${n.transport} ${n.clients} / node: ${n.errors} errors, first: ${n.firstError}`);
+}
+
+// Startup.
+const se = startup.find((x) => x.server === EMU);
+const sn = startup.find((x) => x.server === NODE);
+if (se) {
+  row("empty process: RSS at ready MiB", se.rssAtReadyKiB / 1024, sn ? sn.rssAtReadyKiB / 1024 : NaN, 2,
+    { text: "≤ 10 MiB", check: (emu) => emu <= 10 }, se.command, sn?.command);
+  row("empty process: RSS 300 ms after ready MiB", se.rssSettledKiB / 1024, sn ? sn.rssSettledKiB / 1024 : NaN, 2, null, se.command, sn?.command);
+  row(`exec → ready ms (median of ${se.runs})`, se.readyMs.median, sn ? sn.readyMs.median : NaN, 2,
+    { text: "≤ 50 ms", check: (emu) => emu <= 50 }, se.command, sn?.command);
+}
+
+const out = [];
+out.push(`# ${opt("title") ?? `sio-emu vs Node socket.io (webhook mode, keep-alive agent) — ${(env.date ?? "").slice(0, 10)}`}`);
+out.push("");
+if (opt("note")) out.push(`> ${opt("note")}`, "");
+out.push(`Machine: ${env.cpus ?? "?"} × ${env.cpuModel ?? "?"}, ${env.memGiB ?? "?"} GiB, kernel ${env.kernel ?? "?"}, Node ${env.node ?? "?"}, socket.io ${env.socketio ?? "?"}, sio-emu ${env.sioEmu ?? "?"} (${env.commit ?? "?"}).`);
+if (params) out.push("", "Parameters: `" + params + "`");
+out.push("");
+out.push("| figure | sio-emu | Node (agent) | sio-emu / Node | goal | met? | commands (sio-emu, Node) |");
+out.push("|---|---:|---:|---:|---|---|---|");
+out.push(...rows);
+out.push("");
+if (verdicts.length) {
+  out.push("Goals: " + verdicts.map((v) => `${v.figure} ${v.goal}: ${v.met}`).join("; ") + ".");
+  out.push("");
+}
+if (notes.length) {
+  out.push("Notes:", "", ...notes.map((n) => `- ${n}`), "");
+}
+const servers = pathMod.join(dir, "servers.txt");
+if (fs.existsSync(servers)) {
+  out.push("Servers (fresh ones for each idle figure):", "");
+  for (const l of fs.readFileSync(servers, "utf8").split("\n").filter((x) => x.trim())) {
+    const i = l.indexOf(": ");
+    out.push(`- ${l.slice(0, i)}: \`${l.slice(i + 2)}\``);
+  }
+  out.push("");
+}
+out.push("Commands:", "");
+commands.forEach((c, i) => out.push(`- [c${i + 1}] \`${c}\``));
+console.log(out.join("\n"));
