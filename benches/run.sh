@@ -2,7 +2,7 @@
 # sio-emu against the Node socket.io baseline, measured in the same run with the same load
 # generator (the baseline's load.js), the same webhook program (webhook.js) and payloads.
 #
-#   1. copies the baseline harness (../shared/bench-baseline, or $BASELINE_DIR) into a temp
+#   1. copies the Node baseline harness ($BASELINE_DIR) into a temp
 #      dir and runs `npm ci` there (node_modules never lands in the repository);
 #   2. builds sio-emu in release mode;
 #   3. emit-with-ack round trips, interleaved sio-emu / Node per (transport, clients) and
@@ -29,7 +29,7 @@
 #   PIN [0]                  1: servers on CPU 0, everything else on CPU 1
 #   QUIET_MAX [10] OTHER_MAX [30]   wait for a quiet machine; retry disturbed runs (as the baseline)
 #   EMU_PORT [38200] NODE_PORT [38201] ACK_HOOK_PORT [38271] ECHO_HOOK_PORT [38272]
-#   BASELINE_DIR [<repo>/../shared/bench-baseline]  WORK [mktemp -d]  (reuse WORK to skip npm ci)
+#   BASELINE_DIR (required: the Node socket.io baseline harness)  WORK [mktemp -d]  (reuse WORK to skip npm ci)
 #   SIO_EMU_BIN [built here]  SKIP_BUILD [0]
 #   OUT [$WORK/results/<stamp>]   raw JSON lines
 #   SUMMARY [benches/results/<UTC date>.md]   NOTE [""] (a line quoted at the top of the summary)
@@ -38,7 +38,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 
-BASELINE_DIR=${BASELINE_DIR:-$REPO/../shared/bench-baseline}
+if [ -z "${BASELINE_DIR:-}" ]; then
+  echo "run.sh: set BASELINE_DIR to the Node socket.io baseline harness (the folder with server.js, load.js, webhook.js and idle.js)" >&2
+  exit 2
+fi
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 REPEATS=${REPEATS:-3}

@@ -2,7 +2,9 @@
 //! handler: `GET /_emu/connections` shows every hub's connections with their user, groups
 //! (Socket.IO groups decoded to namespace and room, SPEC §8) and namespace sockets;
 //! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
-//! reason [`RESET_REASON`]) and forgets every group and user-group assignment.
+//! reason [`RESET_REASON`]) and forgets every group and user-group assignment;
+//! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
+//! ([`crate::fault`]).
 //!
 //! None of this exists in the cloud service, so it is reachable only from loopback: `server`
 //! passes the peer address of the TCP connection, and any other peer gets a 403 JSON body.
@@ -30,7 +32,13 @@ pub const RESET_REASON: &str = "reset by /_emu/reset";
 enum AdminOp {
     Connections,
     Reset,
+    FaultsList,
+    FaultsAdd,
+    FaultsClear,
 }
+
+/// Largest admin request body read (one fault rule), in bytes.
+pub const MAX_BODY: usize = 4096;
 
 /// THE admin routing table: method and path → operation; `Err` lists the allowed methods of a
 /// known path.
@@ -41,6 +49,10 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
         (_, "/_emu/connections") => Err("GET"),
         (&Method::POST, "/_emu/reset") => Ok(AdminOp::Reset),
         (_, "/_emu/reset") => Err("POST"),
+        (&Method::GET, "/_emu/faults") => Ok(AdminOp::FaultsList),
+        (&Method::POST, "/_emu/faults") => Ok(AdminOp::FaultsAdd),
+        (&Method::DELETE, "/_emu/faults") => Ok(AdminOp::FaultsClear),
+        (_, "/_emu/faults") => Err("GET, POST, DELETE"),
         _ => return None,
     })
 }
@@ -62,8 +74,66 @@ fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
     )
 }
 
+/// Reads the body of one `/_emu/…` request (at most [`MAX_BODY`]) and answers it.
+pub async fn handle(
+    service: &Service,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> HttpResponse {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                format!("admin request bodies are at most {MAX_BODY} bytes"),
+            );
+        }
+    };
+    serve(service, &Request::from_parts(parts, bytes), peer)
+}
+
+/// `GET /_emu/faults`: the rules in force.
+fn faults_json(service: &Service) -> Value {
+    let rules: Vec<String> = service
+        .faults
+        .list()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    json!({ "faults": rules })
+}
+
+/// `POST /_emu/faults`: one rule, as plain text or `{"rule":"…"}`.
+fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| "the body is not UTF-8 text".to_owned())?
+        .trim();
+    let rule_text = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map
+            .get("rule")
+            .and_then(Value::as_str)
+            .ok_or(
+                "the JSON body needs a string `rule`, e.g. {\"rule\":\"event=connect,status=500\"}",
+            )?
+            .to_owned(),
+        Ok(Value::String(rule)) => rule,
+        _ => text.to_owned(),
+    };
+    let rule: crate::fault::FaultRule = rule_text.parse()?;
+    let shown = rule.to_string();
+    service.faults.add(rule)?;
+    Ok(shown)
+}
+
 /// Answers one `/_emu/…` request from `peer`.
-pub fn serve<B>(service: &Service, req: &Request<B>, peer: SocketAddr) -> HttpResponse {
+pub fn serve<B: AsRef<[u8]>>(
+    service: &Service,
+    req: &Request<B>,
+    peer: SocketAddr,
+) -> HttpResponse {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let (response, message) = if !allowed(peer.ip()) {
@@ -98,6 +168,26 @@ pub fn serve<B>(service: &Service, req: &Request<B>, peer: SocketAddr) -> HttpRe
                     Some(note),
                 )
             }
+            Some(Ok(AdminOp::FaultsList)) => (
+                json_response(StatusCode::OK, faults_json(service).to_string()),
+                None,
+            ),
+            Some(Ok(AdminOp::FaultsAdd)) => match add_fault(service, req.body().as_ref()) {
+                Ok(rule) => (
+                    json_response(StatusCode::CREATED, json!({ "rule": rule }).to_string()),
+                    Some(format!("fault rule added: {rule}")),
+                ),
+                Err(e) => (
+                    error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
+                    Some(e),
+                ),
+            },
+            Some(Ok(AdminOp::FaultsClear)) => {
+                let n = service.faults.clear();
+                let mut response = json_response(StatusCode::NO_CONTENT, String::new());
+                response.headers_mut().remove(http::header::CONTENT_TYPE);
+                (response, Some(format!("cleared {n} fault rule(s)")))
+            }
             Some(Err(allow)) => {
                 let mut response = error(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -114,8 +204,8 @@ pub fn serve<B>(service: &Service, req: &Request<B>, peer: SocketAddr) -> HttpRe
                     StatusCode::NOT_FOUND,
                     "NotFound",
                     format!(
-                        "nothing at {path}; the admin routes are GET /_emu/connections and \
-                         POST /_emu/reset"
+                        "nothing at {path}; the admin routes are GET /_emu/connections, \
+                         POST /_emu/reset and GET/POST/DELETE /_emu/faults"
                     ),
                 ),
                 None,

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod engineio;
+pub mod fault;
 pub mod lint;
 pub mod replay;
 pub mod rest;

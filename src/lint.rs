@@ -10,6 +10,8 @@
 //! pipeline calls [`check_api_version`], and the operations call [`check_send`],
 //! [`check_payload_error`], [`check_groups`] and [`learn_group`]. Which groups ever existed is
 //! remembered here (bounded by [`MAX_KNOWN_GROUPS`]), because hubs forget their empty groups.
+//! The checks report through the [`Findings`] trait: `serve`'s [`Service`] logs and records
+//! each finding; `replay --strict` collects them per event in a [`Collected`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;

@@ -86,7 +86,7 @@ impl Server {
                 json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"code": "MethodNotAllowed", "message": "use GET or HEAD"}).to_string())
             }
             Route::Rest => crate::rest::handle(&self.service, req).await,
-            Route::Admin => crate::admin::serve(&self.service, &req, peer),
+            Route::Admin => crate::admin::handle(&self.service, req, peer).await,
             Route::BadHub(hub) => json_response(
                 StatusCode::NOT_FOUND,
                 json!({

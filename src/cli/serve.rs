@@ -126,6 +126,15 @@ pub struct ServeArgs {
     /// Contract lint: report blocking webhook answers (connect, user events) slower than this.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DUR")]
     pub lint_slow: Duration,
+    /// Inject a fault (repeatable), e.g. `event=chat*,status=500,p=0.5`: [event=<glob>,]
+    /// [hub=<name>,][p=<0..1>,] and one of delay=<dur>, status=<code>, timeout, drop, twice,
+    /// disconnect-transport. Probabilities draw from --seed when given.
+    #[arg(long = "fault", value_name = "RULE", value_parser = parse_fault)]
+    pub faults: Vec<crate::fault::FaultRule>,
+}
+
+fn parse_fault(text: &str) -> Result<crate::fault::FaultRule, String> {
+    text.parse()
 }
 
 impl ServeArgs {
@@ -239,6 +248,7 @@ impl ServeArgs {
             shutdown_grace: self.shutdown_grace,
             seed: self.seed,
             lint_slow: self.lint_slow,
+            faults: file.faults.iter().chain(&self.faults).cloned().collect(),
         })
     }
 }

@@ -32,6 +32,8 @@ pub struct FileConfig {
     pub upgrade_timeout: Option<Duration>,
     pub max_payload: Option<usize>,
     pub hubs: Vec<HubConfig>,
+    /// `[[fault]]` tables, in order.
+    pub faults: Vec<crate::fault::FaultRule>,
 }
 
 /// A file that cannot be used, with the line it points at.
@@ -55,6 +57,18 @@ struct Raw {
     engine: Option<RawEngine>,
     #[serde(default)]
     hub: Vec<RawHub>,
+    #[serde(default)]
+    fault: Vec<RawFault>,
+}
+
+/// `[[fault]]`: the keys of a `--fault` rule, the action as its own string.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFault {
+    event: Option<String>,
+    hub: Option<String>,
+    p: Option<f64>,
+    action: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +242,23 @@ pub fn parse(text: &str) -> Result<FileConfig, FileError> {
         Some(v) => Some(usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)),
         None => None,
     };
+    let mut faults = Vec::new();
+    for fault in &raw.fault {
+        let mut rule = format!("event={}", fault.event.as_deref().unwrap_or("*"));
+        if let Some(hub) = &fault.hub {
+            rule.push_str(&format!(",hub={hub}"));
+        }
+        if let Some(p) = fault.p {
+            rule.push_str(&format!(",p={p}"));
+        }
+        rule.push_str(&format!(",{}", fault.action.get_ref()));
+        faults.push(
+            rule.parse()
+                .map_err(|e| at(text, &fault.action, format!("fault: {e}")))?,
+        );
+    }
     Ok(FileConfig {
+        faults,
         host: listen.host,
         port: listen.port,
         access_key: raw.access_key,

@@ -93,6 +93,8 @@ pub struct ServeConfig {
     pub seed: Option<u64>,
     /// `--lint-slow`: blocking webhook answers slower than this are a lint finding.
     pub lint_slow: Duration,
+    /// `--fault` and `[[fault]]`: fault-injection rules in force at start-up (file rules first).
+    pub faults: Vec<crate::fault::FaultRule>,
 }
 
 impl Default for ServeConfig {
@@ -117,6 +119,7 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(10),
             seed: None,
             lint_slow: crate::lint::DEFAULT_SLOW,
+            faults: Vec::new(),
         }
     }
 }

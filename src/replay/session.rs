@@ -33,7 +33,7 @@ use crate::traffic::record::{self, RecordLine, RecordedResponse};
 use crate::upstream::{EventKind, WebhookEvent};
 
 /// The `type` values this reader understands.
-const KNOWN_TYPES: [&str; 7] = [
+const KNOWN_TYPES: [&str; 8] = [
     "header",
     "handshake",
     "frame",
@@ -41,6 +41,7 @@ const KNOWN_TYPES: [&str; 7] = [
     "rest",
     "closed",
     "lint",
+    "fault",
 ];
 /// The `ce-type` prefix of user events.
 const USER_CE_TYPE_PREFIX: &str = "azure.webpubsub.user.";
@@ -631,7 +632,10 @@ pub fn parse(path: &Path, text: &str, settle: Duration) -> Result<Session, Repla
                 calls.push((call, run.unwrap_or(0), owner));
                 source_kind = LineKind::Rest { owner };
             }
-            RecordLine::Frame { .. } | RecordLine::Closed { .. } | RecordLine::Lint { .. } => {}
+            RecordLine::Frame { .. }
+            | RecordLine::Closed { .. }
+            | RecordLine::Lint { .. }
+            | RecordLine::Fault { .. } => {}
         }
         lines.push(SourceLine {
             text: (*raw).to_owned(),

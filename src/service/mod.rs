@@ -95,6 +95,8 @@ pub struct Service {
     pub ids: Arc<ids::Ids>,
     /// Contract-lint findings and the groups seen so far.
     pub lint: crate::lint::Linter,
+    /// Fault-injection rules in force (start-up rules, then `/_emu/faults` edits).
+    pub faults: crate::fault::Faults,
     unrouted: Mutex<HashSet<String>>,
     pub traffic: Traffic,
     /// Every session and webhook task; shutdown waits for it.
@@ -144,9 +146,11 @@ impl Service {
             None => Upstream::new(),
         };
         let lint = crate::lint::Linter::new(config.lint_slow);
+        let faults = crate::fault::Faults::new(config.faults.clone(), config.seed);
         let settings = Settings::new(config, &request_origin(&endpoint));
         Service {
             lint,
+            faults,
             settings: RwLock::new(Arc::new(settings)),
             endpoint,
             upstream,

@@ -40,6 +40,8 @@ pub enum SioEvent {
     },
     /// A command from the REST API.
     Command(ConnCommand),
+    /// A `disconnect-transport` fault fired: drop the transport.
+    FaultDisconnect,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -252,9 +254,28 @@ impl SioConnection {
                 );
                 let delivered = ctx.when_sent();
                 let service = self.service.clone();
+                let fault = self.service.faults.pick(
+                    &self.caller.hub,
+                    EventKind::Connected.event_name(),
+                    |a| *a == crate::fault::Action::DisconnectTransport,
+                );
+                let sender = ctx.sender();
                 tokio::spawn(async move {
                     if delivered.await.is_ok() {
-                        webhook::notify(&service, connected);
+                        webhook::notify(&service, connected.clone());
+                        if let Some(rule) = fault {
+                            crate::fault::mark(
+                                &service,
+                                &rule,
+                                &connected.hub,
+                                EventKind::Connected.event_name(),
+                                format!(
+                                    "dropping the transport of conn={} after socket {}'s connected",
+                                    connected.connection_id, connected.socket_id
+                                ),
+                            );
+                            let _ = sender.send(SioEvent::FaultDisconnect).await;
+                        }
                     }
                 });
                 self.dispatch_next(ctx, index);
@@ -608,6 +629,13 @@ impl Handler for SioConnection {
             SioEvent::Command(command) => {
                 if !ctx.is_closed() {
                     self.on_command(ctx, command);
+                }
+            }
+            SioEvent::FaultDisconnect => {
+                if !ctx.is_closed() {
+                    ctx.close(CloseReason::TransportError(
+                        "dropped by a disconnect-transport fault".into(),
+                    ));
                 }
             }
         }

@@ -1,13 +1,15 @@
 //! The Socket.IO layer's webhook calls: building each [`WebhookEvent`], delivering it on the
 //! service's task tracker (so shutdown waits for it), logging the exchange as one traffic line,
 //! and reading the answer the way the cloud does: the connect verdict (decision 6) and the
-//! packet a user event's 200 body carries back to the client (decision 10).
+//! packet a user event's 200 body carries back to the client (decision 10). Fault-injection
+//! rules ([`crate::fault`]) are applied here, just before a call would leave.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::engineio::packet::Packet;
+use crate::fault::Action;
 use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
@@ -198,8 +200,22 @@ pub async fn call(
     event: &WebhookEvent,
 ) -> Option<Result<WebhookResponse, WebhookError>> {
     let settings = route(service, event)?;
+    let fault = service
+        .faults
+        .pick(&event.hub, event.kind.event_name(), |a| {
+            !matches!(a, Action::Twice | Action::DisconnectTransport)
+        });
+    if let Some(rule) = &fault
+        && let Some(answer) = crate::fault::before(service, rule, event, &settings).await
+    {
+        return Some(answer);
+    }
     let started = start_clock(service);
     let result = service.upstream.send(&settings, event).await;
+    if fault.is_some_and(|r| r.action == Action::Timeout) {
+        log_exchange(service, event, &result, started, 1);
+        return Some(Err(crate::fault::timed_out(&settings)));
+    }
     log_exchange(service, event, &result, started, 1);
     Some(result)
 }
@@ -210,18 +226,38 @@ pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
     let Some(settings) = route(service, &event) else {
         return;
     };
+    let fault = service
+        .faults
+        .pick(&event.hub, event.kind.event_name(), |a| {
+            *a != Action::DisconnectTransport
+        });
     let service_ref = service.clone();
     service.tracker.spawn(async move {
-        let started = start_clock(&service_ref);
-        let (result, attempts) = match service_ref
-            .upstream
-            .send_with_retries(&settings, &event)
-            .await
-        {
-            Ok(response) => (Ok(response), 1),
-            Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
-        };
-        log_exchange(&service_ref, &event, &result, started, attempts);
+        let mut times = 1;
+        if let Some(rule) = &fault {
+            if crate::fault::before(&service_ref, rule, &event, &settings)
+                .await
+                .is_some()
+            {
+                // `status` and `drop`: the handler is not called.
+                return;
+            }
+            if rule.action == Action::Twice {
+                times = 2;
+            }
+        }
+        for _ in 0..times {
+            let started = start_clock(&service_ref);
+            let (result, attempts) = match service_ref
+                .upstream
+                .send_with_retries(&settings, &event)
+                .await
+            {
+                Ok(response) => (Ok(response), 1),
+                Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
+            };
+            log_exchange(&service_ref, &event, &result, started, attempts);
+        }
     });
 }
 

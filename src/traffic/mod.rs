@@ -132,6 +132,15 @@ pub enum TrafficEvent {
         total: u64,
         rules: std::collections::BTreeMap<String, u64>,
     },
+    /// A fault injected by a `--fault` rule (see [`crate::fault`]).
+    #[serde(rename_all = "camelCase")]
+    Fault {
+        rule: String,
+        hub: String,
+        event: String,
+        action: String,
+        detail: String,
+    },
     /// One call to the emulator's own `/_emu/` admin surface.
     #[serde(rename_all = "camelCase")]
     Admin {

@@ -234,6 +234,17 @@ pub fn render(event: &TrafficEvent) -> String {
                 )
             }
         }
+        TrafficEvent::Fault {
+            rule,
+            hub,
+            event,
+            action,
+            detail,
+        } => format!(
+            "{} {action} on `{event}` (hub {hub}): {detail} {}",
+            format!("{:<10}", "fault").magenta().bold(),
+            format!("[{rule}]").dimmed()
+        ),
         TrafficEvent::Admin {
             method,
             path,

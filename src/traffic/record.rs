@@ -138,6 +138,14 @@ pub enum RecordLine {
         section: String,
         message: String,
     },
+    /// A fault injected by a `--fault` rule (readers that replay events skip it).
+    #[serde(rename_all = "camelCase")]
+    Fault {
+        t: f64,
+        rule: String,
+        event: String,
+        action: String,
+    },
 }
 
 /// Appends lines to a session file.
