@@ -366,7 +366,8 @@ impl<H: Handler> Actor<H> {
             self.check_backlog();
             self.flush().await;
         }
-        self.finish().await;
+        // Boxed: the closing steps are large and would otherwise sit in every idle session's future.
+        Box::pin(self.finish()).await;
     }
 
     fn on_input(&mut self, input: Input<H::Event>) {

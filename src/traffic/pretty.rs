@@ -23,6 +23,15 @@ fn kind(label: &str, ok: bool) -> ColoredString {
     }
 }
 
+/// An HTTP status, green below 400, red otherwise.
+fn http_status(status: u16) -> ColoredString {
+    if status < 400 {
+        status.to_string().green()
+    } else {
+        status.to_string().red()
+    }
+}
+
 fn ns_sock(namespace: &str, socket_id: &str) -> String {
     format!("{}#{}", namespace, socket_id.dimmed())
 }
@@ -174,11 +183,7 @@ pub fn render(event: &TrafficEvent) -> String {
             message,
         } => {
             let ok = *status < 400;
-            let status_text = if ok {
-                status.to_string().green()
-            } else {
-                status.to_string().red()
-            };
+            let status_text = http_status(*status);
             let matched = matched.map(|m| format!(" matched={m}")).unwrap_or_default();
             let msg = message
                 .as_deref()
@@ -252,11 +257,7 @@ pub fn render(event: &TrafficEvent) -> String {
             message,
         } => {
             let ok = *status < 400;
-            let status_text = if ok {
-                status.to_string().green()
-            } else {
-                status.to_string().red()
-            };
+            let status_text = http_status(*status);
             let msg = message
                 .as_deref()
                 .map(|m| format!(" {}", m.dimmed()))
