@@ -289,49 +289,8 @@ impl Webhook {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (reqs, resp) = (reqs.clone(), resp.clone());
                         async move {
-                            let method = req.method().to_string();
-                            let path = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                })
-                                .collect();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let rec = Recorded {
-                                method,
-                                path,
-                                headers,
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                            };
-                            let reply = if rec.method == "OPTIONS" || rec.method == "GET" {
-                                None
-                            } else {
-                                let f = resp.lock().unwrap().clone();
-                                Some(f(&rec))
-                            };
-                            reqs.lock().unwrap().push(rec);
-                            let mut response = Response::builder();
-                            let body = match reply {
-                                None => {
-                                    response = response.header("WebHook-Allowed-Origin", "*");
-                                    String::new()
-                                }
-                                Some(reply) => {
-                                    tokio::time::sleep(reply.delay).await;
-                                    response = response
-                                        .status(reply.status)
-                                        .header("content-type", reply.content_type);
-                                    reply.body
-                                }
-                            };
                             Ok::<_, std::convert::Infallible>(
-                                response.body(Full::new(Bytes::from(body))).unwrap(),
+                                record_and_answer(req, &reqs, &resp).await,
                             )
                         }
                     });
@@ -398,6 +357,60 @@ impl Webhook {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Records one request and answers it: the abuse-protection preflight (OPTIONS or GET) with
+/// `WebHook-Allowed-Origin: *`, every other request with the responder's reply.
+async fn record_and_answer(
+    req: Request<Incoming>,
+    reqs: &Mutex<Vec<Recorded>>,
+    resp: &Mutex<Responder>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let rec = Recorded {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let reply = if rec.method == "OPTIONS" || rec.method == "GET" {
+        None
+    } else {
+        let f = resp.lock().unwrap().clone();
+        Some(f(&rec))
+    };
+    reqs.lock().unwrap().push(rec);
+    let mut response = Response::builder();
+    let body = match reply {
+        None => {
+            response = response.header("WebHook-Allowed-Origin", "*");
+            String::new()
+        }
+        Some(reply) => {
+            tokio::time::sleep(reply.delay).await;
+            response = response
+                .status(reply.status)
+                .header("content-type", reply.content_type);
+            reply.body
+        }
+    };
+    response.body(Full::new(Bytes::from(body))).unwrap()
 }
 
 /// Starts a webhook and an emulator pointed at it (anonymous clients allowed unless `args`
@@ -888,54 +901,8 @@ impl FaultHook {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (reqs, resp) = (reqs.clone(), resp.clone());
                         async move {
-                            let method = req.method().to_string();
-                            let path = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                })
-                                .collect();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let rec = Recorded {
-                                method,
-                                path,
-                                headers,
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                            };
-                            let reply = if rec.method == "OPTIONS" || rec.method == "GET" {
-                                None
-                            } else {
-                                let f = resp.lock().unwrap().clone();
-                                Some(f(&rec))
-                            };
-                            reqs.lock().unwrap().push(rec);
-                            let mut response = Response::builder();
-                            let body = match reply {
-                                None => {
-                                    response = response.header("WebHook-Allowed-Origin", "*");
-                                    String::new()
-                                }
-                                Some(reply) => {
-                                    tokio::time::sleep(reply.delay).await;
-                                    response = response
-                                        .status(reply.status)
-                                        .header("content-type", reply.content_type);
-                                    reply.body
-                                }
-                            };
                             Ok::<_, std::convert::Infallible>(
-                                response.body(Full::new(Bytes::from(body))).unwrap(),
+                                record_and_answer(req, &reqs, &resp).await,
                             )
                         }
                     });
