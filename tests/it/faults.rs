@@ -108,7 +108,7 @@ async fn unreachable_webhook_refuses_connect_and_the_connection_recovers() {
     );
 
     // The Engine.IO connection stays open: once the handler is up, the same connection joins.
-    let hook = FaultHook::on_port(port, echo_ack).await;
+    let hook = Webhook::on_port(port, echo_ack).await;
     let socket = join_ok(&mut ws, "/").await;
     hook.wait_for("connected", 1).await;
     ws.send("421[\"hello\"]").await;
@@ -149,7 +149,7 @@ async fn unreachable_webhook_refuses_connect_and_the_connection_recovers() {
 #[tokio::test]
 async fn slow_webhook_times_out_connect_and_events_without_closing() {
     let slow = Duration::from_secs(2);
-    let hook = FaultHook::with(move |r: &Recorded| {
+    let hook = Webhook::with(move |r: &Recorded| {
         if r.event() == "connect" && r.header("ce-namespace") == "/slow" {
             delayed(Reply::ok(), slow)
         } else if r.event() == "slow" {
@@ -206,7 +206,7 @@ async fn slow_webhook_times_out_connect_and_events_without_closing() {
 
 #[tokio::test]
 async fn webhook_500_refuses_connect_drops_the_event_and_retries_notifications() {
-    let hook = FaultHook::with(|r: &Recorded| match r.event() {
+    let hook = Webhook::with(|r: &Recorded| match r.event() {
         "connect" if r.header("ce-namespace") == "/c500" => Reply::status(500, "boom"),
         "e500" => Reply::status(500, "event failed"),
         "connected" | "disconnected" => Reply::status(500, "notification failed"),
@@ -365,7 +365,7 @@ async fn garbage_answers_are_errors_not_hangs() {
 
 #[tokio::test]
 async fn client_vanishing_while_its_event_is_at_the_webhook() {
-    let hook = FaultHook::with(|r: &Recorded| {
+    let hook = Webhook::with(|r: &Recorded| {
         if r.event() == "slow" {
             delayed(echo_ack(r), Duration::from_millis(500))
         } else {
@@ -414,7 +414,7 @@ async fn client_vanishing_while_its_event_is_at_the_webhook() {
 
 #[tokio::test]
 async fn client_vanishing_while_connect_is_at_the_webhook() {
-    let hook = FaultHook::with(|r: &Recorded| {
+    let hook = Webhook::with(|r: &Recorded| {
         if r.event() == "connect" {
             let reply = if r.header("ce-namespace") == "/no" {
                 Reply::status(403, "no")
@@ -529,7 +529,7 @@ fn poll_path(hub: &str, sid: &str) -> String {
 
 #[tokio::test]
 async fn oversized_frames_and_bodies_close_the_session() {
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -661,7 +661,7 @@ fn malformed_table() -> Vec<(&'static str, Outcome)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_packets_over_websocket() {
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -726,7 +726,7 @@ async fn malformed_packets_over_websocket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_packets_over_long_polling() {
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -872,7 +872,7 @@ fn frame(first: u8, payload: &[u8], declared: Option<u64>) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_websocket_frames_close_the_connection() {
     use tokio::io::AsyncWriteExt;
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -933,7 +933,7 @@ async fn malformed_websocket_frames_close_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_attachment_floods() {
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -1077,7 +1077,7 @@ async fn ws_join(ws: &mut RawWs) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_connects() {
     const N: usize = 1000;
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -1126,7 +1126,7 @@ async fn a_thousand_concurrent_connects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_sends_every_disconnected() {
     const N: usize = 100;
-    let hook = FaultHook::with(echo_ack).await;
+    let hook = Webhook::with(echo_ack).await;
     let mut emu = Watched::start(&[
         "--webhook",
         &hook.template(),
@@ -1195,7 +1195,7 @@ async fn sigterm_with_a_client_that_never_reads() {
     // The stalled client's writes block until --ping-timeout; shutdown must not wait for that
     // longer than its grace, and the stalled socket still gets its `disconnected`.
     let big = format!("[\"{}\"]", "b".repeat(256 * 1024));
-    let hook = FaultHook::with(move |r: &Recorded| {
+    let hook = Webhook::with(move |r: &Recorded| {
         if r.event() == "big" {
             ack_for(&r.body, &serde_json::from_str(&big).unwrap())
                 .map(|a| Reply::status(200, &a))
@@ -1243,7 +1243,7 @@ async fn sigterm_with_a_client_that_never_reads() {
 
 /// Sends `big` events without ever reading until the server stops taking them (its writes to
 /// this client block, so it dispatches no more events); returns how many the webhook saw.
-async fn stall(ws: &mut RawWs, hook: &FaultHook) -> usize {
+async fn stall(ws: &mut RawWs, hook: &Webhook) -> usize {
     let mut sent = 0;
     for id in 0..300u32 {
         let send = ws.send(Message::Text(format!("42{id}[\"big\"]").into()));
@@ -1309,7 +1309,7 @@ const RSS_BOUND_KIB: u64 = 256 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_that_never_reads_is_closed_and_memory_stays_bounded() {
     let big = format!("[\"{}\"]", "b".repeat(256 * 1024));
-    let hook = FaultHook::with(move |r: &Recorded| {
+    let hook = Webhook::with(move |r: &Recorded| {
         if r.event() == "big" {
             ack_for(&r.body, &serde_json::from_str(&big).unwrap())
                 .map(|a| Reply::status(200, &a))
@@ -1384,7 +1384,7 @@ async fn client_that_never_reads_is_closed_and_memory_stays_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_that_never_answers_times_out_and_queues_are_bounded() {
-    let hook = FaultHook::with(|r: &Recorded| {
+    let hook = Webhook::with(|r: &Recorded| {
         if r.header("ce-type") == "azure.webpubsub.user.message" {
             delayed(Reply::ok(), Duration::from_secs(3600))
         } else {

@@ -227,17 +227,19 @@ impl Reply {
 
 type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 
-/// A real HTTP server that records every request and answers with a programmable reply.
+/// A real HTTP server that records every request and answers with a programmable reply. It can
+/// be killed: the listener and every open keep-alive connection close, so later calls are
+/// refused.
 pub struct Webhook {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     responder: Arc<Mutex<Responder>>,
-    task: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Drop for Webhook {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop.cancel();
     }
 }
 
@@ -269,22 +271,48 @@ pub fn ack_for(event_packet: &str, args: &Value) -> Option<String> {
 }
 
 impl Webhook {
+    /// On a free port, answering with [`echo_ack`].
     pub async fn start() -> Webhook {
         Webhook::with(echo_ack).await
     }
 
+    /// On a free port, answering with `f`.
     pub async fn with(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Webhook {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Webhook::serve(listener, f)
+    }
+
+    /// On a given port (e.g. one the emulator already failed to reach).
+    pub async fn on_port(
+        port: u16,
+        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Webhook {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Webhook::serve(listener, f)
+    }
+
+    fn serve(
+        listener: TcpListener,
+        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> Webhook {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(f)));
-        let (reqs, resp) = (requests.clone(), responder.clone());
-        let task = tokio::spawn(async move {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (reqs, resp, stopped) = (requests.clone(), responder.clone(), stop.clone());
+        tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
+                let stream = tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
                 };
-                let (reqs, resp) = (reqs.clone(), resp.clone());
+                let (reqs, resp, stopped) = (reqs.clone(), resp.clone(), stopped.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (reqs, resp) = (reqs.clone(), resp.clone());
@@ -294,9 +322,12 @@ impl Webhook {
                             )
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = stopped.cancelled() => {}
+                        _ = conn => {}
+                    }
                 });
             }
         });
@@ -304,8 +335,13 @@ impl Webhook {
             addr,
             requests,
             responder,
-            task,
+            stop,
         }
+    }
+
+    /// Closes the listener and every connection; later calls find nothing listening.
+    pub fn kill(&self) {
+        self.stop.cancel();
     }
 
     /// Replaces the reply function.
@@ -337,9 +373,9 @@ impl Webhook {
             .collect()
     }
 
-    /// Waits until `n` events named `name` arrived, and returns them.
-    pub async fn wait_for(&self, name: &str, n: usize) -> Vec<Recorded> {
-        let deadline = Instant::now() + WAIT;
+    /// Waits up to `wait` until `n` events named `name` arrived, and returns them.
+    pub async fn wait_for_within(&self, name: &str, n: usize, wait: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + wait;
         loop {
             let got = self.named(name);
             if got.len() >= n {
@@ -347,7 +383,7 @@ impl Webhook {
             }
             assert!(
                 Instant::now() < deadline,
-                "webhook got {} `{name}` event(s), expected {n}; all: {:?}",
+                "webhook got {} `{name}` event(s) within {wait:?}, expected {n}; all: {:?}",
                 got.len(),
                 self.events()
                     .iter()
@@ -356,6 +392,11 @@ impl Webhook {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Waits up to [`WAIT`] until `n` events named `name` arrived, and returns them.
+    pub async fn wait_for(&self, name: &str, n: usize) -> Vec<Recorded> {
+        self.wait_for_within(name, n, WAIT).await
     }
 }
 
@@ -842,142 +883,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A recording webhook (same [`Recorded`] / [`Reply`] as [`Webhook`]) that can be killed: the
-/// listener and every open keep-alive connection are closed, so later calls are refused.
-pub struct FaultHook {
-    pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<Recorded>>>,
-    responder: Arc<Mutex<Responder>>,
-    stop: tokio_util::sync::CancellationToken,
-}
-
-impl Drop for FaultHook {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl FaultHook {
-    /// On a free port.
-    pub async fn with(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> FaultHook {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        FaultHook::serve(listener, f)
-    }
-
-    /// On a given port (e.g. one the emulator already failed to reach).
-    pub async fn on_port(
-        port: u16,
-        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
-    ) -> FaultHook {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        FaultHook::serve(listener, f)
-    }
-
-    fn serve(
-        listener: TcpListener,
-        f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
-    ) -> FaultHook {
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let responder: Arc<Mutex<Responder>> = Arc::new(Mutex::new(Arc::new(f)));
-        let stop = tokio_util::sync::CancellationToken::new();
-        let (reqs, resp, stopped) = (requests.clone(), responder.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                let stream = tokio::select! {
-                    _ = stopped.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                            continue;
-                        }
-                    },
-                };
-                let (reqs, resp, stopped) = (reqs.clone(), resp.clone(), stopped.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let (reqs, resp) = (reqs.clone(), resp.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                record_and_answer(req, &reqs, &resp).await,
-                            )
-                        }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = stopped.cancelled() => {}
-                        _ = conn => {}
-                    }
-                });
-            }
-        });
-        FaultHook {
-            addr,
-            requests,
-            responder,
-            stop,
-        }
-    }
-
-    /// Closes the listener and every connection; later calls find nothing listening.
-    pub fn kill(&self) {
-        self.stop.cancel();
-    }
-
-    /// Replaces the reply function.
-    pub fn respond(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
-        *self.responder.lock().unwrap() = Arc::new(f);
-    }
-
-    /// The `--webhook` template for this server.
-    pub fn template(&self) -> String {
-        format!("http://{}/api/{{hub}}/{{event}}", self.addr)
-    }
-
-    /// Event (POST) requests so far.
-    pub fn events(&self) -> Vec<Recorded> {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.method == "POST")
-            .cloned()
-            .collect()
-    }
-
-    /// Events named `name` so far.
-    pub fn named(&self, name: &str) -> Vec<Recorded> {
-        self.events()
-            .into_iter()
-            .filter(|r| r.event() == name)
-            .collect()
-    }
-
-    /// Waits up to `wait` until `n` events named `name` arrived, and returns them.
-    pub async fn wait_for_within(&self, name: &str, n: usize, wait: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let got = self.named(name);
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "webhook got {} `{name}` event(s) within {wait:?}, expected {n}",
-                got.len(),
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits up to [`WAIT`] until `n` events named `name` arrived, and returns them.
-    pub async fn wait_for(&self, name: &str, n: usize) -> Vec<Recorded> {
-        self.wait_for_within(name, n, WAIT).await
-    }
 }
 
 /// Checks the "exactly one `disconnected` per accepted socket" rule against any recording of
