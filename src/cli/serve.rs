@@ -2,6 +2,7 @@
 //! line), run until Ctrl-C / SIGTERM, then shut down the documented way: every socket gets its
 //! `disconnected`, pending deliveries get a grace period, exit 0.
 
+use crate::upstream::ledger::Undelivered;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -384,10 +385,51 @@ impl Running {
                 hint: Some("raise --shutdown-grace, or check why the webhook is slow".into()),
             });
         }
+        if let Some(summary) = undelivered_summary(&service.upstream.ledger().undelivered()) {
+            service.traffic.emit(summary);
+        }
         // Every `disconnected` answer has been linted by now.
         service.traffic.emit(service.lint.summary());
         self.serving.abort();
     }
+}
+
+/// The shutdown summary's list of `connected` / `disconnected` events the webhook never
+/// accepted (decision 23), or `None` when every one was delivered.
+fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent> {
+    if lost.is_empty() {
+        return None;
+    }
+    let mut message = String::new();
+    if !lost.owed.is_empty() {
+        message.push_str(&format!(
+            "{} event(s) were still waiting for the webhook at shutdown: {}",
+            lost.owed.len(),
+            lost.owed.join(", ")
+        ));
+    }
+    if lost.given_up_total > 0 {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        let unnamed = lost.given_up_total - lost.given_up.len() as u64;
+        message.push_str(&format!(
+            "{} event(s) were dropped after their last retry: {}{}",
+            lost.given_up_total,
+            lost.given_up.join(", "),
+            if unnamed > 0 {
+                format!(" and {unnamed} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Some(TrafficEvent::Error {
+        message,
+        hint: Some(
+            "the webhook was down or failing; these events did not reach your handler".into(),
+        ),
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -36,8 +36,6 @@ pub struct EngineConfig {
     pub max_buffered_bytes: usize,
     /// Inputs queued for one session (client packets, webhook results, REST commands).
     pub session_queue: usize,
-    /// User events queued per socket while its previous event is at the webhook.
-    pub socket_event_queue: usize,
     /// How long a closing long-polling session waits for the client's last GET.
     pub close_linger: Duration,
 }
@@ -53,11 +51,14 @@ impl Default for EngineConfig {
             max_buffered_packets: 1_024,
             max_buffered_bytes: 4 * 1_000_000,
             session_queue: 256,
-            socket_event_queue: 256,
             close_linger: Duration::from_millis(1_000),
         }
     }
 }
+
+/// Delays before each retry of `connected` / `disconnected` (decision 23): backing off over
+/// 60 s in all, so a handler that restarts (`func start` reloading) loses nothing.
+pub const DEFAULT_RETRY_DELAYS_SECS: [u64; 6] = [1, 2, 4, 8, 15, 30];
 
 /// Settings of one `serve` run.
 #[derive(Debug, Clone)]
@@ -107,11 +108,10 @@ impl Default for ServeConfig {
             default_hub: HubConfig::new("*", false, DEFAULT_WEBHOOK),
             strict_hubs: false,
             webhook_timeout: Duration::from_secs(30),
-            webhook_retry_delays: vec![
-                Duration::from_secs(1),
-                Duration::from_secs(3),
-                Duration::from_secs(5),
-            ],
+            webhook_retry_delays: DEFAULT_RETRY_DELAYS_SECS
+                .iter()
+                .map(|&s| Duration::from_secs(s))
+                .collect(),
             preflight: true,
             forward_auth: false,
             rest_anonymous: false,

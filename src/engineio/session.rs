@@ -250,6 +250,10 @@ pub trait Handler: Send + 'static {
     fn on_event(&mut self, ctx: &mut Ctx<'_, Self::Event>, event: Self::Event);
     /// The session ended; called exactly once.
     fn on_close(&mut self, reason: &CloseReason);
+    /// Whether the handler takes more client packets now.
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// Which transport carries the session now.

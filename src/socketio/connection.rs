@@ -3,21 +3,23 @@
 //! server's rules (first packet must be CONNECT within the connect timeout; a packet for a
 //! namespace not joined, or a second CONNECT, closes the connection).
 //!
-//! User events go to the webhook one at a time per socket, in order; events that arrive while
-//! `connect` is pending wait in a bounded queue (decision 8). Every accepted socket gets exactly
-//! one `disconnected` (decision 13): when it leaves, when the connection ends, when the REST API
-//! disconnects it, or — if the client vanished while `connect` was at the webhook — when the
-//! webhook's acceptance arrives too late.
+//! Each socket's webhook events go through its own [`Lane`], one at a time in protocol order
+//! (decision 20); events that arrive while `connect` is pending wait there too (decision 8).
+//! What waits in a socket's lane is bounded in bytes: past [`LANE_PAYLOADS`] × `maxPayload` the
+//! connection stops taking client packets until the lane drains (decision 21), so nothing the
+//! client sent is dropped. Every accepted socket gets exactly one `disconnected` (decision 13):
+//! when it leaves, when the connection ends, when the REST API disconnects it, or — if the client
+//! vanished while `connect` was at the webhook — when the webhook's acceptance arrives too late.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::lane::{ConnectionEnd, Lane, SentSlot, Step};
 use super::packet::{self, Decoded, PacketType, PartialBinary};
-use super::webhook::{self, Caller};
-use crate::engineio::{CloseReason, Ctx, EventSender, Handler};
+use super::webhook::Caller;
+use crate::engineio::{CloseReason, Ctx, Handler};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::{Direction, RecordLine, redacted_frame};
@@ -32,11 +34,15 @@ pub enum SioEvent {
     ConnectDone {
         socket_id: Arc<str>,
         verdict: Result<(), String>,
+        /// Takes the receiver that fires once the client has its `40…` (see [`SentSlot`]).
+        sent: SentSlot,
     },
-    /// A user event's webhook call finished; `reply` is the packet to forward.
+    /// A user event's webhook call finished; `reply` is the packet to forward, `cost` what the
+    /// event counted against its lane's bound.
     EventDone {
         socket_id: Arc<str>,
         reply: Option<String>,
+        cost: usize,
     },
     /// A command from the REST API.
     Command(ConnCommand),
@@ -44,23 +50,21 @@ pub enum SioEvent {
     FaultDisconnect,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Phase {
-    Connecting,
-    Connected,
-    /// The client left while `connect` was pending; the reason for a late `disconnected`.
-    Abandoned(String),
-}
+/// How many `maxPayload`s of user events may wait in one socket's lane before the connection
+/// stops reading from the client (decision 21).
+pub const LANE_PAYLOADS: usize = 4;
+/// What a queued event costs beyond its packet's bytes (the step and the event around it).
+const STEP_OVERHEAD: usize = 256;
 
 #[derive(Debug)]
 struct Socket {
     namespace: String,
     id: Arc<str>,
-    phase: Phase,
-    /// A user event is at the webhook.
-    busy: bool,
-    /// Complete Engine.IO packets (`42…`) waiting for the webhook, with their event names.
-    queue: VecDeque<(String, String)>,
+    /// The client has its `40…` (else `connect` is still at the webhook).
+    connected: bool,
+    lane: tokio::sync::mpsc::UnboundedSender<Step>,
+    /// Bytes of user events in the lane (decision 21).
+    queued: usize,
 }
 
 /// The Socket.IO state of one connection.
@@ -73,8 +77,10 @@ pub struct SioConnection {
     sockets: Vec<Socket>,
     seen_connect: bool,
     partial: Option<PartialBinary>,
-    /// Set when the connection ends, for late `disconnected` events.
-    close_reason: Arc<OnceLock<String>>,
+    /// The recording's `closed` line, shared with the lanes (written when the last lets go).
+    end: Option<Arc<ConnectionEnd>>,
+    /// Bytes of user events one socket's lane may hold before reading stops.
+    lane_limit: usize,
 }
 
 impl SioConnection {
@@ -87,6 +93,13 @@ impl SioConnection {
         token_groups: Vec<String>,
         connect_body: Bytes,
     ) -> Self {
+        let end = Arc::new(ConnectionEnd {
+            service: service.clone(),
+            hub: hub.name.clone(),
+            connection_id: connection_id.clone(),
+            reason: OnceLock::new(),
+        });
+        let lane_limit = LANE_PAYLOADS * service.config().engine.max_payload;
         let caller = Caller {
             hub: hub.name.clone(),
             connection_id,
@@ -101,7 +114,8 @@ impl SioConnection {
             sockets: Vec::new(),
             seen_connect: false,
             partial: None,
-            close_reason: Arc::new(OnceLock::new()),
+            end: Some(end),
+            lane_limit,
         }
     }
 
@@ -158,14 +172,16 @@ impl SioConnection {
             return;
         }
         self.seen_connect = true;
+        let Some(end) = self.end.clone() else { return };
         let id: Arc<str> = self.service.ids.next_id().into();
-        self.sockets.push(Socket {
-            namespace: namespace.to_owned(),
-            id: id.clone(),
-            phase: Phase::Connecting,
-            busy: false,
-            queue: VecDeque::new(),
-        });
+        let lane = Lane::open(
+            &self.service,
+            self.caller.clone(),
+            namespace,
+            id.clone(),
+            ctx.sender(),
+            end,
+        );
         let body = match auth.filter(|_| self.service.config().forward_auth) {
             Some(auth) => {
                 let mut value: serde_json::Value =
@@ -176,28 +192,13 @@ impl SioConnection {
             None => self.connect_body.clone(),
         };
         let event = self.caller.event(EventKind::Connect, namespace, &id, body);
-        let service = self.service.clone();
-        let sender = ctx.sender();
-        let caller = self.caller.clone();
-        let close_reason = self.close_reason.clone();
-        let namespace = namespace.to_owned();
-        self.service.tracker.spawn(async move {
-            // No handler wants `connect`: the socket is accepted without a call.
-            let verdict = match webhook::call(&service, &event).await {
-                Some(result) => webhook::connect_verdict(&result),
-                None => Ok(()),
-            };
-            let accepted = verdict.is_ok();
-            let done = SioEvent::ConnectDone {
-                socket_id: id.clone(),
-                verdict,
-            };
-            if sender.send(done).await.is_err() && accepted {
-                // The connection ended before the acceptance arrived: the webhook accepted a
-                // socket, so it still gets its one `disconnected`.
-                let reason = close_reason.get().cloned().unwrap_or_default();
-                late_disconnected(&service, &caller, &namespace, &id, &reason);
-            }
+        let _ = lane.send(Step::Connect(event));
+        self.sockets.push(Socket {
+            namespace: namespace.to_owned(),
+            id,
+            connected: false,
+            lane,
+            queued: 0,
         });
     }
 
@@ -206,197 +207,104 @@ impl SioConnection {
         ctx: &mut Ctx<'_, SioEvent>,
         socket_id: &str,
         verdict: Result<(), String>,
+        sent: SentSlot,
     ) {
+        // Gone (the client left; its lane decides about `disconnected`) or closing.
         let Some(index) = self.socket_by_id(socket_id) else {
             return;
         };
-        let abandoned = match &self.sockets[index].phase {
-            Phase::Abandoned(reason) => Some(reason.clone()),
-            _ if ctx.is_closed() => Some(self.close_reason.get().cloned().unwrap_or_default()),
-            _ => None,
-        };
-        if let Some(reason) = abandoned {
-            let socket = self.sockets.remove(index);
-            if verdict.is_ok() {
-                late_disconnected(
-                    &self.service,
-                    &self.caller,
-                    &socket.namespace,
-                    &socket.id,
-                    &reason,
-                );
-            }
+        if ctx.is_closed() {
             return;
         }
         let namespace = self.sockets[index].namespace.clone();
         let prefix = nsp_prefix(&namespace);
-        let traffic = &self.service.traffic;
-        match verdict {
-            Ok(()) => {
-                let id = self.sockets[index].id.clone();
+        let id = self.sockets[index].id.clone();
+        let refused = verdict.err();
+        match &refused {
+            None => {
                 self.hub
                     .socket_joined(&self.caller.connection_id, &namespace, &id);
                 self.send(ctx, format!("40{prefix}{{\"sid\":\"{id}\"}}"));
-                self.sockets[index].phase = Phase::Connected;
-                traffic.emit(TrafficEvent::NamespaceConnect {
-                    hub: self.caller.hub.clone(),
-                    connection_id: self.caller.connection_id.to_string(),
-                    namespace: namespace.clone(),
-                    socket_id: id.to_string(),
-                    refused: None,
-                });
-                // Decision 9: `connected` leaves once the client has its `40…{"sid"}`.
-                let connected = self.caller.event(
-                    EventKind::Connected,
-                    &namespace,
-                    &id,
-                    Bytes::from_static(b"{}"),
-                );
-                let delivered = ctx.when_sent();
-                let service = self.service.clone();
-                let fault = self.service.faults.pick(
-                    &self.caller.hub,
-                    EventKind::Connected.event_name(),
-                    |a| *a == crate::fault::Action::DisconnectTransport,
-                );
-                let sender = ctx.sender();
-                tokio::spawn(async move {
-                    if delivered.await.is_ok() {
-                        webhook::notify(&service, connected.clone());
-                        if let Some(rule) = fault {
-                            crate::fault::mark(
-                                &service,
-                                &rule,
-                                &connected.hub,
-                                EventKind::Connected.event_name(),
-                                format!(
-                                    "dropping the transport of conn={} after socket {}'s connected",
-                                    connected.connection_id, connected.socket_id
-                                ),
-                            );
-                            let _ = sender.send(SioEvent::FaultDisconnect).await;
-                        }
-                    }
-                });
-                self.dispatch_next(ctx, index);
+                self.sockets[index].connected = true;
+                // Decision 9: the lane sends `connected` once the client has its `40…`.
+                let _ = sent.send(ctx.when_sent());
             }
-            Err(message) => {
-                let socket = self.sockets.remove(index);
+            Some(message) => {
+                // The lane drops what waited behind the refused connect (decision 8).
+                self.sockets.remove(index);
                 let payload = serde_json::json!({ "message": message });
                 self.send(ctx, format!("44{prefix}{payload}"));
-                traffic.emit(TrafficEvent::NamespaceConnect {
-                    hub: self.caller.hub.clone(),
-                    connection_id: self.caller.connection_id.to_string(),
-                    namespace,
-                    socket_id: socket.id.to_string(),
-                    refused: Some(message),
-                });
-                if !socket.queue.is_empty() {
-                    self.warn(
-                        format!(
-                            "dropped {} event(s) sent before the refused connect",
-                            socket.queue.len()
-                        ),
-                        None,
-                    );
-                }
             }
         }
+        self.service.traffic.emit(TrafficEvent::NamespaceConnect {
+            hub: self.caller.hub.clone(),
+            connection_id: self.caller.connection_id.to_string(),
+            namespace,
+            socket_id: id.to_string(),
+            refused,
+        });
     }
 
-    /// Sends the socket's next queued user event to the webhook, if it is free.
-    fn dispatch_next(&mut self, ctx: &mut Ctx<'_, SioEvent>, index: usize) {
+    /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
+    fn on_event_packet(&mut self, index: usize, data: &str, name: String) {
+        let mut text = String::with_capacity(data.len() + 1);
+        text.push('4');
+        text.push_str(data);
+        let cost = text.len() + STEP_OVERHEAD;
         let socket = &mut self.sockets[index];
-        if socket.busy || socket.phase != Phase::Connected {
-            return;
-        }
-        let Some((packet_text, name)) = socket.queue.pop_front() else {
-            return;
-        };
-        socket.busy = true;
         let event = self.caller.event(
             EventKind::User(name),
             &socket.namespace,
             &socket.id,
-            Bytes::from(packet_text),
+            Bytes::from(text),
         );
-        let socket_id = socket.id.clone();
-        let service = self.service.clone();
-        let sender: EventSender<SioEvent> = ctx.sender();
-        self.service.tracker.spawn(async move {
-            let reply = match webhook::call(&service, &event).await {
-                Some(Ok(response)) => match webhook::user_event_reply(&response) {
-                    Ok(reply) => reply,
-                    Err(violation) => {
-                        service.traffic.emit(TrafficEvent::Warning {
-                            message: format!(
-                                "the webhook's answer to `{}` was not forwarded: {violation}",
-                                event.kind.event_name()
-                            ),
-                            hint: Some(
-                                "answer 200 with an Engine.IO packet such as 43[\"ok\"] (text/plain), or 204 for no ack"
-                                    .into(),
-                            ),
-                        });
-                        None
-                    }
-                },
-                Some(Err(_)) | None => None,
-            };
-            let _ = sender.send(SioEvent::EventDone { socket_id, reply }).await;
-        });
+        socket.queued += cost;
+        let _ = socket.lane.send(Step::User { event, cost });
     }
 
-    fn on_event_packet(
+    /// A user event left the socket's lane: forward its reply and release its bytes.
+    fn on_event_done(
         &mut self,
         ctx: &mut Ctx<'_, SioEvent>,
-        index: usize,
-        data: &str,
-        name: String,
+        socket_id: &str,
+        reply: Option<String>,
+        cost: usize,
     ) {
-        let limit = self.service.config().engine.socket_event_queue;
-        let socket = &mut self.sockets[index];
-        if socket.queue.len() >= limit {
-            let namespace = socket.namespace.clone();
-            self.warn(
-                format!(
-                    "conn={} {namespace}: {limit} events already wait for the webhook; this one was dropped",
-                    self.caller.connection_id
-                ),
-                Some("the webhook answers more slowly than the client emits".into()),
-            );
+        let Some(index) = self.socket_by_id(socket_id) else {
             return;
+        };
+        let socket = &mut self.sockets[index];
+        socket.queued = socket.queued.saturating_sub(cost);
+        let Some(reply) = reply.filter(|_| !ctx.is_closed()) else {
+            return;
+        };
+        if self.service.traffic.verbose() {
+            self.service.traffic.emit(TrafficEvent::AckForwarded {
+                hub: self.caller.hub.clone(),
+                connection_id: self.caller.connection_id.to_string(),
+                namespace: self.sockets[index].namespace.clone(),
+                packet: reply.clone(),
+            });
         }
-        let mut text = String::with_capacity(data.len() + 1);
-        text.push('4');
-        text.push_str(data);
-        socket.queue.push_back((text, name));
-        self.dispatch_next(ctx, index);
+        self.send(ctx, reply);
     }
 
-    /// A socket leaves: its groups go, the log says so, and `disconnected` is sent.
+    /// A socket leaves: its groups go and its lane sends `disconnected` after what it holds
+    /// (or, while `connect` is pending, only if the webhook accepts it).
     fn leave(&mut self, index: usize, reason: &str) {
         let socket = self.sockets.remove(index);
-        match socket.phase {
-            Phase::Connected => {
-                self.hub
-                    .socket_left(&self.caller.connection_id, &socket.namespace);
-                late_disconnected(
-                    &self.service,
-                    &self.caller,
-                    &socket.namespace,
-                    &socket.id,
-                    reason,
-                );
-            }
-            // `connect` is still at the webhook: its answer decides (see on_connect_done).
-            Phase::Connecting => self.sockets.push(Socket {
-                phase: Phase::Abandoned(reason.to_owned()),
-                queue: VecDeque::new(),
-                ..socket
-            }),
-            Phase::Abandoned(_) => self.sockets.push(socket),
-        }
+        let owed = socket.connected.then(|| {
+            self.hub
+                .socket_left(&self.caller.connection_id, &socket.namespace);
+            self.service.upstream.ledger().owe(format!(
+                "`disconnected` of socket {} on {} (hub {}, conn {})",
+                socket.id, socket.namespace, self.caller.hub, self.caller.connection_id
+            ))
+        });
+        let _ = socket.lane.send(Step::Leave {
+            reason: reason.to_owned(),
+            owed,
+        });
     }
 
     fn on_command(&mut self, ctx: &mut Ctx<'_, SioEvent>, command: ConnCommand) {
@@ -404,7 +312,7 @@ impl SioConnection {
             ConnCommand::Send(packet) => self.send(ctx, packet.to_string()),
             ConnCommand::DisconnectSocket { namespace, close } => {
                 if let Some(index) = self.socket_index(&namespace)
-                    && self.sockets[index].phase == Phase::Connected
+                    && self.sockets[index].connected
                 {
                     self.send(ctx, format!("41{}", nsp_prefix(&namespace)));
                     self.leave(index, "disconnected by REST API");
@@ -437,30 +345,6 @@ fn nsp_prefix(namespace: &str) -> String {
     } else {
         format!("{namespace},")
     }
-}
-
-/// Logs a socket's departure and sends its `disconnected` event.
-fn late_disconnected(
-    service: &Arc<Service>,
-    caller: &Caller,
-    namespace: &str,
-    socket_id: &str,
-    reason: &str,
-) {
-    service.traffic.emit(TrafficEvent::SocketDisconnected {
-        hub: caller.hub.clone(),
-        connection_id: caller.connection_id.to_string(),
-        namespace: namespace.to_owned(),
-        socket_id: socket_id.to_owned(),
-        reason: reason.to_owned(),
-    });
-    let event = caller.event(
-        EventKind::Disconnected,
-        namespace,
-        socket_id,
-        webhook::disconnected_body(reason),
-    );
-    webhook::notify(service, event);
 }
 
 impl Handler for SioConnection {
@@ -532,10 +416,9 @@ impl Handler for SioConnection {
                 Err(e) => self.violation(ctx, format!("invalid DISCONNECT packet: {e}")),
             },
             (PacketType::Event, Some(index)) => match packet::decode(data) {
-                Ok(_) if matches!(self.sockets[index].phase, Phase::Abandoned(_)) => {}
                 Ok(Decoded::Complete(p)) => {
                     let name = packet::event_name(&p).unwrap_or_default();
-                    self.on_event_packet(ctx, index, data, name);
+                    self.on_event_packet(index, data, name);
                 }
                 Ok(Decoded::AwaitingAttachments(_)) => {
                     self.violation(ctx, "an EVENT packet declared binary attachments".into());
@@ -601,31 +484,16 @@ impl Handler for SioConnection {
                     ctx.close(CloseReason::Server("connect timeout".into()));
                 }
             }
-            SioEvent::ConnectDone { socket_id, verdict } => {
-                self.on_connect_done(ctx, &socket_id, verdict)
-            }
-            SioEvent::EventDone { socket_id, reply } => {
-                let Some(index) = self.socket_by_id(&socket_id) else {
-                    return;
-                };
-                if let Some(reply) = reply
-                    && !ctx.is_closed()
-                {
-                    if self.service.traffic.verbose() {
-                        self.service.traffic.emit(TrafficEvent::AckForwarded {
-                            hub: self.caller.hub.clone(),
-                            connection_id: self.caller.connection_id.to_string(),
-                            namespace: self.sockets[index].namespace.clone(),
-                            packet: reply.clone(),
-                        });
-                    }
-                    self.send(ctx, reply);
-                }
-                self.sockets[index].busy = false;
-                if !ctx.is_closed() {
-                    self.dispatch_next(ctx, index);
-                }
-            }
+            SioEvent::ConnectDone {
+                socket_id,
+                verdict,
+                sent,
+            } => self.on_connect_done(ctx, &socket_id, verdict, sent),
+            SioEvent::EventDone {
+                socket_id,
+                reply,
+                cost,
+            } => self.on_event_done(ctx, &socket_id, reply, cost),
             SioEvent::Command(command) => {
                 if !ctx.is_closed() {
                     self.on_command(ctx, command);
@@ -643,26 +511,23 @@ impl Handler for SioConnection {
 
     fn on_close(&mut self, reason: &CloseReason) {
         let text = reason.reason_text();
-        let _ = self.close_reason.set(text.clone());
-        while let Some(index) = self
-            .sockets
-            .iter()
-            .position(|s| !matches!(s.phase, Phase::Abandoned(_)))
-        {
-            self.leave(index, &text);
+        if let Some(end) = self.end.take() {
+            let _ = end.reason.set(text.clone());
+        }
+        while !self.sockets.is_empty() {
+            self.leave(0, &text);
         }
         self.hub.unregister(&self.caller.connection_id);
         self.service.release_hub(&self.hub);
-        self.service.traffic.record(|t| RecordLine::Closed {
-            t,
-            hub: self.caller.hub.clone(),
-            connection_id: self.caller.connection_id.to_string(),
-            reason: text.clone(),
-        });
         self.service.traffic.emit(TrafficEvent::ConnectionClosed {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             reason: reason.describe(),
         });
+    }
+
+    /// Reading stops while a socket's lane holds its bound (decision 21).
+    fn ready(&self) -> bool {
+        self.sockets.iter().all(|s| s.queued < self.lane_limit)
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod connection;
 pub mod handshake;
+pub mod lane;
 pub mod packet;
 pub mod webhook;
 

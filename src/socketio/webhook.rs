@@ -1,5 +1,5 @@
-//! The Socket.IO layer's webhook calls: building each [`WebhookEvent`], delivering it on the
-//! service's task tracker (so shutdown waits for it), logging the exchange as one traffic line,
+//! The Socket.IO layer's webhook calls: building each [`WebhookEvent`], delivering it from the
+//! socket's lane ([`super::lane`]), logging the exchange as one traffic line,
 //! and reading the answer the way the cloud does: the connect verdict (decision 6) and the
 //! packet a user event's 200 body carries back to the client (decision 10). Fault-injection
 //! rules ([`crate::fault`]) are applied here, just before a call would leave.
@@ -13,6 +13,8 @@ use crate::fault::Action;
 use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
+use crate::upstream::client::Retry;
+use crate::upstream::ledger::Owed;
 use crate::upstream::{
     EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview,
 };
@@ -220,10 +222,11 @@ pub async fn call(
     Some(result)
 }
 
-/// Delivers `connected` or `disconnected` in the background, with retries; tracked so that
-/// shutdown waits for it.
-pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
-    let Some(settings) = route(service, &event) else {
+/// Delivers `connected` or `disconnected` with retries (decision 23), in the caller's lane so
+/// that the socket's next event waits for it (decision 20). `owed` is the event's ledger entry:
+/// settled when the webhook accepts it (or no handler wants it), given up after the last retry.
+pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
+    let Some(settings) = route(service, event) else {
         return;
     };
     let fault = service
@@ -231,34 +234,78 @@ pub fn notify(service: &Arc<Service>, event: WebhookEvent) {
         .pick(&event.hub, event.kind.event_name(), |a| {
             *a != Action::DisconnectTransport
         });
-    let service_ref = service.clone();
-    service.tracker.spawn(async move {
-        let mut times = 1;
-        if let Some(rule) = &fault {
-            if crate::fault::before(&service_ref, rule, &event, &settings)
-                .await
-                .is_some()
-            {
-                // `status` and `drop`: the handler is not called.
-                return;
-            }
-            if rule.action == Action::Twice {
-                times = 2;
-            }
+    let mut times = 1;
+    if let Some(rule) = &fault {
+        if crate::fault::before(service, rule, event, &settings)
+            .await
+            .is_some()
+        {
+            // `status` and `drop`: the handler is not called.
+            return;
         }
-        for _ in 0..times {
-            let started = start_clock(&service_ref);
-            let (result, attempts) = match service_ref
-                .upstream
-                .send_with_retries(&settings, &event)
-                .await
-            {
-                Ok(response) => (Ok(response), 1),
-                Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
-            };
-            log_exchange(&service_ref, &event, &result, started, attempts);
+        if rule.action == Action::Twice {
+            times = 2;
         }
+    }
+    let mut delivered = false;
+    for _ in 0..times {
+        let started = start_clock(service);
+        let retrying = |retry: Retry<'_>| retry_notice(service, event, &retry);
+        let sent = service
+            .upstream
+            .send_with_retries(&settings, event, retrying)
+            .await;
+        let (result, attempts) = match sent {
+            Ok(response) => (Ok(response), 1),
+            Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
+        };
+        delivered |= matches!(&result, Ok(r) if r.is_success());
+        log_exchange(service, event, &result, started, attempts);
+    }
+    if !delivered {
+        owed.give_up();
+    }
+}
+
+/// Says that a `connected` / `disconnected` attempt failed and when it is retried.
+fn retry_notice(service: &Service, event: &WebhookEvent, retry: &Retry<'_>) {
+    service.traffic.emit(TrafficEvent::Warning {
+        message: format!(
+            "webhook `{}` of socket {} (hub {}) failed on attempt {}: {}; retrying in {} with the same ce-id {}",
+            event.kind.event_name(),
+            event.socket_id,
+            event.hub,
+            retry.attempt,
+            retry.failure(),
+            crate::duration::format(retry.delay),
+            retry.ce_id
+        ),
+        hint: Some("later events of this socket wait until it is delivered (order first)".into()),
     });
+}
+
+/// Delivers a user event and returns the packet its answer sends back to the client (decision
+/// 10: nothing when the call failed or the answer breaks the contract, which is logged).
+pub async fn user_event(service: &Service, event: &WebhookEvent) -> Option<String> {
+    let Some(Ok(response)) = call(service, event).await else {
+        return None;
+    };
+    match user_event_reply(&response) {
+        Ok(reply) => reply,
+        Err(violation) => {
+            service.traffic.emit(TrafficEvent::Warning {
+                message: format!(
+                    "the webhook's answer to `{}` was not forwarded: {violation}",
+                    event.kind.event_name()
+                ),
+                hint: Some(
+                    "answer 200 with an Engine.IO packet such as 43[\"ok\"] (text/plain), or 204 for no ack"
+                        .into(),
+                ),
+            });
+            None
+        }
+    }
 }
 
 /// The `disconnected` body `{"reason":"…"}` (the key is always present, SPEC §5.3).

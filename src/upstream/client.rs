@@ -9,6 +9,7 @@
 //! [`WebhookError`] when it did not. Only `http://` webhooks are supported: the emulator talks
 //! to code running on the developer's machine.
 
+use super::ledger::Ledger;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
@@ -65,6 +66,28 @@ pub struct GaveUp {
     pub attempts: u32,
 }
 
+/// A failed attempt of a non-blocking event that is about to be retried.
+#[derive(Debug)]
+pub struct Retry<'a> {
+    /// The attempt that failed (1 for the first).
+    pub attempt: u32,
+    /// The wait before the next attempt.
+    pub delay: Duration,
+    failure: &'a Result<WebhookResponse, Failed>,
+    /// The event's `ce-id`, the same on every attempt.
+    pub ce_id: &'a str,
+}
+
+impl Retry<'_> {
+    /// What went wrong, in a few words.
+    pub fn failure(&self) -> String {
+        match self.failure {
+            Ok(response) => format!("answered {}", response.status),
+            Err(failed) => failed.error.to_string(),
+        }
+    }
+}
+
 /// The webhook client. Cheap to clone; clones share the pool and the preflight cache.
 #[derive(Clone)]
 pub struct Upstream {
@@ -72,6 +95,7 @@ pub struct Upstream {
     in_flight: Arc<tokio::sync::Semaphore>,
     preflights: Arc<Mutex<PreflightCache>>,
     stamps: Option<StampSource>,
+    ledger: Ledger,
 }
 
 impl fmt::Debug for Upstream {
@@ -107,7 +131,13 @@ impl Upstream {
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
             preflights: Arc::new(Mutex::new(PreflightCache::default())),
             stamps: None,
+            ledger: Ledger::default(),
         }
+    }
+
+    /// The non-blocking events owed to webhooks (decision 23).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Replaces the process-wide id counter and wall clock used for `ce-id` / `ce-time`, e.g. to
@@ -138,13 +168,16 @@ impl Upstream {
     /// an answer of 408 or 5xx, a network error or a timeout is retried after each delay of
     /// `settings.retry_delays` in turn (the same `ce-id` each time). Returns the last outcome:
     /// `Ok` with a non-2xx status when the webhook kept failing, `Err` when it never answered.
-    /// [`WebhookResponse::attempts`] counts the tries.
+    /// [`WebhookResponse::attempts`] counts the tries; `on_retry` hears of each failed attempt
+    /// that will be retried.
     pub async fn send_with_retries(
         &self,
         settings: &UpstreamSettings,
         event: &WebhookEvent,
+        on_retry: impl Fn(Retry<'_>),
     ) -> Result<WebhookResponse, GaveUp> {
-        let request = cloudevents::event_request(settings, event, &self.stamp())
+        let stamp = self.stamp();
+        let request = cloudevents::event_request(settings, event, &stamp)
             .map_err(|error| GaveUp { error, attempts: 0 })?;
         let mut delays = settings.retry_delays.iter();
         let mut attempts: u32 = 0;
@@ -162,7 +195,15 @@ impl Upstream {
                 Err(failed) => failed.retryable,
             };
             match delays.next() {
-                Some(delay) if retry => tokio::time::sleep(*delay).await,
+                Some(delay) if retry => {
+                    on_retry(Retry {
+                        attempt: attempts,
+                        delay: *delay,
+                        failure: &outcome,
+                        ce_id: &stamp.id,
+                    });
+                    tokio::time::sleep(*delay).await
+                }
                 _ => {
                     return outcome
                         .map(|mut response| {
@@ -929,7 +970,7 @@ mod tests {
                 .unwrap();
         }
         upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
             .await
             .map_err(|g| g.error)
             .unwrap();
@@ -1162,7 +1203,7 @@ mod tests {
         let upstream = Upstream::new();
         let s = settings(hook.template());
         let response = upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
             .await
             .map_err(|g| g.error)
             .unwrap();
@@ -1191,7 +1232,11 @@ mod tests {
         let upstream = Upstream::new();
         let s = settings(hook.template());
         let response = upstream
-            .send_with_retries(&s, &event(EventKind::Disconnected, r#"{"reason":""}"#))
+            .send_with_retries(
+                &s,
+                &event(EventKind::Disconnected, r#"{"reason":""}"#),
+                |_| {},
+            )
             .await
             .map_err(|g| g.error)
             .unwrap();
@@ -1215,6 +1260,7 @@ mod tests {
                 .send_with_retries(
                     &settings(hook.template()),
                     &event(EventKind::Connected, "{}"),
+                    |_| {},
                 )
                 .await
                 .map_err(|g| g.error)
@@ -1267,7 +1313,7 @@ mod tests {
 
         // Non-blocking events retry network errors, then report the last one.
         let err = upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
             .await
             .map_err(|g| g.error)
             .unwrap_err();
@@ -1296,7 +1342,7 @@ mod tests {
             assert_eq!(upstream.send(&s, &e).await.unwrap().status, 200);
         }
         upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
             .await
             .map_err(|g| g.error)
             .unwrap();
@@ -1352,7 +1398,7 @@ mod tests {
         for result in [
             upstream.send(&s, &event(EventKind::Connect, "{}")).await,
             upstream
-                .send_with_retries(&s, &event(EventKind::Connected, "{}"))
+                .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
                 .await
                 .map_err(|g| g.error),
         ] {

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod cloudevents;
 mod hint;
+pub mod ledger;
 
 pub use client::Upstream;
 pub use hint::body_preview;

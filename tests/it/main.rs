@@ -3,6 +3,7 @@
 mod admin;
 mod builtin;
 mod config;
+mod delivery;
 mod exec;
 mod faults;
 mod inject;

@@ -1,0 +1,220 @@
+//! One socket's delivery lane (decision 20): a task that takes the socket's webhook events one
+//! at a time, in protocol order — `connect`, then `connected`, then the user events in the order
+//! the client sent them, then `disconnected` — and starts none while an earlier one is in flight
+//! or between retries. Different sockets have different lanes and never wait for each other.
+//!
+//! The connection ([`super::connection`]) feeds the lane [`Step`]s and hears back through its
+//! session's event channel: the connect verdict, each user event's reply and the bytes that left
+//! the lane (it bounds what waits here, decision 21). The lane owns what happens after the
+//! connection is gone: a socket accepted by a late `connect` answer still gets its
+//! `disconnected`, and user events the client sent before leaving are still delivered first.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::connection::SioEvent;
+use super::webhook::{self, Caller};
+use crate::engineio::EventSender;
+use crate::fault::Action;
+use crate::service::Service;
+use crate::traffic::TrafficEvent;
+use crate::traffic::record::RecordLine;
+use crate::upstream::ledger::Owed;
+use crate::upstream::{EventKind, WebhookEvent};
+
+/// What the connection hands a lane.
+#[derive(Debug)]
+pub enum Step {
+    /// The namespace CONNECT: the blocking `connect` call decides the socket's fate.
+    Connect(WebhookEvent),
+    /// A user event; `cost` is what it counts against the socket's bound until it leaves.
+    User { event: WebhookEvent, cost: usize },
+    /// The socket is gone, for this reason. `owed` is the `disconnected` ledger entry when the
+    /// socket was accepted (a socket still connecting gets one if its `connect` is accepted).
+    Leave { reason: String, owed: Option<Owed> },
+}
+
+/// Where `connected` waits for the client's `40…{"sid"}` (decision 9): the connection answers
+/// an accepted connect with a receiver that fires once that packet went to the transport.
+pub type SentSlot = oneshot::Sender<oneshot::Receiver<()>>;
+
+/// Writes the recording's `closed` line once the connection and all its lanes are done, so a
+/// socket's `disconnected` exchange always comes before its connection's `closed` line.
+pub struct ConnectionEnd {
+    pub service: Arc<Service>,
+    pub hub: String,
+    pub connection_id: Arc<str>,
+    pub reason: std::sync::OnceLock<String>,
+}
+
+impl Drop for ConnectionEnd {
+    fn drop(&mut self) {
+        let Some(reason) = self.reason.get() else {
+            return;
+        };
+        self.service.traffic.record(|t| RecordLine::Closed {
+            t,
+            hub: self.hub.clone(),
+            connection_id: self.connection_id.to_string(),
+            reason: reason.clone(),
+        });
+    }
+}
+
+/// One socket's lane.
+pub struct Lane {
+    service: Arc<Service>,
+    caller: Caller,
+    namespace: String,
+    socket_id: Arc<str>,
+    sender: EventSender<SioEvent>,
+    accepted: bool,
+    /// Held until the lane ends; see [`ConnectionEnd`].
+    _end: Arc<ConnectionEnd>,
+}
+
+impl Lane {
+    /// Starts the lane of a new socket on the service's task tracker (shutdown waits for it).
+    pub fn open(
+        service: &Arc<Service>,
+        caller: Caller,
+        namespace: &str,
+        socket_id: Arc<str>,
+        sender: EventSender<SioEvent>,
+        end: Arc<ConnectionEnd>,
+    ) -> mpsc::UnboundedSender<Step> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let lane = Lane {
+            service: service.clone(),
+            caller,
+            namespace: namespace.to_owned(),
+            socket_id,
+            sender,
+            accepted: false,
+            _end: end,
+        };
+        service.tracker.spawn(lane.run(rx));
+        tx
+    }
+
+    async fn run(mut self, mut steps: mpsc::UnboundedReceiver<Step>) {
+        let mut dropped = 0usize;
+        while let Some(step) = steps.recv().await {
+            match step {
+                Step::Connect(event) => Box::pin(self.connect(event)).await,
+                Step::User { event, cost } if self.accepted => {
+                    Box::pin(self.user_event(event, cost)).await
+                }
+                // Decision 8: events sent while `connect` was pending go with a refused socket.
+                Step::User { .. } => dropped += 1,
+                Step::Leave { reason, owed } => {
+                    Box::pin(self.leave(&reason, owed)).await;
+                    break;
+                }
+            }
+        }
+        if dropped > 0 {
+            self.service.traffic.emit(TrafficEvent::Warning {
+                message: format!(
+                    "conn={} {}: dropped {dropped} event(s) sent before the refused connect",
+                    self.caller.connection_id, self.namespace
+                ),
+                hint: None,
+            });
+        }
+    }
+
+    fn event(&self, kind: EventKind, body: Bytes) -> WebhookEvent {
+        self.caller
+            .event(kind, &self.namespace, &self.socket_id, body)
+    }
+
+    /// Names an owed event for the shutdown summary.
+    fn owe(&self, kind: &EventKind) -> Owed {
+        self.service.upstream.ledger().owe(format!(
+            "`{}` of socket {} on {} (hub {}, conn {})",
+            kind.event_name(),
+            self.socket_id,
+            self.namespace,
+            self.caller.hub,
+            self.caller.connection_id
+        ))
+    }
+
+    async fn connect(&mut self, event: WebhookEvent) {
+        // No handler wants `connect`: the socket is accepted without a call.
+        let verdict = match webhook::call(&self.service, &event).await {
+            Some(result) => webhook::connect_verdict(&result),
+            None => Ok(()),
+        };
+        self.accepted = verdict.is_ok();
+        let (slot, sent) = oneshot::channel();
+        let done = SioEvent::ConnectDone {
+            socket_id: self.socket_id.clone(),
+            verdict,
+            sent: slot,
+        };
+        if self.sender.send(done).await.is_err() || !self.accepted {
+            return;
+        }
+        // The connection drops the slot when the client left before it was told.
+        let owed = self.owe(&EventKind::Connected);
+        let Ok(delivered) = sent.await else { return };
+        if delivered.await.is_ok() {
+            self.connected(owed).await;
+        }
+    }
+
+    async fn connected(&self, owed: Owed) {
+        let event = self.event(EventKind::Connected, Bytes::from_static(b"{}"));
+        webhook::deliver(&self.service, &event, owed).await;
+        let fault =
+            self.service
+                .faults
+                .pick(&self.caller.hub, EventKind::Connected.event_name(), |a| {
+                    *a == Action::DisconnectTransport
+                });
+        if let Some(rule) = fault {
+            crate::fault::mark(
+                &self.service,
+                &rule,
+                &self.caller.hub,
+                EventKind::Connected.event_name(),
+                format!(
+                    "dropping the transport of conn={} after socket {}'s connected",
+                    self.caller.connection_id, self.socket_id
+                ),
+            );
+            let _ = self.sender.send(SioEvent::FaultDisconnect).await;
+        }
+    }
+
+    async fn user_event(&self, event: WebhookEvent, cost: usize) {
+        let reply = webhook::user_event(&self.service, &event).await;
+        let done = SioEvent::EventDone {
+            socket_id: self.socket_id.clone(),
+            reply,
+            cost,
+        };
+        let _ = self.sender.send(done).await;
+    }
+
+    async fn leave(&self, reason: &str, owed: Option<Owed>) {
+        if !self.accepted {
+            return;
+        }
+        let owed = owed.unwrap_or_else(|| self.owe(&EventKind::Disconnected));
+        self.service.traffic.emit(TrafficEvent::SocketDisconnected {
+            hub: self.caller.hub.clone(),
+            connection_id: self.caller.connection_id.to_string(),
+            namespace: self.namespace.clone(),
+            socket_id: self.socket_id.to_string(),
+            reason: reason.to_owned(),
+        });
+        let body = webhook::disconnected_body(reason);
+        let event = self.event(EventKind::Disconnected, body);
+        webhook::deliver(&self.service, &event, owed).await;
+    }
+}

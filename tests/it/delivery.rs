@@ -1,0 +1,287 @@
+//! Delivery to the webhook under a real working day: each socket's events in protocol order
+//! (decision 20), client events held back rather than dropped (decision 21), and `connected` /
+//! `disconnected` delivered at least once across a handler restart (decision 23).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// The events of each socket in arrival order, retries of one event (same `ce-id`) counted once.
+fn by_socket(events: &[Recorded]) -> HashMap<String, Vec<String>> {
+    let mut seen = HashSet::new();
+    let mut lanes: HashMap<String, Vec<String>> = HashMap::new();
+    for r in events {
+        if !seen.insert(r.header("ce-id").to_owned()) {
+            continue;
+        }
+        lanes
+            .entry(r.header("ce-socketId").to_owned())
+            .or_default()
+            .push(r.event().to_owned());
+    }
+    lanes
+}
+
+/// Asserts `connect`, `connected`, the user events `users`, `disconnected` for every socket.
+fn assert_protocol_order(events: &[Recorded], sockets: usize, users: &[&str]) {
+    let lanes = by_socket(events);
+    assert_eq!(lanes.len(), sockets, "sockets seen by the webhook");
+    let mut expected = vec!["connect".to_owned(), "connected".to_owned()];
+    expected.extend(users.iter().map(|u| u.to_string()));
+    expected.push("disconnected".into());
+    let wrong: Vec<_> = lanes.iter().filter(|(_, got)| **got != expected).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {sockets} sockets out of order, e.g. {:?}",
+        wrong.len(),
+        wrong.first()
+    );
+}
+
+/// The warning that an attempt of `event` failed and will be retried.
+fn is_retry(v: &Value, event: &str) -> bool {
+    v["type"] == "warning"
+        && v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("webhook `{event}`")) && m.contains("retrying in"))
+}
+
+/// Opens a WebSocket client, joins `/`, emits `hello`, and closes at once.
+async fn short_lived(emu: &Emu) {
+    let mut client = WsClient::connect(emu, "chat", "").await.unwrap();
+    let joined = client.join("/").await;
+    assert!(joined.starts_with("40{"), "{joined}");
+    client.send(r#"42["hello"]"#).await;
+    client.close().await;
+}
+
+async fn run_short_lived(emu: &Arc<Emu>, n: usize) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let emu = emu.clone();
+            tokio::spawn(async move { short_lived(&emu).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn short_lived_sockets_reach_the_webhook_in_protocol_order() {
+    let (hook, emu) = pair(&["--anonymous", "--quiet"]).await;
+    let emu = Arc::new(emu);
+    run_short_lived(&emu, 200).await;
+    hook.wait_for_within("disconnected", 200, Duration::from_secs(60))
+        .await;
+    assert_protocol_order(&hook.events(), 200, &["hello"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_connected_still_comes_before_the_next_events() {
+    let failed_once = Arc::new(Mutex::new(HashSet::new()));
+    let seen = failed_once.clone();
+    let hook = Webhook::with(move |r| {
+        let first = r.event() == "connected"
+            && seen
+                .lock()
+                .unwrap()
+                .insert(r.header("ce-socketId").to_owned());
+        if first {
+            Reply::status(503, "restarting")
+        } else {
+            echo_ack(r)
+        }
+    })
+    .await;
+    let template = hook.template();
+    let emu = Arc::new(Emu::start(&["--webhook", &template, "--anonymous"]));
+    run_short_lived(&emu, 20).await;
+    hook.wait_for_within("disconnected", 20, Duration::from_secs(30))
+        .await;
+    let events = hook.events();
+    assert_protocol_order(&events, 20, &["hello"]);
+    let connected = events.iter().filter(|r| r.event() == "connected").count();
+    assert_eq!(
+        connected, 40,
+        "each `connected` failed once, then was retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn disconnected_survives_a_handler_that_is_down_for_20_seconds() {
+    let hook = Webhook::start().await;
+    let port = hook.addr.port();
+    let template = hook.template();
+    let emu = Emu::start(&["--webhook", &template, "--anonymous"]);
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let mut client = WsClient::connect(&emu, "chat", "").await.unwrap();
+        client.join("/").await;
+        clients.push(client);
+    }
+    let connected = hook.wait_for("connected", 10).await;
+    hook.kill();
+    for client in clients {
+        client.close().await;
+    }
+    let down = Instant::now();
+    // The first attempts fail while the handler is down, and are retried.
+    emu.wait_log("a retried disconnected", |v| is_retry(v, "disconnected"))
+        .await;
+    tokio::time::sleep(Duration::from_secs(20).saturating_sub(down.elapsed())).await;
+    let back = Webhook::on_port(port, echo_ack).await;
+    let got = back
+        .wait_for_within("disconnected", 10, Duration::from_secs(60))
+        .await;
+    let ids: HashSet<&str> = got.iter().map(|r| r.header("ce-id")).collect();
+    let sockets: HashSet<&str> = got.iter().map(|r| r.header("ce-socketId")).collect();
+    assert_eq!(ids.len(), 10, "one `disconnected` event per socket");
+    let expected: HashSet<&str> = connected.iter().map(|r| r.header("ce-socketId")).collect();
+    assert_eq!(sockets, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_thousand_unacked_events_all_arrive_in_order() {
+    let (hook, emu) = pair(&["--anonymous", "--quiet"]).await;
+    let mut client = WsClient::connect(&emu, "chat", "").await.unwrap();
+    client.join("/").await;
+    for i in 0..20_000 {
+        client.send(&format!(r#"42["n",{i}]"#)).await;
+    }
+    let got = hook
+        .wait_for_within("n", 20_000, Duration::from_secs(180))
+        .await;
+    let order: Vec<u64> = got
+        .iter()
+        .map(|r| {
+            let packet: Value = serde_json::from_str(&r.body[2..]).unwrap();
+            packet[1].as_u64().unwrap()
+        })
+        .collect();
+    assert!(order.iter().copied().eq(0..20_000), "events out of order");
+    assert!(
+        !emu.events().iter().any(|v| v["type"] == "warning"),
+        "a warning was logged: {:?}",
+        emu.events()
+    );
+    client.close().await;
+}
+
+/// Largest resident set seen while `work` runs, sampled every 20 ms.
+async fn peak_rss_during<F: std::future::Future<Output = ()>>(pid: u32, work: F) -> u64 {
+    let peak = Arc::new(Mutex::new(0));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            tokio::pin!(stopped);
+            loop {
+                let rss = proc_status_kib(pid, "VmRSS");
+                {
+                    let mut max = peak.lock().unwrap();
+                    *max = (*max).max(rss);
+                }
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        })
+    };
+    work.await;
+    let _ = stop.send(());
+    sampler.await.unwrap();
+    *peak.lock().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_events_to_a_slow_webhook_keep_memory_bounded() {
+    let hook = Webhook::with(|r| {
+        let mut reply = echo_ack(r);
+        if r.header("ce-type") == "azure.webpubsub.user.message" {
+            reply.delay = Duration::from_millis(50);
+        }
+        reply
+    })
+    .await;
+    let template = hook.template();
+    let emu = Arc::new(Emu::start(&[
+        "--webhook",
+        &template,
+        "--anonymous",
+        "--quiet",
+    ]));
+    let idle = proc_status_kib(emu.pid(), "VmRSS");
+    let big = format!(r#"42["big","{}"]"#, "x".repeat(950_000));
+    let flood = async {
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let (emu, big) = (emu.clone(), big.clone());
+                tokio::spawn(async move {
+                    let mut client = WsClient::connect(&emu, "chat", "").await.unwrap();
+                    client.join("/").await;
+                    for _ in 0..60 {
+                        client.send(&big).await;
+                    }
+                    client
+                })
+            })
+            .collect();
+        let mut clients = Vec::new();
+        for task in tasks {
+            clients.push(task.await.unwrap());
+        }
+        hook.wait_for_within("big", 240, Duration::from_secs(120))
+            .await;
+        for client in clients {
+            client.close().await;
+        }
+        hook.wait_for("disconnected", 4).await;
+    };
+    let peak = peak_rss_during(emu.pid(), flood).await;
+    assert!(
+        peak < idle + 120 * 1024,
+        "RSS grew from {idle} KiB to {peak} KiB"
+    );
+    assert_eq!(hook.named("big").len(), 240, "every event arrived once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undelivered_events_are_named_at_shutdown() {
+    let hook = Webhook::start().await;
+    let template = hook.template();
+    let mut emu = Emu::start(&[
+        "--webhook",
+        &template,
+        "--anonymous",
+        "--shutdown-grace",
+        "1s",
+    ]);
+    let mut client = WsClient::connect(&emu, "chat", "").await.unwrap();
+    let joined = client.join("/").await;
+    let sid: Value = serde_json::from_str(&joined[2..]).unwrap();
+    let socket = sid["sid"].as_str().unwrap().to_owned();
+    hook.wait_for("connected", 1).await;
+    hook.kill();
+    client.close().await;
+    emu.wait_log("a retried disconnected", |v| is_retry(v, "disconnected"))
+        .await;
+    assert_eq!(emu.terminate().await, 0);
+    let summary = emu.wait_log("the undelivered summary", |v| {
+        v["type"] == "error"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("still waiting for the webhook at shutdown"))
+    });
+    let summary = summary.await;
+    let message = summary["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("`disconnected` of socket {socket}")),
+        "{message}"
+    );
+}
