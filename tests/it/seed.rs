@@ -99,9 +99,18 @@ async fn post(base: &str, sid: &str, body: &str) {
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
+/// How the scenario ends.
+#[derive(Clone, Copy, PartialEq)]
+enum Ending {
+    /// Leave, wait until the `disconnected` exchange is recorded, then close.
+    Stepwise,
+    /// What `socket.disconnect()` does: DISCONNECT and the transport close back to back.
+    Natural,
+}
+
 /// One sequential scenario: handshake, join /ns, an event with an ack, a REST broadcast, leave,
 /// close; returns the recording's bytes.
-async fn scenario(port: u16, seed: Option<&str>, file: PathBuf) -> Vec<u8> {
+async fn scenario(port: u16, seed: Option<&str>, file: PathBuf, ending: Ending) -> Vec<u8> {
     let hook = Webhook::start().await;
     let template = hook.template();
     let record = file.to_str().unwrap().to_owned();
@@ -154,8 +163,10 @@ async fn scenario(port: u16, seed: Option<&str>, file: PathBuf) -> Vec<u8> {
     wait_record(&file, &["\"direction\":\"out\"", "news"]).await;
 
     post(&base, &sid, "41/ns,").await;
-    hook.wait_for("disconnected", 1).await;
-    wait_record(&file, &["\"event\":\"disconnected\""]).await;
+    if ending == Ending::Stepwise {
+        hook.wait_for("disconnected", 1).await;
+        wait_record(&file, &["\"event\":\"disconnected\""]).await;
+    }
     post(&base, &sid, "1").await;
     wait_record(&file, &["\"closed\""]).await;
 
@@ -173,8 +184,8 @@ fn temp(name: &str) -> PathBuf {
 #[tokio::test]
 async fn same_seed_same_scenario_records_identical_sessions() {
     let port = free_port();
-    let a = scenario(port, Some("7"), temp("a")).await;
-    let b = scenario(port, Some("7"), temp("b")).await;
+    let a = scenario(port, Some("7"), temp("a"), Ending::Stepwise).await;
+    let b = scenario(port, Some("7"), temp("b"), Ending::Stepwise).await;
     let text = String::from_utf8_lossy(&a).into_owned();
     assert!(text.lines().count() >= 10, "{text}");
     assert!(
@@ -188,9 +199,40 @@ async fn same_seed_same_scenario_records_identical_sessions() {
     );
     assert_eq!(a, b);
 
-    let c = scenario(port, None, temp("c")).await;
+    let c = scenario(port, None, temp("c"), Ending::Stepwise).await;
     assert_ne!(a, c, "an unseeded run recorded the seeded session");
     for name in ["a", "b", "c"] {
+        let _ = std::fs::remove_file(temp(name));
+    }
+}
+
+#[tokio::test]
+async fn a_natural_disconnect_records_the_same_session_every_run() {
+    let port = free_port();
+    let mut runs = Vec::new();
+    for name in ["n1", "n2", "n3"] {
+        let bytes = scenario(port, Some("7"), temp(name), Ending::Natural).await;
+        runs.push(String::from_utf8(bytes).unwrap());
+    }
+    let lines: Vec<&str> = runs[0].lines().collect();
+    let disconnected = lines
+        .iter()
+        .position(|l| l.contains("\"event\":\"disconnected\""));
+    let closed = lines.iter().position(|l| l.contains("\"type\":\"closed\""));
+    assert!(
+        disconnected.is_some() && disconnected < closed,
+        "the `disconnected` exchange comes before `closed`:\n{}",
+        runs[0]
+    );
+    assert_eq!(
+        runs[0], runs[1],
+        "two seeded runs recorded different sessions"
+    );
+    assert_eq!(
+        runs[1], runs[2],
+        "two seeded runs recorded different sessions"
+    );
+    for name in ["n1", "n2", "n3"] {
         let _ = std::fs::remove_file(temp(name));
     }
 }
