@@ -110,7 +110,7 @@ pub struct ServeArgs {
     /// Per webhook request timeout [default: 30s].
     #[arg(long, value_parser = parse_duration)]
     pub webhook_timeout: Option<Duration>,
-    /// Delays before retrying connected/disconnected deliveries, comma separated [default: 1s,3s,5s].
+    /// Delays before retrying connected/disconnected deliveries, comma separated [default: 1s,2s,4s,8s,15s,30s].
     #[arg(long, value_parser = parse_duration, value_delimiter = ',')]
     pub webhook_retry: Option<Vec<Duration>>,
     /// Skip the abuse-protection OPTIONS preflight.

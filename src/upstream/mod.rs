@@ -73,7 +73,7 @@ pub struct UpstreamSettings {
     pub timeout: Duration,
     /// Send the abuse-protection preflight before the first event (decision 15).
     pub preflight: bool,
-    /// Delays before each retry of a non-blocking event (decision 14: 1 s, 3 s, 5 s).
+    /// Delays before each retry of a non-blocking event (decision 23: 1 s, 2 s, 4 s, 8 s, 15 s, 30 s by default).
     pub retry_delays: Vec<Duration>,
 }
 
