@@ -38,8 +38,6 @@ pub struct EngineConfig {
     pub session_queue: usize,
     /// User events queued per socket while its previous event is at the webhook.
     pub socket_event_queue: usize,
-    /// How long a closing long-polling session waits for the client's last GET.
-    pub close_linger: Duration,
 }
 
 impl Default for EngineConfig {
@@ -54,7 +52,6 @@ impl Default for EngineConfig {
             max_buffered_bytes: 4 * 1_000_000,
             session_queue: 256,
             socket_event_queue: 256,
-            close_linger: Duration::from_millis(1_000),
         }
     }
 }

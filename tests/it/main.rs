@@ -3,6 +3,7 @@
 mod admin;
 mod builtin;
 mod config;
+mod engineio_edges;
 mod exec;
 mod faults;
 mod inject;
