@@ -783,3 +783,6 @@ fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String
     *outbox_bytes = 0;
     body
 }
+
+#[cfg(test)]
+mod tests;
