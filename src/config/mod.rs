@@ -36,8 +36,6 @@ pub struct EngineConfig {
     pub max_buffered_bytes: usize,
     /// Inputs queued for one session (client packets, webhook results, REST commands).
     pub session_queue: usize,
-    /// How long a closing long-polling session waits for the client's last GET.
-    pub close_linger: Duration,
 }
 
 impl Default for EngineConfig {
@@ -51,7 +49,6 @@ impl Default for EngineConfig {
             max_buffered_packets: 1_024,
             max_buffered_bytes: 4 * 1_000_000,
             session_queue: 256,
-            close_linger: Duration::from_millis(1_000),
         }
     }
 }

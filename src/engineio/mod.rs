@@ -4,7 +4,8 @@
 //!
 //! This layer knows nothing of Socket.IO or Web PubSub. The layer above plugs in through two
 //! seams: an [`Acceptor`] decides whether a handshake becomes a session and builds its
-//! [`Handler`], and the handler receives the session's messages and close.
+//! [`Handler`], and the handler receives the session's messages and close, and applies
+//! backpressure through [`Handler::ready`] (decision 21).
 
 pub mod packet;
 pub mod payload;

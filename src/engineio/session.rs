@@ -6,13 +6,19 @@
 //! The upper layer implements [`Handler`]; it sees each message, each of its own events, and
 //! exactly one [`Handler::on_close`]. Inputs still queued when the session ends are drained and
 //! handed to the handler (with a closed [`Ctx`]) so no result is lost.
+//!
+//! Backpressure (decision 21): after every input the actor asks [`Handler::ready`]. While the
+//! handler is not ready the actor stops reading the WebSocket and holds the long-polling POST
+//! it is processing; heartbeats go on, and a missing pong is not held against the client.
+//!
+//! A closed session is forgotten at once: its sid is unknown to any later request. A GET held at
+//! the moment of close receives the close packet (a noop when the client closed).
 
 use std::collections::VecDeque;
 use std::future::pending;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -22,10 +28,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::Packet;
 use super::payload::encode_payload;
+use super::transport::websocket::{CLOSE_LINGER, close_and_linger, close_code_for, close_frame};
 use super::{EngineError, Registry, SharedFlags};
 use crate::config::EngineConfig;
 
@@ -250,10 +258,20 @@ pub trait Handler: Send + 'static {
     fn on_event(&mut self, ctx: &mut Ctx<'_, Self::Event>, event: Self::Event);
     /// The session ended; called exactly once.
     fn on_close(&mut self, reason: &CloseReason);
-    /// Whether the handler takes more client packets now.
+    /// Whether the handler takes more client packets now. While false, the session stops reading
+    /// the WebSocket and holds the long-polling POST it is processing (its remaining packets wait)
+    /// until the handler is ready again; heartbeats continue and a missing pong is not counted
+    /// against the client meanwhile (the service, not the client, is behind).
     fn ready(&self) -> bool {
         true
     }
+}
+
+/// A long-polling POST whose remaining packets wait for the handler (decision 21). The POST is
+/// answered once its last packet is delivered.
+struct HeldPost {
+    packets: std::vec::IntoIter<Packet>,
+    reply: oneshot::Sender<Result<(), EngineError>>,
 }
 
 /// Which transport carries the session now.
@@ -279,6 +297,13 @@ pub(crate) struct Actor<H: Handler> {
     outbox_bytes: usize,
     close: Option<CloseReason>,
     awaiting_pong: bool,
+    /// The handler was not ready at some moment since the last ping went out, so a missing
+    /// pong may be the service's delay, not the client's.
+    stalled: bool,
+    /// The POST being processed while the handler is not ready.
+    held_post: Option<HeldPost>,
+    /// The close code owed to a WebSocket client that broke the protocol.
+    ws_close: Option<CloseCode>,
     /// A probe succeeded: polling GETs get an immediate noop so the client can pause polling.
     probed: bool,
     timer: Pin<Box<Sleep>>,
@@ -323,6 +348,9 @@ impl<H: Handler> Actor<H> {
             outbox_bytes,
             close: None,
             awaiting_pong: false,
+            stalled: false,
+            held_post: None,
+            ws_close: None,
             probed: false,
             timer,
         }
@@ -348,11 +376,14 @@ impl<H: Handler> Actor<H> {
             let (handler, mut ctx) = self.ctx();
             handler.on_open(&mut ctx);
         }
+        self.after_input();
         self.flush().await;
         while self.close.is_none() {
+            // A handler that is not ready leaves the client's frames in the socket.
+            let reading = self.handler.ready();
             let ws = match &mut self.carrier {
-                Carrier::WebSocket(ws) => Some(ws),
-                Carrier::Polling { .. } => None,
+                Carrier::WebSocket(ws) if reading => Some(ws),
+                _ => None,
             };
             tokio::select! {
                 biased;
@@ -367,6 +398,7 @@ impl<H: Handler> Actor<H> {
                 frame = next_frame(ws) => self.on_frame(frame),
                 _ = &mut self.timer => self.on_timer(),
             }
+            self.after_input();
             self.check_backlog();
             self.flush().await;
         }
@@ -377,19 +409,7 @@ impl<H: Handler> Actor<H> {
     fn on_input(&mut self, input: Input<H::Event>) {
         match input {
             Input::PollGet(reply) => self.on_poll_get(reply),
-            Input::PollPost(packets, reply) => {
-                if matches!(self.carrier, Carrier::WebSocket(_)) {
-                    let _ = reply.send(Err(EngineError::BadRequest));
-                    return;
-                }
-                for packet in packets {
-                    self.on_packet(packet);
-                    if self.close.is_some() {
-                        break;
-                    }
-                }
-                let _ = reply.send(Ok(()));
-            }
+            Input::PollPost(packets, reply) => self.on_poll_post(packets, reply),
             Input::Probe => {
                 self.probed = true;
                 if let Carrier::Polling { pending_get } = &mut self.carrier
@@ -414,6 +434,60 @@ impl<H: Handler> Actor<H> {
                 let (handler, mut ctx) = self.ctx();
                 handler.on_event(&mut ctx, event);
             }
+        }
+    }
+
+    /// Re-checks the handler after an input: a ready handler takes the rest of a held POST; one
+    /// that is not ready stalls the current ping.
+    fn after_input(&mut self) {
+        if self.held_post.is_some() && self.close.is_none() && self.handler.ready() {
+            self.resume_post();
+        }
+        if !self.handler.ready() {
+            self.stalled = true;
+        }
+    }
+
+    fn on_poll_post(
+        &mut self,
+        packets: Vec<Packet>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    ) {
+        if matches!(self.carrier, Carrier::WebSocket(_)) {
+            let _ = reply.send(Err(EngineError::BadRequest));
+            return;
+        }
+        if self.held_post.is_some() {
+            // The transport refuses a concurrent POST before it gets here; same answer.
+            let _ = reply.send(Err(EngineError::BadRequest));
+            self.close = Some(CloseReason::TransportError(
+                "two long-polling POST requests at once".into(),
+            ));
+            return;
+        }
+        self.held_post = Some(HeldPost {
+            packets: packets.into_iter(),
+            reply,
+        });
+        self.resume_post();
+    }
+
+    /// Delivers the held POST's packets while the handler is ready; answers the POST once the
+    /// last one is in (or the session closed meanwhile), else keeps holding it.
+    fn resume_post(&mut self) {
+        let Some(mut post) = self.held_post.take() else {
+            return;
+        };
+        while self.close.is_none() && self.handler.ready() {
+            match post.packets.next() {
+                Some(packet) => self.on_packet(packet),
+                None => break,
+            }
+        }
+        if self.close.is_some() || (post.packets.len() == 0 && self.handler.ready()) {
+            let _ = post.reply.send(Ok(()));
+        } else {
+            self.held_post = Some(post);
         }
     }
 
@@ -446,6 +520,7 @@ impl<H: Handler> Actor<H> {
             Some(Ok(Message::Text(text))) => match Packet::decode_text(text.as_str()) {
                 Ok(p) => p,
                 Err(e) => {
+                    self.ws_close = Some(CloseCode::Protocol);
                     self.close = Some(CloseReason::TransportError(format!(
                         "invalid Engine.IO packet: {e}"
                     )));
@@ -459,6 +534,7 @@ impl<H: Handler> Actor<H> {
             }
             Some(Ok(_)) => return, // WebSocket ping/pong frames: tungstenite answers them.
             Some(Err(e)) => {
+                self.ws_close = close_code_for(&e);
                 self.close = Some(CloseReason::TransportError(e.to_string()));
                 return;
             }
@@ -494,6 +570,8 @@ impl<H: Handler> Actor<H> {
             // carry nothing for the session.
             Packet::Ping(_) | Packet::Upgrade | Packet::Noop => {}
             Packet::Open(_) => {
+                // Only a WebSocket hears the code; a long-polling client gets its 400.
+                self.ws_close = Some(CloseCode::Protocol);
                 self.close = Some(CloseReason::TransportError(
                     "the client sent an open packet".into(),
                 ));
@@ -501,12 +579,15 @@ impl<H: Handler> Actor<H> {
         }
     }
 
+    /// Sends the next ping, or closes on a missing pong. A pong the client may have sent while
+    /// the handler was not ready is still unread: ping again instead of closing.
     fn on_timer(&mut self) {
-        if self.awaiting_pong {
+        if self.awaiting_pong && !self.stalled && self.handler.ready() {
             self.close = Some(CloseReason::PingTimeout);
             return;
         }
         self.awaiting_pong = true;
+        self.stalled = !self.handler.ready();
         self.outbox_bytes += 1;
         self.outbox.push_back(Out::Text("2".into()));
         let at = Instant::now() + self.config.ping_timeout;
@@ -569,16 +650,32 @@ impl<H: Handler> Actor<H> {
         }
     }
 
-    /// Ends the session: the handler hears the close once, the client gets the close packet
-    /// (or frame), the registry forgets the sid, and queued inputs are drained.
+    /// Ends the session: the handler hears the close once, the registry forgets the sid (a later
+    /// request is told it is unknown), the client gets the close packet (or frame), and queued
+    /// inputs are drained.
     async fn finish(mut self) {
         let reason = self.close.take().unwrap_or(CloseReason::Shutdown);
         self.handler.on_close(&reason);
-        let server_side = reason != CloseReason::ClientClose;
+        if let Some(post) = self.held_post.take() {
+            // Its remaining packets end with the session; the client learns of the close from
+            // its GET (or the next request), as it would on a WebSocket.
+            let _ = post.reply.send(Ok(()));
+        }
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.sid);
         match &mut self.carrier {
             Carrier::WebSocket(ws) => {
-                if server_side && !matches!(reason, CloseReason::TransportError(_)) {
-                    let _ = timeout(Duration::from_secs(1), async {
+                if let Some(code) = self.ws_close {
+                    tokio::select! {
+                        _ = close_and_linger(ws, Some(close_frame(code))) => {}
+                        _ = self.shutdown.cancelled() => {}
+                    }
+                } else if reason != CloseReason::ClientClose
+                    && !matches!(reason, CloseReason::TransportError(_))
+                {
+                    let _ = timeout(CLOSE_LINGER, async {
                         write_all(ws, &mut self.outbox).await?;
                         SinkExt::close(ws).await
                     })
@@ -586,35 +683,18 @@ impl<H: Handler> Actor<H> {
                 }
             }
             Carrier::Polling { pending_get } => {
-                self.outbox.push_back(Out::Text("1".into()));
                 if let Some(get) = pending_get.take() {
-                    let body = drain_payload(&mut self.outbox, &mut self.outbox_bytes);
+                    // The reference server answers a client's own close with a noop.
+                    let body = if reason == CloseReason::ClientClose {
+                        "6".to_owned()
+                    } else {
+                        self.outbox.push_back(Out::Text("1".into()));
+                        drain_payload(&mut self.outbox, &mut self.outbox_bytes)
+                    };
                     let _ = get.send(Ok(body));
-                } else if server_side && reason != CloseReason::Shutdown {
-                    // Give the client a moment to collect its last packets and the close.
-                    let deadline = sleep(self.config.close_linger);
-                    tokio::pin!(deadline);
-                    loop {
-                        tokio::select! {
-                            _ = &mut deadline => break,
-                            input = self.rx.recv() => match input {
-                                Some(Input::PollGet(get)) => {
-                                    let body = drain_payload(&mut self.outbox, &mut self.outbox_bytes);
-                                    let _ = get.send(Ok(body));
-                                    break;
-                                }
-                                Some(other) => self.drain_one(other),
-                                None => break,
-                            }
-                        }
-                    }
                 }
             }
         }
-        self.registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.sid);
         self.rx.close();
         while let Ok(input) = self.rx.try_recv() {
             self.drain_one(input);
@@ -703,3 +783,6 @@ fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String
     *outbox_bytes = 0;
     body
 }
+
+#[cfg(test)]
+mod tests;

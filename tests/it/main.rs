@@ -4,6 +4,7 @@ mod admin;
 mod builtin;
 mod config;
 mod delivery;
+mod engineio_edges;
 mod exec;
 mod faults;
 mod inject;

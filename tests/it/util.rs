@@ -1184,3 +1184,44 @@ pub async fn raw_exchange(addr: &str, request: &[u8], piece: usize) -> Option<(u
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
     Some((status, body))
 }
+
+// =============================================================================================
+// Engine.IO edge helpers (used by tests/it/engineio_edges.rs)
+// =============================================================================================
+
+/// How a WebSocket connection ended, as the client saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsEnd {
+    /// The server sent a close frame with this code (`None`: a frame without a code, 1005).
+    CloseFrame(Option<u16>),
+    /// The connection ended without a close frame (what browsers report as 1006).
+    Dropped,
+}
+
+impl WsClient {
+    /// Sends any message, even one a well-behaved client never sends (e.g. a raw text frame
+    /// carrying invalid UTF-8); the server may already have closed, so the result is returned.
+    pub async fn send_message(
+        &mut self,
+        message: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(message).await
+    }
+
+    /// Reads (answering nothing) until the connection ends, and says how it ended.
+    pub async fn ended(&mut self) -> WsEnd {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "connection still open");
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return WsEnd::CloseFrame(frame.map(|f| u16::from(f.code)));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => return WsEnd::Dropped,
+                Err(_) => panic!("connection still open"),
+            }
+        }
+    }
+}

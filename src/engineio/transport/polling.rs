@@ -1,6 +1,8 @@
 //! HTTP long-polling (SPEC §1): a GET waits for the session's next payload, a POST delivers
 //! the client's packets. Bodies are bounded by `maxPayload`; a second concurrent POST, an
-//! oversized or undecodable body closes the session as the reference server does.
+//! oversized or undecodable body closes the session as the reference server does. A POST whose
+//! packets the handler cannot take yet is held by the session (decision 21): its `ok` waits, and
+//! it keeps counting as the one POST in progress.
 
 use std::sync::atomic::Ordering;
 

@@ -1,9 +1,15 @@
 //! The WebSocket transport (SPEC §1): the RFC 6455 handshake on hyper's upgrade, sessions born
 //! on WebSocket, and the polling → WebSocket upgrade (`2probe` / `3probe`, noop to the pending
 //! GET, `5`) within `upgradeTimeout`. Frame and message sizes are capped at `maxPayload`.
+//!
+//! Only one WebSocket carries a session: a further one for the same sid completes its handshake
+//! and is closed at once, as the reference server does, without touching the session. A client
+//! that breaks the protocol gets a close frame naming why (1002, 1007, 1009) before the TCP
+//! connection ends, and a short lingering read lets it see that frame instead of a reset.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -13,11 +19,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::time::{Instant, timeout_at};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{HttpResponse, engine_error};
 use crate::config::EngineConfig;
@@ -107,8 +117,8 @@ pub(crate) fn upgrade<E: Send + 'static>(
     if session.flags.upgraded.load(Ordering::Acquire)
         || session.flags.upgrading.swap(true, Ordering::AcqRel)
     {
-        // Only one WebSocket per session.
-        return engine_error(EngineError::BadRequest);
+        // Only one WebSocket per session; the flags stay as they are.
+        return accept_and_close(req, config);
     }
     let mut guard = UpgradingGuard {
         flags: session.flags.clone(),
@@ -134,6 +144,78 @@ pub(crate) fn upgrade<E: Send + 'static>(
         drop(guard);
     });
     response
+}
+
+/// A WebSocket for a session that already has one (upgraded or upgrading): the handshake
+/// completes, then this socket alone is closed with an empty close frame.
+fn accept_and_close(mut req: Request<Incoming>, config: &Arc<EngineConfig>) -> HttpResponse {
+    let Some(response) = accept_response(&req) else {
+        return engine_error(EngineError::BadRequest);
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = config.clone();
+    tokio::spawn(async move {
+        let upgraded = timeout(CLOSE_LINGER, finish_upgrade(on_upgrade, &config)).await;
+        if let Ok(Some(mut ws)) = upgraded {
+            close_and_linger(&mut ws, None).await;
+        }
+    });
+    response
+}
+
+/// How long closing a WebSocket may take: sending the close frame, then reading what the
+/// client still sends.
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// At most this much of what a closed client still sends is read and discarded.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// The close code for a client that broke the WebSocket protocol, or `None` when the
+/// connection is simply gone (nobody left to tell).
+pub(crate) fn close_code_for(error: &WsError) -> Option<CloseCode> {
+    match error {
+        WsError::Utf8(_) => Some(CloseCode::Invalid),
+        WsError::Capacity(_) => Some(CloseCode::Size),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(_) => Some(CloseCode::Protocol),
+        _ => None,
+    }
+}
+
+/// Sends a close frame (`None`: one without a code), ends the write side, and reads for a
+/// moment whatever the client still sends (the rest of an oversized frame, its close reply), so
+/// that closing with unread data does not reset the connection before the client reads the frame.
+pub(crate) async fn close_and_linger(ws: &mut WsStream, frame: Option<CloseFrame>) {
+    let _ = timeout(CLOSE_LINGER, async {
+        ws.send(Message::Close(frame)).await?;
+        ws.get_mut().shutdown().await.map_err(WsError::Io)
+    })
+    .await;
+    let io = ws.get_mut();
+    let _ = timeout(CLOSE_LINGER, async {
+        let mut buf = [0u8; 512];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// A close frame with `code` and a short reason.
+pub(crate) fn close_frame(code: CloseCode) -> CloseFrame {
+    let reason = match code {
+        CloseCode::Invalid => "invalid UTF-8 in a text frame",
+        CloseCode::Size => "message larger than maxPayload",
+        _ => "Engine.IO protocol error",
+    };
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }
 
 /// Runs the probe exchange; true once the client sent `5`.
