@@ -468,24 +468,68 @@ async fn ack_forwarding_and_204_sends_nothing() {
     .await;
 }
 
-#[tokio::test]
+/// Waits until the recording at `path` has an incoming frame for each of `packets`.
+async fn wait_recorded_in(path: &std::path::Path, packets: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let frames: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "frame" && v["direction"] == "in")
+            .collect();
+        if packets
+            .iter()
+            .all(|p| frames.iter().any(|f| f["packet"] == *p))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording never showed {packets:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_before_connect_answer_are_queued_in_order() {
-    let hook = Webhook::with(|r: &Recorded| {
+    // The connect answer is held until the recording shows that both events arrived, so they
+    // certainly arrive while `connect` is pending.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let hook = Webhook::with(move |r: &Recorded| {
         if r.event() == "connect" {
-            Reply {
-                delay: Duration::from_millis(300),
-                ..Reply::ok()
-            }
+            // The responder is synchronous: park this worker thread, not the runtime.
+            tokio::task::block_in_place(|| {
+                let _ = held.lock().unwrap().recv_timeout(WAIT);
+            });
+            Reply::ok()
         } else {
             echo_ack(r)
         }
     })
     .await;
-    let emu = Emu::start(&["--webhook", &hook.template(), "--anonymous"]);
+    let record = std::env::temp_dir().join(format!(
+        "sio-emu-serve-queued-{}-{}.jsonl",
+        std::process::id(),
+        free_port()
+    ));
+    let record_arg = record.display().to_string();
+    let emu = Emu::start(&[
+        "--webhook",
+        &hook.template(),
+        "--anonymous",
+        "--record",
+        &record_arg,
+    ]);
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
     ws.send("40").await;
     ws.send("421[\"a\"]").await;
     ws.send("422[\"b\"]").await;
+    wait_recorded_in(&record, &["421[\"a\"]", "422[\"b\"]"]).await;
+    let _ = std::fs::remove_file(&record);
+    release.send(()).unwrap();
     assert!(ws.recv().await.starts_with("40{\"sid\""));
     assert_eq!(ws.recv().await, "431[\"ok\"]");
     assert_eq!(ws.recv().await, "432[\"ok\"]");
@@ -496,6 +540,15 @@ async fn events_before_connect_answer_are_queued_in_order() {
         .map(|r| r.event().to_owned())
         .collect();
     assert_eq!(names, ["a", "b"]);
+    // The webhook records `connect` when its held answer is released, so an event forwarded
+    // while `connect` was pending would come before it.
+    let order: Vec<String> = hook
+        .events()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .filter(|e| e != "connected")
+        .collect();
+    assert_eq!(order, ["connect", "a", "b"]);
 }
 
 #[tokio::test]
@@ -561,9 +614,11 @@ async fn ping_timeout_sends_disconnected_once() {
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
     assert_eq!(ws.open["pingInterval"], 100);
     let socket = sid_of(&ws.join("/").await);
-    // Stop answering pings.
+    // Stop answering pings, until the server gives up.
+    let deadline = Instant::now() + WAIT;
     let mut saw_ping = false;
-    while let Some(m) = ws.next_raw(Duration::from_secs(2)).await {
+    while let Some(m) = ws.next_raw(WAIT).await {
+        assert!(Instant::now() < deadline, "still open without pongs");
         if m.to_text().unwrap_or("") == "2" {
             saw_ping = true;
         }
