@@ -253,40 +253,9 @@ async fn token_connect_then_connected(transport: Transport) {
     let events = hook.events();
     let names: Vec<&str> = events.iter().map(Recorded::event).collect();
     assert_eq!(names, ["connect", "connected"], "{transport:?}");
-    let connect = &events[0];
-    for (header, want) in [
-        ("ce-type", "azure.webpubsub.sys.connect"),
-        ("ce-eventName", "connect"),
-        ("ce-hub", HUB),
-        ("ce-namespace", "/"),
-        ("ce-userId", "alice"),
-        ("ce-specversion", "1.0"),
-        ("ce-awpsversion", "1.0"),
-    ] {
-        assert_eq!(connect.header(header), want, "{transport:?}: {header}");
-    }
-    assert_eq!(
-        connected[0].header("ce-type"),
-        "azure.webpubsub.sys.connected"
-    );
-    let (connection_id, socket_id) = (
-        connect.header("ce-connectionId"),
-        connect.header("ce-socketId"),
-    );
-    assert_eq!(socket_id.len(), 20, "{transport:?}: {socket_id}");
-    assert_eq!(connected[0].header("ce-connectionId"), connection_id);
-    assert_eq!(connected[0].header("ce-socketId"), socket_id);
-    assert_eq!(connected[0].header("ce-userId"), "alice");
-    assert_eq!(
-        connect.header("ce-source"),
-        format!("/hubs/{HUB}/client/{connection_id}")
-    );
-    // The connect body: the token's claims, the handshake query without the token.
-    let body = connect.json();
-    assert_eq!(body["claims"]["sub"], json!(["alice"]), "{body}");
-    assert_eq!(body["query"]["EIO"], json!(["4"]), "{body}");
-    assert!(body["query"].get("access_token").is_none(), "{body}");
-    assert_eq!(body["subprotocols"], json!([]));
+    let (connect, connected) = (&events[0], &connected[0]);
+    check_connect_and_connected(connect, connected, transport);
+    let connection_id = connect.header("ce-connectionId");
 
     // The transport is the one rust_socketio was told to use.
     let handshake = emu
@@ -302,6 +271,40 @@ async fn token_connect_then_connected(transport: Transport) {
         })
         .await;
     }
+}
+
+/// The `connect` request of alice's socket on `/`, and its `connected`: CloudEvents headers that
+/// agree, and a connect body with the token's claims and the handshake query minus the token.
+fn check_connect_and_connected(connect: &Recorded, connected: &Recorded, transport: Transport) {
+    for (header, want) in [
+        ("ce-type", "azure.webpubsub.sys.connect"),
+        ("ce-eventName", "connect"),
+        ("ce-hub", HUB),
+        ("ce-namespace", "/"),
+        ("ce-userId", "alice"),
+        ("ce-specversion", "1.0"),
+        ("ce-awpsversion", "1.0"),
+    ] {
+        assert_eq!(connect.header(header), want, "{transport:?}: {header}");
+    }
+    let (connection_id, socket_id) = (
+        connect.header("ce-connectionId"),
+        connect.header("ce-socketId"),
+    );
+    assert_eq!(socket_id.len(), 20, "{transport:?}: {socket_id}");
+    assert_eq!(
+        connect.header("ce-source"),
+        format!("/hubs/{HUB}/client/{connection_id}")
+    );
+    assert_eq!(connected.header("ce-type"), "azure.webpubsub.sys.connected");
+    assert_eq!(connected.header("ce-connectionId"), connection_id);
+    assert_eq!(connected.header("ce-socketId"), socket_id);
+    assert_eq!(connected.header("ce-userId"), "alice");
+    let body = connect.json();
+    assert_eq!(body["claims"]["sub"], json!(["alice"]), "{body}");
+    assert_eq!(body["query"]["EIO"], json!(["4"]), "{body}");
+    assert!(body["query"].get("access_token").is_none(), "{body}");
+    assert_eq!(body["subprotocols"], json!([]));
 }
 
 // ---------------------------------------------------------------------------------------------
