@@ -97,15 +97,29 @@ describe("builtin:chat", () => {
     });
     assert.deepEqual(received.listener[1], ["alice", "again"]);
 
-    // The sender never hears its own message; another namespace hears nothing (a stray copy
-    // would travel with the listener's, so a short wait after that one settles it).
-    await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(received.sender, []);
-    assert.deepEqual(received.elsewhere, []);
+    // The sender never hears its own message; another namespace hears nothing. Positive
+    // controls: a later broadcast that must reach each of them (the listener's to /chat, a
+    // peer's to /). One connection gets its REST sends in order, so a stray copy of the
+    // sender's messages would have arrived before the control.
+    assert.deepEqual(await emitWithAllAcks(listener, "msg", "bob", "control"), ["bob", "control"]);
+    const peer = await connect(t, endpoint, "/");
+    assert.deepEqual(await emitWithAllAcks(peer, "msg", "carol", "control"), ["carol", "control"]);
+    await waitUntil(() => received.sender.length > 0 && received.elsewhere.length > 0, {
+      timeout: WAIT,
+      what: "the control broadcasts at the sender and at the other namespace",
+      describe: () => JSON.stringify(received),
+    });
+    assert.deepEqual(received.sender, [["bob", "control"]]);
+    assert.deepEqual(received.elsewhere, [["carol", "control"]]);
 
-    // Both broadcasts were real REST calls, visible in the live log.
-    const rest = emu.log.filter((l) => l.type === "rest");
-    assert.equal(rest.length, 2, JSON.stringify(rest));
-    assert.ok(rest.every((r) => r.status === 202 && r.matched === 1), JSON.stringify(rest));
+    // The four broadcasts were real REST calls, visible in the live log.
+    const rest = () => emu.log.filter((l) => l.type === "rest");
+    await waitUntil(() => rest().length >= 4, {
+      timeout: WAIT,
+      what: "a rest log line per broadcast",
+      describe: () => JSON.stringify(rest()),
+    });
+    assert.equal(rest().length, 4, JSON.stringify(rest()));
+    assert.ok(rest().every((r) => r.status === 202 && r.matched === 1), JSON.stringify(rest()));
   });
 });

@@ -21,8 +21,6 @@ import { BIN, startEmu, startWebhook, waitUntil, withTimeout } from "./harness.m
 const HUB = "chat";
 const PATH = `/clients/socketio/hubs/${HUB}`;
 const WAIT = 5_000;
-/** How long a socket is watched to prove that nothing arrives. */
-const QUIET_MS = 300;
 
 const b64url = (s) => Buffer.from(s, "utf8").toString("base64url");
 const nsGroup = (ns) => `0~${b64url(ns)}~`;
@@ -87,9 +85,23 @@ async function received(socket, event, ...args) {
   });
 }
 
-/** Asserts that `socket` receives nothing named `event` for a while. */
-async function silent(socket, event) {
-  await new Promise((r) => setTimeout(r, QUIET_MS));
+let controls = 0;
+
+/**
+ * The positive control before asserting that something did not arrive: a `control` event sent
+ * now by REST to the socket's own room must arrive. REST sends reach one connection in order, so
+ * anything sent to the socket earlier has arrived by then.
+ */
+async function settle(client, socket) {
+  const n = ++controls;
+  const prefix = socket.nsp === "/" ? "" : `${socket.nsp},`;
+  await client.group(roomGroup(socket.nsp, socket.id)).sendToAll(`42${prefix}["control",${n}]`, TEXT);
+  await received(socket, "control", n);
+}
+
+/** Asserts that `socket` received nothing named `event` (after a positive control). */
+async function silent(client, socket, event) {
+  await settle(client, socket);
   assert.deepEqual(
     socket.received.filter(([e]) => e === event),
     [],
@@ -103,7 +115,7 @@ test("sendToGroup to a socket's own room reaches only that socket", async (t) =>
   const b = await connectSocket(t, endpoint, client, "/ns");
   await client.group(roomGroup("/ns", a.id)).sendToAll('42/ns,["ev","x"]', TEXT);
   await received(a, "ev", "x");
-  await silent(b, "ev");
+  await silent(client, b, "ev");
 
   // sendToConnection and sendToAll deliver too.
   await client.sendToConnection(connectionId(b), '42/ns,["direct",1]', TEXT);
@@ -111,7 +123,7 @@ test("sendToGroup to a socket's own room reaches only that socket", async (t) =>
   await client.sendToAll('42/ns,["everyone",{"n":2}]', TEXT);
   await received(a, "everyone", { n: 2 });
   await received(b, "everyone", { n: 2 });
-  await silent(a, "direct");
+  await silent(client, a, "direct");
 });
 
 test("addConnectionsToGroups puts a socket in a room; removeConnectionsFromGroups takes it out", async (t) => {
@@ -125,7 +137,7 @@ test("addConnectionsToGroups puts a socket in a room; removeConnectionsFromGroup
   assert.equal(await client.groupExists(room), true);
   await client.group(room).sendToAll('42/ns,["room","1"]', TEXT);
   await received(a, "room", "1");
-  await silent(b, "room");
+  await silent(client, b, "room");
 
   // The single-connection form, then the 2024-12-01 member list.
   await client.group(room).addConnection(connectionId(b));
@@ -138,7 +150,7 @@ test("addConnectionsToGroups puts a socket in a room; removeConnectionsFromGroup
   await client.removeConnectionsFromGroups([room], filter);
   assert.equal(await client.groupExists(room), false);
   await client.group(room).sendToAll('42/ns,["room","2"]', TEXT);
-  await new Promise((r) => setTimeout(r, QUIET_MS));
+  await settle(client, a);
   assert.deepEqual(
     a.received.filter(([e]) => e === "room"),
     [["room", "1"]],
@@ -161,9 +173,9 @@ test("broadcast to a namespace except one socket, with an OData filter", async (
     excludedConnections: [connectionId(c)],
   });
   await received(a, "news", "hello");
-  await silent(b, "news");
-  await silent(c, "news");
-  await silent(other, "news");
+  await silent(client, b, "news");
+  await silent(client, c, "news");
+  await silent(client, other, "news");
 });
 
 test("users: sendToUser, user groups, userExists", async (t) => {
@@ -178,7 +190,7 @@ test("users: sendToUser, user groups, userExists", async (t) => {
   await client.group("vip").addUser("bob");
   await client.group("vip").sendToAll('42["vip"]', TEXT);
   await received(bob, "vip");
-  await silent(alice, "vip");
+  await silent(client, alice, "vip");
   await client.group("vip").removeUser("bob");
   await client.removeUserFromAllGroups("alice");
 });

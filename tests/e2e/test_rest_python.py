@@ -30,7 +30,9 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 HUB = "chat"
 PATH = f"/clients/socketio/hubs/{HUB}"
 WAIT = 5.0
-QUIET = 0.3
+# python-engineio runs each message handler in a thread of its own, so a handler started just
+# before another may finish just after it: how long `expect_nothing` lets such a handler finish.
+SETTLE = 0.05
 BIN = os.environ.get("SIO_EMU_BIN") or str(
     Path(__file__).resolve().parents[2] / "target" / "debug" / "sio-emu"
 )
@@ -164,8 +166,14 @@ class Sock:
         got = self.received.get(timeout=WAIT)
         assert got == list(event)
 
-    def expect_nothing(self):
-        time.sleep(QUIET)
+    def expect_nothing(self, client):
+        """Nothing arrived. The positive control: a `control` event sent now by REST to this
+        socket's own room must be the next event it receives, since REST sends reach one
+        connection in order and anything sent to it earlier would come first."""
+        prefix = "" if self.ns == "/" else f"{self.ns},"
+        client.send_to_group(self.room(), f'42{prefix}["control"]', content_type="text/plain")
+        self.expect("control")
+        time.sleep(SETTLE)
         assert self.received.empty(), self.received.get_nowait()
 
     def disconnect(self):
@@ -178,7 +186,7 @@ def test_send_to_a_socket_room_reaches_only_that_socket(env):
     b = Sock(env, "/ns")
     env["client"].send_to_group(a.room(), '42/ns,["ev","x"]', content_type="text/plain")
     a.expect("ev", "x")
-    b.expect_nothing()
+    b.expect_nothing(env["client"])
 
 
 def test_add_and_remove_through_send_request(env):
@@ -193,14 +201,14 @@ def test_add_and_remove_through_send_request(env):
     assert client.group_exists(room)
     client.send_to_group(room, '42/ns,["room","1"]', content_type="text/plain")
     a.expect("room", "1")
-    b.expect_nothing()
+    b.expect_nothing(client)
 
     remove = client.send_request(
         HttpRequest("POST", f"/api/hubs/{HUB}/:removeFromGroups?api-version=2024-01-01", json=body))
     assert remove.status_code == 200, remove.text()
     assert not client.group_exists(room)
     client.send_to_group(room, '42/ns,["room","2"]', content_type="text/plain")
-    a.expect_nothing()
+    a.expect_nothing(client)
 
 
 def test_namespace_broadcast_except_one_socket(env):
@@ -211,8 +219,8 @@ def test_namespace_broadcast_except_one_socket(env):
         ns_group("/ns"), '42/ns,["news"]', content_type="text/plain",
         filter=f"not ('{b.room()}' in groups)")
     a.expect("news")
-    b.expect_nothing()
-    other.expect_nothing()
+    b.expect_nothing(env["client"])
+    other.expect_nothing(env["client"])
 
 
 def test_users_and_exists(env):

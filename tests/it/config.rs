@@ -3,7 +3,6 @@
 //! `sio-emu init`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::util::*;
 
@@ -108,6 +107,8 @@ url = "{}"
 #[tokio::test]
 async fn first_matching_handler_wins_and_unwanted_events_are_not_sent() {
     let (first, second) = (Webhook::start().await, Webhook::start().await);
+    // Hub `control` exists only to prove that a `disconnected` would have arrived (below).
+    let control = Webhook::start().await;
     let cfg = TempConfig::new(&format!(
         r#"
 anonymous = true
@@ -121,9 +122,16 @@ system-events = []
 url = "{}"
 user-events = "other"
 system-events = ["connect"]
+
+[[hub]]
+name = "control"
+[[hub.handler]]
+url = "{}"
+system-events = ["connected", "disconnected"]
 "#,
         first.template(),
-        second.template()
+        second.template(),
+        control.template()
     ));
     let emu = Emu::start(&["--config", &cfg.arg()]);
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
@@ -147,8 +155,19 @@ system-events = ["connect"]
         })
         .collect();
     assert_eq!(warnings.len(), 1, "said once per event name");
+    let closed = ws.sid.clone();
     ws.close().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    emu.wait_log("the connection's end", |v| {
+        v["type"] == "connectionClosed" && v["connectionId"] == closed.as_str()
+    })
+    .await;
+    // Control: a later socket on hub `control`, whose handler takes connected / disconnected,
+    // gets both; had hub `h` routed its socket's, they were sent before this one connected.
+    let mut later = WsClient::connect(&emu, "control", "").await.unwrap();
+    later.join("/").await;
+    control.wait_for("connected", 1).await;
+    later.close().await;
+    control.wait_for("disconnected", 1).await;
     // Nobody asked for connected / disconnected.
     assert!(first.named("connected").is_empty() && second.named("connected").is_empty());
     assert!(first.named("disconnected").is_empty() && second.named("disconnected").is_empty());

@@ -3,8 +3,6 @@
 //! observed at the client and at the webhook, and every injected fault shows as a `fault` log
 //! line. Delays are checked as ordering, never as timing.
 
-use std::time::Duration;
-
 use crate::util::{Emu, WsClient, http, pair};
 
 /// Starts the emulator with `--seed 1` and one `--fault` per rule.
@@ -157,5 +155,7 @@ async fn admin_lists_adds_and_clears_rules() {
     assert_eq!(http("PUT", &url, &[], "").await.status, 405);
     let mut client = WsClient::connect(&emu, "chat", "").await.unwrap();
     assert!(client.join("/").await.starts_with("40"));
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    // With the rules gone, the handler sees this socket's connect and connected.
+    assert_eq!(hook.wait_for("connect", 1).await.len(), 1);
+    hook.wait_for("connected", 1).await;
 }

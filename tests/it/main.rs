@@ -11,6 +11,7 @@ mod inject;
 mod lint;
 mod replay;
 mod rest;
+mod rust_client;
 mod seed;
 mod serve;
 mod token;

@@ -1,7 +1,7 @@
 //! `serve` end to end: real Engine.IO / Socket.IO sessions over loopback against the real
 //! binary, with a real recording webhook.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -13,6 +13,40 @@ fn sid_of(packet: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// The positive control for "no other event arrived": a fresh socket on `hub` joins `/` and
+/// leaves, and this waits until its `connected` and `disconnected` reached the webhook. Any event
+/// the sockets under test caused was sent before this socket even connected, through the same
+/// webhook path, so it would have arrived by then. Returns the control socket's id.
+async fn control_socket(emu: &Emu, hook: &Webhook, hub: &str) -> String {
+    let mut ws = WsClient::connect(emu, hub, "").await.unwrap();
+    let id = sid_of(&ws.join("/").await);
+    wait_for_socket(hook, "connected", &id).await;
+    ws.close().await;
+    wait_for_socket(hook, "disconnected", &id).await;
+    id
+}
+
+/// Waits until the webhook got `name` for socket `id`.
+async fn wait_for_socket(hook: &Webhook, name: &str, id: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !hook
+        .named(name)
+        .iter()
+        .any(|r| r.header("ce-socketId") == id)
+    {
+        assert!(Instant::now() < deadline, "no `{name}` for socket {id}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Events named `name` for sockets other than `except`.
+fn named_except(hook: &Webhook, name: &str, except: &str) -> Vec<Recorded> {
+    hook.named(name)
+        .into_iter()
+        .filter(|r| r.header("ce-socketId") != except)
+        .collect()
 }
 
 #[tokio::test]
@@ -119,7 +153,10 @@ async fn invalid_polling_packet_closes_the_session() {
     let bad = poll_post(&emu, "chat", sid, "abc").await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["code"], 3);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    emu.wait_log("the session's end", |v| {
+        v["type"] == "connectionClosed" && v["connectionId"] == sid
+    })
+    .await;
     let after = poll_get(&emu, "chat", sid).await;
     assert!(
         after.status == 400 || after.body.ends_with('1'),
@@ -147,25 +184,13 @@ async fn duplicate_poll_closes_the_session() {
     let (_hook, emu) = pair(&["--anonymous"]).await;
     let (_, open) = poll_handshake(&emu, "chat", "").await;
     let sid = open["sid"].as_str().unwrap().to_owned();
-    let first = {
-        let base = emu.base();
-        let sid = sid.clone();
-        tokio::spawn(async move {
-            http(
-                "GET",
-                &client_url(&base, "chat", &format!("transport=polling&sid={sid}")),
-                &[],
-                "",
-            )
-            .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = poll_get(&emu, "chat", &sid).await;
-    assert_eq!(second.status, 400);
-    let first = first.await.unwrap();
-    assert_eq!(first.status, 200);
-    assert_eq!(first.body, "1");
+    // Two GETs at once. Nothing is queued, so whichever the session sees first is held; the
+    // other is refused, and the held one is answered with the close packet.
+    let (a, b) = tokio::join!(poll_get(&emu, "chat", &sid), poll_get(&emu, "chat", &sid));
+    let mut answers = [(a.status, a.body), (b.status, b.body)];
+    answers.sort();
+    assert_eq!(answers[0], (200, "1".to_owned()), "{answers:?}");
+    assert_eq!(answers[1].0, 400, "{answers:?}");
     let after = poll_get(&emu, "chat", &sid).await;
     assert_eq!(after.status, 400);
 }
@@ -177,13 +202,15 @@ async fn connected_waits_until_the_client_has_its_sid() {
     let sid = open["sid"].as_str().unwrap().to_owned();
     poll_post(&emu, "chat", &sid, "40").await;
     hook.wait_for("connect", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        hook.named("connected").is_empty(),
-        "sent before the client had its 40"
-    );
+    // Control: a socket that connects later and reads its `40` at once gets `connected`.
+    let mut later = WsClient::connect(&emu, "chat", "").await.unwrap();
+    later.join("/").await;
+    let connected = hook.wait_for("connected", 1).await;
+    assert_eq!(connected.len(), 1, "sent before the client had its 40");
+    assert_eq!(connected[0].header("ce-connectionId"), later.sid);
     assert!(poll_get(&emu, "chat", &sid).await.body.starts_with("40{"));
-    hook.wait_for("connected", 1).await;
+    let both = hook.wait_for("connected", 2).await;
+    assert_eq!(both[1].header("ce-connectionId"), sid);
 }
 
 #[tokio::test]
@@ -218,7 +245,9 @@ async fn upgrade_from_polling_to_websocket() {
     let (hook, emu) = pair(&["--anonymous"]).await;
     let (_, open) = poll_handshake(&emu, "chat", "").await;
     let sid = open["sid"].as_str().unwrap().to_owned();
-    // A pending GET is released with a noop when the probe succeeds.
+    // A GET that overlaps the upgrade is answered with a noop: released by the probe when it
+    // was already held, at once when it arrives after the probe (E1). The WebSocket handshake
+    // below makes the held case the usual one; both are correct, so no wait orders them.
     let pending = {
         let base = emu.base();
         let sid = sid.clone();
@@ -232,13 +261,15 @@ async fn upgrade_from_polling_to_websocket() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut ws = WsClient::upgrade(&emu, "chat", &sid).await;
     ws.send("2probe").await;
     assert_eq!(ws.recv().await, "3probe");
     assert_eq!(pending.await.unwrap().body, "6");
     ws.send("5").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    emu.wait_log("the completed upgrade", |v| {
+        v["type"] == "upgrade" && v["connectionId"] == sid.as_str()
+    })
+    .await;
     // The old transport is refused from now on.
     let refused = poll_get(&emu, "chat", &sid).await;
     assert_eq!(refused.status, 400);
@@ -373,10 +404,10 @@ async fn refused_connect_sends_connect_error_with_the_body() {
     hook.wait_for("connected", 1).await;
     ws.close().await;
     hook.wait_for("disconnected", 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let control = control_socket(&emu, &hook, "chat").await;
     // Refused sockets never get connected/disconnected.
-    assert_eq!(hook.named("connected").len(), 1);
-    assert_eq!(hook.named("disconnected").len(), 1);
+    assert_eq!(named_except(&hook, "connected", &control).len(), 1);
+    assert_eq!(named_except(&hook, "disconnected", &control).len(), 1);
 }
 
 #[tokio::test]
@@ -422,31 +453,78 @@ async fn ack_forwarding_and_204_sends_nothing() {
     ws.send("42/ns,9[\"custom\"]").await;
     assert_eq!(ws.recv().await, "43/ns,9[{\"n\":42}]");
     hook.wait_for("custom", 1).await;
-    ws.expect_silence(Duration::from_millis(300)).await;
+    // Control: a socket's events reach the webhook one at a time, in order, so the next packet
+    // is this later event's ack only if nothing was forwarded for the three before.
+    ws.send("42/ns,10[\"last\"]").await;
+    assert_eq!(ws.recv().await, "43/ns,10[\"ok\"]");
     emu.wait_log("contract warning", |v| {
         v["type"] == "warning" && v["message"].as_str().unwrap_or("").contains("garbage")
     })
     .await;
 }
 
-#[tokio::test]
+/// Waits until the recording at `path` has an incoming frame for each of `packets`.
+async fn wait_recorded_in(path: &std::path::Path, packets: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let frames: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "frame" && v["direction"] == "in")
+            .collect();
+        if packets
+            .iter()
+            .all(|p| frames.iter().any(|f| f["packet"] == *p))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording never showed {packets:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_before_connect_answer_are_queued_in_order() {
-    let hook = Webhook::with(|r: &Recorded| {
+    // The connect answer is held until the recording shows that both events arrived, so they
+    // certainly arrive while `connect` is pending.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let hook = Webhook::with(move |r: &Recorded| {
         if r.event() == "connect" {
-            Reply {
-                delay: Duration::from_millis(300),
-                ..Reply::ok()
-            }
+            // The responder is synchronous: park this worker thread, not the runtime.
+            tokio::task::block_in_place(|| {
+                let _ = held.lock().unwrap().recv_timeout(WAIT);
+            });
+            Reply::ok()
         } else {
             echo_ack(r)
         }
     })
     .await;
-    let emu = Emu::start(&["--webhook", &hook.template(), "--anonymous"]);
+    let record = std::env::temp_dir().join(format!(
+        "sio-emu-serve-queued-{}-{}.jsonl",
+        std::process::id(),
+        free_port()
+    ));
+    let record_arg = record.display().to_string();
+    let emu = Emu::start(&[
+        "--webhook",
+        &hook.template(),
+        "--anonymous",
+        "--record",
+        &record_arg,
+    ]);
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
     ws.send("40").await;
     ws.send("421[\"a\"]").await;
     ws.send("422[\"b\"]").await;
+    wait_recorded_in(&record, &["421[\"a\"]", "422[\"b\"]"]).await;
+    let _ = std::fs::remove_file(&record);
+    release.send(()).unwrap();
     assert!(ws.recv().await.starts_with("40{\"sid\""));
     assert_eq!(ws.recv().await, "431[\"ok\"]");
     assert_eq!(ws.recv().await, "432[\"ok\"]");
@@ -457,6 +535,15 @@ async fn events_before_connect_answer_are_queued_in_order() {
         .map(|r| r.event().to_owned())
         .collect();
     assert_eq!(names, ["a", "b"]);
+    // The webhook records `connect` when its held answer is released, so an event forwarded
+    // while `connect` was pending would come before it.
+    let order: Vec<String> = hook
+        .events()
+        .iter()
+        .map(|r| r.event().to_owned())
+        .filter(|e| e != "connected")
+        .collect();
+    assert_eq!(order, ["connect", "a", "b"]);
 }
 
 #[tokio::test]
@@ -521,10 +608,12 @@ async fn ping_timeout_sends_disconnected_once() {
     .await;
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
     assert_eq!(ws.open["pingInterval"], 100);
-    ws.join("/").await;
-    // Stop answering pings.
+    let socket = sid_of(&ws.join("/").await);
+    // Stop answering pings, until the server gives up.
+    let deadline = Instant::now() + WAIT;
     let mut saw_ping = false;
-    while let Some(m) = ws.next_raw(Duration::from_secs(2)).await {
+    while let Some(m) = ws.next_raw(WAIT).await {
+        assert!(Instant::now() < deadline, "still open without pongs");
         if m.to_text().unwrap_or("") == "2" {
             saw_ping = true;
         }
@@ -532,8 +621,9 @@ async fn ping_timeout_sends_disconnected_once() {
     assert!(saw_ping);
     let gone = hook.wait_for("disconnected", 1).await;
     assert_eq!(gone[0].json()["reason"], "ping timeout");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(hook.named("disconnected").len(), 1);
+    assert_eq!(gone[0].header("ce-socketId"), socket);
+    let control = control_socket(&emu, &hook, "h").await;
+    assert_eq!(named_except(&hook, "disconnected", &control).len(), 1);
 }
 
 #[tokio::test]
@@ -548,10 +638,21 @@ async fn pongs_keep_the_session_alive() {
     .await;
     let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
     ws.join("/").await;
-    ws.expect_silence(Duration::from_millis(500)).await; // answers pings
+    // Ten pings answered span five ping intervals past the 100 ms timeout.
+    answer_pings(&mut ws, 10).await;
     ws.send("421[\"still here\"]").await;
     assert_eq!(ws.recv().await, "431[\"ok\"]");
     assert!(hook.named("disconnected").is_empty());
+}
+
+/// Answers `n` pings, failing on anything else (or a closed connection) before that.
+async fn answer_pings(ws: &mut WsClient, n: usize) {
+    for _ in 0..n {
+        match ws.next_raw(WAIT).await {
+            Some(m) if m.to_text().unwrap_or("") == "2" => ws.send("3").await,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -568,8 +669,11 @@ async fn several_namespaces_on_one_connection_each_get_one_disconnected() {
     ws.close().await;
     let both = hook.wait_for("disconnected", 2).await;
     assert_eq!(both[1].header("ce-namespace"), "/");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(hook.named("disconnected").len(), 2);
+    let control = control_socket(&emu, &hook, "h").await;
+    let gone = named_except(&hook, "disconnected", &control);
+    assert_eq!(gone.len(), 2);
+    assert_eq!(gone[0].header("ce-socketId"), b);
+    assert_eq!(gone[1].header("ce-socketId"), a);
 }
 
 #[tokio::test]
