@@ -7,6 +7,7 @@ mod exec;
 mod faults;
 mod inject;
 mod lint;
+mod output;
 mod replay;
 mod rest;
 mod seed;
