@@ -169,7 +169,8 @@ impl Recorder {
     /// cut mid-line) gets one first, so the new run starts on a line of its own.
     pub fn open(path: &Path) -> std::io::Result<Recorder> {
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-        if ends_mid_line(path)? {
+        // Special files (a FIFO, /dev/stdout) cannot be read back: nothing to repair there.
+        if ends_mid_line(path).unwrap_or(false) {
             file.write_all(b"\n")?;
         }
         Self::to_writer(Box::new(file), RECORD_QUEUE_BYTES)

@@ -142,3 +142,36 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that refuses every write, as a full disk does.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left on device"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_is_reported_once_and_failed_lines_are_counted() {
+        let spool = Spool::start(Box::new(Full), 1024).unwrap();
+        spool.push(b"one\n".to_vec());
+        spool.flush();
+        assert_eq!(
+            spool.take_error().as_deref(),
+            Some("no space left on device")
+        );
+        spool.push(b"two\n".to_vec());
+        spool.push(b"three\n".to_vec());
+        spool.flush();
+        assert_eq!(spool.take_error(), None, "reported once");
+        assert_eq!(spool.failed_lines(), 3);
+    }
+}
