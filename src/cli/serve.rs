@@ -297,12 +297,8 @@ impl ServeArgs {
             }
             None => None,
         };
-        Ok(Traffic::with_recorder(
-            format,
-            self.quiet,
-            Box::new(std::io::stdout()),
-            recorder,
-        ))
+        Traffic::live(format, self.quiet, Box::new(std::io::stdout()), recorder)
+            .map_err(|e| CliError::usage(format!("cannot start the live log: {e}")))
     }
 }
 
@@ -391,6 +387,8 @@ impl Running {
         // Every `disconnected` answer has been linted by now.
         service.traffic.emit(service.lint.summary());
         self.serving.abort();
+        // The recording complete, the dropped-log-lines count (if any), the log flushed.
+        service.traffic.finish();
     }
 }
 

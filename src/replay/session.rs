@@ -9,7 +9,9 @@
 //!   every run. Events are replayed run by run, in the order their webhook calls *started* (`t`),
 //!   which is not the order of the lines (a line is written when its exchange ends).
 //! - A truncated last line (no newline, not JSON: a recording cut by `kill -9`) is skipped with a
-//!   warning. Any other unreadable line is an error naming its line number. Lines of an unknown
+//!   warning, and so is a line that is not JSON right before a `header` (the cut end of a run
+//!   that a later run was appended to). Any other unreadable line is an error naming its line
+//!   number. Lines of an unknown
 //!   `type` are skipped with a warning, so later format additions do not break older readers.
 //! - A `rest` line belongs to the webhook line its optional `event` field names (the 1-based count
 //!   of webhook lines in the file; `replay --update` writes it). Without it, the call belongs to
@@ -386,6 +388,12 @@ fn serde_message(e: &serde_json::Error) -> String {
     }
 }
 
+/// Whether `line` is a `header` line, which starts a recording run.
+fn opens_a_run(line: Option<&&str>) -> bool {
+    line.and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("header"))
+}
+
 /// Parses a whole file (see the module docs for the rules).
 pub fn parse(path: &Path, text: &str, settle: Duration) -> Result<Session, ReplayError> {
     let ends_with_newline = text.ends_with('\n');
@@ -420,6 +428,18 @@ pub fn parse(path: &Path, text: &str, settle: Duration) -> Result<Session, Repla
                 warnings.push(format!(
                     "{}:{number}: the last line is incomplete (the recording was cut off, e.g. \
                      by kill -9); it was skipped",
+                    path.display()
+                ));
+                lines.push(SourceLine {
+                    text: (*raw).to_owned(),
+                    kind: LineKind::Truncated,
+                });
+                continue;
+            }
+            Err(_) if opens_a_run(raw_lines.get(index + 1)) => {
+                warnings.push(format!(
+                    "{}:{number}: the last line of a recording run is incomplete (the run was \
+                     cut off, e.g. by kill -9, and a later run appended); it was skipped",
                     path.display()
                 ));
                 lines.push(SourceLine {
@@ -806,6 +826,19 @@ mod tests {
         let s = load(&cut).unwrap();
         assert_eq!(s.events.len(), 1);
         assert!(s.warnings[0].contains(":3:"), "{:?}", s.warnings);
+
+        let appended = format!(
+            "{HEADER}\n{}\n{{\"type\":\"webh\n{HEADER}\n{}\n",
+            webhook(1.0, "connect", 1.0),
+            webhook(1.0, "connect", 1.0)
+        );
+        let s = load(&appended).unwrap();
+        assert_eq!(s.events.len(), 2);
+        assert!(
+            s.warnings[0].contains(":3:") && s.warnings[0].contains("run"),
+            "{:?}",
+            s.warnings
+        );
 
         let bad = format!("{HEADER}\nnot json\n{}\n", webhook(1.0, "connect", 1.0));
         let e = load(&bad).unwrap_err().to_string();

@@ -4,12 +4,22 @@
 //!
 //! Nothing else in the library prints. Emitting is cheap when the log is quiet: callers check
 //! [`Traffic::verbose`] before building per-message events.
+//!
+//! Output never blocks serving (decision 22). The live log of `serve` is a view: lines go
+//! through the bounded [`log::LogBuffer`] to a writer thread and are dropped (and counted) when
+//! stdout is not being read. The recording is data: [`record::Recorder`] queues every line for
+//! its own writer thread and makes callers wait rather than lose one. [`Traffic::finish`] drains
+//! both at shutdown.
 
 pub mod json;
+pub mod log;
 pub mod pretty;
 pub mod record;
+pub mod redact;
+pub mod spool;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,11 +180,34 @@ pub enum Format {
     Json,
 }
 
+/// How long shutdown waits for stdout to take the rest of the live log.
+pub const LOG_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// Where rendered lines go.
+enum Output {
+    /// Written on the caller's thread: in-memory writers (tests) and sinks that never block.
+    Direct(Mutex<Box<dyn Write + Send>>),
+    /// Queued for the live log's writer thread; dropped and counted when stdout is stuck.
+    Buffered(log::LogBuffer),
+}
+
 struct Inner {
     format: Format,
     quiet: bool,
-    out: Mutex<Box<dyn Write + Send>>,
+    out: Output,
     recorder: Option<record::Recorder>,
+    /// Set by [`Traffic::finish`], so dropping the last handle does not wait again.
+    finished: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Output::Buffered(log) = &self.out
+            && !self.finished.load(Ordering::Relaxed)
+        {
+            log.flush(LOG_FLUSH_WAIT);
+        }
+    }
 }
 
 /// The handle every layer emits through. Cheap to clone.
@@ -193,29 +226,42 @@ impl std::fmt::Debug for Traffic {
 }
 
 impl Traffic {
-    /// A sink writing to stdout.
-    pub fn stdout(format: Format, quiet: bool) -> Self {
-        Self::new(format, quiet, Box::new(std::io::stdout()))
-    }
-
-    /// A sink writing to any writer (tests, files).
+    /// A sink writing to `out` on the caller's thread: for writers that never block (tests).
     pub fn new(format: Format, quiet: bool, out: Box<dyn Write + Send>) -> Self {
-        Self::with_recorder(format, quiet, out, None)
+        Self::with_output(format, quiet, Output::Direct(Mutex::new(out)), None)
     }
 
-    /// A sink that also appends session lines to a recording (`serve --record`).
-    pub fn with_recorder(
+    /// The live log of `serve`: lines go to `out` (stdout) through a bounded buffer and a
+    /// writer thread, so a reader that stops reading costs lines, never serving; with the
+    /// recording when `--record` is given.
+    pub fn live(
         format: Format,
         quiet: bool,
         out: Box<dyn Write + Send>,
+        recorder: Option<record::Recorder>,
+    ) -> std::io::Result<Self> {
+        let buffer = log::LogBuffer::start(format, out)?;
+        Ok(Self::with_output(
+            format,
+            quiet,
+            Output::Buffered(buffer),
+            recorder,
+        ))
+    }
+
+    fn with_output(
+        format: Format,
+        quiet: bool,
+        out: Output,
         recorder: Option<record::Recorder>,
     ) -> Self {
         Traffic {
             inner: Arc::new(Inner {
                 format,
                 quiet,
-                out: Mutex::new(out),
+                out,
                 recorder,
+                finished: AtomicBool::new(false),
             }),
         }
     }
@@ -226,14 +272,25 @@ impl Traffic {
     }
 
     /// Appends one line to the recording, if any; `build` receives the time in ms since start.
+    /// Waits while the recording's queue is full (decision 22: sessions wait, not lines).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
         let Some(recorder) = &self.inner.recorder else {
             return;
         };
-        if let Err(e) = recorder.record(build) {
+        recorder.record(build);
+        self.report_record_error(recorder);
+    }
+
+    /// Logs the first error writing the recording, once.
+    fn report_record_error(&self, recorder: &record::Recorder) {
+        if let Some(e) = recorder.take_error() {
             self.emit(TrafficEvent::Error {
                 message: format!("could not append to the recording: {e}"),
-                hint: Some("check the disk and the --record path".into()),
+                hint: Some(
+                    "check the disk and the --record path; the recording misses the lines that \
+                     failed (counted at shutdown)"
+                        .into(),
+                ),
             });
         }
     }
@@ -265,24 +322,100 @@ impl Traffic {
         self.inner.format
     }
 
-    /// Reports one event.
+    /// Reports one event. Never waits for stdout: a line that does not fit the live log's
+    /// buffer is dropped and counted (and not even rendered while the buffer stays full).
     pub fn emit(&self, event: TrafficEvent) {
         if self.inner.quiet && !event.is_error() {
             return;
         }
-        let line = match self.inner.format {
-            Format::Pretty => pretty::render(&event),
-            Format::Json => json::render(&event),
-        };
-        self.write_line(&line);
+        if let Output::Buffered(log) = &self.inner.out
+            && log.saturated()
+        {
+            log.drop_line();
+            return;
+        }
+        self.push(self.render(&event));
+    }
+
+    fn render(&self, event: &TrafficEvent) -> String {
+        match self.inner.format {
+            Format::Pretty => pretty::render(event),
+            Format::Json => json::render(event),
+        }
     }
 
     /// Writes one already rendered line (the banner, the ready line).
     pub fn write_line(&self, line: &str) {
-        let mut out = self.inner.out.lock().unwrap_or_else(|e| e.into_inner());
-        // A closed stdout must not take the service down; the line is simply lost.
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        self.push(line.to_owned());
+    }
+
+    fn push(&self, line: String) {
+        match &self.inner.out {
+            Output::Direct(out) => {
+                let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                // A closed stdout must not take the service down; the line is simply lost.
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            Output::Buffered(log) => {
+                log.push(line);
+            }
+        }
+    }
+
+    /// Live-log lines dropped so far because stdout was not being read.
+    pub fn dropped_lines(&self) -> u64 {
+        match &self.inner.out {
+            Output::Buffered(log) => log.dropped(),
+            Output::Direct(_) => 0,
+        }
+    }
+
+    /// The end of the shutdown: every recorded line written (its write errors reported), the
+    /// count of dropped log lines reported when there were any, and the live log flushed for
+    /// at most [`LOG_FLUSH_WAIT`], so a stuck stdout cannot hold up the exit.
+    pub fn finish(&self) {
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.flush();
+            self.report_record_error(recorder);
+            let failed = recorder.failed_lines();
+            if failed > 0 {
+                self.emit(TrafficEvent::Error {
+                    message: format!(
+                        "{} line(s) could not be written to the recording",
+                        log::thousands(failed)
+                    ),
+                    hint: None,
+                });
+            }
+        }
+        let Output::Buffered(log) = &self.inner.out else {
+            return;
+        };
+        self.inner.finished.store(true, Ordering::Relaxed);
+        let dropped = log.dropped();
+        if dropped > 0 {
+            // Part of the shutdown summary: shown even with --quiet, past the buffer's bound.
+            log.push_unbounded(self.render(&dropped_summary(dropped)));
+        }
+        if !log.flush(LOG_FLUSH_WAIT) {
+            log::tell_stderr(format!(
+                "sio-emu: stdout was not being read: {} dropped, and the end of the log \
+                 could not be written",
+                log::log_lines(log.dropped())
+            ));
+        }
+    }
+}
+
+/// The shutdown summary's line about dropped log lines.
+fn dropped_summary(dropped: u64) -> TrafficEvent {
+    TrafficEvent::Warning {
+        message: format!(
+            "{} dropped in all: stdout was not being read",
+            log::log_lines(dropped)
+        ),
+        hint: Some("read the output (or redirect it to a file), or use --quiet".into()),
     }
 }
 

@@ -1,24 +1,29 @@
-//! The session recorder behind `serve --record <FILE>`: one JSON object per line, appended and
-//! flushed as it happens, so a `kill -9` leaves a file that is valid up to its last complete
-//! line. The first line of each run is a [`RecordLine::Header`] naming the format and version;
-//! then handshakes, client frames, webhook exchanges and REST calls follow in the order they
-//! happened. Access tokens, keys and signatures are never written.
+//! The session recorder behind `serve --record <FILE>`: one JSON object per line, appended by a
+//! writer thread of its own ([`super::spool`]) that never drops a line: when the file cannot
+//! keep up, recording callers wait. Lines are whole `write`s, so a `kill -9` leaves a file that
+//! is valid up to its last complete line, and a run appended to a file cut mid-line starts on a
+//! fresh line. The first line of each run is a [`RecordLine::Header`] naming the format and
+//! version; then handshakes, client frames, webhook exchanges and REST calls follow in the
+//! order they happened. Secrets are redacted as lines are serialised ([`super::redact`]).
 //!
 //! Under `serve --seed` the recorder runs on a logical clock instead of the wall clock: every
 //! reading of it is the next whole millisecond (1, 2, 3, …), taken under the same lock that
-//! writes the line, so the same sequential scenario records byte-identical files.
+//! queues the line, so the same sequential scenario records byte-identical files.
 //!
 //! `sio-emu replay` reads these files back (see the README's REPLAY section for the format).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+use super::redact;
+pub use super::redact::{redacted_frame, redacted_query};
+use super::spool::{RECORD_QUEUE_BYTES, Spool};
 
 /// The `format` value of every session file.
 pub const FORMAT: &str = "sio-emu-session";
@@ -148,107 +153,122 @@ pub enum RecordLine {
     },
 }
 
-/// Appends lines to a session file.
+/// Appends lines to a session file through a [`Spool`] and its writer thread.
 #[derive(Debug)]
 pub struct Recorder {
-    file: Mutex<File>,
+    /// The clock, behind the lock that also queues lines, so lines are queued in the order of
+    /// their times. Holds the last logical tick handed out when the clock is logical.
+    clock: Mutex<u64>,
+    logical: bool,
     start: Instant,
-    /// The last logical tick handed out, when the clock is logical.
-    logical: Option<AtomicU64>,
+    spool: Spool,
 }
 
 impl Recorder {
-    /// Opens (creating or appending to) `path`.
+    /// Opens (creating or appending to) `path`. A file whose last byte is not a newline (a run
+    /// cut mid-line) gets one first, so the new run starts on a line of its own.
     pub fn open(path: &Path) -> std::io::Result<Recorder> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        // Special files (a FIFO, /dev/stdout) cannot be read back: nothing to repair there.
+        if ends_mid_line(path).unwrap_or(false) {
+            file.write_all(b"\n")?;
+        }
+        Self::to_writer(Box::new(file), RECORD_QUEUE_BYTES)
+    }
+
+    /// A recorder appending to any writer through a queue of `capacity` bytes.
+    pub fn to_writer(out: Box<dyn Write + Send>, capacity: usize) -> std::io::Result<Recorder> {
         Ok(Recorder {
-            file: Mutex::new(file),
+            clock: Mutex::new(0),
+            logical: false,
             start: Instant::now(),
-            logical: None,
+            spool: Spool::start(out, capacity)?,
         })
     }
 
     /// Switches to the logical clock (`serve --seed`): each reading is the next millisecond.
     pub fn logical(mut self) -> Recorder {
-        self.logical = Some(AtomicU64::new(0));
+        self.logical = true;
         self
     }
 
     /// Whether the clock is logical.
     pub fn is_logical(&self) -> bool {
-        self.logical.is_some()
+        self.logical
+    }
+
+    fn lock(&self) -> MutexGuard<'_, u64> {
+        self.clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tick(&self, ticks: &mut u64) -> f64 {
+        if self.logical {
+            *ticks += 1;
+            *ticks as f64
+        } else {
+            super::millis(self.start.elapsed())
+        }
     }
 
     /// Milliseconds since the recorder opened, or the next logical tick.
     pub fn now_ms(&self) -> f64 {
-        match &self.logical {
-            Some(ticks) => (ticks.fetch_add(1, Ordering::Relaxed) + 1) as f64,
-            None => super::millis(self.start.elapsed()),
+        let mut ticks = self.lock();
+        self.tick(&mut ticks)
+    }
+
+    /// Reads the clock, builds the line, redacts it and queues it under one lock, so lines
+    /// reach the file in the order of their times. Waits while the queue is full.
+    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine) {
+        let mut ticks = self.lock();
+        let t = self.tick(&mut ticks);
+        let mut line = build(t);
+        redact::redact_line(&mut line);
+        // Serialising these types cannot fail (string keys, finite numbers from the clock).
+        if let Ok(mut bytes) = serde_json::to_vec(&line) {
+            bytes.push(b'\n');
+            self.spool.push(bytes);
         }
     }
 
-    /// Reads the clock and writes the line `build` makes of it under one lock, so lines appear
-    /// in the order of their times.
-    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine) -> std::io::Result<()> {
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        let mut bytes = serde_json::to_vec(&build(self.now_ms())).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        file.write_all(&bytes)?;
-        file.flush()
+    /// Waits until every recorded line is in the file.
+    pub fn flush(&self) {
+        self.spool.flush();
     }
 
-    /// Writes one line with a single `write` call, unbuffered, so it reaches the file now.
-    pub fn write(&self, line: &RecordLine) -> std::io::Result<()> {
-        let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&bytes)?;
-        file.flush()
+    /// The first error writing the file, once.
+    pub fn take_error(&self) -> Option<String> {
+        self.spool.take_error()
+    }
+
+    /// Lines that could not be written so far.
+    pub fn failed_lines(&self) -> u64 {
+        self.spool.failed_lines()
     }
 }
 
-/// A client's Socket.IO CONNECT frame with the values of its `auth` payload redacted (it often
-/// carries a token); the keys stay, so the recording still shows what was sent. Other frames
-/// are returned unchanged.
-pub fn redacted_frame(packet: &str) -> std::borrow::Cow<'_, str> {
-    use std::borrow::Cow;
-    let Some(rest) = packet.strip_prefix("40") else {
-        return Cow::Borrowed(packet);
-    };
-    let Some(brace) = rest.find('{') else {
-        return Cow::Borrowed(packet);
-    };
-    let Ok(serde_json::Value::Object(auth)) = serde_json::from_str(&rest[brace..]) else {
-        return Cow::Borrowed(packet);
-    };
-    let redacted: serde_json::Map<String, serde_json::Value> = auth
-        .into_iter()
-        .map(|(k, _)| (k, serde_json::Value::String(REDACTED.into())))
-        .collect();
-    Cow::Owned(format!(
-        "40{}{}",
-        &rest[..brace],
-        serde_json::Value::Object(redacted)
-    ))
+impl Drop for Recorder {
+    /// Whatever was recorded reaches the file, even on a path that skipped the shutdown.
+    fn drop(&mut self) {
+        self.spool.flush();
+    }
 }
 
-/// Query pairs with secrets redacted.
-pub fn redacted_query(query: &str) -> BTreeMap<String, String> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| {
-            let value = if k == "access_token" || k.eq_ignore_ascii_case("code") {
-                REDACTED.to_owned()
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), value)
-        })
-        .collect()
+/// Whether `path` is non-empty and its last byte is not a newline.
+fn ends_mid_line(path: &Path) -> std::io::Result<bool> {
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn lines_round_trip_and_secrets_are_redacted() {
@@ -277,22 +297,110 @@ mod tests {
         assert_eq!(redacted_frame("42[\"a\",{\"b\":1}]"), "42[\"a\",{\"b\":1}]");
     }
 
+    fn closed(t: f64, reason: &str) -> RecordLine {
+        RecordLine::Closed {
+            t,
+            hub: "h".into(),
+            connection_id: "c".into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("sio-emu-rec-{}-{name}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
     #[test]
-    fn every_line_is_flushed_as_written() {
-        let dir = std::env::temp_dir().join(format!("sio-emu-rec-{}", std::process::id()));
-        let recorder = Recorder::open(&dir).unwrap();
+    fn every_line_is_in_the_file_after_a_flush() {
+        let path = temp("flush");
+        let recorder = Recorder::open(&path).unwrap();
         for i in 0..3 {
-            recorder
-                .write(&RecordLine::Closed {
-                    t: i as f64,
-                    hub: "h".into(),
-                    connection_id: "c".into(),
-                    reason: String::new(),
-                })
-                .unwrap();
-            let text = std::fs::read_to_string(&dir).unwrap();
+            recorder.record(|t| closed(t, &i.to_string()));
+            recorder.flush();
+            let text = std::fs::read_to_string(&path).unwrap();
             assert_eq!(text.lines().count(), i + 1);
         }
-        let _ = std::fs::remove_file(&dir);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_file_cut_mid_line_gets_a_fresh_line_before_the_next_run() {
+        let path = temp("cut");
+        std::fs::write(&path, "{\"type\":\"header\"}\n{\"type\":\"clo").unwrap();
+        let recorder = Recorder::open(&path).unwrap().logical();
+        recorder.record(|t| closed(t, "next"));
+        drop(recorder);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "{\"type\":\"clo");
+        assert!(
+            lines[2].starts_with("{\"type\":\"closed\",\"t\":1.0"),
+            "{text}"
+        );
+        // A file that ends with a newline gets none.
+        let recorder = Recorder::open(&path).unwrap();
+        drop(recorder);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Collects what the writer thread writes, slowly, so the queue fills and callers wait.
+    #[derive(Clone, Default)]
+    struct Slow(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Slow {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            std::thread::yield_now();
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn concurrent_lines_are_all_written_in_clock_order() {
+        const THREADS: usize = 8;
+        const LINES: usize = 500;
+        let out = Slow::default();
+        // A queue of a few lines: callers keep waiting for the writer.
+        let recorder = Arc::new(
+            Recorder::to_writer(Box::new(out.clone()), 256)
+                .unwrap()
+                .logical(),
+        );
+        let workers: Vec<_> = (0..THREADS)
+            .map(|w| {
+                let recorder = recorder.clone();
+                std::thread::spawn(move || {
+                    for i in 0..LINES {
+                        recorder.record(|t| closed(t, &format!("{w}:{i}")));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        recorder.flush();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let mut next = [0usize; THREADS];
+        let mut count = 0;
+        for (n, line) in text.lines().enumerate() {
+            let RecordLine::Closed { t, reason, .. } = serde_json::from_str(line).unwrap() else {
+                panic!("{line}");
+            };
+            assert_eq!(t, (n + 1) as f64, "times follow the line order");
+            let (w, i) = reason.split_once(':').unwrap();
+            let (w, i): (usize, usize) = (w.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[w], "each thread's lines keep their order");
+            next[w] += 1;
+            count += 1;
+        }
+        assert_eq!(count, THREADS * LINES, "nothing lost");
     }
 }

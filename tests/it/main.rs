@@ -9,6 +9,7 @@ mod exec;
 mod faults;
 mod inject;
 mod lint;
+mod output;
 mod replay;
 mod rest;
 mod rust_client;
