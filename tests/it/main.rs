@@ -5,6 +5,7 @@ mod builtin;
 mod config;
 mod exec;
 mod faults;
+mod hardening;
 mod inject;
 mod lint;
 mod replay;
