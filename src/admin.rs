@@ -6,13 +6,17 @@
 //! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
 //! ([`crate::fault`]).
 //!
-//! None of this exists in the cloud service, so it is reachable only from loopback: `server`
-//! passes the peer address of the TCP connection, and any other peer gets a 403 JSON body.
+//! None of this exists in the cloud service, and it can close connections and make webhooks
+//! fail, so [`gate`] lets through only loopback peers that name this server by a loopback
+//! `Host` and send no foreign `Origin` (decision 24): `server` passes the peer address of the
+//! TCP connection, and a refused request gets a 403 JSON body naming the failed check.
 //! This module owns its one routing `match` ([`table`]); it reads and changes the hub state
 //! only through [`crate::service`], never holding a hub lock across an `await`, and reports each
 //! call as one [`TrafficEvent::Admin`] line.
 
-use std::net::{IpAddr, SocketAddr};
+pub mod gate;
+
+use std::net::SocketAddr;
 
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -55,16 +59,6 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
         (_, "/_emu/faults") => Err("GET, POST, DELETE"),
         _ => return None,
     })
-}
-
-/// Whether `peer` may use the admin surface: loopback only (IPv4-mapped IPv6 included).
-pub fn allowed(peer: IpAddr) -> bool {
-    match peer {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
@@ -136,80 +130,20 @@ pub fn serve<B: AsRef<[u8]>>(
 ) -> HttpResponse {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let (response, message) = if !allowed(peer.ip()) {
-        (
-            error(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                format!(
-                    "{path} is the emulator's admin surface and answers only loopback clients; \
-                     {} is not loopback",
-                    peer.ip()
-                ),
-            ),
-            Some(format!("refused for {}", peer.ip())),
-        )
-    } else {
-        match table(&method, &path) {
-            Some(Ok(AdminOp::Connections)) => (
-                json_response(StatusCode::OK, connections(service).to_string()),
-                None,
-            ),
-            Some(Ok(AdminOp::Reset)) => {
-                let counts = reset(service);
-                let note = format!(
-                    "closed {} connection(s), cleared {} group(s) and {} user group assignment(s)",
-                    counts["connectionsClosed"],
-                    counts["groupsCleared"],
-                    counts["userGroupsCleared"]
-                );
-                (
-                    json_response(StatusCode::OK, counts.to_string()),
-                    Some(note),
-                )
-            }
-            Some(Ok(AdminOp::FaultsList)) => (
-                json_response(StatusCode::OK, faults_json(service).to_string()),
-                None,
-            ),
-            Some(Ok(AdminOp::FaultsAdd)) => match add_fault(service, req.body().as_ref()) {
-                Ok(rule) => (
-                    json_response(StatusCode::CREATED, json!({ "rule": rule }).to_string()),
-                    Some(format!("fault rule added: {rule}")),
-                ),
-                Err(e) => (
-                    error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
-                    Some(e),
-                ),
-            },
-            Some(Ok(AdminOp::FaultsClear)) => {
-                let n = service.faults.clear();
-                let mut response = json_response(StatusCode::NO_CONTENT, String::new());
-                response.headers_mut().remove(http::header::CONTENT_TYPE);
-                (response, Some(format!("cleared {n} fault rule(s)")))
-            }
-            Some(Err(allow)) => {
-                let mut response = error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    format!("{path} answers {allow} only"),
-                );
-                response
-                    .headers_mut()
-                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
-                (response, None)
-            }
-            None => (
-                error(
-                    StatusCode::NOT_FOUND,
-                    "NotFound",
-                    format!(
-                        "nothing at {path}; the admin routes are GET /_emu/connections, \
-                         POST /_emu/reset and GET/POST/DELETE /_emu/faults"
-                    ),
-                ),
-                None,
-            ),
+    let port = gate::endpoint_port(&service.endpoint);
+    let (response, message) = match gate::check(peer.ip(), req.headers(), req.uri(), port) {
+        Ok(()) => answer(service, &method, &path, req.body().as_ref()),
+        Err(refusal) => {
+            let note = format!(
+                "refused {} by the {} check: {}",
+                peer.ip(),
+                refusal.check,
+                refusal.message
+            );
+            (
+                error(StatusCode::FORBIDDEN, "Forbidden", refusal.message),
+                Some(note),
+            )
         }
     };
     service.traffic.emit(TrafficEvent::Admin {
@@ -219,6 +153,74 @@ pub fn serve<B: AsRef<[u8]>>(
         message,
     });
     response
+}
+
+/// Answers an admin request that passed the [`gate`]; the text is for the log line.
+fn answer(
+    service: &Service,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> (HttpResponse, Option<String>) {
+    match table(method, path) {
+        Some(Ok(AdminOp::Connections)) => (
+            json_response(StatusCode::OK, connections(service).to_string()),
+            None,
+        ),
+        Some(Ok(AdminOp::Reset)) => {
+            let counts = reset(service);
+            let note = format!(
+                "closed {} connection(s), cleared {} group(s) and {} user group assignment(s)",
+                counts["connectionsClosed"], counts["groupsCleared"], counts["userGroupsCleared"]
+            );
+            (
+                json_response(StatusCode::OK, counts.to_string()),
+                Some(note),
+            )
+        }
+        Some(Ok(AdminOp::FaultsList)) => (
+            json_response(StatusCode::OK, faults_json(service).to_string()),
+            None,
+        ),
+        Some(Ok(AdminOp::FaultsAdd)) => match add_fault(service, body) {
+            Ok(rule) => (
+                json_response(StatusCode::CREATED, json!({ "rule": rule }).to_string()),
+                Some(format!("fault rule added: {rule}")),
+            ),
+            Err(e) => (
+                error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
+                Some(e),
+            ),
+        },
+        Some(Ok(AdminOp::FaultsClear)) => {
+            let n = service.faults.clear();
+            let mut response = json_response(StatusCode::NO_CONTENT, String::new());
+            response.headers_mut().remove(http::header::CONTENT_TYPE);
+            (response, Some(format!("cleared {n} fault rule(s)")))
+        }
+        Some(Err(allow)) => {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                format!("{path} answers {allow} only"),
+            );
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+            (response, None)
+        }
+        None => (
+            error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                format!(
+                    "nothing at {path}; the admin routes are GET /_emu/connections, \
+                         POST /_emu/reset and GET/POST/DELETE /_emu/faults"
+                ),
+            ),
+            None,
+        ),
+    }
 }
 
 /// A group for the admin view: its name, and namespace and room when it is a Socket.IO group.
@@ -327,7 +329,7 @@ fn reset(service: &Service) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr};
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -346,10 +348,12 @@ mod tests {
         )
     }
 
+    /// A request as curl sends it to the service at `http://localhost:8080`.
     fn empty_request(method: Method, path: &str) -> Request<Bytes> {
         Request::builder()
             .method(method)
             .uri(path)
+            .header("host", "localhost:8080")
             .body(Bytes::new())
             .unwrap()
     }
@@ -364,14 +368,6 @@ mod tests {
 
     #[tokio::test]
     async fn only_loopback_peers() {
-        assert!(allowed(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        assert!(allowed(IpAddr::V4(Ipv4Addr::new(127, 1, 2, 3))));
-        assert!(allowed(IpAddr::V6(Ipv6Addr::LOCALHOST)));
-        assert!(allowed("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!allowed("10.0.0.1".parse().unwrap()));
-        assert!(!allowed("::ffff:10.0.0.1".parse().unwrap()));
-        assert!(!allowed("fe80::1".parse().unwrap()));
-
         let service = service();
         let peer = SocketAddr::new("192.168.1.9".parse().unwrap(), 5);
         let response = serve(
@@ -383,6 +379,36 @@ mod tests {
         let json = body(response).await;
         assert_eq!(json["code"], "Forbidden");
         assert!(json["message"].as_str().unwrap().contains("192.168.1.9"));
+    }
+
+    #[tokio::test]
+    async fn refused_requests_change_nothing() {
+        let service = service();
+        let mut req = empty_request(Method::POST, "/_emu/faults");
+        *req.body_mut() = Bytes::from_static(b"event=connect,status=500");
+        req.headers_mut().insert(
+            "origin",
+            http::HeaderValue::from_static("http://evil.example"),
+        );
+        let response = serve(&service, &req, LOOPBACK);
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let json = body(response).await;
+        assert_eq!(json["code"], "Forbidden");
+        assert!(
+            json["message"].as_str().unwrap().contains("Origin"),
+            "{json}"
+        );
+        assert!(service.faults.list().is_empty());
+
+        req.headers_mut().insert(
+            "origin",
+            http::HeaderValue::from_static("http://localhost:8080"),
+        );
+        assert_eq!(
+            serve(&service, &req, LOOPBACK).status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(service.faults.list().len(), 1);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
 //! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
 //! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.
+//! [`exposure`] says what listening beyond loopback exposes, for the startup warning.
+
+pub mod exposure;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;

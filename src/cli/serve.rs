@@ -347,6 +347,7 @@ impl Running {
         let shutdown = CancellationToken::new();
         let service = Arc::new(Service::new(Arc::new(config), endpoint, traffic, shutdown));
         announce(&service, port, &listeners);
+        warn_exposure(&service, &listeners);
         let server = Server::new(service.clone());
         let serving = tokio::spawn(server.clone().serve(listeners));
         Ok(Running {
@@ -668,6 +669,27 @@ pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeA
                 }),
             }
         }
+    });
+}
+
+/// Right after the banner (or the `ready` line): the warning for a listen address other
+/// machines can reach (decision 24), shown even with `--quiet`.
+fn warn_exposure(service: &Service, listeners: &[tokio::net::TcpListener]) {
+    let addrs: Vec<std::net::SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let Some((message, hint)) = server::exposure::warning(&service.config(), &addrs) else {
+        return;
+    };
+    let event = TrafficEvent::Warning {
+        message,
+        hint: Some(hint),
+    };
+    let traffic = &service.traffic;
+    traffic.write_line(&match traffic.format() {
+        Format::Json => crate::traffic::json::render(&event),
+        Format::Pretty => crate::traffic::pretty::render(&event),
     });
 }
 

@@ -218,9 +218,20 @@ impl Hub {
         }
     }
 
-    /// Whether nothing refers to this hub any more.
+    /// Whether the hub keeps nothing: no connections and no user → group assignments (groups
+    /// only hold connections, so they are empty too).
     pub fn is_empty(&self) -> bool {
         let state = self.state();
+        state.connections.is_empty() && state.user_groups.is_empty()
+    }
+
+    /// Like [`Hub::is_empty`], without waiting: a hub whose state is locked is in use.
+    pub fn is_idle(&self) -> bool {
+        let state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
         state.connections.is_empty() && state.user_groups.is_empty()
     }
 }

@@ -11,6 +11,7 @@ pub mod group;
 pub mod hub;
 pub mod ids;
 pub mod odata;
+mod registry;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -102,7 +103,7 @@ pub struct Service {
     /// Every session and webhook task; shutdown waits for it.
     pub tracker: TaskTracker,
     pub shutdown: CancellationToken,
-    hubs: Mutex<HashMap<String, Arc<Hub>>>,
+    hubs: Mutex<registry::Registry>,
 }
 
 impl std::fmt::Debug for Service {
@@ -135,11 +136,7 @@ impl Service {
         traffic: Traffic,
         shutdown: CancellationToken,
     ) -> Self {
-        let hubs = config
-            .hubs
-            .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), Arc::new(Hub::new(&h.name))))
-            .collect();
+        let hubs = registry::Registry::new(config.hubs.iter().map(|h| h.name.as_str()));
         let ids = ids::Ids::new(config.seed);
         let upstream = match ids.stamp_source() {
             Some(stamps) => Upstream::new().with_stamps(stamps),
@@ -178,15 +175,15 @@ impl Service {
     /// Applies a new configuration to new events; connections stay. Listen and Engine.IO
     /// settings keep their start-up values (the caller says so).
     pub fn reload(&self, config: ServeConfig) {
-        {
-            let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
-            for hub in &config.hubs {
-                hubs.entry(hub.name.to_ascii_lowercase())
-                    .or_insert_with(|| Arc::new(Hub::new(&hub.name)));
-            }
-        }
-        let settings = Settings::new(Arc::new(config), &request_origin(&self.endpoint));
+        let config = Arc::new(config);
+        let settings = Settings::new(config.clone(), &request_origin(&self.endpoint));
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+        // After the switch, so that no lookup under the old settings drops a new hub as idle.
+        self.registry(|hubs, _| {
+            for hub in &config.hubs {
+                hubs.declare(&hub.name);
+            }
+        });
         self.unrouted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -215,50 +212,47 @@ impl Service {
         seen.insert(format!("{}/{event}", hub.to_ascii_lowercase()))
     }
 
-    /// An existing hub, matched case-insensitively (SPEC §13 #19).
+    /// Runs `f` on the hub table with the declared-hub test of the configuration in force.
+    fn registry<T>(
+        &self,
+        f: impl FnOnce(&mut registry::Registry, registry::Declared<'_>) -> T,
+    ) -> T {
+        let config = self.config();
+        let declared = |name: &str| config.declared_hub(name).is_some();
+        let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut hubs, &declared)
+    }
+
+    /// An existing hub, matched case-insensitively (SPEC §13 #19). A hub exists while it is
+    /// declared, held by a connection or a handshake, or keeps user → group assignments; an
+    /// undeclared hub with none of these is gone (see the `registry` module).
     pub fn hub(&self, name: &str) -> Option<Arc<Hub>> {
-        self.hubs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name.to_ascii_lowercase())
-            .cloned()
+        self.registry(|hubs, declared| hubs.get(name, declared))
     }
 
     /// The hub, created on first use unless hubs are strict. `None` when strict and undeclared.
+    /// A hub created here and then dropped unused (a refused handshake) leaves nothing behind.
     pub fn hub_or_create(&self, name: &str) -> Option<Arc<Hub>> {
-        let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
-        let key = name.to_ascii_lowercase();
-        if let Some(hub) = hubs.get(&key) {
-            return Some(hub.clone());
-        }
-        if self.config().strict_hubs {
-            return None;
-        }
-        let hub = Arc::new(Hub::new(name));
-        hubs.insert(key, hub.clone());
-        Some(hub)
+        let strict = self.config().strict_hubs;
+        self.registry(|hubs, declared| {
+            if strict && !declared(name) {
+                hubs.get(name, declared)
+            } else {
+                Some(hubs.get_or_insert(name, declared))
+            }
+        })
     }
 
-    /// Drops an undeclared hub nothing refers to, so client-chosen hub names cannot pile up.
-    pub fn release_hub(&self, hub: &Hub) {
-        let key = hub.name.to_ascii_lowercase();
-        if self.config().declared_hub(&hub.name).is_some() {
-            return;
-        }
-        let mut hubs = self.hubs.lock().unwrap_or_else(|e| e.into_inner());
-        if hubs.get(&key).is_some_and(|h| h.is_empty()) {
-            hubs.remove(&key);
-        }
+    /// Drops an undeclared hub that keeps nothing and that nobody but the caller holds, so
+    /// client-chosen hub names cannot pile up. Called when a connection closes and after REST
+    /// calls that remove state; anything it misses is dropped by a later lookup or sweep.
+    pub fn release_hub(&self, hub: &Arc<Hub>) {
+        self.registry(|hubs, declared| hubs.release(hub, declared));
     }
 
-    /// Every hub.
+    /// Every hub that exists.
     pub fn hubs(&self) -> Vec<Arc<Hub>> {
-        self.hubs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.registry(|hubs, declared| hubs.live(declared))
     }
 
     /// Live connections across hubs.

@@ -7,6 +7,7 @@ mod delivery;
 mod engineio_edges;
 mod exec;
 mod faults;
+mod hardening;
 mod inject;
 mod lint;
 mod output;
