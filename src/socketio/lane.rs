@@ -71,6 +71,8 @@ pub struct Lane {
     socket_id: Arc<str>,
     sender: EventSender<SioEvent>,
     accepted: bool,
+    /// Accepted, but the client left before it was told: it never was connected for the client.
+    abandoned: bool,
     /// Held until the lane ends; see [`ConnectionEnd`].
     _end: Arc<ConnectionEnd>,
 }
@@ -93,6 +95,7 @@ impl Lane {
             socket_id,
             sender,
             accepted: false,
+            abandoned: false,
             _end: end,
         };
         service.tracker.spawn(lane.run(rx));
@@ -104,10 +107,11 @@ impl Lane {
         while let Some(step) = steps.recv().await {
             match step {
                 Step::Connect(event) => Box::pin(self.connect(event)).await,
-                Step::User { event, cost } if self.accepted => {
+                Step::User { event, cost } if self.accepted && !self.abandoned => {
                     Box::pin(self.user_event(event, cost)).await
                 }
-                // Decision 8: events sent while `connect` was pending go with a refused socket.
+                // Decision 8: events sent while `connect` was pending go with a socket that was
+                // refused, or whose client left before it was told it joined.
                 Step::User { .. } => dropped += 1,
                 Step::Leave { reason, owed } => {
                     Box::pin(self.leave(&reason, owed)).await;
@@ -116,9 +120,14 @@ impl Lane {
             }
         }
         if dropped > 0 {
+            let why = if self.accepted {
+                "the client left before it was told it joined"
+            } else {
+                "its connect was refused"
+            };
             self.service.traffic.emit(TrafficEvent::Warning {
                 message: format!(
-                    "conn={} {}: dropped {dropped} event(s) sent before the refused connect",
+                    "conn={} {}: dropped {dropped} event(s) sent while `connect` was pending: {why}",
                     self.caller.connection_id, self.namespace
                 ),
                 hint: None,
@@ -156,14 +165,24 @@ impl Lane {
             verdict,
             sent: slot,
         };
-        if self.sender.send(done).await.is_err() || !self.accepted {
+        let heard = self.sender.send(done).await.is_ok();
+        if !self.accepted {
+            return;
+        }
+        if !heard {
+            self.abandoned = true;
             return;
         }
         // The connection drops the slot when the client left before it was told.
         let owed = self.owe(&EventKind::Connected);
-        let Ok(delivered) = sent.await else { return };
-        if delivered.await.is_ok() {
+        let told = match sent.await {
+            Ok(delivered) => delivered.await.is_ok(),
+            Err(_) => false,
+        };
+        if told {
             self.connected(owed).await;
+        } else {
+            self.abandoned = true;
         }
     }
 

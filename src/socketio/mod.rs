@@ -13,5 +13,8 @@ pub mod lane;
 pub mod packet;
 pub mod webhook;
 
+#[cfg(test)]
+mod tests;
+
 pub use connection::{SioConnection, SioEvent};
 pub use handshake::SioAcceptor;

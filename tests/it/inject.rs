@@ -15,13 +15,6 @@ async fn with_faults(rules: &[&str]) -> (crate::util::Webhook, Emu) {
 }
 
 /// The `fault` log lines so far.
-fn fault_lines(emu: &Emu) -> Vec<serde_json::Value> {
-    emu.events()
-        .into_iter()
-        .filter(|e| e["type"] == "fault")
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_answers_for_the_handler_without_calling_it() {
     let (hook, emu) = with_faults(&["event=connect,status=500"]).await;
@@ -43,7 +36,10 @@ async fn timeout_calls_the_handler_and_discards_its_answer() {
     assert!(answer.starts_with("44"), "{answer}");
     assert!(answer.contains("did not answer"), "{answer}");
     hook.wait_for("connect", 1).await;
-    assert_eq!(fault_lines(&emu)[0]["action"], "timeout");
+    let line = emu
+        .wait_log("the fault line", |e| e["type"] == "fault")
+        .await;
+    assert_eq!(line["action"], "timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +50,10 @@ async fn drop_never_sends_and_a_blocking_event_times_out() {
     assert!(answer.starts_with("44"), "{answer}");
     assert!(answer.contains("did not answer"), "{answer}");
     assert!(hook.named("connect").is_empty());
-    assert_eq!(fault_lines(&emu)[0]["action"], "drop");
+    let line = emu
+        .wait_log("the fault line", |e| e["type"] == "fault")
+        .await;
+    assert_eq!(line["action"], "drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +90,10 @@ async fn twice_delivers_disconnected_twice() {
     assert_eq!(gone.len(), 2);
     assert_eq!(gone[0].body, gone[1].body);
     assert_eq!(hook.named("connected").len(), 1);
-    assert_eq!(fault_lines(&emu)[0]["action"], "twice");
+    let line = emu
+        .wait_log("the fault line", |e| e["type"] == "fault")
+        .await;
+    assert_eq!(line["action"], "twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

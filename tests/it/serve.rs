@@ -537,13 +537,9 @@ async fn events_before_connect_answer_are_queued_in_order() {
     assert_eq!(names, ["a", "b"]);
     // The webhook records `connect` when its held answer is released, so an event forwarded
     // while `connect` was pending would come before it.
-    let order: Vec<String> = hook
-        .events()
-        .iter()
-        .map(|r| r.event().to_owned())
-        .filter(|e| e != "connected")
-        .collect();
-    assert_eq!(order, ["connect", "a", "b"]);
+    // Decision 20: `connected` comes before the queued events.
+    let order: Vec<String> = hook.events().iter().map(|r| r.event().to_owned()).collect();
+    assert_eq!(order, ["connect", "connected", "a", "b"]);
 }
 
 #[tokio::test]

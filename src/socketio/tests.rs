@@ -1,0 +1,157 @@
+//! The Socket.IO connection state machine under tokio's paused clock: a [`SioConnection`] runs
+//! inside a real Engine.IO session actor driven through its long-polling inputs. The hub's
+//! handler wants no system events (so `connect` is accepted without a call) and fault rules stand
+//! in for a slow handler, so the connect timeout and the lane's backpressure (decision 21) are
+//! checked on virtual time, exactly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::SioConnection;
+use crate::config::{EngineConfig, EventPattern, HandlerConfig, HubConfig, ServeConfig};
+use crate::engineio::packet::Packet;
+use crate::engineio::session::{Actor, Input, PollReply};
+use crate::engineio::{EngineError, Registry, SharedFlags};
+use crate::service::Service;
+use crate::traffic::Traffic;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Far beyond every test, so heartbeats stay out of the way.
+const PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+const MAX_PAYLOAD: usize = 1_000;
+
+/// A service whose undeclared hubs send user events (only) to a closed local port, with `faults`.
+fn service(faults: &[&str]) -> Arc<Service> {
+    let config = ServeConfig {
+        default_hub: HubConfig {
+            name: "*".into(),
+            anonymous: true,
+            handlers: vec![HandlerConfig {
+                url: "http://127.0.0.1:9/{event}".into(),
+                user_events: EventPattern::All,
+                system_events: Vec::new(),
+            }],
+        },
+        preflight: false,
+        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
+        engine: engine(),
+        ..ServeConfig::default()
+    };
+    Arc::new(Service::new(
+        Arc::new(config),
+        "http://localhost:8080".into(),
+        Traffic::silent(),
+        CancellationToken::new(),
+    ))
+}
+
+fn engine() -> EngineConfig {
+    EngineConfig {
+        ping_interval: PING_INTERVAL,
+        connect_timeout: CONNECT_TIMEOUT,
+        max_payload: MAX_PAYLOAD,
+        ..EngineConfig::default()
+    }
+}
+
+type Tx = mpsc::Sender<Input<super::SioEvent>>;
+
+/// Starts a connection's session on long-polling; returns its input channel.
+fn start(service: &Arc<Service>) -> Tx {
+    let hub = service.hub_or_create("chat").unwrap();
+    let sid: Arc<str> = "conn-1".into();
+    let handler = SioConnection::new(
+        service.clone(),
+        hub,
+        sid.clone(),
+        None,
+        Vec::new(),
+        Bytes::from_static(b"{}"),
+    );
+    let (tx, rx) = mpsc::channel(16);
+    let registry: Registry<super::SioEvent> = Arc::new(Mutex::new(HashMap::new()));
+    let actor = Actor::new(
+        sid,
+        Arc::new(engine()),
+        handler,
+        rx,
+        tx.clone(),
+        Arc::new(SharedFlags::default()),
+        registry,
+        CancellationToken::new(),
+        None,
+        None,
+    );
+    tokio::spawn(actor.run());
+    tx
+}
+
+async fn get(tx: &Tx) -> oneshot::Receiver<PollReply> {
+    let (reply, answer) = oneshot::channel();
+    assert!(tx.send(Input::PollGet(reply)).await.is_ok());
+    answer
+}
+
+async fn post(tx: &Tx, packets: &[String]) -> oneshot::Receiver<Result<(), EngineError>> {
+    let packets = packets
+        .iter()
+        .map(|p| Packet::decode_text(p).unwrap())
+        .collect();
+    let (reply, answer) = oneshot::channel();
+    assert!(tx.send(Input::PollPost(packets, reply)).await.is_ok());
+    answer
+}
+
+/// Joins `/` and returns the `40…` the client got.
+async fn join(tx: &Tx) -> String {
+    post(tx, &["40".into()]).await.await.unwrap().unwrap();
+    get(tx).await.await.unwrap().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_connect_within_the_connect_timeout_closes_the_connection() {
+    let tx = start(&service(&[]));
+    let t0 = Instant::now();
+    let held = get(&tx).await;
+    assert_eq!(held.await.unwrap(), Ok("1".into()), "the close packet");
+    assert_eq!(t0.elapsed(), CONNECT_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_in_time_keeps_the_connection() {
+    let tx = start(&service(&[]));
+    let joined = join(&tx).await;
+    assert!(joined.starts_with("40{\"sid\":\""), "{joined}");
+    let held = get(&tx).await;
+    let waited = timeout(CONNECT_TIMEOUT * 2, held).await;
+    assert!(waited.is_err(), "the connection was closed: {waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_lane_holds_the_post_until_it_drains() {
+    // Each `slow` event spends ten minutes in the lane; the lane holds 4 × 1000 bytes.
+    let tx = start(&service(&["event=slow,delay=10m"]));
+    join(&tx).await;
+    let event = format!(r#"42["slow","{}"]"#, "x".repeat(500));
+    let t0 = Instant::now();
+    let mut answer = post(&tx, &vec![event; 8]).await;
+    // Held while the lane is full: the client's packets wait, nothing is dropped.
+    let early = timeout(Duration::from_secs(500), &mut answer).await;
+    assert!(
+        early.is_err(),
+        "the POST was answered while the lane was full"
+    );
+    // Once enough events have left the lane, the rest are taken and the POST is answered.
+    assert_eq!(answer.await.unwrap(), Ok(()));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(600),
+        "{:?}",
+        t0.elapsed()
+    );
+}
