@@ -42,6 +42,18 @@ fn assert_protocol_order(events: &[Recorded], sockets: usize, users: &[&str]) {
     );
 }
 
+/// Waits until the log shows `n` answered (2xx) webhook calls of `event`.
+async fn wait_answered(emu: &Emu, event: &str, n: usize) {
+    emu.wait_log(&format!("{n} answered `{event}`"), |_| {
+        emu.events()
+            .iter()
+            .filter(|v| v["type"] == "webhook" && v["event"] == event && v["ok"] == true)
+            .count()
+            >= n
+    })
+    .await;
+}
+
 /// The warning that an attempt of `event` failed and will be retried.
 fn is_retry(v: &Value, event: &str) -> bool {
     v["type"] == "warning"
@@ -125,6 +137,8 @@ async fn disconnected_survives_a_handler_that_is_down_for_20_seconds() {
         clients.push(client);
     }
     let connected = hook.wait_for("connected", 10).await;
+    // `connected` is delivered once its answer is back; only then is the handler taken down.
+    wait_answered(&emu, "connected", 10).await;
     hook.kill();
     for client in clients {
         client.close().await;
@@ -154,7 +168,7 @@ async fn twenty_thousand_unacked_events_all_arrive_in_order() {
         client.send(&format!(r#"42["n",{i}]"#)).await;
     }
     let got = hook
-        .wait_for_within("n", 20_000, Duration::from_secs(180))
+        .wait_for_within("n", 20_000, Duration::from_secs(400))
         .await;
     let order: Vec<u64> = got
         .iter()
@@ -280,6 +294,7 @@ async fn undelivered_events_are_named_at_shutdown() {
     let sid: Value = serde_json::from_str(&joined[2..]).unwrap();
     let socket = sid["sid"].as_str().unwrap().to_owned();
     hook.wait_for("connected", 1).await;
+    wait_answered(&emu, "connected", 1).await;
     hook.kill();
     client.close().await;
     emu.wait_log("a retried disconnected", |v| is_retry(v, "disconnected"))
