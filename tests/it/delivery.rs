@@ -186,33 +186,6 @@ async fn twenty_thousand_unacked_events_all_arrive_in_order() {
     client.close().await;
 }
 
-/// Largest resident set seen while `work` runs, sampled every 20 ms.
-async fn peak_rss_during<F: std::future::Future<Output = ()>>(pid: u32, work: F) -> u64 {
-    let peak = Arc::new(Mutex::new(0));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sampler = {
-        let peak = peak.clone();
-        tokio::spawn(async move {
-            tokio::pin!(stopped);
-            loop {
-                let rss = proc_status_kib(pid, "VmRSS");
-                {
-                    let mut max = peak.lock().unwrap();
-                    *max = (*max).max(rss);
-                }
-                tokio::select! {
-                    _ = &mut stopped => return,
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-                }
-            }
-        })
-    };
-    work.await;
-    let _ = stop.send(());
-    sampler.await.unwrap();
-    *peak.lock().unwrap()
-}
-
 /// Four clients each send 60 events of 950 KB to `emu` and leave; returns once the webhook has
 /// them all and every `disconnected`.
 async fn flood_with_large_events(emu: &Arc<Emu>, hook: &Webhook, round: usize) {
@@ -260,7 +233,9 @@ async fn large_events_to_a_slow_webhook_keep_memory_bounded() {
         "--quiet",
     ]));
     let idle = proc_status_kib(emu.pid(), "VmRSS");
-    let peak = peak_rss_during(emu.pid(), flood_with_large_events(&emu, &hook, 1)).await;
+    let sampler = RssSampler::start(emu.pid());
+    flood_with_large_events(&emu, &hook, 1).await;
+    let peak = sampler.max_kib();
     let after_one = proc_status_kib(emu.pid(), "VmRSS");
     flood_with_large_events(&emu, &hook, 2).await;
     let after_two = proc_status_kib(emu.pid(), "VmRSS");
