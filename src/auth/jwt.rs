@@ -627,7 +627,11 @@ mod tests {
         let token = sign_raw(r#"{"alg":"HS256","typ":5}"#, VECTOR_PAYLOAD);
         let r = rejected(&token, NOW);
         assert_eq!(r.check, Check::Malformed, "{}", r.message);
-        assert!(r.message.contains("not a valid JWS header"), "{}", r.message);
+        assert!(
+            r.message.contains("not a valid JWS header"),
+            "{}",
+            r.message
+        );
         assert_eq!(r.claims.unwrap()["sub"], "user1");
     }
 
