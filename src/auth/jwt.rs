@@ -636,6 +636,22 @@ mod tests {
     }
 
     #[test]
+    fn padded_segments_are_malformed() {
+        // RFC 7515 base64url has no `=` padding, and jsonwebtoken refuses it.
+        let payload = URL_SAFE_NO_PAD.encode(VECTOR_PAYLOAD);
+        assert_ne!(
+            payload.len() % 4,
+            0,
+            "the vector needs padding to test this"
+        );
+        let token = vector_token().replace(&payload, &format!("{payload}="));
+        assert_ne!(token, vector_token());
+        let r = rejected(&token, NOW);
+        assert_eq!(r.check, Check::Malformed, "{}", r.message);
+        assert!(r.message.contains("claims segment"), "{}", r.message);
+    }
+
+    #[test]
     fn signature() {
         let token = vector_token();
         let other = vec!["another-key".to_string()];
