@@ -1,29 +1,24 @@
-//! The JWT codec and the verification checks, written once: [`verify_report`] runs every check
+//! Minting and the verification checks, written once: [`verify_report`] runs every check
 //! and records each outcome; `verify_client_token` / `verify_rest_token` (in the parent module)
 //! take the first failure from that report, and `sio-emu token verify` prints the whole report.
 //!
 //! Tokens are JWS compact serialisations signed with HS256 (SPEC §10). Minting writes the header
 //! `{"alg":"HS256","typ":"JWT"}` and the claims `nbf`, `exp`, `iat`, `aud`, `sub`, `role`,
 //! `webpubsub.group` in that order, so a token minted from the SPEC §10.1 vector's claims is
-//! byte-for-byte the vector. The HMAC itself lives in [`super::signature`].
+//! byte-for-byte the vector. The JWS work (encoding, decoding, `alg`, the HMAC signature) is
+//! jsonwebtoken's, in [`super::codec`]; the claim checks (`exp`, `nbf`, `aud`) are here.
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{URL_SAFE_NO_PAD, URL_SAFE_PAD_INDIFFERENT};
 use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::signature::{hmac_sha256, verify_hmac_sha256};
-use super::{Check, Rejection, TokenClaims};
+use super::{Check, Rejection, TokenClaims, codec};
 
 /// How far `exp` and `nbf` may be off the local clock and still be accepted, in seconds
 /// (5 minutes, as the official emulator A3 allows).
 pub const CLOCK_SKEW_SECS: u64 = 300;
-
-/// The only header [`mint`] writes (compact, in this order, as in the SPEC §10.1 vector).
-const HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 /// The path prefix of every Socket.IO client audience.
 const CLIENT_PATH: &str = "/clients/socketio/hubs/";
@@ -117,7 +112,7 @@ pub fn client_audience(endpoint: &str, hub: &str) -> String {
     format!("{}{CLIENT_PATH}{hub}", endpoint.trim_end_matches('/'))
 }
 
-/// Mints an HS256 token signed with the UTF-8 bytes of `key`.
+/// Mints an HS256 token signed with the UTF-8 bytes of `key` (jsonwebtoken signs it).
 pub fn mint(key: &str, claims: &TokenClaims) -> String {
     #[derive(Serialize)]
     #[serde(untagged)]
@@ -154,14 +149,7 @@ pub fn mint(key: &str, claims: &TokenClaims) -> String {
         role: one_or_many(&claims.roles),
         group: one_or_many(&claims.groups),
     };
-    let payload = serde_json::to_vec(&payload).expect("claims always serialise");
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(HEADER_JSON),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let signature = URL_SAFE_NO_PAD.encode(hmac_sha256(key, signing_input.as_bytes()));
-    format!("{signing_input}.{signature}")
+    codec::sign(key, &payload)
 }
 
 /// Runs every check on `token` and reports each outcome (see [`Report`]). Any of `keys` may have
@@ -181,122 +169,36 @@ pub fn verify_report(token: &str, keys: &[String], expected: Expected<'_>, now: 
         };
         return Report::single_failure(Check::Missing, message.to_string());
     }
-
-    let segments: Vec<&str> = token.split('.').collect();
-    if segments.len() != 3 {
-        return Report::single_failure(
-            Check::Malformed,
-            format!(
-                "a JWT has three base64url segments separated by `.`, this has {}; \
-                 pass the token exactly as minted",
-                segments.len()
-            ),
-        );
-    }
-    let header = decode_json_segment(segments[0], "header");
-    let claims = decode_json_segment(segments[1], "claims");
-    let signature = URL_SAFE_PAD_INDIFFERENT.decode(segments[2]).map_err(|_| {
-        "the signature segment is not base64url; pass the token exactly as minted".to_string()
-    });
-    let (header, claims, signature) = match (header, claims, signature) {
-        (Ok(h), Ok(c), Ok(s)) => (h, c, s),
-        (h, c, s) => {
-            let message = [h.as_ref().err(), c.as_ref().err(), s.as_ref().err()]
-                .into_iter()
-                .flatten()
-                .next()
-                .cloned()
-                .unwrap_or_default();
-            let mut report = Report::single_failure(Check::Malformed, message);
-            report.header = h.ok();
-            report.claims = c.ok();
+    let decoded = match codec::decode(token) {
+        Ok(decoded) => decoded,
+        Err(undecodable) => {
+            let mut report = Report::single_failure(Check::Malformed, undecodable.message);
+            report.header = undecodable.header;
+            report.claims = undecodable.claims;
             return report;
         }
     };
-
-    let mut checks = Vec::with_capacity(5);
-    let alg = check_alg(&header);
-    let alg_ok = matches!(alg, Outcome::Passed(_));
-    checks.push(CheckResult {
-        check: Check::Alg,
-        outcome: alg,
-    });
-    let signing_input = &token[..segments[0].len() + 1 + segments[1].len()];
-    checks.push(CheckResult {
-        check: Check::Signature,
-        outcome: if alg_ok {
-            check_signature(keys, signing_input.as_bytes(), &signature)
-        } else {
-            Outcome::Skipped("not checked, because the token is not HS256".into())
-        },
-    });
-    checks.push(CheckResult {
-        check: Check::Exp,
-        outcome: check_exp(claims.get("exp"), now),
-    });
-    checks.push(CheckResult {
-        check: Check::Nbf,
-        outcome: check_nbf(claims.get("nbf"), now),
-    });
-    checks.push(CheckResult {
-        check: Check::Aud,
-        outcome: check_aud(claims.get("aud"), expected),
-    });
+    let alg = codec::check_alg(&decoded);
+    let signature = if matches!(alg, Outcome::Passed(_)) {
+        codec::check_signature(token, keys)
+    } else {
+        Outcome::Skipped("not checked, because the token is not HS256".into())
+    };
+    let claims = &decoded.claims;
+    let checks = vec![
+        (Check::Alg, alg),
+        (Check::Signature, signature),
+        (Check::Exp, check_exp(claims.get("exp"), now)),
+        (Check::Nbf, check_nbf(claims.get("nbf"), now)),
+        (Check::Aud, check_aud(claims.get("aud"), expected)),
+    ];
     Report {
-        header: Some(header),
-        claims: Some(claims),
-        checks,
-    }
-}
-
-fn decode_json_segment(segment: &str, what: &str) -> Result<Map<String, Value>, String> {
-    let bytes = URL_SAFE_PAD_INDIFFERENT.decode(segment).map_err(|_| {
-        format!("the {what} segment is not base64url; pass the token exactly as minted")
-    })?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(format!("the {what} segment is JSON but not an object")),
-        Err(e) => Err(format!("the {what} segment is not JSON ({e})")),
-    }
-}
-
-fn check_alg(header: &Map<String, Value>) -> Outcome {
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "HS256" => Outcome::Passed("HS256".into()),
-        Some(Value::String(alg)) if alg.eq_ignore_ascii_case("none") => Outcome::Failed(
-            "the token is unsigned (alg `none`); only HS256 tokens signed with the access key \
-             are accepted"
-                .into(),
-        ),
-        Some(Value::String(alg)) => Outcome::Failed(format!(
-            "the header says alg `{alg}`; only HS256 tokens signed with the access key are accepted"
-        )),
-        Some(other) => Outcome::Failed(format!(
-            "the header's `alg` is {other}, not a string; only HS256 is accepted"
-        )),
-        None => Outcome::Failed(
-            "the header has no `alg`; only HS256 tokens signed with the access key are accepted"
-                .into(),
-        ),
-    }
-}
-
-fn check_signature(keys: &[String], signing_input: &[u8], signature: &[u8]) -> Outcome {
-    if keys.is_empty() {
-        return Outcome::Failed("no access key is configured to check it against".into());
-    }
-    match keys
-        .iter()
-        .position(|key| verify_hmac_sha256(key, signing_input, signature))
-    {
-        Some(_) if keys.len() == 1 => Outcome::Passed("matches the access key".into()),
-        Some(i) => Outcome::Passed(format!("matches access key #{}", i + 1)),
-        None => Outcome::Failed(format!(
-            "does not match the access key{}: the token was signed with another key or changed \
-             after signing; sign it with the AccessKey the emulator uses (`serve --access-key`, \
-             by default the development key)",
-            if keys.len() == 1 { "" } else { "s" }
-        )),
+        checks: checks
+            .into_iter()
+            .map(|(check, outcome)| CheckResult { check, outcome })
+            .collect(),
+        header: Some(decoded.header),
+        claims: Some(decoded.claims),
     }
 }
 
@@ -544,6 +446,12 @@ fn span(secs: f64) -> String {
 mod tests {
     use super::super::{DEV_ACCESS_KEY, verify_client_token, verify_rest_token};
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+
+    /// The header of the SPEC §10.1 vector, which [`mint`] writes.
+    const HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
     const VECTOR_PAYLOAD: &str = r#"{"nbf":1700000000,"exp":1700003600,"iat":1700000000,"aud":"http://localhost:8080/clients/socketio/hubs/hub","sub":"user1"}"#;
     const VECTOR_SIGNATURE: &str = "Ob16UBAblethMv1BAyxCTVP3A54SBXwG5e4nySDbS0w";
@@ -579,7 +487,8 @@ mod tests {
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let sig = URL_SAFE_NO_PAD.encode(hmac_sha256(DEV_ACCESS_KEY, input.as_bytes()));
+        let key = EncodingKey::from_secret(DEV_ACCESS_KEY.as_bytes());
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
         format!("{input}.{sig}")
     }
 
@@ -689,6 +598,57 @@ mod tests {
             NOW,
         );
         assert!(matches!(report.checks[1].outcome, Outcome::Skipped(_)));
+    }
+
+    #[test]
+    fn alg_messages_name_the_header() {
+        let payload = VECTOR_PAYLOAD;
+        let message = |header: &str| rejected(&sign_raw(header, payload), NOW).message;
+        assert!(message(r#"{"alg":"none"}"#).contains("unsigned (alg `none`)"));
+        assert!(message(r#"{"alg":"HS512","typ":"JWT"}"#).contains("alg `HS512`"));
+        assert!(message(r#"{"alg":"XYZ"}"#).contains("alg `XYZ`"));
+        assert!(message(r#"{"typ":"JWT"}"#).contains("no `alg`"));
+        assert!(message(r#"{"alg":7}"#).contains("not a string"));
+        // A token jsonwebtoken itself signed with HS512 is refused at `alg`, not `signature`.
+        let key = EncodingKey::from_secret(DEV_ACCESS_KEY.as_bytes());
+        let hs512 = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS512),
+            &serde_json::json!({"aud": AUD, "exp": NOW + 60}),
+            &key,
+        )
+        .unwrap();
+        let r = rejected(&hs512, NOW);
+        assert_eq!(r.check, Check::Alg);
+        assert!(r.message.contains("alg `HS512`"), "{}", r.message);
+    }
+
+    #[test]
+    fn unreadable_hs256_header_is_malformed() {
+        let token = sign_raw(r#"{"alg":"HS256","typ":5}"#, VECTOR_PAYLOAD);
+        let r = rejected(&token, NOW);
+        assert_eq!(r.check, Check::Malformed, "{}", r.message);
+        assert!(
+            r.message.contains("not a valid JWS header"),
+            "{}",
+            r.message
+        );
+        assert_eq!(r.claims.unwrap()["sub"], "user1");
+    }
+
+    #[test]
+    fn padded_segments_are_malformed() {
+        // RFC 7515 base64url has no `=` padding, and jsonwebtoken refuses it.
+        let payload = URL_SAFE_NO_PAD.encode(VECTOR_PAYLOAD);
+        assert_ne!(
+            payload.len() % 4,
+            0,
+            "the vector needs padding to test this"
+        );
+        let token = vector_token().replace(&payload, &format!("{payload}="));
+        assert_ne!(token, vector_token());
+        let r = rejected(&token, NOW);
+        assert_eq!(r.check, Check::Malformed, "{}", r.message);
+        assert!(r.message.contains("claims segment"), "{}", r.message);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! claims for the live log. Every key is used as the UTF-8 bytes of the AccessKey string as
 //! written in the connection string, never base64-decoded (SPEC §6, §10).
 
+mod codec;
 pub mod connection_string;
 mod jwt;
 pub mod signature;

@@ -4,6 +4,7 @@
 //! Each subcommand module turns its flags into library settings and calls the library; nothing
 //! below this module prints to the terminal except through the traffic renderers.
 
+pub mod docs;
 pub mod exec;
 pub mod init;
 pub mod replay;
@@ -35,6 +36,10 @@ pub enum Command {
     Init(init::InitArgs),
     /// Replay recorded sessions against an event handler and compare its answers.
     Replay(replay::ReplayArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish) to stdout.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual pages (roff) of sio-emu and every subcommand to stdout.
+    Man(docs::ManArgs),
 }
 
 /// `--color auto|always|never`.
@@ -89,6 +94,21 @@ impl CliError {
     }
 }
 
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::usage(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Condenses clap's multi-line error into the contract's one line plus a hint line.
 fn one_line_usage_error(rendered: &str) -> (String, String) {
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -140,6 +160,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(args),
         Command::Init(args) => init::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

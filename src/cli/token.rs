@@ -6,14 +6,14 @@
 //! logic (claims, checks, messages) lives in `auth`. Exit codes follow the CLI contract: 0 minted
 //! or valid, 1 `verify` rejected the token (a token that is not even a JWT included), 2 bad flags.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches, Subcommand, ValueEnum};
 use colored::Colorize;
 use serde_json::{Map, Value};
 
-use super::{CliError, ColorChoice};
+use super::{CliError, ColorChoice, emit};
 use crate::auth::{self, Check, Expected, Outcome, Report, TokenClaims, connection_string};
 
 /// The endpoint used when neither `--endpoint` nor a connection string names one.
@@ -573,20 +573,6 @@ fn parse_time(text: &str) -> Result<u64, CliError> {
             ))
             .hint("e.g. --issued-at 1700000000 or --issued-at 2024-01-01T00:00:00Z")
         })
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<(), CliError> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::usage(format!("writing to stdout: {e}")))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

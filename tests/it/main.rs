@@ -2,6 +2,7 @@
 
 mod admin;
 mod builtin;
+mod cli_docs;
 mod config;
 mod delivery;
 mod engineio_edges;
