@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, ColorChoice};
 use crate::auth::{self, DEV_ACCESS_KEY, TokenClaims, connection_string};
-use crate::builtin::Builtins;
+use crate::builtin::{BuiltinError, Builtins};
 use crate::config::file::{self, FileConfig};
 use crate::config::{
     DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, HubConfig, ServeConfig, valid_hub_name,
@@ -591,6 +591,16 @@ fn print_config(traffic: &Traffic, config: &ServeConfig, heading: &str) {
 
 /// Re-reads `--config` when it changes; a valid change applies to new events, an invalid one
 /// is refused with the line it points at and the running settings stay.
+impl From<BuiltinError> for CliError {
+    fn from(e: BuiltinError) -> Self {
+        let error = CliError::usage(e.message);
+        match e.hint {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    }
+}
+
 pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeArgs) {
     let Some(path) = args.config.clone() else {
         return;
