@@ -1,5 +1,5 @@
 //! The HTTP front door: binds the listen addresses (`localhost` means 127.0.0.1 and ::1,
-//! decision 19), runs one hyper HTTP/1.1 connection task per client with upgrades enabled, and
+//! decision 19), serves them with the shared accept loop (`http::serve_http`), and
 //! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
 //! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
 //! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.

@@ -589,8 +589,7 @@ fn print_config(traffic: &Traffic, config: &ServeConfig, heading: &str) {
     traffic.write_line(&lines.join("\n"));
 }
 
-/// Re-reads `--config` when it changes; a valid change applies to new events, an invalid one
-/// is refused with the line it points at and the running settings stay.
+/// A built-in handler that cannot start is a usage error (exit 2), its hint kept.
 impl From<BuiltinError> for CliError {
     fn from(e: BuiltinError) -> Self {
         let error = CliError::usage(e.message);
@@ -601,6 +600,8 @@ impl From<BuiltinError> for CliError {
     }
 }
 
+/// Re-reads `--config` when it changes; a valid change applies to new events, an invalid one
+/// is refused with the line it points at and the running settings stay.
 pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeArgs) {
     let Some(path) = args.config.clone() else {
         return;
