@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::engineio::transport::{HttpResponse, json_response};
+use crate::http::{HttpResponse, json_response};
 use crate::service::{ConnCommand, Service, group};
 use crate::traffic::TrafficEvent;
 

@@ -11,7 +11,8 @@
 //! * exactly one action: `delay=<DUR>`, `status=<CODE>`, `timeout`, `drop`, `twice`,
 //!   `disconnect-transport`.
 //!
-//! This module owns parsing and the decision ([`Faults::pick`]); `socketio::webhook` and
+//! The rule itself is plain data in `config::fault` (re-exported here); this module owns the
+//! decision ([`Faults::pick`]); `socketio::webhook` and
 //! `socketio::connection` apply the actions and report each one as a [`TrafficEvent::Fault`]
 //! line and a [`RecordLine::Fault`] recording line ([`mark`]); `admin` lists and edits the
 //! rules.
@@ -22,6 +23,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+pub use crate::config::fault::{Action, FaultRule, MAX_DELAY};
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::RecordLine;
@@ -29,131 +31,8 @@ use crate::upstream::{UpstreamSettings, WebhookError, WebhookEvent, WebhookRespo
 
 /// Rules in force at once; `POST /_emu/faults` beyond it is refused.
 pub const MAX_RULES: usize = 64;
-/// The longest `delay=` accepted.
-pub const MAX_DELAY: Duration = Duration::from_secs(600);
 /// Mixed into `--seed` for the fault generator, so faults draw from their own stream.
 const SEED_SALT: u64 = 0x6661_756c_7473;
-
-/// What a rule does to a matching event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Wait this long before calling the handler.
-    Delay(Duration),
-    /// Answer with this status on the handler's behalf; the handler is not called.
-    Status(u16),
-    /// Call the handler but discard its answer, as if it had not answered in time.
-    Timeout,
-    /// Do not send the event; a blocking event then behaves as a timeout.
-    Drop,
-    /// Deliver `connected` / `disconnected` twice.
-    Twice,
-    /// Close the socket's Engine.IO transport right after its `connected` (reason
-    /// `transport error`).
-    DisconnectTransport,
-}
-
-impl Action {
-    /// The action as written in a rule.
-    pub fn text(&self) -> String {
-        match self {
-            Action::Delay(d) => format!("delay={}", crate::duration::format(*d)),
-            Action::Status(code) => format!("status={code}"),
-            Action::Timeout => "timeout".into(),
-            Action::Drop => "drop".into(),
-            Action::Twice => "twice".into(),
-            Action::DisconnectTransport => "disconnect-transport".into(),
-        }
-    }
-}
-
-/// One fault rule.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultRule {
-    /// Event-name glob.
-    pub event: String,
-    /// Only this hub, when set.
-    pub hub: Option<String>,
-    /// Probability per matching event, 0..=1.
-    pub p: f64,
-    pub action: Action,
-}
-
-impl std::fmt::Display for FaultRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "event={}", self.event)?;
-        if let Some(hub) = &self.hub {
-            write!(f, ",hub={hub}")?;
-        }
-        write!(f, ",{}", self.action.text())?;
-        if self.p < 1.0 {
-            write!(f, ",p={}", self.p)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::str::FromStr for FaultRule {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<FaultRule, String> {
-        let syntax = "a fault rule is comma-separated: [event=<glob>,][hub=<name>,][p=<0..1>,] and \
-                      one of delay=<duration>, status=<code>, timeout, drop, twice, \
-                      disconnect-transport";
-        let mut rule = FaultRule {
-            event: "*".into(),
-            hub: None,
-            p: 1.0,
-            action: Action::Drop,
-        };
-        let mut action = None;
-        let mut set = |a: Action| -> Result<(), String> {
-            if action.replace(a).is_some() {
-                return Err(format!("`{text}` has more than one action; {syntax}"));
-            }
-            Ok(())
-        };
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = match part.split_once('=') {
-                Some((k, v)) => (k.trim(), Some(v.trim())),
-                None => (part, None),
-            };
-            match (key, value) {
-                ("event", Some(v)) if !v.is_empty() => rule.event = v.to_owned(),
-                ("hub", Some(v)) if !v.is_empty() => rule.hub = Some(v.to_owned()),
-                ("p", Some(v)) => {
-                    rule.p = v
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|p| (0.0..=1.0).contains(p))
-                        .ok_or_else(|| format!("`p={v}` is not a probability between 0 and 1"))?
-                }
-                ("delay", Some(v)) => {
-                    let d = crate::duration::parse(v)?;
-                    if d > MAX_DELAY {
-                        return Err(format!(
-                            "`delay={v}` is longer than the maximum {}",
-                            crate::duration::format(MAX_DELAY)
-                        ));
-                    }
-                    set(Action::Delay(d))?
-                }
-                ("status", Some(v)) => set(Action::Status(
-                    v.parse::<u16>()
-                        .ok()
-                        .filter(|c| (100..=599).contains(c))
-                        .ok_or_else(|| format!("`status={v}` is not an HTTP status (100–599)"))?,
-                ))?,
-                ("timeout", None) => set(Action::Timeout)?,
-                ("drop", None) => set(Action::Drop)?,
-                ("twice", None) => set(Action::Twice)?,
-                ("disconnect-transport", None) => set(Action::DisconnectTransport)?,
-                _ => return Err(format!("`{part}` is not understood; {syntax}")),
-            }
-        }
-        rule.action = action.ok_or_else(|| format!("`{text}` names no action; {syntax}"))?;
-        Ok(rule)
-    }
-}
 
 /// `*` matches any run of characters; everything else literally.
 pub fn glob(pattern: &str, text: &str) -> bool {
@@ -320,34 +199,6 @@ pub async fn before(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rules_parse_and_print() {
-        let r: FaultRule = "event=chat*,status=500,p=0.5".parse().unwrap();
-        assert_eq!(r.event, "chat*");
-        assert_eq!(r.action, Action::Status(500));
-        assert_eq!(r.p, 0.5);
-        assert_eq!(r.to_string(), "event=chat*,status=500,p=0.5");
-        let r: FaultRule = "hub=Chat, delay=250ms".parse().unwrap();
-        assert_eq!(r.action, Action::Delay(Duration::from_millis(250)));
-        assert_eq!(r.event, "*");
-        assert_eq!(r.hub.as_deref(), Some("Chat"));
-        assert_eq!(
-            "disconnect-transport".parse::<FaultRule>().unwrap().action,
-            Action::DisconnectTransport
-        );
-        for bad in [
-            "",
-            "event=x",
-            "drop,twice",
-            "p=2,drop",
-            "status=42",
-            "delay=forever",
-            "explode",
-        ] {
-            assert!(bad.parse::<FaultRule>().is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn globs() {

@@ -28,7 +28,7 @@ use crate::traffic::record::RecordLine;
 use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse};
 
 /// Default `--lint-slow`: a blocking answer slower than this is reported.
-pub const DEFAULT_SLOW: Duration = Duration::from_secs(5);
+pub const DEFAULT_SLOW: Duration = crate::config::DEFAULT_LINT_SLOW;
 
 /// Group names remembered as "existed once" across all hubs; beyond it, nothing more is
 /// learned and the "never existed" rules stay silent rather than guess.

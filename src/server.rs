@@ -1,5 +1,5 @@
 //! The HTTP front door: binds the listen addresses (`localhost` means 127.0.0.1 and ::1,
-//! decision 19), runs one hyper HTTP/1.1 connection task per client with upgrades enabled, and
+//! decision 19), serves them with the shared accept loop (`http::serve_http`), and
 //! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
 //! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
 //! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.
@@ -13,16 +13,12 @@ use std::sync::Arc;
 use http::header::HeaderValue;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::valid_hub_name;
 use crate::engineio::EngineIo;
-use crate::engineio::transport::{HttpResponse, json_response};
+use crate::http::{HttpResponse, OnStop, json_response, serve_http};
 use crate::service::Service;
 use crate::socketio::SioAcceptor;
 
@@ -135,71 +131,6 @@ impl Server {
         for task in tasks {
             let _ = task.await;
         }
-    }
-}
-
-/// How long a client may take to send a request head.
-pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// What happens to open connections when a listener stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnStop {
-    /// They run until they end by themselves.
-    KeepConnections,
-    /// They are dropped at once.
-    DropConnections,
-}
-
-/// Accepts HTTP/1.1 connections on `listener` until `stop` fires: one task per connection,
-/// keep-alive and upgrades on; `handle` answers each request, given the peer's address. Used
-/// by the service, the built-in handlers and replay's REST sink.
-pub async fn serve_http<H, Fut>(
-    listener: TcpListener,
-    stop: CancellationToken,
-    on_stop: OnStop,
-    handle: H,
-) where
-    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = HttpResponse> + Send + 'static,
-{
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                // Out of file descriptors and the like: back off instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let (handle, stop) = (handle.clone(), stop.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let handle = handle.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                // A client that never finishes its request head cannot hold a connection.
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            match on_stop {
-                OnStop::KeepConnections => {
-                    let _ = connection.await;
-                }
-                OnStop::DropConnections => {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = connection => {}
-                    }
-                }
-            }
-        });
     }
 }
 

@@ -35,9 +35,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::ce_signature;
-use crate::cli::CliError;
 use crate::config::ServeConfig;
-use crate::server::{OnStop, serve_http};
+use crate::http::{OnStop, serve_http};
 use echo::UserEvent;
 
 /// The prefix that names a built-in handler in a handler URL template.
@@ -69,7 +68,7 @@ impl Kind {
 
     /// The built-in handler a URL template names: `Ok(None)` when it is not a `builtin:` template,
     /// a usage error listing the known handlers when the name is unknown.
-    pub fn from_template(template: &str) -> Result<Option<Kind>, CliError> {
+    pub fn from_template(template: &str) -> Result<Option<Kind>, BuiltinError> {
         let Some(name) = template.trim().strip_prefix(SCHEME) else {
             return Ok(None);
         };
@@ -80,7 +79,7 @@ impl Kind {
                     .iter()
                     .map(|k| format!("{SCHEME}{}", k.name()))
                     .collect();
-                Err(CliError::usage(format!(
+                Err(BuiltinError::new(format!(
                     "unknown built-in handler `{}`; the known ones are {}",
                     template.trim(),
                     known.join(", ")
@@ -90,6 +89,38 @@ impl Kind {
         }
     }
 }
+
+/// Why a built-in handler cannot be used: an unknown name or a port that cannot be bound. The
+/// caller (the command line) decides how to show it and which exit code it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinError {
+    /// One line saying what went wrong.
+    pub message: String,
+    /// What to do about it, when there is something to say.
+    pub hint: Option<String>,
+}
+
+impl BuiltinError {
+    fn new(message: String) -> Self {
+        BuiltinError {
+            message,
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: &str) -> Self {
+        self.hint = Some(hint.to_owned());
+        self
+    }
+}
+
+impl std::fmt::Display for BuiltinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuiltinError {}
 
 /// What the handlers know about the service: its endpoint (for REST calls) and its access keys
 /// (to check `ce-signature` and sign REST tokens), which a reload may change.
@@ -149,7 +180,7 @@ impl Builtins {
 
     /// The URL template to call for `template`: unchanged unless it is `builtin:<name>`, in which
     /// case that handler is started (once) and its loopback URL template returned.
-    pub async fn resolve_webhook(&self, template: &str) -> Result<String, CliError> {
+    pub async fn resolve_webhook(&self, template: &str) -> Result<String, BuiltinError> {
         let Some(kind) = Kind::from_template(template)? else {
             return Ok(template.to_owned());
         };
@@ -165,7 +196,7 @@ impl Builtins {
 
     /// Resolves every handler URL of `config` (declared hubs and the default hub) and makes the
     /// handlers use its access keys. Call it before the service gets the configuration.
-    pub async fn apply(&self, config: &mut ServeConfig) -> Result<(), CliError> {
+    pub async fn apply(&self, config: &mut ServeConfig) -> Result<(), BuiltinError> {
         let handlers = config
             .hubs
             .iter_mut()
@@ -187,17 +218,17 @@ struct Shared {
 }
 
 /// Binds `127.0.0.1:0` and serves `kind` until the returned handle is dropped.
-async fn start(kind: Kind, context: Arc<Context>) -> Result<Handle, CliError> {
+async fn start(kind: Kind, context: Arc<Context>) -> Result<Handle, BuiltinError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| {
-            CliError::usage(format!(
+            BuiltinError::new(format!(
                 "cannot start the built-in handler {SCHEME}{}: cannot listen on 127.0.0.1: {e}",
                 kind.name()
             ))
         })?;
     let addr = listener.local_addr().map_err(|e| {
-        CliError::usage(format!(
+        BuiltinError::new(format!(
             "cannot start the built-in handler {SCHEME}{}: {e}",
             kind.name()
         ))
@@ -377,7 +408,7 @@ mod tests {
             None
         );
         let err = Kind::from_template("builtin:nope").unwrap_err();
-        assert_eq!(err.code, 2);
+        assert!(err.hint.is_some(), "{err:?}");
         assert!(err.message.contains("builtin:nope"), "{}", err.message);
         assert!(
             err.message.contains("builtin:echo, builtin:chat"),

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, ColorChoice};
 use crate::auth::{self, DEV_ACCESS_KEY, TokenClaims, connection_string};
-use crate::builtin::Builtins;
+use crate::builtin::{BuiltinError, Builtins};
 use crate::config::file::{self, FileConfig};
 use crate::config::{
     DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, HubConfig, ServeConfig, valid_hub_name,
@@ -587,6 +587,17 @@ fn print_config(traffic: &Traffic, config: &ServeConfig, heading: &str) {
         lines.push(format!("  {}{}", format!("{label:<12}").bold(), text));
     }
     traffic.write_line(&lines.join("\n"));
+}
+
+/// A built-in handler that cannot start is a usage error (exit 2), its hint kept.
+impl From<BuiltinError> for CliError {
+    fn from(e: BuiltinError) -> Self {
+        let error = CliError::usage(e.message);
+        match e.hint {
+            Some(hint) => error.hint(hint),
+            None => error,
+        }
+    }
 }
 
 /// Re-reads `--config` when it changes; a valid change applies to new events, an invalid one

@@ -33,7 +33,7 @@ pub struct FileConfig {
     pub max_payload: Option<usize>,
     pub hubs: Vec<HubConfig>,
     /// `[[fault]]` tables, in order.
-    pub faults: Vec<crate::fault::FaultRule>,
+    pub faults: Vec<super::fault::FaultRule>,
 }
 
 /// A file that cannot be used, with the line it points at.

@@ -6,6 +6,7 @@
 //! REST API read it. Hubs carry their own anonymous policy and an ordered list of event
 //! handlers shaped like the cloud's hub settings ([`HubConfig`], [`HandlerConfig`]).
 
+pub mod fault;
 pub mod file;
 
 use std::time::Duration;
@@ -14,6 +15,8 @@ use crate::auth::DEV_ACCESS_KEY;
 
 /// Default webhook URL template: the Azure Functions Socket.IO trigger of `func start`.
 pub const DEFAULT_WEBHOOK: &str = "http://localhost:7071/runtime/webhooks/socketio";
+/// Default `--lint-slow`: a blocking webhook answer slower than this is a lint finding.
+pub const DEFAULT_LINT_SLOW: Duration = Duration::from_secs(5);
 /// Default listen port.
 pub const DEFAULT_PORT: u16 = 8080;
 
@@ -92,7 +95,7 @@ pub struct ServeConfig {
     /// `--lint-slow`: blocking webhook answers slower than this are a lint finding.
     pub lint_slow: Duration,
     /// `--fault` and `[[fault]]`: fault-injection rules in force at start-up (file rules first).
-    pub faults: Vec<crate::fault::FaultRule>,
+    pub faults: Vec<fault::FaultRule>,
 }
 
 impl Default for ServeConfig {
@@ -115,7 +118,7 @@ impl Default for ServeConfig {
             engine: EngineConfig::default(),
             shutdown_grace: Duration::from_secs(10),
             seed: None,
-            lint_slow: crate::lint::DEFAULT_SLOW,
+            lint_slow: DEFAULT_LINT_SLOW,
             faults: Vec::new(),
         }
     }

@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 use super::compare::{CallView, Rules};
 use super::session::{RecordedCall, World};
 use crate::auth::{self, TokenClaims};
-use crate::engineio::transport::HttpResponse;
+use crate::http::HttpResponse;
+use crate::http::{OnStop, serve_http};
 use crate::lint::{self, Collected, Findings};
 use crate::rest::{Operation, RestError, request};
-use crate::server::{OnStop, serve_http};
 
 /// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
 pub const MAX_BODY: usize = 1_000_000;

@@ -15,7 +15,7 @@ use http_body_util::Full;
 use serde::Serialize;
 
 use crate::auth::Rejection;
-use crate::engineio::transport::HttpResponse;
+use crate::http::HttpResponse;
 use crate::service::odata::FilterError;
 
 use super::send::PayloadError;

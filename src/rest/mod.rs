@@ -28,7 +28,7 @@ use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
 
 use crate::config::valid_hub_name;
-use crate::engineio::transport::HttpResponse;
+use crate::http::HttpResponse;
 use crate::service::{Service, group};
 use crate::traffic::record::RecordLine;
 use crate::traffic::{TrafficEvent, millis};

@@ -35,7 +35,7 @@ use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
-use crate::engineio::transport::HttpResponse;
+use crate::http::HttpResponse;
 use crate::lint;
 use crate::service::hub::{ConnEntry, HubState};
 use crate::service::odata::Filter;

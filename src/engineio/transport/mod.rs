@@ -25,8 +25,7 @@ use super::{
 };
 use crate::config::EngineConfig;
 
-/// The response type of every HTTP surface.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub use crate::http::{HttpResponse, json_response};
 
 type EventOf<A> = <<A as Acceptor>::Handler as Handler>::Event;
 
@@ -295,17 +294,6 @@ pub fn engine_error(error: EngineError) -> HttpResponse {
 
 fn refusal_response(refusal: Refusal) -> HttpResponse {
     json_response(refusal.status, refusal.body)
-}
-
-/// A JSON response.
-pub fn json_response(status: StatusCode, body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// Answers a CORS preflight on the client endpoint.

@@ -1,0 +1,95 @@
+//! The bottom every HTTP surface shares (the client endpoint, REST, `/_emu/`, the built-in
+//! handlers and replay's REST sink): the response type, a JSON response helper and the accept
+//! loop that serves one listener. It knows nothing of the protocols above it.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The response type of every HTTP surface.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// A JSON response.
+pub fn json_response(status: StatusCode, body: String) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// How long a client may take to send a request head.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What happens to open connections when a listener stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// They run until they end by themselves.
+    KeepConnections,
+    /// They are dropped at once.
+    DropConnections,
+}
+
+/// Accepts HTTP/1.1 connections on `listener` until `stop` fires: one task per connection,
+/// keep-alive and upgrades on; `handle` answers each request, given the peer's address. Used
+/// by the service, the built-in handlers and replay's REST sink.
+pub async fn serve_http<H, Fut>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    on_stop: OnStop,
+    handle: H,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (handle, stop) = (handle.clone(), stop.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let handle = handle.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
+            });
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                // A client that never finishes its request head cannot hold a connection.
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            match on_stop {
+                OnStop::KeepConnections => {
+                    let _ = connection.await;
+                }
+                OnStop::DropConnections => {
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = connection => {}
+                    }
+                }
+            }
+        });
+    }
+}
