@@ -311,14 +311,8 @@ pub fn learn_group(service: &dyn Findings, hub: &str, group: &str) {
 
 /// Remembers every group `hub` has now, and its user-group assignments.
 fn learn_hub(lint: &Linter, hub: &Hub) {
-    let state = hub.state();
-    for name in state.groups.keys() {
-        lint.learn(&hub.name, name);
-    }
-    for groups in state.user_groups.values() {
-        for name in groups {
-            lint.learn(&hub.name, name);
-        }
+    for name in hub.known_groups() {
+        lint.learn(hub.name(), &name);
     }
 }
 

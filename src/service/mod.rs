@@ -257,10 +257,7 @@ impl Service {
 
     /// Live connections across hubs.
     pub fn connection_count(&self) -> usize {
-        self.hubs()
-            .iter()
-            .map(|h| h.state().connections.len())
-            .sum()
+        self.hubs().iter().map(|h| h.connection_count()).sum()
     }
 }
 

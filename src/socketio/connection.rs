@@ -95,13 +95,13 @@ impl SioConnection {
     ) -> Self {
         let end = Arc::new(ConnectionEnd {
             service: service.clone(),
-            hub: hub.name.clone(),
+            hub: hub.name().to_owned(),
             connection_id: connection_id.clone(),
             reason: OnceLock::new(),
         });
         let lane_limit = LANE_PAYLOADS * service.config().engine.max_payload;
         let caller = Caller {
-            hub: hub.name.clone(),
+            hub: hub.name().to_owned(),
             connection_id,
             user_id,
         };

@@ -197,9 +197,9 @@ impl Acceptor for SioAcceptor {
             .and_then(|h| h.to_str().ok());
         let claims = match token {
             Some(token) => self
-                .verify(token, &hub.name, host)
+                .verify(token, hub.name(), host)
                 .map_err(|r| self.refuse(handshake, r))?,
-            None if service.config().hub(&hub.name).anonymous => Map::new(),
+            None if service.config().hub(hub.name()).anonymous => Map::new(),
             None => {
                 let rejection = Rejection {
                     check: Check::Missing,
@@ -226,7 +226,7 @@ impl Acceptor for SioAcceptor {
             None,
         );
         service.traffic.emit(TrafficEvent::Handshake {
-            hub: hub.name.clone(),
+            hub: hub.name().to_owned(),
             connection_id: Some(handshake.sid.to_owned()),
             transport: handshake.transport.as_str(),
             user_id: user_id.clone(),
