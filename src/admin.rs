@@ -92,7 +92,7 @@ pub async fn handle(
 /// `GET /_emu/faults`: the rules in force.
 fn faults_json(service: &Service) -> Value {
     let rules: Vec<String> = service
-        .faults
+        .faults()
         .list()
         .iter()
         .map(|r| r.to_string())
@@ -118,7 +118,7 @@ fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
     };
     let rule: crate::fault::FaultRule = rule_text.parse()?;
     let shown = rule.to_string();
-    service.faults.add(rule)?;
+    service.faults().add(rule)?;
     Ok(shown)
 }
 
@@ -130,7 +130,7 @@ pub fn serve<B: AsRef<[u8]>>(
 ) -> HttpResponse {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let port = gate::endpoint_port(&service.endpoint);
+    let port = gate::endpoint_port(service.endpoint());
     let (response, message) = match gate::check(peer.ip(), req.headers(), req.uri(), port) {
         Ok(()) => answer(service, &method, &path, req.body().as_ref()),
         Err(refusal) => {
@@ -146,7 +146,7 @@ pub fn serve<B: AsRef<[u8]>>(
             )
         }
     };
-    service.traffic.emit(TrafficEvent::Admin {
+    service.traffic().emit(TrafficEvent::Admin {
         method: method.to_string(),
         path,
         status: response.status().as_u16(),
@@ -193,7 +193,7 @@ fn answer(
             ),
         },
         Some(Ok(AdminOp::FaultsClear)) => {
-            let n = service.faults.clear();
+            let n = service.faults().clear();
             let mut response = json_response(StatusCode::NO_CONTENT, String::new());
             response.headers_mut().remove(http::header::CONTENT_TYPE);
             (response, Some(format!("cleared {n} fault rule(s)")))
@@ -374,7 +374,7 @@ mod tests {
             json["message"].as_str().unwrap().contains("Origin"),
             "{json}"
         );
-        assert!(service.faults.list().is_empty());
+        assert!(service.faults().list().is_empty());
 
         req.headers_mut().insert(
             "origin",
@@ -384,7 +384,7 @@ mod tests {
             serve(&service, &req, LOOPBACK).status(),
             StatusCode::CREATED
         );
-        assert_eq!(service.faults.list().len(), 1);
+        assert_eq!(service.faults().list().len(), 1);
     }
 
     #[test]

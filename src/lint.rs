@@ -223,17 +223,17 @@ pub trait Findings: Send + Sync {
 
 impl Findings for Service {
     fn linter(&self) -> &Linter {
-        &self.lint
+        self.lint()
     }
 
     fn finding(&self, rule: Rule, message: String) {
-        self.traffic.record(|t| RecordLine::Lint {
+        self.traffic().record(|t| RecordLine::Lint {
             t,
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message: message.clone(),
         });
-        self.traffic.emit(TrafficEvent::Lint {
+        self.traffic().emit(TrafficEvent::Lint {
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message,
@@ -243,7 +243,7 @@ impl Findings for Service {
 
     fn learn_live(&self, hub: &str) {
         if let Some(h) = self.hub(hub) {
-            learn_hub(&self.lint, &h);
+            learn_hub(self.lint(), &h);
         }
     }
 }

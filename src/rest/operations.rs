@@ -78,7 +78,7 @@ impl Ctx<'_> {
 
     fn warn(&self, message: String, hint: Option<String>) {
         self.service
-            .traffic
+            .traffic()
             .emit(TrafficEvent::Warning { message, hint });
     }
 }
@@ -673,7 +673,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         .map(str::to_owned)
         .collect();
     let claims = TokenClaims {
-        aud: auth::client_audience(&ctx.service.endpoint, ctx.hub),
+        aud: auth::client_audience(ctx.service.endpoint(), ctx.hub),
         sub: query
             .get("userId")
             .filter(|u| !u.is_empty())
