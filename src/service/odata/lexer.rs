@@ -28,6 +28,9 @@ pub(super) struct Token {
     pub(super) end: usize,
 }
 
+/// The source's chars with their byte offsets.
+type Chars<'s> = std::iter::Peekable<std::str::CharIndices<'s>>;
+
 pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
     let mut toks = Vec::new();
     let mut chars = src.char_indices().peekable();
@@ -41,67 +44,8 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
             '(' => Tok::LParen,
             ')' => Tok::RParen,
             ',' => Tok::Comma,
-            '\'' => {
-                let mut value = String::new();
-                loop {
-                    match chars.next() {
-                        None => {
-                            return Err(FilterError::new(
-                                here,
-                                "unterminated string literal: add the closing ' (write '' for a \
-                                 quote inside a string)",
-                            ));
-                        }
-                        Some((_, '\'')) => {
-                            pos += 1;
-                            if chars.next_if(|&(_, c)| c == '\'').is_some() {
-                                pos += 1;
-                                value.push('\'');
-                            } else {
-                                break;
-                            }
-                        }
-                        Some((_, ch)) => {
-                            pos += 1;
-                            value.push(ch);
-                        }
-                    }
-                }
-                Tok::Str(value.into_boxed_str())
-            }
-            '0'..='9' | '+' | '-' => {
-                if !c.is_ascii_digit() && !chars.peek().is_some_and(|&(_, d)| d.is_ascii_digit()) {
-                    return Err(unexpected_char(here, c));
-                }
-                while chars.next_if(|&(_, d)| d.is_ascii_digit()).is_some() {
-                    pos += 1;
-                }
-                let end = chars.peek().map_or(src.len(), |&(i, _)| i);
-                let text = &src[start..end];
-                if let Some(&(_, d)) = chars.peek()
-                    && (d == '.' || d == '_' || d.is_alphanumeric())
-                {
-                    return Err(FilterError::new(
-                        here,
-                        format!(
-                            "invalid number '{text}{d}...': only integer literals such as 42 or \
-                             -1 are supported"
-                        ),
-                    ));
-                }
-                match text.parse::<i64>() {
-                    Ok(n) => Tok::Int(n),
-                    Err(_) => {
-                        return Err(FilterError::new(
-                            here,
-                            format!(
-                                "integer literal '{}' is out of range: integers are 64-bit signed",
-                                clip(text)
-                            ),
-                        ));
-                    }
-                }
-            }
+            '\'' => lex_string(&mut chars, here, &mut pos)?,
+            '0'..='9' | '+' | '-' => lex_number(src, &mut chars, (start, c), here, &mut pos)?,
             c if c.is_alphabetic() || c == '_' => {
                 while chars
                     .next_if(|&(_, d)| d.is_alphanumeric() || d == '_')
@@ -128,6 +72,74 @@ pub(super) fn lex(src: &str) -> Result<Vec<Token>, FilterError> {
         end: src.len(),
     });
     Ok(toks)
+}
+
+/// A string literal after its opening quote; `''` is a quote inside it.
+fn lex_string(chars: &mut Chars<'_>, here: usize, pos: &mut usize) -> Result<Tok, FilterError> {
+    let mut value = String::new();
+    loop {
+        match chars.next() {
+            None => {
+                return Err(FilterError::new(
+                    here,
+                    "unterminated string literal: add the closing ' (write '' for a \
+                     quote inside a string)",
+                ));
+            }
+            Some((_, '\'')) => {
+                *pos += 1;
+                if chars.next_if(|&(_, c)| c == '\'').is_some() {
+                    *pos += 1;
+                    value.push('\'');
+                } else {
+                    break;
+                }
+            }
+            Some((_, ch)) => {
+                *pos += 1;
+                value.push(ch);
+            }
+        }
+    }
+    Ok(Tok::Str(value.into_boxed_str()))
+}
+
+/// An integer literal starting with `c` (a digit or a sign) at byte `start`.
+fn lex_number(
+    src: &str,
+    chars: &mut Chars<'_>,
+    (start, c): (usize, char),
+    here: usize,
+    pos: &mut usize,
+) -> Result<Tok, FilterError> {
+    if !c.is_ascii_digit() && !chars.peek().is_some_and(|&(_, d)| d.is_ascii_digit()) {
+        return Err(unexpected_char(here, c));
+    }
+    while chars.next_if(|&(_, d)| d.is_ascii_digit()).is_some() {
+        *pos += 1;
+    }
+    let end = chars.peek().map_or(src.len(), |&(i, _)| i);
+    let text = &src[start..end];
+    if let Some(&(_, d)) = chars.peek()
+        && (d == '.' || d == '_' || d.is_alphanumeric())
+    {
+        return Err(FilterError::new(
+            here,
+            format!(
+                "invalid number '{text}{d}...': only integer literals such as 42 or \
+                 -1 are supported"
+            ),
+        ));
+    }
+    text.parse::<i64>().map(Tok::Int).map_err(|_| {
+        FilterError::new(
+            here,
+            format!(
+                "integer literal '{}' is out of range: integers are 64-bit signed",
+                clip(text)
+            ),
+        )
+    })
 }
 
 pub(super) fn unexpected_char(position: usize, c: char) -> FilterError {

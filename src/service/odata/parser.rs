@@ -491,6 +491,22 @@ impl<'s> Parser<'s> {
             };
             return Err(FilterError::new(name.pos, message));
         };
+        let (args, end) = self.parse_arguments(func)?;
+        self.check_arguments(func, name, &args)?;
+        if func.result() == Ty::Bool {
+            self.clause(name.pos)?;
+        }
+        Ok(Node {
+            expr: Expr::Call(func, args.into_iter().map(|a| a.expr).collect()),
+            ty: func.result(),
+            pos: name.pos,
+            start: name.start,
+            end,
+        })
+    }
+
+    /// The parenthesized arguments of `func`, and the byte offset after the `)`.
+    fn parse_arguments(&mut self, func: Func) -> PResult<(Vec<Node>, usize)> {
         let open = self.bump();
         self.enter(&open)?;
         let mut args: Vec<Node> = Vec::new();
@@ -520,6 +536,11 @@ impl<'s> Parser<'s> {
             }
         };
         self.leave();
+        Ok((args, end))
+    }
+
+    /// Checks the number and static types of `func`'s arguments.
+    fn check_arguments(&self, func: Func, name: &Token, args: &[Node]) -> PResult<()> {
         let (min, max) = func.arity();
         if args.len() < min || args.len() > max {
             let takes = match (min, max) {
@@ -556,15 +577,6 @@ impl<'s> Parser<'s> {
                 ));
             }
         }
-        if func.result() == Ty::Bool {
-            self.clause(name.pos)?;
-        }
-        Ok(Node {
-            expr: Expr::Call(func, args.into_iter().map(|a| a.expr).collect()),
-            ty: func.result(),
-            pos: name.pos,
-            start: name.start,
-            end,
-        })
+        Ok(())
     }
 }
