@@ -1,10 +1,11 @@
-//! The REST operations themselves (SPEC §7.2): each one validates its parameters, reads or
-//! changes the hub state under the hub lock, and, for sends and closes, collects the recipients'
-//! handles under the lock and queues the commands after releasing it.
+//! The REST operations themselves (SPEC §7.2): each one only translates. It validates its
+//! parameters, calls one membership method of the hub ([`crate::service::hub`], which keeps the
+//! invariants under the hub lock) and builds the reply; sends and closes get the recipients'
+//! handles from [`Hub::select`] and queue the commands after the lock is released.
 //!
 //! Neighbours: [`super`] routes a request to an [`Operation`] and handles auth; [`super::send`]
-//! validates payloads and delivers them; the state lives in [`crate::service::hub`]. Nothing here
-//! awaits while a hub is locked: the only awaits are body reads, done before any lock is taken.
+//! validates payloads and delivers them. Nothing here holds a hub lock: the only awaits are body
+//! reads.
 //!
 //! Decisions where the spec is silent:
 //! - A hub nobody has used yet behaves as an empty hub: sends match nothing (202), existence
