@@ -92,7 +92,7 @@ pub async fn handle(
 /// `GET /_emu/faults`: the rules in force.
 fn faults_json(service: &Service) -> Value {
     let rules: Vec<String> = service
-        .faults
+        .faults()
         .list()
         .iter()
         .map(|r| r.to_string())
@@ -118,7 +118,7 @@ fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
     };
     let rule: crate::fault::FaultRule = rule_text.parse()?;
     let shown = rule.to_string();
-    service.faults.add(rule)?;
+    service.faults().add(rule)?;
     Ok(shown)
 }
 
@@ -130,7 +130,7 @@ pub fn serve<B: AsRef<[u8]>>(
 ) -> HttpResponse {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let port = gate::endpoint_port(&service.endpoint);
+    let port = gate::endpoint_port(service.endpoint());
     let (response, message) = match gate::check(peer.ip(), req.headers(), req.uri(), port) {
         Ok(()) => answer(service, &method, &path, req.body().as_ref()),
         Err(refusal) => {
@@ -146,7 +146,7 @@ pub fn serve<B: AsRef<[u8]>>(
             )
         }
     };
-    service.traffic.emit(TrafficEvent::Admin {
+    service.traffic().emit(TrafficEvent::Admin {
         method: method.to_string(),
         path,
         status: response.status().as_u16(),
@@ -193,7 +193,7 @@ fn answer(
             ),
         },
         Some(Ok(AdminOp::FaultsClear)) => {
-            let n = service.faults.clear();
+            let n = service.faults().clear();
             let mut response = json_response(StatusCode::NO_CONTENT, String::new());
             response.headers_mut().remove(http::header::CONTENT_TYPE);
             (response, Some(format!("cleared {n} fault rule(s)")))
@@ -235,24 +235,21 @@ fn group_json(name: &str) -> Value {
 /// snapshots of the same state compare equal.
 fn connections(service: &Service) -> Value {
     let mut hubs = service.hubs();
-    hubs.sort_by(|a, b| a.name.cmp(&b.name));
+    hubs.sort_by(|a, b| a.name().cmp(b.name()));
     let mut total = 0;
     let hubs: Vec<Value> = hubs
         .iter()
         .map(|hub| {
-            let state = hub.state();
-            let mut entries: Vec<_> = state.connections.values().collect();
-            entries.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
-            total += entries.len();
-            let connections: Vec<Value> = entries
+            let snapshot = hub.snapshot();
+            total += snapshot.connections.len();
+            let connections: Vec<Value> = snapshot
+                .connections
                 .iter()
                 .map(|e| {
-                    let mut groups: Vec<&String> = e.groups.iter().collect();
-                    groups.sort();
                     json!({
                         "connectionId": &*e.connection_id,
                         "userId": e.user_id.as_deref(),
-                        "groups": groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
+                        "groups": e.groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
                         "sockets": e.sockets.iter().map(|(namespace, id)| json!({
                             "namespace": namespace,
                             "socketId": &**id,
@@ -260,18 +257,9 @@ fn connections(service: &Service) -> Value {
                     })
                 })
                 .collect();
-            let mut users: Vec<(&String, Vec<&String>)> = state
+            let user_groups: serde_json::Map<String, Value> = snapshot
                 .user_groups
                 .iter()
-                .map(|(user, groups)| {
-                    let mut groups: Vec<&String> = groups.iter().collect();
-                    groups.sort();
-                    (user, groups)
-                })
-                .collect();
-            users.sort();
-            let user_groups: serde_json::Map<String, Value> = users
-                .into_iter()
                 .map(|(user, groups)| {
                     (
                         user.clone(),
@@ -280,7 +268,7 @@ fn connections(service: &Service) -> Value {
                 })
                 .collect();
             json!({
-                "hub": hub.name,
+                "hub": hub.name(),
                 "connections": connections,
                 "userGroups": user_groups,
             })
@@ -295,22 +283,10 @@ fn connections(service: &Service) -> Value {
 fn reset(service: &Service) -> Value {
     let (mut closed, mut groups_cleared, mut user_groups_cleared) = (0usize, 0usize, 0usize);
     for hub in service.hubs() {
-        let handles: Vec<_> = {
-            let mut state = hub.state();
-            groups_cleared += state.groups.len();
-            user_groups_cleared += state.user_groups.values().map(|g| g.len()).sum::<usize>();
-            state.groups.clear();
-            state.user_groups.clear();
-            state
-                .connections
-                .values_mut()
-                .map(|e| {
-                    e.groups.clear();
-                    e.handle.clone()
-                })
-                .collect()
-        };
-        for handle in handles {
+        let reset = hub.reset();
+        groups_cleared += reset.groups_cleared;
+        user_groups_cleared += reset.user_groups_cleared;
+        for handle in reset.handles {
             if handle.send(ConnCommand::Close {
                 reason: RESET_REASON.into(),
             }) {
@@ -398,7 +374,7 @@ mod tests {
             json["message"].as_str().unwrap().contains("Origin"),
             "{json}"
         );
-        assert!(service.faults.list().is_empty());
+        assert!(service.faults().list().is_empty());
 
         req.headers_mut().insert(
             "origin",
@@ -408,7 +384,7 @@ mod tests {
             serve(&service, &req, LOOPBACK).status(),
             StatusCode::CREATED
         );
-        assert_eq!(service.faults.list().len(), 1);
+        assert_eq!(service.faults().list().len(), 1);
     }
 
     #[test]
@@ -444,11 +420,7 @@ mod tests {
             }),
         );
         hub.socket_joined("c1", "/ns", &Arc::from("s1"));
-        hub.state()
-            .user_groups
-            .entry("alice".into())
-            .or_default()
-            .insert("vip".into());
+        hub.add_user_to_group("bob", "vip");
 
         let view = body(serve(
             &service,
@@ -471,7 +443,7 @@ mod tests {
         );
         assert!(groups.contains(&json!({ "name": "plain" })));
         assert_eq!(
-            view["hubs"][0]["userGroups"]["alice"],
+            view["hubs"][0]["userGroups"]["bob"],
             json!([{ "name": "vip" }])
         );
 
@@ -485,9 +457,13 @@ mod tests {
             counts,
             json!({ "connectionsClosed": 1, "groupsCleared": 3, "userGroupsCleared": 1 })
         );
-        let state = hub.state();
-        assert!(state.groups.is_empty() && state.user_groups.is_empty());
-        assert!(state.connections["c1"].groups.is_empty());
+        let snapshot = hub.snapshot();
+        assert!(
+            hub.known_groups().is_empty(),
+            "no group and no assignment is left"
+        );
+        assert!(snapshot.user_groups.is_empty());
+        assert!(snapshot.connections[0].groups.is_empty());
         let closes = closes.lock().unwrap();
         assert!(
             matches!(&closes[..], [ConnCommand::Close { reason }] if reason == RESET_REASON),

@@ -132,13 +132,13 @@ impl Faults {
 /// Reports one injected fault: a `fault` line in the live log and in the recording.
 pub fn mark(service: &Service, rule: &FaultRule, hub: &str, event: &str, detail: String) {
     let action = rule.action.text();
-    service.traffic.record(|t| RecordLine::Fault {
+    service.traffic().record(|t| RecordLine::Fault {
         t,
         rule: rule.to_string(),
         event: event.to_owned(),
         action: action.clone(),
     });
-    service.traffic.emit(TrafficEvent::Fault {
+    service.traffic().emit(TrafficEvent::Fault {
         rule: rule.to_string(),
         hub: hub.to_owned(),
         event: event.to_owned(),

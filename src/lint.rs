@@ -223,17 +223,17 @@ pub trait Findings: Send + Sync {
 
 impl Findings for Service {
     fn linter(&self) -> &Linter {
-        &self.lint
+        self.lint()
     }
 
     fn finding(&self, rule: Rule, message: String) {
-        self.traffic.record(|t| RecordLine::Lint {
+        self.traffic().record(|t| RecordLine::Lint {
             t,
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message: message.clone(),
         });
-        self.traffic.emit(TrafficEvent::Lint {
+        self.traffic().emit(TrafficEvent::Lint {
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message,
@@ -243,7 +243,7 @@ impl Findings for Service {
 
     fn learn_live(&self, hub: &str) {
         if let Some(h) = self.hub(hub) {
-            learn_hub(&self.lint, &h);
+            learn_hub(self.lint(), &h);
         }
     }
 }
@@ -311,14 +311,8 @@ pub fn learn_group(service: &dyn Findings, hub: &str, group: &str) {
 
 /// Remembers every group `hub` has now, and its user-group assignments.
 fn learn_hub(lint: &Linter, hub: &Hub) {
-    let state = hub.state();
-    for name in state.groups.keys() {
-        lint.learn(&hub.name, name);
-    }
-    for groups in state.user_groups.values() {
-        for name in groups {
-            lint.learn(&hub.name, name);
-        }
+    for name in hub.known_groups() {
+        lint.learn(hub.name(), &name);
     }
 }
 

@@ -67,8 +67,8 @@ impl Server {
             SioAcceptor {
                 service: service.clone(),
             },
-            service.shutdown.clone(),
-            service.tracker.clone(),
+            service.shutdown().clone(),
+            service.tracker().clone(),
         );
         Arc::new(Server { service, engine })
     }
@@ -117,7 +117,7 @@ impl Server {
         let mut tasks = Vec::new();
         for listener in listeners {
             let server = self.clone();
-            let stop = self.service.shutdown.clone();
+            let stop = self.service.shutdown().clone();
             tasks.push(tokio::spawn(serve_http(
                 listener,
                 stop,

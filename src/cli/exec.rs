@@ -60,7 +60,7 @@ pub fn run(args: ExecArgs) -> Result<u8, CliError> {
 pub fn environment(running: &Running) -> Vec<(&'static str, String)> {
     let service = &running.service;
     let config = service.config();
-    let endpoint = &service.endpoint;
+    let endpoint = service.endpoint();
     let key = config.access_keys.first().map(String::as_str).unwrap_or("");
     let connection = connection_string::format(endpoint, key);
     let hub = config
@@ -78,7 +78,7 @@ pub fn environment(running: &Running) -> Vec<(&'static str, String)> {
         },
     );
     vec![
-        ("SIO_EMU_ENDPOINT", endpoint.clone()),
+        ("SIO_EMU_ENDPOINT", endpoint.to_owned()),
         ("SIO_EMU_PORT", running.port.to_string()),
         ("SIO_EMU_CONNECTION_STRING", connection.clone()),
         ("WebPubSubForSocketIOConnectionString", connection),

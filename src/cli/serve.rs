@@ -364,32 +364,32 @@ impl Running {
     pub async fn shutdown(self) {
         let service = &self.service;
         let grace = service.config().shutdown_grace;
-        service.traffic.emit(TrafficEvent::ShuttingDown {
+        service.traffic().emit(TrafficEvent::ShuttingDown {
             connections: self.server.engine.session_count(),
         });
-        service.shutdown.cancel();
-        service.tracker.close();
-        if tokio::time::timeout(grace, service.tracker.wait())
+        service.shutdown().cancel();
+        service.tracker().close();
+        if tokio::time::timeout(grace, service.tracker().wait())
             .await
             .is_err()
         {
-            service.traffic.emit(TrafficEvent::Error {
+            service.traffic().emit(TrafficEvent::Error {
                 message: format!(
                     "{} webhook deliveries were still pending after {}; they were abandoned",
-                    service.tracker.len(),
+                    service.tracker().len(),
                     duration::format(grace)
                 ),
                 hint: Some("raise --shutdown-grace, or check why the webhook is slow".into()),
             });
         }
-        if let Some(summary) = undelivered_summary(&service.upstream.ledger().undelivered()) {
-            service.traffic.emit(summary);
+        if let Some(summary) = undelivered_summary(&service.upstream().ledger().undelivered()) {
+            service.traffic().emit(summary);
         }
         // Every `disconnected` answer has been linted by now.
-        service.traffic.emit(service.lint.summary());
+        service.traffic().emit(service.lint().summary());
         self.serving.abort();
         // The recording complete, the dropped-log-lines count (if any), the log flushed.
-        service.traffic.finish();
+        service.traffic().finish();
     }
 }
 
@@ -615,7 +615,7 @@ pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeA
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = service.shutdown.cancelled() => return,
+                _ = service.shutdown().cancelled() => return,
                 _ = tokio::time::sleep(RELOAD_POLL) => {}
             }
             let now = stamp(&path);
@@ -623,7 +623,7 @@ pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeA
                 continue;
             }
             last = now;
-            let traffic = &service.traffic;
+            let traffic = service.traffic();
             let resolved = file::load(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))
                 .and_then(|f| args.resolve(f).map_err(|e| e.message));
@@ -697,7 +697,7 @@ fn warn_exposure(service: &Service, listeners: &[tokio::net::TcpListener]) {
         message,
         hint: Some(hint),
     };
-    let traffic = &service.traffic;
+    let traffic = service.traffic();
     traffic.write_line(&match traffic.format() {
         Format::Json => crate::traffic::json::render(&event),
         Format::Pretty => crate::traffic::pretty::render(&event),
@@ -707,7 +707,7 @@ fn warn_exposure(service: &Service, listeners: &[tokio::net::TcpListener]) {
 /// The startup banner, or the `ready` line in JSON mode.
 fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener]) {
     let config = service.config();
-    let endpoint = &service.endpoint;
+    let endpoint = service.endpoint();
     let connection_string = connection_string::format(endpoint, &config.access_keys[0]);
     let hub = config
         .hubs
@@ -723,7 +723,7 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             ..TokenClaims::default()
         },
     );
-    let traffic = &service.traffic;
+    let traffic = service.traffic();
     if traffic.format() == Format::Json {
         let ready = serde_json::json!({
             "type": "ready",

@@ -365,7 +365,7 @@ pub struct Call {
 impl Call {
     /// Keeps the body for the recording, if one is being written.
     pub fn keep_body(&mut self, service: &Service, bytes: &[u8]) {
-        if service.traffic.recording() {
+        if service.traffic().recording() {
             self.body = Some(String::from_utf8_lossy(bytes).into_owned());
         }
     }
@@ -394,7 +394,7 @@ where
         Err(error) => (error.into_response(), Some(error.to_string())),
     };
     let status = response.status().as_u16();
-    service.traffic.record(|t| RecordLine::Rest {
+    service.traffic().record(|t| RecordLine::Rest {
         t,
         method: parts.method.to_string(),
         operation: call.operation.to_owned(),
@@ -404,7 +404,7 @@ where
         body: call.body.take().unwrap_or_default(),
         status,
     });
-    service.traffic.emit(TrafficEvent::Rest {
+    service.traffic().emit(TrafficEvent::Rest {
         method: parts.method.to_string(),
         operation: call.operation.to_owned(),
         hub: call.hub,
@@ -445,13 +445,13 @@ where
         return Err(RestError::InvalidHubName { hub });
     }
     let query = Query::parse(parts.uri.query());
-    let version = query.api_version(&service.traffic)?;
+    let version = query.api_version(service.traffic())?;
     crate::lint::check_api_version(service, call.operation, version);
     if !service.config().rest_anonymous {
         let fallback_host = service
-            .endpoint
+            .endpoint()
             .split_once("://")
-            .map_or(service.endpoint.as_str(), |(_, host)| host);
+            .map_or(service.endpoint(), |(_, host)| host);
         let url = request::request_url(parts, fallback_host);
         request::authorize(&parts.headers, &service.config().access_keys, &url)?;
     }

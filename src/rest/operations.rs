@@ -1,10 +1,11 @@
-//! The REST operations themselves (SPEC §7.2): each one validates its parameters, reads or
-//! changes the hub state under the hub lock, and, for sends and closes, collects the recipients'
-//! handles under the lock and queues the commands after releasing it.
+//! The REST operations themselves (SPEC §7.2): each one only translates. It validates its
+//! parameters, calls one membership method of the hub ([`crate::service::hub`], which keeps the
+//! invariants under the hub lock) and builds the reply; sends and closes get the recipients'
+//! handles from [`Hub::select`] and queue the commands after the lock is released.
 //!
 //! Neighbours: [`super`] routes a request to an [`Operation`] and handles auth; [`super::send`]
-//! validates payloads and delivers them; the state lives in [`crate::service::hub`]. Nothing here
-//! awaits while a hub is locked: the only awaits are body reads, done before any lock is taken.
+//! validates payloads and delivers them. Nothing here holds a hub lock: the only awaits are body
+//! reads.
 //!
 //! Decisions where the spec is silent:
 //! - A hub nobody has used yet behaves as an empty hub: sends match nothing (202), existence
@@ -24,7 +25,6 @@
 //! - `excluded` and `filter` are honoured wherever a set of connections is chosen (all, a group,
 //!   a user); closes take `excluded` only, as in R1.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{self, TokenClaims};
 use crate::http::HttpResponse;
 use crate::lint;
-use crate::service::hub::{ConnEntry, HubState};
+use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
-use crate::service::{ConnCommand, ConnHandle, Hub, Service, group};
+use crate::service::{ConnCommand, Hub, Service, group};
 use crate::traffic::{TrafficEvent, preview};
 
 use super::error::RestError;
@@ -79,7 +79,7 @@ impl Ctx<'_> {
 
     fn warn(&self, message: String, hint: Option<String>) {
         self.service
-            .traffic
+            .traffic()
             .emit(TrafficEvent::Warning { message, hint });
     }
 }
@@ -122,75 +122,13 @@ impl Reply {
     }
 }
 
-/// Which connections an operation starts from, before `excluded` and `filter`.
-#[derive(Debug, Clone, Copy)]
-enum Scope<'a> {
-    All,
-    Group(&'a str),
-    User(&'a str),
-    Connection(&'a str),
-}
-
-/// `excluded` and `filter`, applied to every connection in scope.
-#[derive(Debug, Default)]
-struct Selection {
-    excluded: Vec<String>,
-    filter: Filter,
-}
-
-impl Selection {
-    fn keeps(&self, entry: &ConnEntry) -> bool {
-        !self.excluded.iter().any(|x| **x == *entry.connection_id) && self.filter.matches(entry)
+/// Appends `excluded` and `filter` to a call's target description.
+fn describe_selection(selection: &Selection, target: &mut String) {
+    if !selection.excluded.is_empty() {
+        target.push_str(&format!(" except [{}]", selection.excluded.join(", ")));
     }
-
-    fn describe(&self, target: &mut String) {
-        if !self.excluded.is_empty() {
-            target.push_str(&format!(" except [{}]", self.excluded.join(", ")));
-        }
-        if !self.filter.is_match_all() {
-            target.push_str(&format!(" where {}", self.filter));
-        }
-    }
-}
-
-/// The connections in `scope` that `selection` keeps and, when `namespace` is given, that have a
-/// socket in it. Runs under the hub lock; returns handles to use after releasing it.
-fn select(
-    state: &HubState,
-    scope: Scope<'_>,
-    selection: &Selection,
-    namespace: Option<&str>,
-) -> Vec<(Arc<str>, ConnHandle)> {
-    let keep = |entry: &&ConnEntry| {
-        selection.keeps(entry)
-            && namespace.is_none_or(|ns| entry.sockets.iter().any(|(n, _)| n == ns))
-    };
-    let pick = |entry: &ConnEntry| (entry.connection_id.clone(), entry.handle.clone());
-    match scope {
-        Scope::All => state.connections.values().filter(keep).map(pick).collect(),
-        Scope::Group(g) => state
-            .groups
-            .get(g)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| state.connections.get(id))
-            .filter(keep)
-            .map(pick)
-            .collect(),
-        Scope::User(u) => state
-            .connections
-            .values()
-            .filter(|e| e.user_id.as_deref() == Some(u))
-            .filter(keep)
-            .map(pick)
-            .collect(),
-        Scope::Connection(c) => state
-            .connections
-            .get(c)
-            .into_iter()
-            .filter(keep)
-            .map(pick)
-            .collect(),
+    if !selection.filter.is_match_all() {
+        target.push_str(&format!(" where {}", selection.filter));
     }
 }
 
@@ -207,129 +145,45 @@ where
 {
     match operation {
         Operation::SendToAll => send_to(ctx, Scope::All, body, call).await,
-        Operation::SendToGroup { group } => {
-            check_group("group", &group)?;
-            send_to(ctx, Scope::Group(&group), body, call).await
-        }
+        Operation::SendToGroup { group } => send_to(ctx, Scope::Group(&group), body, call).await,
         Operation::SendToConnection { connection_id } => {
-            check_id("connectionId", &connection_id)?;
             send_to(ctx, Scope::Connection(&connection_id), body, call).await
         }
-        Operation::SendToUser { user_id } => {
-            check_id("userId", &user_id)?;
-            send_to(ctx, Scope::User(&user_id), body, call).await
-        }
+        Operation::SendToUser { user_id } => send_to(ctx, Scope::User(&user_id), body, call).await,
         Operation::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await,
         Operation::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await,
         Operation::AddConnectionToGroup {
             group,
             connection_id,
-        } => {
-            lint::learn_group(ctx.service, ctx.hub, &group);
-            add_connection_to_group(ctx, &group, &connection_id, call)
-        }
+        } => add_connection_to_group(ctx, &group, &connection_id, call),
         Operation::RemoveConnectionFromGroup {
             group,
             connection_id,
-        } => {
-            check_group("group", &group)?;
-            check_id("connectionId", &connection_id)?;
-            let left = ctx
-                .hub()
-                .is_some_and(|hub| hub.state().leave(&connection_id, &group));
-            call.matched = Some(usize::from(left));
-            Ok(Reply::NoContent)
-        }
+        } => remove_connection_from_group(ctx, &group, &connection_id, call),
         Operation::RemoveConnectionFromAllGroups { connection_id } => {
-            check_id("connectionId", &connection_id)?;
-            let ids = [Arc::from(connection_id.as_str())];
-            call.matched = Some(leave_all_groups(ctx, &ids));
-            Ok(Reply::NoContent)
+            remove_connection_from_all_groups(ctx, &connection_id, call)
         }
         Operation::CloseConnection { connection_id } => {
-            check_id("connectionId", &connection_id)?;
-            close(ctx, Scope::Connection(&connection_id), Vec::new(), call)
+            close(ctx, Scope::Connection(&connection_id), call)
         }
-        Operation::CloseAllConnections => close(ctx, Scope::All, ctx.query.excluded(), call),
-        Operation::CloseGroupConnections { group } => {
-            check_group("group", &group)?;
-            close(ctx, Scope::Group(&group), ctx.query.excluded(), call)
-        }
-        Operation::CloseUserConnections { user_id } => {
-            check_id("userId", &user_id)?;
-            close(ctx, Scope::User(&user_id), ctx.query.excluded(), call)
-        }
+        Operation::CloseAllConnections => close(ctx, Scope::All, call),
+        Operation::CloseGroupConnections { group } => close(ctx, Scope::Group(&group), call),
+        Operation::CloseUserConnections { user_id } => close(ctx, Scope::User(&user_id), call),
         Operation::ConnectionExists { connection_id } => {
-            check_id("connectionId", &connection_id)?;
-            let exists = ctx
-                .hub()
-                .is_some_and(|hub| hub.state().connections.contains_key(connection_id.as_str()));
-            Ok(Reply::Exists(exists))
+            exists(ctx, Scope::Connection(&connection_id))
         }
-        Operation::GroupExists { group } => {
-            check_group("group", &group)?;
-            let exists = ctx.hub().is_some_and(|hub| {
-                hub.state()
-                    .groups
-                    .get(&group)
-                    .is_some_and(|members| !members.is_empty())
-            });
-            Ok(Reply::Exists(exists))
-        }
-        Operation::UserExists { user_id } => {
-            check_id("userId", &user_id)?;
-            let exists = ctx.hub().is_some_and(|hub| {
-                hub.state()
-                    .connections
-                    .values()
-                    .any(|e| e.user_id.as_deref() == Some(user_id.as_str()))
-            });
-            Ok(Reply::Exists(exists))
-        }
+        Operation::GroupExists { group } => exists(ctx, Scope::Group(&group)),
+        Operation::UserExists { user_id } => exists(ctx, Scope::User(&user_id)),
         Operation::AddUserToGroup { user_id, group } => {
-            lint::learn_group(ctx.service, ctx.hub, &group);
             add_user_to_group(ctx, &user_id, &group, call)
         }
         Operation::RemoveUserFromGroup { user_id, group } => {
-            check_id("userId", &user_id)?;
-            check_group("group", &group)?;
-            if let Some(hub) = ctx.hub() {
-                let matched = {
-                    let mut state = hub.state();
-                    if let Some(groups) = state.user_groups.get_mut(&user_id) {
-                        groups.remove(&group);
-                        if groups.is_empty() {
-                            state.user_groups.remove(&user_id);
-                        }
-                    }
-                    let connections = state.user_connections(&user_id);
-                    for c in &connections {
-                        state.leave(c, &group);
-                    }
-                    connections.len()
-                };
-                call.matched = Some(matched);
-                ctx.service.release_hub(&hub);
-            }
-            Ok(Reply::NoContent)
+            remove_user_from_group(ctx, &user_id, &group, call)
         }
         Operation::RemoveUserFromAllGroups { user_id } => {
-            check_id("userId", &user_id)?;
-            if let Some(hub) = ctx.hub() {
-                let connections = {
-                    let mut state = hub.state();
-                    state.user_groups.remove(&user_id);
-                    state.user_connections(&user_id)
-                };
-                call.matched = Some(leave_all_groups(ctx, &connections));
-                ctx.service.release_hub(&hub);
-            }
-            Ok(Reply::NoContent)
+            remove_user_from_all_groups(ctx, &user_id, call)
         }
-        Operation::ListConnectionsInGroup { group } => {
-            check_group("group", &group)?;
-            list_group(ctx, &group, call)
-        }
+        Operation::ListConnectionsInGroup { group } => list_group(ctx, &group, call),
         Operation::GenerateClientToken => generate_token(ctx),
         Operation::GrantPermission { permission, .. }
         | Operation::CheckPermission { permission, .. }
@@ -337,6 +191,90 @@ where
             Err(RestError::PermissionsNotSupported { permission })
         }
     }
+}
+
+/// Checks the path parameter a scope names.
+fn check_scope(scope: Scope<'_>) -> Result<(), RestError> {
+    match scope {
+        Scope::All => Ok(()),
+        Scope::Group(group) => check_group("group", group),
+        Scope::User(user_id) => check_id("userId", user_id),
+        Scope::Connection(connection_id) => check_id("connectionId", connection_id),
+    }
+}
+
+/// ConnectionExists / GroupExists / UserExists: 200 or 404.
+fn exists(ctx: &Ctx<'_>, scope: Scope<'_>) -> Result<Reply, RestError> {
+    check_scope(scope)?;
+    let exists = ctx.hub().is_some_and(|hub| match scope {
+        Scope::All => hub.connection_count() > 0,
+        Scope::Group(group) => hub.has_group(group),
+        Scope::User(user_id) => hub.has_user(user_id),
+        Scope::Connection(connection_id) => hub.has_connection(connection_id),
+    });
+    Ok(Reply::Exists(exists))
+}
+
+/// RemoveConnectionFromGroup.
+fn remove_connection_from_group(
+    ctx: &Ctx<'_>,
+    group: &str,
+    connection_id: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_group("group", group)?;
+    check_id("connectionId", connection_id)?;
+    let left = ctx.hub().is_some_and(|hub| hub.leave(connection_id, group));
+    call.matched = Some(usize::from(left));
+    Ok(Reply::NoContent)
+}
+
+/// RemoveConnectionFromAllGroups.
+fn remove_connection_from_all_groups(
+    ctx: &Ctx<'_>,
+    connection_id: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_id("connectionId", connection_id)?;
+    let left = match ctx.hub() {
+        Some(hub) => hub.leave_all_groups(&[Arc::from(connection_id)]),
+        None => LeftGroups::default(),
+    };
+    warn_implicit_dropped(ctx, &left);
+    call.matched = Some(left.existing);
+    Ok(Reply::NoContent)
+}
+
+/// RemoveUserFromGroup; releases the hub when that was its last assignment.
+fn remove_user_from_group(
+    ctx: &Ctx<'_>,
+    user_id: &str,
+    group: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_id("userId", user_id)?;
+    check_group("group", group)?;
+    if let Some(hub) = ctx.hub() {
+        call.matched = Some(hub.remove_user_from_group(user_id, group));
+        ctx.service.release_hub(&hub);
+    }
+    Ok(Reply::NoContent)
+}
+
+/// RemoveUserFromAllGroups; releases the hub when that was its last assignment.
+fn remove_user_from_all_groups(
+    ctx: &Ctx<'_>,
+    user_id: &str,
+    call: &mut Call,
+) -> Result<Reply, RestError> {
+    check_id("userId", user_id)?;
+    if let Some(hub) = ctx.hub() {
+        let left = hub.remove_user_from_all_groups(user_id);
+        warn_implicit_dropped(ctx, &left);
+        call.matched = Some(left.existing);
+        ctx.service.release_hub(&hub);
+    }
+    Ok(Reply::NoContent)
 }
 
 /// SendToAll / SendToGroup / SendToConnection / SendToUser.
@@ -350,6 +288,7 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    check_scope(scope)?;
     let selection = match scope {
         Scope::Connection(_) => Selection::default(),
         _ => Selection {
@@ -357,16 +296,54 @@ where
             filter: ctx.query.filter()?,
         },
     };
-    selection.describe(&mut call.target);
+    describe_selection(&selection, &mut call.target);
     // Validated only: delivery to a local client is immediate, so a TTL never expires.
     ctx.query.message_ttl()?;
+    let payload = read_payload(ctx, body, call).await?;
+    lint_send(ctx, scope, &selection, &payload, call);
+    let namespace = match &payload {
+        SendPayload::Disconnect { namespace, .. } => Some(namespace.as_str()),
+        SendPayload::Packet { .. } => None,
+    };
+    let hub = ctx.hub();
+    let recipients = hub
+        .as_ref()
+        .map(|hub| hub.select(scope, &selection, namespace))
+        .unwrap_or_default();
+    let why_empty = recipients
+        .is_empty()
+        .then(|| why_nothing_matched(hub.as_deref(), scope, &selection.filter))
+        .flatten();
+    let report = send::deliver(&payload, &recipients);
+    call.matched = Some(recipients.len());
+    call.note = Some(send_note(&payload, why_empty));
+    warn_undelivered(ctx, &report.skipped, recipients.len(), &call.target);
+    Ok(Reply::Accepted)
+}
+
+/// Reads and parses a send body, keeping it for the call log.
+async fn read_payload<B>(ctx: &Ctx<'_>, body: B, call: &mut Call) -> Result<SendPayload, RestError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let kind = request::send_media_type(ctx.headers)?;
     let bytes =
         request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
     call.keep_body(ctx.service, &bytes);
     let payload = send::parse_payload(&bytes, kind)
         .inspect_err(|e| lint::check_payload_error(ctx.service, call.operation, e))?;
-    drop(bytes);
+    Ok(payload)
+}
+
+/// The contract lints of a send: groups that never existed, the packet's namespace.
+fn lint_send(
+    ctx: &Ctx<'_>,
+    scope: Scope<'_>,
+    selection: &Selection,
+    payload: &SendPayload,
+    call: &Call,
+) {
     let target_group: Vec<&str> = match scope {
         Scope::Group(name) => vec![name],
         _ => Vec::new(),
@@ -380,33 +357,14 @@ where
         false,
     );
     lint::check_send(ctx.service, ctx.hub, call.operation, payload.namespace());
-
     if let Scope::Group(name) = scope {
-        lint_namespace(ctx, name, &payload);
+        lint_namespace(ctx, name, payload);
     }
-    let namespace = match &payload {
-        SendPayload::Disconnect { namespace, .. } => Some(namespace.as_str()),
-        SendPayload::Packet { .. } => None,
-    };
-    let (recipients, why_empty) = match ctx.hub() {
-        Some(hub) => {
-            let state = hub.state();
-            let recipients = select(&state, scope, &selection, namespace);
-            let why = if recipients.is_empty() {
-                why_nothing_matched(Some(&state), scope, &selection.filter)
-            } else {
-                None
-            };
-            (recipients, why)
-        }
-        None => (
-            Vec::new(),
-            why_nothing_matched(None, scope, &selection.filter),
-        ),
-    };
-    let report = send::deliver(&payload, &recipients);
-    call.matched = Some(recipients.len());
-    let mut note = match &payload {
+}
+
+/// The live-log note of a send: the payload's preview, and why nothing matched if so.
+fn send_note(payload: &SendPayload, why_empty: Option<String>) -> String {
+    let mut note = match payload {
         SendPayload::Packet { text, .. } => preview(text, LOG_PREVIEW),
         SendPayload::Disconnect { namespace, close } => {
             format!("DISCONNECT {namespace} (close: {close})")
@@ -416,35 +374,31 @@ where
         note.push_str("; nothing matched: ");
         note.push_str(&why);
     }
-    call.note = Some(note);
-    if !report.skipped.is_empty() {
-        ctx.warn(
-            format!(
-                "{} of {} recipient(s) of {} did not get the message: their queue is full or \
-                 they just closed ({})",
-                report.skipped.len(),
-                recipients.len(),
-                call.target,
-                name_some(&report.skipped)
-            ),
-            Some(
-                "a client that does not read its socket falls behind; the message was dropped \
-                 for it only"
-                    .into(),
-            ),
-        );
+    note
+}
+
+/// Warns about recipients whose queue refused a message.
+fn warn_undelivered(ctx: &Ctx<'_>, skipped: &[Arc<str>], recipients: usize, target: &str) {
+    if skipped.is_empty() {
+        return;
     }
-    Ok(Reply::Accepted)
+    ctx.warn(
+        format!(
+            "{} of {recipients} recipient(s) of {target} did not get the message: their queue              is full or they just closed ({})",
+            skipped.len(),
+            name_some(skipped)
+        ),
+        Some(
+            "a client that does not read its socket falls behind; the message was dropped for              it only"
+                .into(),
+        ),
+    );
 }
 
 /// Explains an empty match by the groups it named that no connection is in: the target group
 /// itself, else the groups the filter names (which may sit under a `not`, hence "names").
-fn why_nothing_matched(
-    state: Option<&HubState>,
-    scope: Scope<'_>,
-    filter: &Filter,
-) -> Option<String> {
-    let exists = |name: &str| state.is_some_and(|s| s.groups.contains_key(name));
+fn why_nothing_matched(hub: Option<&Hub>, scope: Scope<'_>, filter: &Filter) -> Option<String> {
+    let exists = |name: &str| hub.is_some_and(|h| h.has_group(name));
     if let Scope::Group(g) = scope
         && !exists(g)
     {
@@ -546,27 +500,10 @@ where
         excluded: Vec::new(),
         filter,
     };
-    let Some(hub) = ctx.hub() else {
-        call.matched = Some(0);
-        return Ok(Reply::Ok);
-    };
-    let mut state = hub.state();
-    let ids: Vec<Arc<str>> = state
-        .connections
-        .values()
-        .filter(|e| selection.keeps(e))
-        .map(|e| e.connection_id.clone())
-        .collect();
-    for id in &ids {
-        for g in &groups {
-            if add {
-                state.join(id, g);
-            } else {
-                state.leave(id, g);
-            }
-        }
-    }
-    call.matched = Some(ids.len());
+    call.matched = Some(
+        ctx.hub()
+            .map_or(0, |hub| hub.set_groups(&selection, &groups, add)),
+    );
     Ok(Reply::Ok)
 }
 
@@ -579,9 +516,7 @@ fn add_connection_to_group(
 ) -> Result<Reply, RestError> {
     check_group("group", group)?;
     check_id("connectionId", connection_id)?;
-    let joined = ctx
-        .hub()
-        .is_some_and(|hub| hub.state().join(connection_id, group));
+    let joined = ctx.hub().is_some_and(|hub| hub.join(connection_id, group));
     if !joined {
         return Err(RestError::ConnectionNotFound {
             hub: ctx.hub.to_owned(),
@@ -607,78 +542,44 @@ fn add_user_to_group(
         .ok_or_else(|| RestError::HubNotDeclared {
             hub: ctx.hub.to_owned(),
         })?;
-    let mut state = hub.state();
-    state
-        .user_groups
-        .entry(user_id.to_owned())
-        .or_default()
-        .insert(group.to_owned());
-    let connections = state.user_connections(user_id);
-    for c in &connections {
-        state.join(c, group);
-    }
-    call.matched = Some(connections.len());
+    call.matched = Some(hub.add_user_to_group(user_id, group));
     Ok(Reply::Ok)
 }
 
-/// Removes connections from every group; returns how many existed. Warns when that took
-/// sockets out of their implicit Socket.IO groups.
-fn leave_all_groups(ctx: &Ctx<'_>, connection_ids: &[Arc<str>]) -> usize {
-    let Some(hub) = ctx.hub() else {
-        return 0;
-    };
-    let mut existing = 0;
-    let mut implicit_dropped = Vec::new();
-    {
-        let mut state = hub.state();
-        for id in connection_ids {
-            let Some(entry) = state.connections.get(id.as_ref()) else {
-                continue;
-            };
-            existing += 1;
-            let implicit: HashSet<String> = entry
-                .sockets
-                .iter()
-                .flat_map(|(ns, sid)| [group::namespace_group(ns), group::room_group(ns, sid)])
-                .collect();
-            if entry.groups.iter().any(|g| implicit.contains(g)) {
-                implicit_dropped.push(id.clone());
-            }
-            state.leave_all(id);
-        }
+/// Warns when removing every group took sockets out of their implicit Socket.IO groups.
+fn warn_implicit_dropped(ctx: &Ctx<'_>, left: &LeftGroups) {
+    if left.implicit_dropped.is_empty() {
+        return;
     }
-    if !implicit_dropped.is_empty() {
-        ctx.warn(
-            format!(
-                "removing all groups also took connection(s) {} out of their sockets' implicit \
-                 Socket.IO groups (0~<namespace>~ and 0~<namespace>~<socket id>)",
-                name_some(&implicit_dropped)
-            ),
-            Some(
-                "those sockets no longer receive namespace broadcasts or messages sent to their \
-                 own room; remove single rooms with :removeFromGroups instead"
-                    .into(),
-            ),
-        );
-    }
-    existing
+    ctx.warn(
+        format!(
+            "removing all groups also took connection(s) {} out of their sockets' implicit \
+             Socket.IO groups (0~<namespace>~ and 0~<namespace>~<socket id>)",
+            name_some(&left.implicit_dropped)
+        ),
+        Some(
+            "those sockets no longer receive namespace broadcasts or messages sent to their \
+             own room; remove single rooms with :removeFromGroups instead"
+                .into(),
+        ),
+    );
 }
 
 /// CloseConnection / CloseAllConnections / CloseGroupConnections / CloseUserConnections.
-fn close(
-    ctx: &Ctx<'_>,
-    scope: Scope<'_>,
-    excluded: Vec<String>,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
+fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, RestError> {
+    check_scope(scope)?;
+    let excluded = match scope {
+        Scope::Connection(_) => Vec::new(),
+        _ => ctx.query.excluded(),
+    };
     let selection = Selection {
         excluded,
         filter: Filter::default(),
     };
-    selection.describe(&mut call.target);
+    describe_selection(&selection, &mut call.target);
     let reason = ctx.query.close_reason();
     let recipients = match ctx.hub() {
-        Some(hub) => select(&hub.state(), scope, &selection, None),
+        Some(hub) => hub.select(scope, &selection, None),
         None => Vec::new(),
     };
     let mut skipped = Vec::new();
@@ -716,30 +617,20 @@ struct GroupMember<'a> {
 
 /// ListConnectionsInGroup (2024-12-01): one page holding every member, sorted by id.
 fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
-    let value = match ctx.hub() {
-        Some(hub) => {
-            let state = hub.state();
-            let mut members: Vec<GroupMember<'_>> = state
-                .groups
-                .get(group)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| state.connections.get(id))
-                .map(|e| GroupMember {
-                    connection_id: &e.connection_id,
-                    user_id: e.user_id.as_deref(),
-                })
-                .collect();
-            members.sort_by(|a, b| a.connection_id.cmp(b.connection_id));
-            call.matched = Some(members.len());
-            serde_json::json!({ "value": members })
-        }
-        None => {
-            call.matched = Some(0);
-            serde_json::json!({ "value": [] })
-        }
-    };
-    Ok(Reply::Json(value))
+    check_group("group", group)?;
+    let members = ctx
+        .hub()
+        .map(|hub| hub.group_members(group))
+        .unwrap_or_default();
+    call.matched = Some(members.len());
+    let value: Vec<GroupMember<'_>> = members
+        .iter()
+        .map(|m| GroupMember {
+            connection_id: &m.connection_id,
+            user_id: m.user_id.as_deref(),
+        })
+        .collect();
+    Ok(Reply::Json(serde_json::json!({ "value": value })))
 }
 
 /// GenerateClientToken: a Socket.IO client token for this hub, signed with the primary key.
@@ -783,7 +674,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         .map(str::to_owned)
         .collect();
     let claims = TokenClaims {
-        aud: auth::client_audience(&ctx.service.endpoint, ctx.hub),
+        aud: auth::client_audience(ctx.service.endpoint(), ctx.hub),
         sub: query
             .get("userId")
             .filter(|u| !u.is_empty())

@@ -90,19 +90,19 @@ pub use hub::{ConnCommand, ConnHandle, Hub};
 pub struct Service {
     settings: RwLock<Arc<Settings>>,
     /// The public endpoint, e.g. `http://localhost:8080` (no trailing slash).
-    pub endpoint: String,
-    pub upstream: Upstream,
+    endpoint: String,
+    upstream: Upstream,
     /// Connection ids, socket ids and webhook stamps (deterministic under `--seed`).
-    pub ids: Arc<ids::Ids>,
+    ids: Arc<ids::Ids>,
     /// Contract-lint findings and the groups seen so far.
-    pub lint: crate::lint::Linter,
+    lint: crate::lint::Linter,
     /// Fault-injection rules in force (start-up rules, then `/_emu/faults` edits).
-    pub faults: crate::fault::Faults,
+    faults: crate::fault::Faults,
     unrouted: Mutex<HashSet<String>>,
-    pub traffic: Traffic,
+    traffic: Traffic,
     /// Every session and webhook task; shutdown waits for it.
-    pub tracker: TaskTracker,
-    pub shutdown: CancellationToken,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
     hubs: Mutex<registry::Registry>,
 }
 
@@ -158,6 +158,46 @@ impl Service {
             shutdown,
             hubs: Mutex::new(hubs),
         }
+    }
+
+    /// The public endpoint, e.g. `http://localhost:8080` (no trailing slash).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The webhook client.
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// Connection ids, socket ids and webhook stamps (deterministic under `--seed`).
+    pub fn ids(&self) -> &Arc<ids::Ids> {
+        &self.ids
+    }
+
+    /// Contract-lint findings and the groups seen so far.
+    pub fn lint(&self) -> &crate::lint::Linter {
+        &self.lint
+    }
+
+    /// Fault-injection rules in force.
+    pub fn faults(&self) -> &crate::fault::Faults {
+        &self.faults
+    }
+
+    /// The traffic sink (live log, recording, admin feed).
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// Every session and webhook task; shutdown waits for it.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// The shutdown signal.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     fn settings(&self) -> Arc<Settings> {
@@ -257,10 +297,7 @@ impl Service {
 
     /// Live connections across hubs.
     pub fn connection_count(&self) -> usize {
-        self.hubs()
-            .iter()
-            .map(|h| h.state().connections.len())
-            .sum()
+        self.hubs().iter().map(|h| h.connection_count()).sum()
     }
 }
 

@@ -58,7 +58,7 @@ impl Registry {
     pub fn get(&mut self, name: &str, declared: Declared<'_>) -> Option<Arc<Hub>> {
         let key = name.to_ascii_lowercase();
         let hub = self.hubs.get(&key)?;
-        if idle(hub) && !declared(&hub.name) {
+        if idle(hub) && !declared(hub.name()) {
             self.hubs.remove(&key);
             return None;
         }
@@ -82,14 +82,14 @@ impl Registry {
     /// Drops `hub` when it is still the table's hub of that name, is undeclared, keeps no state
     /// and nobody but the table and the caller (who owns `hub`) holds it.
     pub fn release(&mut self, hub: &Arc<Hub>, declared: Declared<'_>) {
-        let key = hub.name.to_ascii_lowercase();
+        let key = hub.name().to_ascii_lowercase();
         let Some(entry) = self.hubs.get(&key) else {
             return;
         };
         if Arc::ptr_eq(entry, hub)
             && Arc::strong_count(hub) == 2
             && hub.is_idle()
-            && !declared(&hub.name)
+            && !declared(hub.name())
         {
             self.hubs.remove(&key);
         }
@@ -103,7 +103,8 @@ impl Registry {
 
     /// Drops every idle undeclared hub; the next sweep comes when the table has doubled.
     fn sweep(&mut self, declared: Declared<'_>) {
-        self.hubs.retain(|_, hub| !idle(hub) || declared(&hub.name));
+        self.hubs
+            .retain(|_, hub| !idle(hub) || declared(hub.name()));
         self.sweep_at = (self.hubs.len() * 2).max(MIN_SWEEP);
         if self.hubs.capacity() > 2 * self.sweep_at {
             self.hubs.shrink_to(self.sweep_at);
@@ -157,15 +158,11 @@ mod tests {
         assert!(Arc::ptr_eq(&hub, &other), "not released while connected");
         drop(other);
         hub.unregister("c1");
-        hub.state()
-            .user_groups
-            .entry("u".into())
-            .or_default()
-            .insert("g".into());
+        hub.add_user_to_group("u", "g");
         drop(hub);
         assert!(registry.get("h", &none).is_some(), "user groups persist");
         let hub = registry.get("h", &none).unwrap();
-        hub.state().user_groups.clear();
+        hub.remove_user_from_all_groups("u");
         registry.release(&hub, &none);
         assert_eq!(registry.held(), 0);
     }

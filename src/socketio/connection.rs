@@ -95,13 +95,13 @@ impl SioConnection {
     ) -> Self {
         let end = Arc::new(ConnectionEnd {
             service: service.clone(),
-            hub: hub.name.clone(),
+            hub: hub.name().to_owned(),
             connection_id: connection_id.clone(),
             reason: OnceLock::new(),
         });
         let lane_limit = LANE_PAYLOADS * service.config().engine.max_payload;
         let caller = Caller {
-            hub: hub.name.clone(),
+            hub: hub.name().to_owned(),
             connection_id,
             user_id,
         };
@@ -134,7 +134,7 @@ impl SioConnection {
     }
 
     fn record_frame(&self, direction: Direction, packet: &str) {
-        self.service.traffic.record(|t| RecordLine::Frame {
+        self.service.traffic().record(|t| RecordLine::Frame {
             t,
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
@@ -145,7 +145,7 @@ impl SioConnection {
 
     fn warn(&self, message: String, hint: Option<String>) {
         self.service
-            .traffic
+            .traffic()
             .emit(TrafficEvent::Warning { message, hint });
     }
 
@@ -173,7 +173,7 @@ impl SioConnection {
         }
         self.seen_connect = true;
         let Some(end) = self.end.clone() else { return };
-        let id: Arc<str> = self.service.ids.next_id().into();
+        let id: Arc<str> = self.service.ids().next_id().into();
         let lane = Lane::open(
             &self.service,
             self.caller.clone(),
@@ -236,7 +236,7 @@ impl SioConnection {
                 self.send(ctx, format!("44{prefix}{payload}"));
             }
         }
-        self.service.traffic.emit(TrafficEvent::NamespaceConnect {
+        self.service.traffic().emit(TrafficEvent::NamespaceConnect {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             namespace,
@@ -278,8 +278,8 @@ impl SioConnection {
         let Some(reply) = reply.filter(|_| !ctx.is_closed()) else {
             return;
         };
-        if self.service.traffic.verbose() {
-            self.service.traffic.emit(TrafficEvent::AckForwarded {
+        if self.service.traffic().verbose() {
+            self.service.traffic().emit(TrafficEvent::AckForwarded {
                 hub: self.caller.hub.clone(),
                 connection_id: self.caller.connection_id.to_string(),
                 namespace: self.sockets[index].namespace.clone(),
@@ -296,7 +296,7 @@ impl SioConnection {
         let owed = socket.connected.then(|| {
             self.hub
                 .socket_left(&self.caller.connection_id, &socket.namespace);
-            self.service.upstream.ledger().owe(format!(
+            self.service.upstream().ledger().owe(format!(
                 "`disconnected` of socket {} on {} (hub {}, conn {})",
                 socket.id, socket.namespace, self.caller.hub, self.caller.connection_id
             ))
@@ -371,8 +371,8 @@ impl Handler for SioConnection {
     }
 
     fn on_upgrade(&mut self) {
-        if self.service.traffic.verbose() {
-            self.service.traffic.emit(TrafficEvent::Upgrade {
+        if self.service.traffic().verbose() {
+            self.service.traffic().emit(TrafficEvent::Upgrade {
                 hub: self.caller.hub.clone(),
                 connection_id: self.caller.connection_id.to_string(),
             });
@@ -380,7 +380,7 @@ impl Handler for SioConnection {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
-        if self.service.traffic.recording() {
+        if self.service.traffic().recording() {
             self.record_frame(Direction::In, &format!("4{data}"));
         }
         if self.partial.is_some() {
@@ -437,7 +437,7 @@ impl Handler for SioConnection {
                 if let Err(e) = packet::decode(data) {
                     return self.violation(ctx, format!("invalid ACK packet: {e}"));
                 }
-                if self.service.traffic.verbose() {
+                if self.service.traffic().verbose() {
                     self.warn(
                         format!(
                             "conn={} acked on {namespace}; client acks have no webhook event and are dropped",
@@ -519,7 +519,7 @@ impl Handler for SioConnection {
         }
         self.hub.unregister(&self.caller.connection_id);
         self.service.release_hub(&self.hub);
-        self.service.traffic.emit(TrafficEvent::ConnectionClosed {
+        self.service.traffic().emit(TrafficEvent::ConnectionClosed {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             reason: reason.describe(),

@@ -99,7 +99,7 @@ fn record_handshake(
     user_id: Option<&str>,
     refused: Option<&str>,
 ) {
-    service.traffic.record(|t| RecordLine::Handshake {
+    service.traffic().record(|t| RecordLine::Handshake {
         t,
         hub: handshake.route.to_owned(),
         connection_id: connection_id.map(str::to_owned),
@@ -134,7 +134,7 @@ impl SioAcceptor {
         let service = &self.service;
         let now = auth::now_unix();
         let keys = &service.config().access_keys;
-        let primary = auth::client_audience(&service.endpoint, hub);
+        let primary = auth::client_audience(service.endpoint(), hub);
         match auth::verify_client_token(token, keys, &primary, now) {
             Err(rejection) if rejection.check == Check::Aud => {
                 let Some(host) = host else {
@@ -150,7 +150,7 @@ impl SioAcceptor {
     fn refuse(&self, handshake: &Handshake<'_>, rejection: Rejection) -> Refusal {
         let message = format!("{} check failed: {}", rejection.check, rejection.message);
         record_handshake(&self.service, handshake, None, None, Some(&message));
-        self.service.traffic.emit(TrafficEvent::Handshake {
+        self.service.traffic().emit(TrafficEvent::Handshake {
             hub: handshake.route.to_owned(),
             connection_id: None,
             transport: handshake.transport.as_str(),
@@ -166,7 +166,7 @@ impl Acceptor for SioAcceptor {
     type Handler = SioConnection;
 
     fn new_sid(&self) -> String {
-        self.service.ids.next_id()
+        self.service.ids().next_id()
     }
 
     fn accept(&self, handshake: &Handshake<'_>) -> Result<SioConnection, Refusal> {
@@ -176,7 +176,7 @@ impl Acceptor for SioAcceptor {
                 "hub `{}` is not declared and --strict-hubs is on; declare it with --hub",
                 handshake.route
             );
-            service.traffic.emit(TrafficEvent::Handshake {
+            service.traffic().emit(TrafficEvent::Handshake {
                 hub: handshake.route.to_owned(),
                 connection_id: None,
                 transport: handshake.transport.as_str(),
@@ -197,9 +197,9 @@ impl Acceptor for SioAcceptor {
             .and_then(|h| h.to_str().ok());
         let claims = match token {
             Some(token) => self
-                .verify(token, &hub.name, host)
+                .verify(token, hub.name(), host)
                 .map_err(|r| self.refuse(handshake, r))?,
-            None if service.config().hub(&hub.name).anonymous => Map::new(),
+            None if service.config().hub(hub.name()).anonymous => Map::new(),
             None => {
                 let rejection = Rejection {
                     check: Check::Missing,
@@ -225,8 +225,8 @@ impl Acceptor for SioAcceptor {
             user_id.as_deref(),
             None,
         );
-        service.traffic.emit(TrafficEvent::Handshake {
-            hub: hub.name.clone(),
+        service.traffic().emit(TrafficEvent::Handshake {
+            hub: hub.name().to_owned(),
             connection_id: Some(handshake.sid.to_owned()),
             transport: handshake.transport.as_str(),
             user_id: user_id.clone(),

@@ -54,7 +54,7 @@ impl Drop for ConnectionEnd {
         let Some(reason) = self.reason.get() else {
             return;
         };
-        self.service.traffic.record(|t| RecordLine::Closed {
+        self.service.traffic().record(|t| RecordLine::Closed {
             t,
             hub: self.hub.clone(),
             connection_id: self.connection_id.to_string(),
@@ -98,7 +98,7 @@ impl Lane {
             abandoned: false,
             _end: end,
         };
-        service.tracker.spawn(lane.run(rx));
+        service.tracker().spawn(lane.run(rx));
         tx
     }
 
@@ -125,7 +125,7 @@ impl Lane {
             } else {
                 "its connect was refused"
             };
-            self.service.traffic.emit(TrafficEvent::Warning {
+            self.service.traffic().emit(TrafficEvent::Warning {
                 message: format!(
                     "conn={} {}: dropped {dropped} event(s) sent while `connect` was pending: {why}",
                     self.caller.connection_id, self.namespace
@@ -142,7 +142,7 @@ impl Lane {
 
     /// Names an owed event for the shutdown summary.
     fn owe(&self, kind: &EventKind) -> Owed {
-        self.service.upstream.ledger().owe(format!(
+        self.service.upstream().ledger().owe(format!(
             "`{}` of socket {} on {} (hub {}, conn {})",
             kind.event_name(),
             self.socket_id,
@@ -191,7 +191,7 @@ impl Lane {
         webhook::deliver(&self.service, &event, owed).await;
         let fault =
             self.service
-                .faults
+                .faults()
                 .pick(&self.caller.hub, EventKind::Connected.event_name(), |a| {
                     *a == Action::DisconnectTransport
                 });
@@ -225,13 +225,15 @@ impl Lane {
             return;
         }
         let owed = owed.unwrap_or_else(|| self.owe(&EventKind::Disconnected));
-        self.service.traffic.emit(TrafficEvent::SocketDisconnected {
-            hub: self.caller.hub.clone(),
-            connection_id: self.caller.connection_id.to_string(),
-            namespace: self.namespace.clone(),
-            socket_id: self.socket_id.to_string(),
-            reason: reason.to_owned(),
-        });
+        self.service
+            .traffic()
+            .emit(TrafficEvent::SocketDisconnected {
+                hub: self.caller.hub.clone(),
+                connection_id: self.caller.connection_id.to_string(),
+                namespace: self.namespace.clone(),
+                socket_id: self.socket_id.to_string(),
+                reason: reason.to_owned(),
+            });
         let body = webhook::disconnected_body(reason);
         let event = self.event(EventKind::Disconnected, body);
         webhook::deliver(&self.service, &event, owed).await;

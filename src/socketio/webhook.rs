@@ -65,7 +65,7 @@ pub fn log_exchange(
     record_exchange(service, event, result, started);
     crate::lint::check_webhook(service, event, result);
     let failed = !matches!(result, Ok(r) if r.is_success());
-    if !failed && !service.traffic.verbose() {
+    if !failed && !service.traffic().verbose() {
         return;
     }
     let line = match result {
@@ -106,14 +106,14 @@ pub fn log_exchange(
             hint: e.hint(),
         },
     };
-    service.traffic.emit(line);
+    service.traffic().emit(line);
 }
 
 /// The recording's logical clock when a call starts, under `--seed` (`None` otherwise: the
 /// wall-clock recording derives the start from the measured latency).
 fn start_clock(service: &Service) -> Option<f64> {
-    if service.traffic.deterministic() {
-        service.traffic.clock_ms()
+    if service.traffic().deterministic() {
+        service.traffic().clock_ms()
     } else {
         None
     }
@@ -129,7 +129,7 @@ fn record_exchange(
     // `t` is when the call started, so REST calls made while it ran fall after it. Under
     // `--seed` both come from the logical clock: the latency is the ticks the call spanned.
     let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
-    service.traffic.record(|now| {
+    service.traffic().record(|now| {
         let (t, latency_ms) = match started {
             Some(start) => (start, now - start),
             None => ((now - measured).max(0.0), measured),
@@ -182,7 +182,7 @@ fn route(service: &Service, event: &WebhookEvent) -> Option<Arc<UpstreamSettings
             EventKind::Connect => "sockets are accepted without a call",
             _ => "it is not sent",
         };
-        service.traffic.emit(TrafficEvent::Warning {
+        service.traffic().emit(TrafficEvent::Warning {
             message: format!(
                 "no event handler of hub `{}` wants `{name}`; {outcome} (said once per event name)",
                 event.hub
@@ -203,7 +203,7 @@ pub async fn call(
 ) -> Option<Result<WebhookResponse, WebhookError>> {
     let settings = route(service, event)?;
     let fault = service
-        .faults
+        .faults()
         .pick(&event.hub, event.kind.event_name(), |a| {
             !matches!(a, Action::Twice | Action::DisconnectTransport)
         });
@@ -213,7 +213,7 @@ pub async fn call(
         return Some(answer);
     }
     let started = start_clock(service);
-    let result = service.upstream.send(&settings, event).await;
+    let result = service.upstream().send(&settings, event).await;
     if fault.is_some_and(|r| r.action == Action::Timeout) {
         log_exchange(service, event, &result, started, 1);
         return Some(Err(crate::fault::timed_out(&settings)));
@@ -230,7 +230,7 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
         return;
     };
     let fault = service
-        .faults
+        .faults()
         .pick(&event.hub, event.kind.event_name(), |a| {
             *a != Action::DisconnectTransport
         });
@@ -252,7 +252,7 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
         let started = start_clock(service);
         let retrying = |retry: Retry<'_>| retry_notice(service, event, &retry);
         let sent = service
-            .upstream
+            .upstream()
             .send_with_retries(&settings, event, retrying)
             .await;
         let (result, attempts) = match sent {
@@ -269,7 +269,7 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
 
 /// Says that a `connected` / `disconnected` attempt failed and when it is retried.
 fn retry_notice(service: &Service, event: &WebhookEvent, retry: &Retry<'_>) {
-    service.traffic.emit(TrafficEvent::Warning {
+    service.traffic().emit(TrafficEvent::Warning {
         message: format!(
             "webhook `{}` of socket {} (hub {}) failed on attempt {}: {}; retrying in {} with the same ce-id {}",
             event.kind.event_name(),
@@ -293,7 +293,7 @@ pub async fn user_event(service: &Service, event: &WebhookEvent) -> Option<Strin
     match user_event_reply(&response) {
         Ok(reply) => reply,
         Err(violation) => {
-            service.traffic.emit(TrafficEvent::Warning {
+            service.traffic().emit(TrafficEvent::Warning {
                 message: format!(
                     "the webhook's answer to `{}` was not forwarded: {violation}",
                     event.kind.event_name()

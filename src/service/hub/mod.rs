@@ -7,7 +7,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::group;
-use super::odata::FilterTarget;
+use super::odata::{Filter, FilterTarget};
+
+mod membership;
+
+pub use membership::{
+    GroupMember, HubSnapshot, LeftGroups, Reset, Scope, Selection, SnapshotConnection,
+};
 
 /// A command for one connection's session, sent by the REST API.
 #[derive(Debug, Clone)]
@@ -44,13 +50,27 @@ impl std::fmt::Debug for ConnHandle {
 
 /// One live connection as the hub sees it.
 #[derive(Debug)]
-pub struct ConnEntry {
-    pub connection_id: Arc<str>,
-    pub user_id: Option<Arc<str>>,
-    pub groups: HashSet<String>,
+struct ConnEntry {
+    connection_id: Arc<str>,
+    user_id: Option<Arc<str>>,
+    groups: HashSet<String>,
     /// Accepted Socket.IO sockets: (namespace, socket id).
-    pub sockets: Vec<(String, Arc<str>)>,
-    pub handle: ConnHandle,
+    sockets: Vec<(String, Arc<str>)>,
+    handle: ConnHandle,
+}
+
+impl ConnEntry {
+    fn has_socket_in(&self, namespace: &str) -> bool {
+        self.sockets.iter().any(|(ns, _)| ns == namespace)
+    }
+
+    /// Whether the connection is in one of its sockets' implicit groups (decision 9).
+    fn in_implicit_group(&self) -> bool {
+        self.sockets.iter().any(|(ns, sid)| {
+            self.groups.contains(&group::namespace_group(ns))
+                || self.groups.contains(&group::room_group(ns, sid))
+        })
+    }
 }
 
 impl FilterTarget for ConnEntry {
@@ -68,17 +88,18 @@ impl FilterTarget for ConnEntry {
     }
 }
 
-/// Everything a hub holds.
+/// Everything a hub holds. Invariants: `groups[g]` holds exactly the connections whose entry
+/// lists `g`; no group is empty; no user's assignment set is empty.
 #[derive(Debug, Default)]
-pub struct HubState {
-    pub connections: HashMap<Arc<str>, ConnEntry>,
-    pub groups: HashMap<String, HashSet<Arc<str>>>,
-    pub user_groups: HashMap<String, HashSet<String>>,
+struct HubState {
+    connections: HashMap<Arc<str>, ConnEntry>,
+    groups: HashMap<String, HashSet<Arc<str>>>,
+    user_groups: HashMap<String, HashSet<String>>,
 }
 
 impl HubState {
     /// Adds a connection to a group; false when there is no such connection.
-    pub fn join(&mut self, connection_id: &str, group: &str) -> bool {
+    fn join(&mut self, connection_id: &str, group: &str) -> bool {
         let Some(entry) = self.connections.get_mut(connection_id) else {
             return false;
         };
@@ -92,7 +113,7 @@ impl HubState {
     }
 
     /// Removes a connection from a group; false when it was not a member.
-    pub fn leave(&mut self, connection_id: &str, group: &str) -> bool {
+    fn leave(&mut self, connection_id: &str, group: &str) -> bool {
         let Some(entry) = self.connections.get_mut(connection_id) else {
             return false;
         };
@@ -109,7 +130,7 @@ impl HubState {
     }
 
     /// Removes a connection from every group.
-    pub fn leave_all(&mut self, connection_id: &str) {
+    fn leave_all(&mut self, connection_id: &str) {
         let groups: Vec<String> = self
             .connections
             .get(connection_id)
@@ -121,7 +142,7 @@ impl HubState {
     }
 
     /// Connections of a user.
-    pub fn user_connections(&self, user_id: &str) -> Vec<Arc<str>> {
+    fn user_connections(&self, user_id: &str) -> Vec<Arc<str>> {
         self.connections
             .values()
             .filter(|e| e.user_id.as_deref() == Some(user_id))
@@ -133,7 +154,7 @@ impl HubState {
 /// A hub: its display name and its state.
 #[derive(Debug)]
 pub struct Hub {
-    pub name: String,
+    name: String,
     state: Mutex<HubState>,
 }
 
@@ -146,8 +167,13 @@ impl Hub {
         }
     }
 
+    /// The hub's name as first used (or declared).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Locks the state. Poisoning cannot leave it inconsistent (no panics while held).
-    pub fn state(&self) -> MutexGuard<'_, HubState> {
+    fn state(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -237,42 +263,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn handle() -> ConnHandle {
-        ConnHandle::new(|_| true)
-    }
-
-    #[test]
-    fn groups_follow_sockets_and_users() {
-        let hub = Hub::new("chat");
-        hub.state()
-            .user_groups
-            .entry("alice".into())
-            .or_default()
-            .insert("vip".into());
-        hub.register("c1".into(), Some("alice".into()), &["g".into()], handle());
-        let sid: Arc<str> = "s1".into();
-        hub.socket_joined("c1", "/ns", &sid);
-        {
-            let state = hub.state();
-            let entry = &state.connections["c1"];
-            assert!(entry.in_group("vip"));
-            assert!(entry.in_group("g"));
-            assert!(entry.in_group("0~L25z~"));
-            assert!(entry.in_group(&group::room_group("/ns", "s1")));
-            assert_eq!(state.groups["0~L25z~"].len(), 1);
-        }
-        hub.socket_left("c1", "/ns");
-        {
-            let state = hub.state();
-            assert!(!state.connections["c1"].in_group("0~L25z~"));
-            assert!(!state.groups.contains_key("0~L25z~"));
-            assert!(state.connections["c1"].in_group("g"));
-        }
-        hub.unregister("c1");
-        assert!(hub.state().groups.is_empty());
-        assert!(!hub.is_empty(), "user groups outlive connections");
-    }
-}
+mod tests;
