@@ -27,6 +27,7 @@ pub mod config;
 pub mod duration;
 pub mod engineio;
 pub mod fault;
+pub mod glob;
 pub mod lint;
 pub mod replay;
 pub mod rest;

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::ReplayError;
 use super::compare::{self, CallView, Rules, Verdict};
-use super::session::{Expectation, Session, Update, UpdatedCall};
+use super::session::{Expectation, Session, Update};
 use super::sink::{CapturedCall, Sink};
 use crate::lint::{Collected, Finding};
 use crate::traffic::record::RecordedResponse;
@@ -270,7 +270,10 @@ pub async fn run(
                 }),
                 Err(e) => Expectation::Error(e.to_string()),
             };
-            let views: Vec<CallView> = calls.iter().map(|c| c.view(&options.rules)).collect();
+            let views: Vec<CallView> = calls
+                .iter()
+                .map(|c| CallView::new(&c.call, &options.rules))
+                .collect();
             let verdict = compare::compare(event, &actual, &views, &options.rules);
             let result = EventResult {
                 index,
@@ -361,20 +364,7 @@ fn update(
         .map(|r| Update {
             ordinal: session.events[r.index].ordinal,
             expected: r.actual.clone(),
-            calls: r
-                .calls
-                .iter()
-                .map(|c| UpdatedCall {
-                    offset_ms: crate::traffic::millis(c.offset),
-                    method: c.method.clone(),
-                    operation: c.operation.clone(),
-                    hub: c.hub.clone(),
-                    path: c.path.clone(),
-                    query: c.query.clone(),
-                    body: c.body.clone(),
-                    status: c.status,
-                })
-                .collect(),
+            calls: r.calls.clone(),
         })
         .collect();
     if !updates.is_empty() {
