@@ -459,14 +459,7 @@ impl Reader<'_> {
             Err(e) => return self.not_json(index, &e),
         };
         if self.run.is_none() && !matches!(line, RecordLine::Header { .. } | RecordLine::Unknown) {
-            let kind = type_of(text).unwrap_or_default();
-            return Err(self.invalid(
-                number,
-                format!(
-                    "the first line must be a `header` line, found `{kind}`; is this a session \
-                     recorded with `sio-emu serve --record`?"
-                ),
-            ));
+            return Err(self.not_a_header(number, text));
         }
         match line {
             RecordLine::Header {
@@ -487,59 +480,37 @@ impl Reader<'_> {
                 hub.users.extend(user_id.filter(|u| !u.is_empty()));
                 Ok(LineKind::Other)
             }
-            RecordLine::Webhook {
-                t,
-                hub,
-                event,
-                ce_type,
-                namespace,
-                socket_id,
-                connection_id,
-                user_id,
-                body,
-                response,
-                error,
-            } => {
-                let expected = expectation(response, error).ok_or_else(|| {
-                    self.invalid(
-                        number,
-                        "the webhook line has neither `response` nor `error`, so there is \
-                         nothing to compare with",
-                    )
-                })?;
-                self.webhook(Event {
-                    line: number,
-                    ordinal: 0,
-                    run: self.run.unwrap_or(0),
-                    t,
-                    hub,
-                    event,
-                    ce_type,
-                    namespace,
-                    socket_id,
-                    connection_id,
-                    user_id,
-                    body,
-                    expected,
-                    rest: Vec::new(),
-                })
-            }
+            line @ RecordLine::Webhook { .. } => self.webhook(number, line),
             RecordLine::Rest { t, call, event } => self.rest(number, t, call, event),
-            RecordLine::Unknown => {
-                let kind = type_of(text).unwrap_or_default();
-                self.warnings.push(format!(
-                    "{}:{number}: unknown line type `{kind}` (written by a newer sio-emu?); \
-                     skipped",
-                    self.path.display()
-                ));
-                Ok(LineKind::Other)
-            }
+            RecordLine::Unknown => Ok(self.unknown(number, text)),
             RecordLine::Handshake { .. }
             | RecordLine::Frame { .. }
             | RecordLine::Closed { .. }
             | RecordLine::Lint { .. }
             | RecordLine::Fault { .. } => Ok(LineKind::Other),
         }
+    }
+
+    /// The first line of a file is not a header.
+    fn not_a_header(&self, number: usize, text: &str) -> ReplayError {
+        let kind = type_of(text).unwrap_or_default();
+        self.invalid(
+            number,
+            format!(
+                "the first line must be a `header` line, found `{kind}`; is this a session \
+                 recorded with `sio-emu serve --record`?"
+            ),
+        )
+    }
+
+    /// A line of a type this version does not know is skipped with a warning.
+    fn unknown(&mut self, number: usize, text: &str) -> LineKind {
+        let kind = type_of(text).unwrap_or_default();
+        self.warnings.push(format!(
+            "{}:{number}: unknown line type `{kind}` (written by a newer sio-emu?); skipped",
+            self.path.display()
+        ));
+        LineKind::Other
     }
 
     /// A JSON object that is no valid line: a missing `type`, or a line of a known type with
@@ -619,8 +590,52 @@ impl Reader<'_> {
         Ok(LineKind::Other)
     }
 
-    /// A `webhook` line is an event to replay; what it did tells the world who existed.
-    fn webhook(&mut self, mut event: Event) -> Result<LineKind, ReplayError> {
+    /// A `webhook` line is an event to replay.
+    fn webhook(&mut self, number: usize, line: RecordLine) -> Result<LineKind, ReplayError> {
+        let RecordLine::Webhook {
+            t,
+            hub,
+            event,
+            ce_type,
+            namespace,
+            socket_id,
+            connection_id,
+            user_id,
+            body,
+            response,
+            error,
+        } = line
+        else {
+            return Ok(LineKind::Other);
+        };
+        let expected = expectation(response, error).ok_or_else(|| {
+            self.invalid(
+                number,
+                "the webhook line has neither `response` nor `error`, so there is nothing to \
+                 compare with",
+            )
+        })?;
+        let event = Event {
+            line: number,
+            ordinal: 0,
+            run: self.run.unwrap_or(0),
+            t,
+            hub,
+            event,
+            ce_type,
+            namespace,
+            socket_id,
+            connection_id,
+            user_id,
+            body,
+            expected,
+            rest: Vec::new(),
+        };
+        self.add_event(event)
+    }
+
+    /// Checks an event and adds it; what it did tells the world who existed.
+    fn add_event(&mut self, mut event: Event) -> Result<LineKind, ReplayError> {
         if event.hub.is_empty() || event.event.is_empty() || event.connection_id.is_empty() {
             return Err(self.invalid(
                 event.line,
