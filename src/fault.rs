@@ -36,17 +36,7 @@ const SEED_SALT: u64 = 0x6661_756c_7473;
 
 /// `*` matches any run of characters; everything else literally.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == text,
-        Some((head, tail)) => {
-            let Some(rest) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len())
-                .filter(|i| rest.is_char_boundary(*i))
-                .any(|i| glob(tail, &rest[i..]))
-        }
-    }
+    crate::glob::matches(pattern, text)
 }
 
 impl FaultRule {

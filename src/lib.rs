@@ -35,6 +35,7 @@ pub mod config;
 pub mod duration;
 pub mod engineio;
 pub mod fault;
+pub mod glob;
 pub mod http;
 pub mod lint;
 pub mod replay;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// Every top-level module, bottom-up, with the modules it may import.
 const LAYERS: &[(&str, &[&str])] = &[
     ("duration", &[]),
+    ("glob", &[]),
     ("http", &[]),
     ("auth", &[]),
     ("traffic", &["duration"]),
@@ -49,7 +50,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "fault",
-        &["config", "duration", "service", "traffic", "upstream"],
+        &[
+            "config", "duration", "glob", "service", "traffic", "upstream",
+        ],
     ),
     (
         "admin",
@@ -68,8 +71,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "replay",
         &[
-            "auth", "config", "duration", "http", "lint", "rest", "server", "service", "traffic",
-            "upstream",
+            "auth", "config", "duration", "glob", "http", "lint", "rest", "server", "service",
+            "traffic", "upstream",
         ],
     ),
     (

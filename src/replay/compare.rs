@@ -14,11 +14,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use http::Method;
 use serde_json::Value;
 
-use super::session::{Event, Expectation, RecordedCall};
+use super::session::{Event, Expectation};
+use crate::glob::matches as glob;
 use crate::socketio::packet::{self as sio};
+use crate::traffic::rest_call::{OperationName, RestCall};
 
 /// What replaces an ISO-8601 time inside a compared value.
 pub const TIME: &str = "<time>";
@@ -106,10 +107,10 @@ impl Rules {
     }
 
     /// Whether calls of `operation` are left uncompared.
-    pub fn ignores_operation(&self, operation: &str) -> bool {
+    pub fn ignores_operation(&self, operation: OperationName) -> bool {
         self.rules
             .iter()
-            .any(|r| matches!(r, Rule::Rest(p) if glob(p, operation)))
+            .any(|r| matches!(r, Rule::Rest(p) if glob(p, operation.as_str())))
     }
 
     fn ignores_query(&self, name: &str) -> bool {
@@ -127,30 +128,6 @@ impl Rules {
             }
         }
     }
-}
-
-/// `*`-only glob matching (`*` = any run of characters, possibly empty).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,34 +626,22 @@ fn member_path(path: &str, key: &str) -> String {
 /// A REST call reduced to what is compared: operation, target, query and body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallView {
-    pub operation: String,
+    pub operation: OperationName,
     pub target: String,
     pub query: BTreeMap<String, Vec<String>>,
     pub body: Body,
 }
 
 impl CallView {
-    /// Reads a call; the operation and target come from the REST routing table (`fallback` names
-    /// the operation when the path is not a route).
-    pub fn new(
-        method: &str,
-        path: &str,
-        fallback: Option<&str>,
-        query: &BTreeMap<String, Vec<String>>,
-        body: &str,
-        rules: &Rules,
-    ) -> CallView {
-        let routed = Method::from_bytes(method.as_bytes())
-            .ok()
-            .and_then(|m| crate::rest::route(&m, path).ok());
-        let (operation, target) = match routed {
-            Some((_, op)) => (op.name().to_owned(), op.target()),
-            None => (
-                fallback.unwrap_or("Unknown").to_owned(),
-                format!("{method} {path}"),
-            ),
+    /// The view of a call; the operation and target come from the REST routing table (the
+    /// call's own operation names it when its path is not a route).
+    pub fn new(call: &RestCall, rules: &Rules) -> CallView {
+        let (operation, target) = match crate::rest::route(&call.method, &call.path) {
+            Ok((_, op)) => (op.kind(), op.target()),
+            Err(_) => (call.operation, format!("{} {}", call.method, call.path)),
         };
-        let query = query
+        let query = call
+            .query
             .iter()
             .filter(|(k, _)| !rules.ignores_query(k))
             .map(|(k, vs)| {
@@ -689,20 +654,8 @@ impl CallView {
             operation,
             target,
             query,
-            body: Body::parse(body, rules),
+            body: Body::parse(&call.body, rules),
         }
-    }
-
-    /// A recorded call.
-    pub fn recorded(call: &RecordedCall, rules: &Rules) -> CallView {
-        CallView::new(
-            &call.method,
-            &call.path,
-            Some(&call.operation),
-            &call.query,
-            &call.body,
-            rules,
-        )
     }
 
     /// One line naming the call; equal lines mean equal calls.
@@ -869,13 +822,13 @@ pub fn compare(event: &Event, actual: &Expectation, calls: &[CallView], rules: &
     let expected_calls: Vec<String> = event
         .rest
         .iter()
-        .map(|c| CallView::recorded(c, rules))
-        .filter(|c| !rules.ignores_operation(&c.operation))
+        .map(|c| CallView::new(&c.call, rules))
+        .filter(|c| !rules.ignores_operation(c.operation))
         .map(|c| c.key())
         .collect();
     let mut remaining: Vec<String> = calls
         .iter()
-        .filter(|c| !rules.ignores_operation(&c.operation))
+        .filter(|c| !rules.ignores_operation(c.operation))
         .map(CallView::key)
         .collect();
     let mut missing = Vec::new();
@@ -917,17 +870,6 @@ mod tests {
         Rules {
             rules: list.iter().map(|r| r.parse().unwrap()).collect(),
         }
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", ""));
-        assert!(glob("Send*", "SendToGroup"));
-        assert!(glob("*Group*", "AddConnectionToGroup"));
-        assert!(!glob("Send*", "AddToGroups"));
-        assert!(glob("a*b*c", "axxbyyc"));
-        assert!(!glob("a*b*c", "axxbyy"));
-        assert!(glob("say", "say"));
     }
 
     #[test]
@@ -1025,29 +967,31 @@ mod tests {
         let mut query = BTreeMap::new();
         query.insert("api-version".to_owned(), vec!["2024-01-01".to_owned()]);
         query.insert("filter".to_owned(), vec!["x eq 'y'".to_owned()]);
-        let call = CallView::new(
-            "POST",
+        let call = |method: http::Method, path: &str, body: &str| RestCall {
+            method,
+            operation: OperationName::Unknown,
+            hub: String::new(),
+            path: path.into(),
+            query: query.clone(),
+            body: body.into(),
+            status: 202,
+        };
+        let send = call(
+            http::Method::POST,
             "/api/hubs/chat/groups/0~L2NoYXQ~bG9iYnk/:send",
-            None,
-            &query,
             r#"42/chat,["message","alice","hi"]"#,
-            &r,
         );
-        assert_eq!(call.operation, "SendToGroup");
+        let view = CallView::new(&send, &r);
+        assert_eq!(view.operation, OperationName::SendToGroup);
         assert_eq!(
-            call.key(),
+            view.key(),
             r#"SendToGroup [group 0~L2NoYXQ~bG9iYnk (/chat room "lobby")] ?filter=x eq 'y' body 42/chat,["message","alice","hi"]"#
         );
-        let unrouted = CallView::new("PATCH", "/api/x", Some("Unknown"), &BTreeMap::new(), "", &r);
-        assert_eq!(unrouted.key(), "Unknown [PATCH /api/x]");
-        let no_filter = CallView::new(
-            "POST",
-            "/api/hubs/chat/:send",
-            None,
-            &query,
-            "42[\"a\"]",
-            &rules(&["query:filter"]),
-        );
+        let mut unrouted = call(http::Method::PATCH, "/api/x", "");
+        unrouted.query.clear();
+        assert_eq!(CallView::new(&unrouted, &r).key(), "Unknown [PATCH /api/x]");
+        let to_all = call(http::Method::POST, "/api/hubs/chat/:send", "42[\"a\"]");
+        let no_filter = CallView::new(&to_all, &rules(&["query:filter"]));
         assert!(no_filter.query.is_empty());
     }
 

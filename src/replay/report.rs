@@ -381,12 +381,12 @@ pub fn json_event(session: &Session, result: &EventResult) -> String {
             .calls
             .iter()
             .map(|c| CallJson {
-                method: &c.method,
-                operation: &c.operation,
-                path: &c.path,
-                query: &c.query,
-                body: &c.body,
-                status: c.status,
+                method: c.call.method.as_str(),
+                operation: c.call.operation.as_str(),
+                path: &c.call.path,
+                query: &c.call.query,
+                body: &c.call.body,
+                status: c.call.status,
                 offset_ms: crate::traffic::millis(c.offset),
             })
             .collect(),

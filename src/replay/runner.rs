@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::ReplayError;
 use super::compare::{self, CallView, Rules, Verdict};
-use super::session::{Expectation, Session, Update, UpdatedCall};
+use super::session::{Expectation, Session, Update};
 use super::sink::{CapturedCall, Sink};
 use crate::lint::{Collected, Finding};
 use crate::traffic::record::RecordedResponse;
@@ -176,114 +176,14 @@ pub async fn run(
     options: &Options,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, ReplayError> {
-    let settings = UpstreamSettings {
-        url_template: options.target.clone(),
-        access_keys: vec![options.access_key.clone()],
-        origin: ORIGIN.to_owned(),
-        timeout: options.timeout,
-        preflight: options.preflight,
-        retry_delays: Vec::new(),
-    };
-    check_target(&settings)?;
-    let lint = options
-        .strict
-        .then(|| Arc::new(Collected::new(crate::lint::DEFAULT_SLOW)));
-    let sink = Sink::start(
-        &options.rest_host,
-        options.rest_port,
-        &options.access_key,
-        options.rules.clone(),
-        lint.clone(),
-    )
-    .await
-    .map_err(|source| ReplayError::RestPort {
-        port: options.rest_port,
-        source,
-    })?;
+    let mut replayer = Replayer::start(options).await?;
     let total = sessions.iter().map(|s| s.events.len()).sum();
-    observer.started(sink.endpoint(), total);
-    let upstream = Upstream::new().with_stamps(fresh_stamps());
-    let mut first = true;
+    observer.started(replayer.sink.endpoint(), total);
     let mut results = Vec::with_capacity(sessions.len());
     let mut warnings = Vec::new();
     for session in sessions {
         observer.session(session);
-        sink.set_world(session.world.clone());
-        let mut done = Vec::with_capacity(session.events.len());
-        // (run, when its first event was sent, that event's recorded t)
-        let mut clock: Option<(usize, Instant, f64)> = None;
-        for (index, event) in session.events.iter().enumerate() {
-            if let Speed::Factor(factor) = options.speed {
-                match clock {
-                    Some((run, start, t0)) if run == event.run => {
-                        let gap_ms = (event.t - t0).max(0.0) / factor;
-                        tokio::time::sleep_until(start + Duration::from_secs_f64(gap_ms / 1000.0))
-                            .await;
-                    }
-                    _ => clock = Some((event.run, Instant::now(), event.t)),
-                }
-            }
-            sink.open(label(session, index), &event.rest);
-            let started = Instant::now();
-            let webhook = event.to_webhook();
-            let outcome = upstream.send(&settings, &webhook).await;
-            if let Some(lint) = &lint {
-                crate::lint::check_webhook(lint.as_ref(), &webhook, &outcome);
-            }
-            if first {
-                first = false;
-                match &outcome {
-                    Err(WebhookError::Unreachable { url, cause, .. }) => {
-                        return Err(ReplayError::Unreachable {
-                            url: url.clone(),
-                            cause: cause.clone(),
-                        });
-                    }
-                    // The preflight is the first request: not reaching it is not reaching the target.
-                    Err(WebhookError::Preflight { url, detail })
-                        if detail.contains(PREFLIGHT_NOT_SENT) =>
-                    {
-                        return Err(ReplayError::Unreachable {
-                            url: url.clone(),
-                            cause: detail.clone(),
-                        });
-                    }
-                    Err(WebhookError::Preflight { url, detail }) => {
-                        return Err(ReplayError::Preflight {
-                            url: url.clone(),
-                            detail: detail.clone(),
-                        });
-                    }
-                    _ => {}
-                }
-            }
-            tokio::time::sleep(options.settle).await;
-            let calls = sink.close().await;
-            let findings = lint.as_ref().map(|l| l.take()).unwrap_or_default();
-            let unreachable = matches!(outcome, Err(WebhookError::Unreachable { .. }));
-            let actual = match outcome {
-                Ok(r) => Expectation::Response(RecordedResponse {
-                    status: r.status,
-                    content_type: r.content_type,
-                    body: String::from_utf8_lossy(&r.body).into_owned(),
-                    latency_ms: crate::traffic::millis(r.latency),
-                }),
-                Err(e) => Expectation::Error(e.to_string()),
-            };
-            let views: Vec<CallView> = calls.iter().map(|c| c.view(&options.rules)).collect();
-            let verdict = compare::compare(event, &actual, &views, &options.rules);
-            let result = EventResult {
-                index,
-                actual,
-                calls,
-                verdict,
-                elapsed: started.elapsed(),
-                unreachable,
-                findings,
-            };
-            observer.event(session, &result);
-            done.push(result);
-        }
+        let done = replayer.session(session, observer).await?;
         let updated = if options.update {
             match update(session, &done)? {
                 Ok(count) => Some(count),
@@ -301,15 +201,174 @@ pub async fn run(
             updated,
         });
     }
-    for warning in sink.warnings() {
+    for warning in replayer.sink.warnings() {
         observer.warning(&warning);
         warnings.push(warning);
     }
     Ok(Outcome {
         sessions: results,
         warnings,
-        sink_endpoint: sink.endpoint().to_owned(),
+        sink_endpoint: replayer.sink.endpoint().to_owned(),
     })
+}
+
+/// What the loop holds across events: the upstream client and its settings, the sink, the lint.
+struct Replayer<'a> {
+    options: &'a Options,
+    settings: UpstreamSettings,
+    upstream: Upstream,
+    sink: Sink,
+    lint: Option<Arc<Collected>>,
+    /// No event was sent yet: the next answer decides whether the target is there at all.
+    first: bool,
+}
+
+impl<'a> Replayer<'a> {
+    /// Checks the target template and starts the sink.
+    async fn start(options: &'a Options) -> Result<Replayer<'a>, ReplayError> {
+        let settings = UpstreamSettings {
+            url_template: options.target.clone(),
+            access_keys: vec![options.access_key.clone()],
+            origin: ORIGIN.to_owned(),
+            timeout: options.timeout,
+            preflight: options.preflight,
+            retry_delays: Vec::new(),
+        };
+        check_target(&settings)?;
+        let lint = options
+            .strict
+            .then(|| Arc::new(Collected::new(crate::lint::DEFAULT_SLOW)));
+        let sink = Sink::start(
+            &options.rest_host,
+            options.rest_port,
+            &options.access_key,
+            options.rules.clone(),
+            lint.clone(),
+        )
+        .await
+        .map_err(|source| ReplayError::RestPort {
+            port: options.rest_port,
+            source,
+        })?;
+        Ok(Replayer {
+            options,
+            settings,
+            upstream: Upstream::new().with_stamps(fresh_stamps()),
+            sink,
+            lint,
+            first: true,
+        })
+    }
+
+    /// Replays the events of one session in order, paced by `--speed`.
+    async fn session(
+        &mut self,
+        session: &Session,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<EventResult>, ReplayError> {
+        self.sink.set_world(session.world.clone());
+        let mut done = Vec::with_capacity(session.events.len());
+        let mut clock: Option<Clock> = None;
+        for index in 0..session.events.len() {
+            pace(&mut clock, self.options.speed, &session.events[index]).await;
+            let result = self.event(session, index).await?;
+            observer.event(session, &result);
+            done.push(result);
+        }
+        Ok(done)
+    }
+
+    /// Sends one event, waits for its answer and the settle window, and compares.
+    async fn event(&mut self, session: &Session, index: usize) -> Result<EventResult, ReplayError> {
+        let event = &session.events[index];
+        self.sink.open(label(session, index), &event.rest);
+        let started = Instant::now();
+        let webhook = event.to_webhook();
+        let outcome = self.upstream.send(&self.settings, &webhook).await;
+        if let Some(lint) = &self.lint {
+            crate::lint::check_webhook(lint.as_ref(), &webhook, &outcome);
+        }
+        if std::mem::take(&mut self.first) {
+            first_contact(&outcome)?;
+        }
+        tokio::time::sleep(self.options.settle).await;
+        let calls = self.sink.close().await;
+        let findings = self.lint.as_ref().map(|l| l.take()).unwrap_or_default();
+        let unreachable = matches!(outcome, Err(WebhookError::Unreachable { .. }));
+        let actual = actual_of(outcome);
+        let rules = &self.options.rules;
+        let views: Vec<CallView> = calls
+            .iter()
+            .map(|c| CallView::new(&c.call, rules))
+            .collect();
+        let verdict = compare::compare(event, &actual, &views, rules);
+        Ok(EventResult {
+            index,
+            actual,
+            calls,
+            verdict,
+            elapsed: started.elapsed(),
+            unreachable,
+            findings,
+        })
+    }
+}
+
+/// The pacing clock of a recording run: the run, when its first event was sent, and that
+/// event's recorded `t`.
+type Clock = (usize, Instant, f64);
+
+/// Under `--speed <factor>`, waits until the recorded gap since the run's first event has passed
+/// (divided by the factor); the first event of each run starts the clock.
+async fn pace(clock: &mut Option<Clock>, speed: Speed, event: &super::session::Event) {
+    let Speed::Factor(factor) = speed else {
+        return;
+    };
+    match *clock {
+        Some((run, start, t0)) if run == event.run => {
+            let gap_ms = (event.t - t0).max(0.0) / factor;
+            tokio::time::sleep_until(start + Duration::from_secs_f64(gap_ms / 1000.0)).await;
+        }
+        _ => *clock = Some((event.run, Instant::now(), event.t)),
+    }
+}
+
+/// The first event's outcome: a target that cannot be reached, or refuses the preflight, ends
+/// the replay (exit 2) instead of becoming a mismatch.
+fn first_contact(
+    outcome: &Result<crate::upstream::WebhookResponse, WebhookError>,
+) -> Result<(), ReplayError> {
+    match outcome {
+        Err(WebhookError::Unreachable { url, cause, .. }) => Err(ReplayError::Unreachable {
+            url: url.clone(),
+            cause: cause.clone(),
+        }),
+        // The preflight is the first request: not reaching it is not reaching the target.
+        Err(WebhookError::Preflight { url, detail }) if detail.contains(PREFLIGHT_NOT_SENT) => {
+            Err(ReplayError::Unreachable {
+                url: url.clone(),
+                cause: detail.clone(),
+            })
+        }
+        Err(WebhookError::Preflight { url, detail }) => Err(ReplayError::Preflight {
+            url: url.clone(),
+            detail: detail.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What the target did, in the recording's terms.
+fn actual_of(outcome: Result<crate::upstream::WebhookResponse, WebhookError>) -> Expectation {
+    match outcome {
+        Ok(r) => Expectation::Response(RecordedResponse {
+            status: r.status,
+            content_type: r.content_type,
+            body: String::from_utf8_lossy(&r.body).into_owned(),
+            latency_ms: crate::traffic::millis(r.latency),
+        }),
+        Err(e) => Expectation::Error(e.to_string()),
+    }
 }
 
 /// `ce-id`s unique across replays (`<random run id>-<n>`), so a handler that deduplicates events
@@ -361,20 +420,7 @@ fn update(
         .map(|r| Update {
             ordinal: session.events[r.index].ordinal,
             expected: r.actual.clone(),
-            calls: r
-                .calls
-                .iter()
-                .map(|c| UpdatedCall {
-                    offset_ms: crate::traffic::millis(c.offset),
-                    method: c.method.clone(),
-                    operation: c.operation.clone(),
-                    hub: c.hub.clone(),
-                    path: c.path.clone(),
-                    query: c.query.clone(),
-                    body: c.body.clone(),
-                    status: c.status,
-                })
-                .collect(),
+            calls: r.calls.clone(),
         })
         .collect();
     if !updates.is_empty() {

@@ -20,31 +20,22 @@
 //!   such as the `disconnected` after a `41`, starts after the call); failing that, the event that
 //!   ended last within the settle window before `t`. Calls outside every window are not compared.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::ReplayError;
+use super::sink::CapturedCall;
 use crate::service::group;
 use crate::traffic::record::{self, RecordLine, RecordedResponse};
+use crate::traffic::rest_call::RestCall;
 use crate::upstream::{EventKind, WebhookEvent};
 
-/// The `type` values this reader understands.
-const KNOWN_TYPES: [&str; 8] = [
-    "header",
-    "handshake",
-    "frame",
-    "webhook",
-    "rest",
-    "closed",
-    "lint",
-    "fault",
-];
 /// The `ce-type` prefix of user events.
 const USER_CE_TYPE_PREFIX: &str = "azure.webpubsub.user.";
 /// Line numbers listed in one warning about unattributed REST calls.
@@ -59,19 +50,13 @@ pub enum Expectation {
     Error(String),
 }
 
-/// One REST call as recorded.
+/// One REST call as recorded, with where and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedCall {
     /// Line number in the file (1-based).
     pub line: usize,
     pub t: f64,
-    pub method: String,
-    pub operation: String,
-    pub hub: String,
-    pub path: String,
-    pub query: BTreeMap<String, Vec<String>>,
-    pub body: String,
-    pub status: u16,
+    pub call: RestCall,
 }
 
 /// One webhook event to replay, with what it is expected to produce.
@@ -163,7 +148,29 @@ impl World {
         self.hubs.get(&hub.to_ascii_lowercase())
     }
 
-    fn learn_call(&mut self, call: &RecordedCall) {
+    /// Who a webhook line shows existed: its connection and user, and once a socket is in, its
+    /// namespace's and its own room's groups.
+    fn learn_event(&mut self, event: &Event) {
+        let known = self.hub_mut(&event.hub);
+        known.connections.insert(event.connection_id.clone());
+        if let Some(u) = event.user_id.as_ref().filter(|u| !u.is_empty()) {
+            known.users.insert(u.clone());
+        }
+        let accepted = event.event == "connected"
+            || (event.event == "connect"
+                && matches!(&event.expected, Expectation::Response(r) if (200..300).contains(&r.status)));
+        if accepted {
+            known
+                .groups
+                .insert(group::namespace_group(&event.namespace));
+            known
+                .groups
+                .insert(group::room_group(&event.namespace, &event.socket_id));
+        }
+    }
+
+    /// The groups a recorded call shows were in use.
+    fn learn_call(&mut self, call: &RestCall) {
         let hub = self.hub_mut(&call.hub);
         let path = call.path.split('/').collect::<Vec<_>>();
         // `/api/hubs/<hub>/groups/<group>/…`: the group was in use.
@@ -221,27 +228,14 @@ pub struct Session {
     lines: Vec<SourceLine>,
 }
 
-/// A REST call to write for an event on `--update`.
-#[derive(Debug, Clone)]
-pub struct UpdatedCall {
-    /// ms after the event was sent.
-    pub offset_ms: f64,
-    pub method: String,
-    pub operation: String,
-    pub hub: String,
-    pub path: String,
-    pub query: BTreeMap<String, Vec<String>>,
-    pub body: String,
-    pub status: u16,
-}
-
 /// New expectations for one event on `--update`.
 #[derive(Debug, Clone)]
 pub struct Update {
     /// The event's [`Event::ordinal`].
     pub ordinal: usize,
     pub expected: Expectation,
-    pub calls: Vec<UpdatedCall>,
+    /// The calls the handler made now, in arrival order.
+    pub calls: Vec<CapturedCall>,
 }
 
 impl Session {
@@ -328,24 +322,13 @@ fn webhook_line(event: &Event, expected: &Expectation) -> String {
 }
 
 /// The serialized `rest` line of a call made for `event`, pinned to it with `event`.
-fn rest_line(event: &Event, call: &UpdatedCall) -> String {
+fn rest_line(event: &Event, captured: &CapturedCall) -> String {
     let line = RecordLine::Rest {
-        t: round_ms(event.t + call.offset_ms),
-        method: call.method.clone(),
-        operation: call.operation.clone(),
-        hub: call.hub.clone(),
-        path: call.path.clone(),
-        query: call.query.clone(),
-        body: call.body.clone(),
-        status: call.status,
+        t: round_ms(event.t + crate::traffic::millis(captured.offset)),
+        call: captured.call.clone(),
+        event: Some(event.ordinal),
     };
-    let mut text = serde_json::to_string(&line).unwrap_or_default();
-    // An object always ends with `}`: append the optional field in place, keeping `type` first.
-    if text.ends_with('}') {
-        text.pop();
-        let _ = write!(text, ",\"event\":{}}}", event.ordinal);
-    }
-    text
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 fn round_ms(ms: f64) -> f64 {
@@ -388,281 +371,66 @@ fn serde_message(e: &serde_json::Error) -> String {
     }
 }
 
-/// Whether `line` is a `header` line, which starts a recording run.
-fn opens_a_run(line: Option<&&str>) -> bool {
-    line.and_then(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("header"))
+/// The `type` of a line, read on its own: only on the paths that report a line.
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+fn type_of(line: &str) -> Option<String> {
+    serde_json::from_str::<TypeOnly>(line.trim())
+        .ok()
+        .map(|t| t.kind)
+}
+
+/// A REST line read, waiting for the events to be known to find its owner.
+struct PendingCall {
+    call: RecordedCall,
+    run: usize,
+    /// The `event` field: the ordinal of the webhook line it belongs to.
+    owner: Option<usize>,
+}
+
+/// The state of one pass over a file: each line is decoded once, into a
+/// [`RecordLine`], and handed to the function of its kind.
+struct Reader<'a> {
+    path: &'a Path,
+    raw: Vec<&'a str>,
+    ends_with_newline: bool,
+    lines: Vec<SourceLine>,
+    warnings: Vec<String>,
+    events: Vec<Event>,
+    calls: Vec<PendingCall>,
+    world: World,
+    /// The current recording run (`None` before the first header).
+    run: Option<usize>,
+    recorded_by: String,
+    /// Webhook lines so far.
+    ordinal: usize,
 }
 
 /// Parses a whole file (see the module docs for the rules).
 pub fn parse(path: &Path, text: &str, settle: Duration) -> Result<Session, ReplayError> {
-    let ends_with_newline = text.ends_with('\n');
-    let raw_lines: Vec<&str> = text.lines().collect();
-    let last_index = raw_lines.len().saturating_sub(1);
-    let mut lines = Vec::with_capacity(raw_lines.len());
-    let mut warnings = Vec::new();
-    let mut events: Vec<Event> = Vec::new();
-    let mut calls: Vec<(
-        RecordedCall,
-        usize,         /*run*/
-        Option<usize>, /*event*/
-    )> = Vec::new();
-    let mut world = World::default();
-    let mut run: Option<usize> = None;
-    let mut recorded_by = String::new();
-    let mut ordinal = 0;
-
-    for (index, raw) in raw_lines.iter().enumerate() {
-        let number = index + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            lines.push(SourceLine {
-                text: (*raw).to_owned(),
-                kind: LineKind::Other,
-            });
-            continue;
-        }
-        let value: Value = match serde_json::from_str(trimmed) {
-            Ok(v) => v,
-            Err(_) if index == last_index && !ends_with_newline => {
-                warnings.push(format!(
-                    "{}:{number}: the last line is incomplete (the recording was cut off, e.g. \
-                     by kill -9); it was skipped",
-                    path.display()
-                ));
-                lines.push(SourceLine {
-                    text: (*raw).to_owned(),
-                    kind: LineKind::Truncated,
-                });
-                continue;
-            }
-            Err(_) if opens_a_run(raw_lines.get(index + 1)) => {
-                warnings.push(format!(
-                    "{}:{number}: the last line of a recording run is incomplete (the run was \
-                     cut off, e.g. by kill -9, and a later run appended); it was skipped",
-                    path.display()
-                ));
-                lines.push(SourceLine {
-                    text: (*raw).to_owned(),
-                    kind: LineKind::Truncated,
-                });
-                continue;
-            }
-            Err(e) => {
-                return Err(invalid(
-                    path,
-                    number,
-                    format!("not a JSON object: {}", serde_message(&e)),
-                ));
-            }
-        };
-        let Some(kind) = value.get("type").and_then(Value::as_str) else {
-            return Err(invalid(
-                path,
-                number,
-                "the line has no string `type` field; every line of a session is a JSON object \
-                 like {\"type\":\"webhook\",…}",
-            ));
-        };
-        if !KNOWN_TYPES.contains(&kind) {
-            warnings.push(format!(
-                "{}:{number}: unknown line type `{kind}` (written by a newer sio-emu?); skipped",
-                path.display()
-            ));
-            lines.push(SourceLine {
-                text: (*raw).to_owned(),
-                kind: LineKind::Other,
-            });
-            continue;
-        }
-        if run.is_none() && kind != "header" {
-            return Err(invalid(
-                path,
-                number,
-                format!(
-                    "the first line must be a `header` line, found `{kind}`; is this a session \
-                     recorded with `sio-emu serve --record`?"
-                ),
-            ));
-        }
-        let line: RecordLine = serde_json::from_value(value.clone()).map_err(|e| {
-            invalid(
-                path,
-                number,
-                format!("invalid `{kind}` line: {}", serde_message(&e)),
-            )
-        })?;
-        let mut source_kind = LineKind::Other;
-        match line {
-            RecordLine::Header {
-                format,
-                version,
-                sio_emu_version,
-                ..
-            } => {
-                if format != record::FORMAT {
-                    return Err(invalid(
-                        path,
-                        number,
-                        format!(
-                            "the header's format is `{format}`, expected `{}`",
-                            record::FORMAT
-                        ),
-                    ));
-                }
-                if version > record::VERSION {
-                    return Err(ReplayError::TooNew {
-                        path: path.to_owned(),
-                        line: number,
-                        found: version,
-                        supported: record::VERSION,
-                        recorded_by: sio_emu_version,
-                    });
-                }
-                if recorded_by.is_empty() {
-                    recorded_by = sio_emu_version;
-                }
-                run = Some(run.map_or(0, |r| r + 1));
-            }
-            RecordLine::Handshake {
-                hub,
-                connection_id,
-                user_id,
-                refused,
-                ..
-            } => {
-                if refused.is_none() {
-                    let hub = world.hub_mut(&hub);
-                    hub.connections.extend(connection_id);
-                    hub.users.extend(user_id.filter(|u| !u.is_empty()));
-                }
-            }
-            RecordLine::Webhook {
-                t,
-                hub,
-                event,
-                ce_type,
-                namespace,
-                socket_id,
-                connection_id,
-                user_id,
-                body,
-                response,
-                error,
-            } => {
-                let expected = match (response, error) {
-                    (Some(r), _) => Expectation::Response(r),
-                    (None, Some(e)) => Expectation::Error(e),
-                    (None, None) => {
-                        return Err(invalid(
-                            path,
-                            number,
-                            "the webhook line has neither `response` nor `error`, so there is \
-                             nothing to compare with",
-                        ));
-                    }
-                };
-                if hub.is_empty() || event.is_empty() || connection_id.is_empty() {
-                    return Err(invalid(
-                        path,
-                        number,
-                        "the webhook line needs non-empty `hub`, `event` and `connectionId`",
-                    ));
-                }
-                let system = ["connect", "connected", "disconnected"];
-                if !ce_type.starts_with(USER_CE_TYPE_PREFIX) && !system.contains(&event.as_str()) {
-                    return Err(invalid(
-                        path,
-                        number,
-                        format!(
-                            "unknown system event `{event}` (ceType `{ce_type}`); system events \
-                             are connect, connected and disconnected, user events have a ceType \
-                             starting with `{USER_CE_TYPE_PREFIX}`"
-                        ),
-                    ));
-                }
-                ordinal += 1;
-                source_kind = LineKind::Webhook { ordinal };
-                let known = world.hub_mut(&hub);
-                known.connections.insert(connection_id.clone());
-                if let Some(u) = user_id.as_ref().filter(|u| !u.is_empty()) {
-                    known.users.insert(u.clone());
-                }
-                let accepted = event == "connected"
-                    || (event == "connect"
-                        && matches!(&expected, Expectation::Response(r) if (200..300).contains(&r.status)));
-                if accepted {
-                    known.groups.insert(group::namespace_group(&namespace));
-                    known
-                        .groups
-                        .insert(group::room_group(&namespace, &socket_id));
-                }
-                events.push(Event {
-                    line: number,
-                    ordinal,
-                    run: run.unwrap_or(0),
-                    t,
-                    hub,
-                    event,
-                    ce_type,
-                    namespace,
-                    socket_id,
-                    connection_id,
-                    user_id,
-                    body,
-                    expected,
-                    rest: Vec::new(),
-                });
-            }
-            RecordLine::Rest {
-                t,
-                method,
-                operation,
-                hub,
-                path: call_path,
-                query,
-                body,
-                status,
-            } => {
-                let owner = match value.get("event") {
-                    None | Some(Value::Null) => None,
-                    Some(v) => match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
-                        Some(n) if n >= 1 => Some(n),
-                        _ => {
-                            return Err(invalid(
-                                path,
-                                number,
-                                "`event` must be the 1-based number of a webhook line",
-                            ));
-                        }
-                    },
-                };
-                let call = RecordedCall {
-                    line: number,
-                    t,
-                    method,
-                    operation,
-                    hub,
-                    path: call_path,
-                    query,
-                    body,
-                    status,
-                };
-                world.learn_call(&call);
-                calls.push((call, run.unwrap_or(0), owner));
-                source_kind = LineKind::Rest { owner };
-            }
-            RecordLine::Frame { .. }
-            | RecordLine::Closed { .. }
-            | RecordLine::Lint { .. }
-            | RecordLine::Fault { .. } => {}
-        }
-        lines.push(SourceLine {
-            text: (*raw).to_owned(),
-            kind: source_kind,
-        });
+    let mut reader = Reader {
+        path,
+        raw: text.lines().collect(),
+        ends_with_newline: text.ends_with('\n'),
+        lines: Vec::new(),
+        warnings: Vec::new(),
+        events: Vec::new(),
+        calls: Vec::new(),
+        world: World::default(),
+        run: None,
+        recorded_by: String::new(),
+        ordinal: 0,
+    };
+    for index in 0..reader.raw.len() {
+        let kind = reader.read(index)?;
+        let text = reader.raw[index].to_owned();
+        reader.lines.push(SourceLine { text, kind });
     }
-    if run.is_none() {
+    if reader.run.is_none() {
         return Err(invalid(
             path,
             1,
@@ -670,70 +438,345 @@ pub fn parse(path: &Path, text: &str, settle: Duration) -> Result<Session, Repla
              --record`",
         ));
     }
+    reader.finish(settle)
+}
 
-    let settle_ms = settle.as_secs_f64() * 1000.0;
-    let mut stray = Vec::new();
-    for (call, call_run, owner) in calls {
-        let target = match owner {
-            Some(ordinal) => match events.iter().position(|e| e.ordinal == ordinal) {
-                Some(i) => Some(i),
-                None => {
-                    return Err(invalid(
-                        path,
-                        call.line,
-                        format!(
-                            "`event` is {ordinal}, but the file has only {} webhook line(s)",
-                            events.len()
-                        ),
-                    ));
-                }
-            },
-            None => attribute(&events, call_run, call.t, settle_ms),
-        };
-        match target {
-            Some(i) => events[i].rest.push(call.clone()),
-            None => stray.push(call.line),
+impl Reader<'_> {
+    fn invalid(&self, number: usize, message: impl Into<String>) -> ReplayError {
+        invalid(self.path, number, message)
+    }
+
+    /// Reads line `index` (0-based) and says how a rewrite treats it.
+    fn read(&mut self, index: usize) -> Result<LineKind, ReplayError> {
+        let number = index + 1;
+        let text = self.raw[index].trim();
+        if text.is_empty() {
+            return Ok(LineKind::Other);
         }
-        if let (Some(i), None) = (target, owner) {
-            let ordinal = events[i].ordinal;
-            if let Some(line) = lines.get_mut(call.line - 1) {
-                line.kind = LineKind::Rest {
-                    owner: Some(ordinal),
+        let line = match serde_json::from_str::<RecordLine>(text) {
+            Ok(line) => line,
+            Err(e) if e.is_data() => return Err(self.undecodable(number, text, &e)),
+            Err(e) => return self.not_json(index, &e),
+        };
+        if self.run.is_none() && !matches!(line, RecordLine::Header { .. } | RecordLine::Unknown) {
+            return Err(self.not_a_header(number, text));
+        }
+        match line {
+            RecordLine::Header {
+                format,
+                version,
+                sio_emu_version,
+                ..
+            } => self.header(number, format, version, sio_emu_version),
+            RecordLine::Handshake {
+                hub,
+                connection_id,
+                user_id,
+                refused: None,
+                ..
+            } => {
+                let hub = self.world.hub_mut(&hub);
+                hub.connections.extend(connection_id);
+                hub.users.extend(user_id.filter(|u| !u.is_empty()));
+                Ok(LineKind::Other)
+            }
+            line @ RecordLine::Webhook { .. } => self.webhook(number, line),
+            RecordLine::Rest { t, call, event } => self.rest(number, t, call, event),
+            RecordLine::Unknown => Ok(self.unknown(number, text)),
+            RecordLine::Handshake { .. }
+            | RecordLine::Frame { .. }
+            | RecordLine::Closed { .. }
+            | RecordLine::Lint { .. }
+            | RecordLine::Fault { .. } => Ok(LineKind::Other),
+        }
+    }
+
+    /// The first line of a file is not a header.
+    fn not_a_header(&self, number: usize, text: &str) -> ReplayError {
+        let kind = type_of(text).unwrap_or_default();
+        self.invalid(
+            number,
+            format!(
+                "the first line must be a `header` line, found `{kind}`; is this a session \
+                 recorded with `sio-emu serve --record`?"
+            ),
+        )
+    }
+
+    /// A line of a type this version does not know is skipped with a warning.
+    fn unknown(&mut self, number: usize, text: &str) -> LineKind {
+        let kind = type_of(text).unwrap_or_default();
+        self.warnings.push(format!(
+            "{}:{number}: unknown line type `{kind}` (written by a newer sio-emu?); skipped",
+            self.path.display()
+        ));
+        LineKind::Other
+    }
+
+    /// A JSON object that is no valid line: a missing `type`, or a line of a known type with
+    /// missing or mistyped fields.
+    fn undecodable(&self, number: usize, text: &str, e: &serde_json::Error) -> ReplayError {
+        match type_of(text) {
+            Some(kind) => self.invalid(
+                number,
+                format!("invalid `{kind}` line: {}", serde_message(e)),
+            ),
+            None => self.invalid(
+                number,
+                "the line has no string `type` field; every line of a session is a JSON object \
+                 like {\"type\":\"webhook\",…}",
+            ),
+        }
+    }
+
+    /// A line that is not JSON: the cut end of a run is skipped, anything else is an error.
+    fn not_json(&mut self, index: usize, e: &serde_json::Error) -> Result<LineKind, ReplayError> {
+        let number = index + 1;
+        let last = index + 1 == self.raw.len() && !self.ends_with_newline;
+        let before_a_run = self
+            .raw
+            .get(index + 1)
+            .and_then(|next| type_of(next))
+            .is_some_and(|kind| kind == "header");
+        let what = match (last, before_a_run) {
+            (true, _) => "the last line is incomplete (the recording was cut off, e.g. by kill -9)",
+            (false, true) => {
+                "the last line of a recording run is incomplete (the run was cut off, e.g. by \
+                 kill -9, and a later run appended)"
+            }
+            (false, false) => {
+                return Err(
+                    self.invalid(number, format!("not a JSON object: {}", serde_message(e)))
+                );
+            }
+        };
+        self.warnings.push(format!(
+            "{}:{number}: {what}; it was skipped",
+            self.path.display()
+        ));
+        Ok(LineKind::Truncated)
+    }
+
+    /// A `header` line opens a run, once its format and version are ones this reader knows.
+    fn header(
+        &mut self,
+        number: usize,
+        format: String,
+        version: u32,
+        sio_emu_version: String,
+    ) -> Result<LineKind, ReplayError> {
+        if format != record::FORMAT {
+            return Err(self.invalid(
+                number,
+                format!(
+                    "the header's format is `{format}`, expected `{}`",
+                    record::FORMAT
+                ),
+            ));
+        }
+        if version > record::VERSION {
+            return Err(ReplayError::TooNew {
+                path: self.path.to_owned(),
+                line: number,
+                found: version,
+                supported: record::VERSION,
+                recorded_by: sio_emu_version,
+            });
+        }
+        if self.recorded_by.is_empty() {
+            self.recorded_by = sio_emu_version;
+        }
+        self.run = Some(self.run.map_or(0, |r| r + 1));
+        Ok(LineKind::Other)
+    }
+
+    /// A `webhook` line is an event to replay.
+    fn webhook(&mut self, number: usize, line: RecordLine) -> Result<LineKind, ReplayError> {
+        let RecordLine::Webhook {
+            t,
+            hub,
+            event,
+            ce_type,
+            namespace,
+            socket_id,
+            connection_id,
+            user_id,
+            body,
+            response,
+            error,
+        } = line
+        else {
+            return Ok(LineKind::Other);
+        };
+        let expected = expectation(response, error).ok_or_else(|| {
+            self.invalid(
+                number,
+                "the webhook line has neither `response` nor `error`, so there is nothing to \
+                 compare with",
+            )
+        })?;
+        let event = Event {
+            line: number,
+            ordinal: 0,
+            run: self.run.unwrap_or(0),
+            t,
+            hub,
+            event,
+            ce_type,
+            namespace,
+            socket_id,
+            connection_id,
+            user_id,
+            body,
+            expected,
+            rest: Vec::new(),
+        };
+        self.add_event(event)
+    }
+
+    /// Checks an event and adds it; what it did tells the world who existed.
+    fn add_event(&mut self, mut event: Event) -> Result<LineKind, ReplayError> {
+        if event.hub.is_empty() || event.event.is_empty() || event.connection_id.is_empty() {
+            return Err(self.invalid(
+                event.line,
+                "the webhook line needs non-empty `hub`, `event` and `connectionId`",
+            ));
+        }
+        let system = ["connect", "connected", "disconnected"];
+        if !event.ce_type.starts_with(USER_CE_TYPE_PREFIX) && !system.contains(&&*event.event) {
+            return Err(self.invalid(
+                event.line,
+                format!(
+                    "unknown system event `{}` (ceType `{}`); system events are connect, \
+                     connected and disconnected, user events have a ceType starting with \
+                     `{USER_CE_TYPE_PREFIX}`",
+                    event.event, event.ce_type
+                ),
+            ));
+        }
+        self.ordinal += 1;
+        event.ordinal = self.ordinal;
+        self.world.learn_event(&event);
+        self.events.push(event);
+        Ok(LineKind::Webhook {
+            ordinal: self.ordinal,
+        })
+    }
+
+    /// A `rest` line waits for [`Reader::finish`] to find the event it belongs to.
+    fn rest(
+        &mut self,
+        number: usize,
+        t: f64,
+        call: RestCall,
+        owner: Option<usize>,
+    ) -> Result<LineKind, ReplayError> {
+        if owner == Some(0) {
+            return Err(self.invalid(
+                number,
+                "`event` must be the 1-based number of a webhook line",
+            ));
+        }
+        let call = RecordedCall {
+            line: number,
+            t,
+            call,
+        };
+        self.world.learn_call(&call.call);
+        self.calls.push(PendingCall {
+            call,
+            run: self.run.unwrap_or(0),
+            owner,
+        });
+        Ok(LineKind::Rest { owner })
+    }
+
+    /// Gives every REST call to its event, warns about those that have none, and orders the
+    /// events for replay.
+    fn finish(mut self, settle: Duration) -> Result<Session, ReplayError> {
+        let settle_ms = settle.as_secs_f64() * 1000.0;
+        let mut stray = Vec::new();
+        for pending in std::mem::take(&mut self.calls) {
+            let line = pending.call.line;
+            let target = match pending.owner {
+                Some(ordinal) => Some(self.event_numbered(line, ordinal)?),
+                None => attribute(&self.events, pending.run, pending.call.t, settle_ms),
+            };
+            let Some(i) = target else {
+                stray.push(line);
+                continue;
+            };
+            if pending.owner.is_none()
+                && let Some(source) = self.lines.get_mut(line - 1)
+            {
+                source.kind = LineKind::Rest {
+                    owner: Some(self.events[i].ordinal),
                 };
             }
+            self.events[i].rest.push(pending.call);
         }
+        if !stray.is_empty() {
+            self.warnings.push(stray_warning(self.path, &stray));
+        }
+        self.events.sort_by(|a, b| {
+            a.run
+                .cmp(&b.run)
+                .then(a.t.total_cmp(&b.t))
+                .then(a.line.cmp(&b.line))
+        });
+        Ok(Session {
+            path: self.path.to_owned(),
+            events: self.events,
+            world: self.world,
+            warnings: self.warnings,
+            recorded_by: self.recorded_by,
+            lines: self.lines,
+        })
     }
-    if !stray.is_empty() {
-        let mut shown: Vec<String> = stray
+
+    /// The index of the event whose webhook line is the `ordinal`-th, named by line `line`.
+    fn event_numbered(&self, line: usize, ordinal: usize) -> Result<usize, ReplayError> {
+        self.events
             .iter()
-            .take(MAX_LINES_IN_WARNING)
-            .map(usize::to_string)
-            .collect();
-        if stray.len() > MAX_LINES_IN_WARNING {
-            shown.push("…".into());
-        }
-        warnings.push(format!(
-            "{}: {} REST call(s) were recorded outside every webhook event's handling window \
-             (line {}); they are not compared",
-            path.display(),
-            stray.len(),
-            shown.join(", ")
-        ));
+            .position(|e| e.ordinal == ordinal)
+            .ok_or_else(|| {
+                self.invalid(
+                    line,
+                    format!(
+                        "`event` is {ordinal}, but the file has only {} webhook line(s)",
+                        self.events.len()
+                    ),
+                )
+            })
     }
-    events.sort_by(|a, b| {
-        a.run
-            .cmp(&b.run)
-            .then(a.t.total_cmp(&b.t))
-            .then(a.line.cmp(&b.line))
-    });
-    Ok(Session {
-        path: path.to_owned(),
-        events,
-        world,
-        warnings,
-        recorded_by,
-        lines,
-    })
+}
+
+/// The recorded outcome of a webhook line: its response, or else its error.
+fn expectation(response: Option<RecordedResponse>, error: Option<String>) -> Option<Expectation> {
+    match (response, error) {
+        (Some(r), _) => Some(Expectation::Response(r)),
+        (None, Some(e)) => Some(Expectation::Error(e)),
+        (None, None) => None,
+    }
+}
+
+/// The warning about REST calls no event's window holds, naming their first lines.
+fn stray_warning(path: &Path, stray: &[usize]) -> String {
+    let mut shown: Vec<String> = stray
+        .iter()
+        .take(MAX_LINES_IN_WARNING)
+        .map(usize::to_string)
+        .collect();
+    if stray.len() > MAX_LINES_IN_WARNING {
+        shown.push("…".into());
+    }
+    format!(
+        "{}: {} REST call(s) were recorded outside every webhook event's handling window \
+         (line {}); they are not compared",
+        path.display(),
+        stray.len(),
+        shown.join(", ")
+    )
 }
 
 /// The index of the event a call at `t` (in run `run`) belongs to; see the module docs.
@@ -908,15 +951,17 @@ mod tests {
                 body: "43[1]".into(),
                 latency_ms: 3.0,
             }),
-            calls: vec![UpdatedCall {
-                offset_ms: 1.0,
-                method: "POST".into(),
-                operation: "SendToAll".into(),
-                hub: "chat".into(),
-                path: "/api/hubs/chat/:send".into(),
-                query: BTreeMap::new(),
-                body: "42[\"y\"]".into(),
-                status: 202,
+            calls: vec![CapturedCall {
+                offset: Duration::from_millis(1),
+                call: RestCall {
+                    method: http::Method::POST,
+                    operation: crate::traffic::rest_call::OperationName::SendToAll,
+                    hub: "chat".into(),
+                    path: "/api/hubs/chat/:send".into(),
+                    query: Default::default(),
+                    body: "42[\"y\"]".into(),
+                    status: 202,
+                },
             }],
         }])
         .unwrap();
@@ -927,7 +972,7 @@ mod tests {
         };
         assert_eq!(r.body, "43[1]");
         assert_eq!(again.events[0].rest.len(), 1);
-        assert_eq!(again.events[0].rest[0].body, "42[\"y\"]");
+        assert_eq!(again.events[0].rest[0].call.body, "42[\"y\"]");
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains(r#""status":202,"event":1}"#), "{written}");
         let _ = std::fs::remove_dir_all(&dir);

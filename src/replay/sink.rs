@@ -30,6 +30,7 @@ use crate::http::HttpResponse;
 use crate::http::{OnStop, serve_http};
 use crate::lint::{self, Collected, Findings};
 use crate::rest::{Operation, RestError, request};
+use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 
 /// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
 pub const MAX_BODY: usize = 1_000_000;
@@ -42,35 +43,13 @@ pub const PENDING_WAIT: Duration = Duration::from_secs(5);
 /// Default lifetime of a `:generateToken` token, in minutes (R1).
 const DEFAULT_TOKEN_MINUTES: u64 = 60;
 
-/// One REST call the handler made during a replay.
+/// One REST call the handler made during a replay, and when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapturedCall {
     /// When it arrived, after its event was sent.
     pub offset: Duration,
-    pub method: String,
-    /// The operation name ([`Operation::name`], or `Unknown`).
-    pub operation: String,
-    /// The hub segment of the path (empty when the path is not a route).
-    pub hub: String,
-    pub path: String,
-    pub query: BTreeMap<String, Vec<String>>,
-    pub body: String,
-    /// What the sink answered.
-    pub status: u16,
-}
-
-impl CapturedCall {
-    /// The comparable view of this call.
-    pub fn view(&self, rules: &Rules) -> CallView {
-        CallView::new(
-            &self.method,
-            &self.path,
-            Some(&self.operation),
-            &self.query,
-            &self.body,
-            rules,
-        )
-    }
+    /// The call and what the sink answered.
+    pub call: RestCall,
 }
 
 /// The capture window of the event being replayed.
@@ -217,7 +196,7 @@ impl Sink {
         let rules = state.rules.clone();
         let recorded = recorded
             .iter()
-            .map(|c| (CallView::recorded(c, &rules).key(), c.status))
+            .map(|c| (CallView::new(&c.call, &rules).key(), c.call.status))
             .collect();
         let id = state.next_window;
         state.next_window += 1;
@@ -284,16 +263,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
         return respond(StatusCode::OK, None);
     }
     let arrived = Instant::now();
-    let in_window = {
-        let mut state = shared.lock();
-        match state.window.as_mut() {
-            Some(window) => {
-                window.pending += 1;
-                Some((window.id, window.started))
-            }
-            None => None,
-        }
-    };
+    let in_window = shared.lock().window.as_mut().map(|window| {
+        window.pending += 1;
+        (window.id, window.started)
+    });
     // Undoes the `pending` count if this request is abandoned (the handler hung up mid-body).
     let mut guard = PendingGuard {
         shared,
@@ -301,63 +274,87 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     };
     let (parts, body) = req.into_parts();
     let body = request::read_body(&parts.headers, body, MAX_BODY).await;
-    let query = query_map(parts.uri.query());
+    let mut state = shared.lock();
+    let (call, response) = respond_to(shared, &mut state, &parts, body);
+    guard.window = None;
+    let offset = in_window.map_or(Duration::ZERO, |(_, started)| {
+        arrived.saturating_duration_since(started)
+    });
+    book(
+        &mut state,
+        in_window.map(|(id, _)| id),
+        CapturedCall { offset, call },
+    );
+    drop(state);
+    shared.settled.notify_waiters();
+    response
+}
+
+/// Routes, checks and answers one call; returns it as captured, with the status answered.
+fn respond_to(
+    shared: &Shared,
+    state: &mut State,
+    parts: &http::request::Parts,
+    body: Result<Bytes, RestError>,
+) -> (RestCall, HttpResponse) {
     let path = parts.uri.path().to_owned();
     let routed = crate::rest::route(&parts.method, &path);
     let (hub, operation) = match &routed {
-        Ok((hub, op)) => (hub.clone(), op.name().to_owned()),
-        Err(_) => (String::new(), "Unknown".to_owned()),
+        Ok((hub, op)) => (hub.clone(), op.kind()),
+        Err(_) => (String::new(), OperationName::Unknown),
     };
-
-    let mut state = shared.lock();
-    check_token(shared, &mut state, &parts, &operation);
-    let body_text = match &body {
-        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Err(_) => String::new(),
-    };
-    let response = match (routed, body) {
-        (Err(e), _) | (Ok(_), Err(e)) => e.into_response(),
-        (Ok(_), Ok(_)) if !query.contains_key("api-version") => {
-            RestError::MissingApiVersion.into_response()
-        }
-        (Ok((hub, op)), Ok(_)) => {
-            let view = CallView::new(
-                parts.method.as_str(),
-                &path,
-                Some(&operation),
-                &query,
-                &body_text,
-                &state.rules,
-            );
-            let recorded = state.window.as_mut().and_then(|w| {
-                let i = w.recorded.iter().position(|(k, _)| *k == view.key())?;
-                Some(w.recorded.remove(i).1)
-            });
-            if let Some(collected) = &shared.lint {
-                lint_call(collected, &parts, &hub, &op, &operation, &query, &body_text);
-            }
-            learn(&mut state.world, &hub, &op, &body_text);
-            answer(shared, &state.world, &hub, &op, &query, recorded)
-        }
-    };
-    let call = CapturedCall {
-        offset: in_window.map_or(Duration::ZERO, |(_, started)| {
-            arrived.saturating_duration_since(started)
-        }),
-        method: parts.method.to_string(),
+    check_token(shared, state, parts, operation);
+    let mut call = RestCall {
+        method: parts.method.clone(),
         operation,
         hub,
         path,
-        query,
-        body: body_text,
-        status: response.status().as_u16(),
+        query: query_map(parts.uri.query()),
+        body: body
+            .as_ref()
+            .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+            .unwrap_or_default(),
+        status: 0,
     };
-    guard.window = None;
-    match (in_window, state.window.as_mut()) {
-        (Some((id, _)), Some(window)) if window.id == id => {
+    let response = match (routed, body) {
+        (Err(e), _) | (Ok(_), Err(e)) => e.into_response(),
+        (Ok(_), Ok(_)) if !call.query.contains_key("api-version") => {
+            RestError::MissingApiVersion.into_response()
+        }
+        (Ok((hub, op)), Ok(_)) => answer_routed(shared, state, parts, (&hub, &op), &call),
+    };
+    call.status = response.status().as_u16();
+    (call, response)
+}
+
+/// The answer to a routed call with an `api-version`: the recorded status when it matches a
+/// recorded call of the event, the documented one otherwise; the lint and the world learn from it.
+fn answer_routed(
+    shared: &Shared,
+    state: &mut State,
+    parts: &http::request::Parts,
+    (hub, op): (&str, &Operation),
+    call: &RestCall,
+) -> HttpResponse {
+    let key = CallView::new(call, &state.rules).key();
+    let recorded = state.window.as_mut().and_then(|w| {
+        let i = w.recorded.iter().position(|(k, _)| *k == key)?;
+        Some(w.recorded.remove(i).1)
+    });
+    if let Some(collected) = &shared.lint {
+        lint_call(collected, parts, hub, op, &call.query, &call.body);
+    }
+    learn(&mut state.world, hub, op, &call.body);
+    answer(shared, &state.world, hub, op, &call.query, recorded)
+}
+
+/// Books a call to the window it arrived in, if that window is still open; warns otherwise.
+fn book(state: &mut State, arrived_in: Option<u64>, captured: CapturedCall) {
+    match (arrived_in, state.window.as_mut()) {
+        (Some(id), Some(window)) if window.id == id => {
             window.pending = window.pending.saturating_sub(1);
             if window.captured.len() < MAX_CALLS_PER_EVENT {
-                window.captured.push(call);
+                window.captured.push(captured);
             } else {
                 let message = format!(
                     "{} made more than {MAX_CALLS_PER_EVENT} REST calls; the rest were answered \
@@ -372,18 +369,14 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
                 .last_label
                 .clone()
                 .unwrap_or_else(|| "the first event".into());
-            let view = call.view(&state.rules);
+            let key = CallView::new(&captured.call, &state.rules).key();
             state.warn(format!(
-                "REST call {} arrived outside every event's window (after {after}); it was \
+                "REST call {key} arrived outside every event's window (after {after}); it was \
                  answered but not compared; raise --settle if the handler makes calls after \
-                 answering",
-                view.key()
+                 answering"
             ));
         }
     }
-    drop(state);
-    shared.settled.notify_waiters();
-    response
 }
 
 /// Counts a request as finished in its window when it is dropped before finishing.
@@ -406,7 +399,12 @@ impl Drop for PendingGuard<'_> {
 }
 
 /// Warns (once per distinct problem) about a missing or bad Bearer token.
-fn check_token(shared: &Shared, state: &mut State, parts: &http::request::Parts, operation: &str) {
+fn check_token(
+    shared: &Shared,
+    state: &mut State,
+    parts: &http::request::Parts,
+    operation: OperationName,
+) {
     let url = request::request_url(parts, shared.endpoint.trim_start_matches("http://"));
     let keys = [shared.access_key.clone()];
     if let Err(e) = request::authorize(&parts.headers, &keys, &url) {
@@ -424,10 +422,10 @@ fn lint_call(
     parts: &http::request::Parts,
     hub: &str,
     op: &Operation,
-    operation: &str,
     query: &BTreeMap<String, Vec<String>>,
     body: &str,
 ) {
+    let operation = op.name();
     if let Some(version) = query.get("api-version").and_then(|v| v.first()) {
         lint::check_api_version(collected, operation, version);
     }
@@ -619,13 +617,4 @@ fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse 
         );
     }
     response
-}
-
-/// Query parameters grouped by name, as recordings store them.
-pub fn query_map(query: Option<&str>) -> BTreeMap<String, Vec<String>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        map.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-    map
 }

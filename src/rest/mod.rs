@@ -18,7 +18,6 @@ pub mod request;
 pub mod send;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +30,7 @@ use crate::config::valid_hub_name;
 use crate::http::HttpResponse;
 use crate::service::{Service, group};
 use crate::traffic::record::RecordLine;
+use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 use crate::traffic::{TrafficEvent, millis};
 
 pub use error::RestError;
@@ -116,31 +116,38 @@ pub enum Operation {
 impl Operation {
     /// The R1 operationId (the live log's operation name).
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// The operationId as data, without the path parameters.
+    pub fn kind(&self) -> OperationName {
         match self {
-            Operation::SendToAll => "SendToAll",
-            Operation::SendToGroup { .. } => "SendToGroup",
-            Operation::SendToConnection { .. } => "SendToConnection",
-            Operation::SendToUser { .. } => "SendToUser",
-            Operation::AddConnectionsToGroups => "AddConnectionsToGroups",
-            Operation::RemoveConnectionsFromGroups => "RemoveConnectionsFromGroups",
-            Operation::AddConnectionToGroup { .. } => "AddConnectionToGroup",
-            Operation::RemoveConnectionFromGroup { .. } => "RemoveConnectionFromGroup",
-            Operation::RemoveConnectionFromAllGroups { .. } => "RemoveConnectionFromAllGroups",
-            Operation::CloseConnection { .. } => "CloseConnection",
-            Operation::CloseAllConnections => "CloseAllConnections",
-            Operation::CloseGroupConnections { .. } => "CloseGroupConnections",
-            Operation::CloseUserConnections { .. } => "CloseUserConnections",
-            Operation::ConnectionExists { .. } => "ConnectionExists",
-            Operation::GroupExists { .. } => "GroupExists",
-            Operation::UserExists { .. } => "UserExists",
-            Operation::AddUserToGroup { .. } => "AddUserToGroup",
-            Operation::RemoveUserFromGroup { .. } => "RemoveUserFromGroup",
-            Operation::RemoveUserFromAllGroups { .. } => "RemoveUserFromAllGroups",
-            Operation::ListConnectionsInGroup { .. } => "ListConnectionsInGroup",
-            Operation::GenerateClientToken => "GenerateClientToken",
-            Operation::GrantPermission { .. } => "GrantPermission",
-            Operation::CheckPermission { .. } => "CheckPermission",
-            Operation::RevokePermission { .. } => "RevokePermission",
+            Operation::SendToAll => OperationName::SendToAll,
+            Operation::SendToGroup { .. } => OperationName::SendToGroup,
+            Operation::SendToConnection { .. } => OperationName::SendToConnection,
+            Operation::SendToUser { .. } => OperationName::SendToUser,
+            Operation::AddConnectionsToGroups => OperationName::AddConnectionsToGroups,
+            Operation::RemoveConnectionsFromGroups => OperationName::RemoveConnectionsFromGroups,
+            Operation::AddConnectionToGroup { .. } => OperationName::AddConnectionToGroup,
+            Operation::RemoveConnectionFromGroup { .. } => OperationName::RemoveConnectionFromGroup,
+            Operation::RemoveConnectionFromAllGroups { .. } => {
+                OperationName::RemoveConnectionFromAllGroups
+            }
+            Operation::CloseConnection { .. } => OperationName::CloseConnection,
+            Operation::CloseAllConnections => OperationName::CloseAllConnections,
+            Operation::CloseGroupConnections { .. } => OperationName::CloseGroupConnections,
+            Operation::CloseUserConnections { .. } => OperationName::CloseUserConnections,
+            Operation::ConnectionExists { .. } => OperationName::ConnectionExists,
+            Operation::GroupExists { .. } => OperationName::GroupExists,
+            Operation::UserExists { .. } => OperationName::UserExists,
+            Operation::AddUserToGroup { .. } => OperationName::AddUserToGroup,
+            Operation::RemoveUserFromGroup { .. } => OperationName::RemoveUserFromGroup,
+            Operation::RemoveUserFromAllGroups { .. } => OperationName::RemoveUserFromAllGroups,
+            Operation::ListConnectionsInGroup { .. } => OperationName::ListConnectionsInGroup,
+            Operation::GenerateClientToken => OperationName::GenerateClientToken,
+            Operation::GrantPermission { .. } => OperationName::GrantPermission,
+            Operation::CheckPermission { .. } => OperationName::CheckPermission,
+            Operation::RevokePermission { .. } => OperationName::RevokePermission,
         }
     }
 
@@ -394,19 +401,23 @@ where
         Err(error) => (error.into_response(), Some(error.to_string())),
     };
     let status = response.status().as_u16();
+    let operation = OperationName::from_name(call.operation);
     service.traffic().record(|t| RecordLine::Rest {
         t,
-        method: parts.method.to_string(),
-        operation: call.operation.to_owned(),
-        hub: call.hub.clone(),
-        path: parts.uri.path().to_owned(),
-        query: record_query(parts.uri.query()),
-        body: call.body.take().unwrap_or_default(),
-        status,
+        call: RestCall {
+            method: parts.method.clone(),
+            operation,
+            hub: call.hub.clone(),
+            path: parts.uri.path().to_owned(),
+            query: query_map(parts.uri.query()),
+            body: call.body.take().unwrap_or_default(),
+            status,
+        },
+        event: None,
     });
     service.traffic().emit(TrafficEvent::Rest {
-        method: parts.method.to_string(),
-        operation: call.operation.to_owned(),
+        method: parts.method,
+        operation,
         hub: call.hub,
         target: call.target,
         matched: call.matched,
@@ -415,15 +426,6 @@ where
         message,
     });
     response
-}
-
-/// Query parameters for the recording, grouped by name.
-fn record_query(query: Option<&str>) -> BTreeMap<String, Vec<String>> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        map.entry(k.into_owned()).or_default().push(v.into_owned());
-    }
-    map
 }
 
 /// The pipeline of one call (see the module docs for the order of the checks).

@@ -16,6 +16,7 @@ pub mod log;
 pub mod pretty;
 pub mod record;
 pub mod redact;
+pub mod rest_call;
 pub mod spool;
 
 use std::io::Write;
@@ -96,11 +97,12 @@ pub enum TrafficEvent {
         connection_id: String,
         reason: String,
     },
-    /// One REST call.
+    /// One REST call (its request and answer are a [`rest_call::RestCall`] in the recording).
     #[serde(rename_all = "camelCase")]
     Rest {
-        method: String,
-        operation: String,
+        #[serde(with = "rest_call::method_text")]
+        method: http::Method,
+        operation: rest_call::OperationName,
         hub: String,
         target: String,
         matched: Option<usize>,
