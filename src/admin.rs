@@ -1,6 +1,6 @@
 //! The emulator's own admin surface under `/_emu/`, for people and test suites debugging a
 //! handler: `GET /_emu/connections` shows every hub's connections with their user, groups
-//! (Socket.IO groups decoded to namespace and room, SPEC §8) and namespace sockets;
+//! (Socket.IO groups decoded to namespace and room, docs/protocol.md §8) and namespace sockets;
 //! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
 //! reason [`RESET_REASON`]) and forgets every group and user-group assignment;
 //! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
@@ -8,7 +8,7 @@
 //!
 //! None of this exists in the cloud service, and it can close connections and make webhooks
 //! fail, so [`gate`] lets through only loopback peers that name this server by a loopback
-//! `Host` and send no foreign `Origin` (decision 24): `server` passes the peer address of the
+//! `Host` and send no foreign `Origin` (docs/protocol.md §14 decision 24): `server` passes the peer address of the
 //! TCP connection, and a refused request gets a 403 JSON body naming the failed check.
 //! This module owns its one routing `match` ([`table`]); it reads and changes the hub state
 //! only through [`crate::service`], never holding a hub lock across an `await`, and reports each

@@ -1,7 +1,7 @@
 //! The contract lint: every webhook answer and every REST call the developer's handler makes is
-//! checked against what the cloud service and its clients expect (SPEC §5, §7, §8, §9, §14),
+//! checked against what the cloud service and its clients expect (docs/protocol.md §5, §7, §8, §9, §14),
 //! and each finding is reported once per occurrence as a [`TrafficEvent::Lint`] line naming the
-//! rule and the SPEC section, recorded as a [`RecordLine::Lint`] line, and counted for the
+//! rule and the docs/protocol.md section, recorded as a [`RecordLine::Lint`] line, and counted for the
 //! summary printed at shutdown ([`TrafficEvent::LintSummary`]).
 //!
 //! The lint never changes an outcome: the emulator still does what the cloud would (refuse,
@@ -89,7 +89,7 @@ impl Rule {
         }
     }
 
-    /// The SPEC section the rule enforces.
+    /// The docs/protocol.md section the rule enforces.
     pub fn section(self) -> &'static str {
         match self {
             Rule::ConnectStatus | Rule::ConnectRefusalBody => "§5.2",

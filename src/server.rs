@@ -1,5 +1,5 @@
 //! The HTTP front door: binds the listen addresses (`localhost` means 127.0.0.1 and ::1,
-//! decision 19), serves them with the shared accept loop (`http::serve_http`), and
+//! docs/protocol.md §14 decision 19), serves them with the shared accept loop (`http::serve_http`), and
 //! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
 //! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
 //! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.
@@ -22,7 +22,7 @@ use crate::http::{HttpResponse, OnStop, json_response, serve_http};
 use crate::service::Service;
 use crate::socketio::SioAcceptor;
 
-/// The client endpoint prefix (SPEC §3).
+/// The client endpoint prefix (docs/protocol.md §3).
 pub const CLIENT_PREFIX: &str = "/clients/socketio/hubs/";
 
 /// Where a request goes.

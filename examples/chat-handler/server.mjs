@@ -2,7 +2,7 @@
 // that `sio-emu serve` calls for every client event, and that `sio-emu replay` tests in CI.
 //
 // It is a plain node:http server speaking the documented webhook protocol (CloudEvents binary
-// mode, SPEC §5 / §6 in the sio-emu repository) and the official REST SDK `@azure/web-pubsub`:
+// mode, docs/protocol.md §5 / §6 in the sio-emu repository) and the official REST SDK `@azure/web-pubsub`:
 //
 //   connect       refuses namespace /private and the user `mallory` (401, body `not allowed`)
 //   connected     accepted, nothing to do
@@ -61,7 +61,7 @@ function service(hub) {
   return client;
 }
 
-// Socket.IO groups (SPEC §8): a room is `0~b64url(namespace)~b64url(room)`; every socket is in
+// Socket.IO groups (docs/protocol.md §8): a room is `0~b64url(namespace)~b64url(room)`; every socket is in
 // the room named by its own id.
 const b64url = (text) => Buffer.from(text, "utf8").toString("base64url");
 const roomGroup = (ns, room) => `0~${b64url(ns)}~${b64url(room)}`;
@@ -164,7 +164,7 @@ const server = createServer((req, res) => {
       res.end(text);
     };
 
-    // Abuse protection (SPEC §6): allow the service whose host is in our connection string.
+    // Abuse protection (docs/protocol.md §6): allow the service whose host is in our connection string.
     if (req.method === "OPTIONS" || req.method === "GET") {
       const origin = String(req.headers["webhook-request-origin"] ?? "").toLowerCase();
       if (origin === serviceHost) return answer(200, "", undefined, { "WebHook-Allowed-Origin": origin });

@@ -1,4 +1,4 @@
-//! Who may use the admin surface (decision 24). Every `/_emu/` request passes four checks, in
+//! Who may use the admin surface (docs/protocol.md §14 decision 24). Every `/_emu/` request passes four checks, in
 //! this order, and a refusal names the one that failed: the TCP peer is loopback; the `Host`
 //! header (and the authority of an absolute request target) names this server by a loopback
 //! name or address, so a web page on a DNS name pointed at 127.0.0.1 (DNS rebinding) gets

@@ -37,7 +37,7 @@ pub(super) struct Undecodable {
 }
 
 /// Signs `claims` with HS256 keyed by the UTF-8 bytes of `key`. The header is
-/// `{"alg":"HS256","typ":"JWT"}` in that order, as in the SPEC §10.1 vector.
+/// `{"alg":"HS256","typ":"JWT"}` in that order, as in the docs/protocol.md §10.1 vector.
 pub(super) fn sign<T: Serialize>(key: &str, claims: &T) -> String {
     // jsonwebtoken writes `typ` before `alg`; as an extra field `typ` comes after it.
     let mut header = Header::new(Algorithm::HS256);

@@ -3,7 +3,7 @@
 //! `serve` prints one, `token` and `replay` read one (`--connection-string` /
 //! `WebPubSubConnectionString`), and the SDKs under test are configured with one. Keys are
 //! case-insensitive and may come in any order; the trailing `;` is optional; `Port=` overrides the
-//! endpoint's port (SPEC §10.2, as the Functions extension reads it). Error messages never echo
+//! endpoint's port (docs/protocol.md §10.2, as the Functions extension reads it). Error messages never echo
 //! the access key.
 
 use std::fmt;
@@ -105,7 +105,7 @@ pub fn normalize_endpoint(url: &str) -> Result<String, String> {
 }
 
 /// The host of an endpoint without scheme or port (what `WebHook-Request-Origin` carries,
-/// SPEC §14 decision 16); `None` when `endpoint` is not a valid endpoint.
+/// docs/protocol.md §14 decision 16); `None` when `endpoint` is not a valid endpoint.
 pub fn endpoint_host(endpoint: &str) -> Option<String> {
     Origin::parse(endpoint).ok().map(|o| o.host)
 }

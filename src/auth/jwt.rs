@@ -2,9 +2,9 @@
 //! and records each outcome; `verify_client_token` / `verify_rest_token` (in the parent module)
 //! take the first failure from that report, and `sio-emu token verify` prints the whole report.
 //!
-//! Tokens are JWS compact serialisations signed with HS256 (SPEC §10). Minting writes the header
+//! Tokens are JWS compact serialisations signed with HS256 (docs/protocol.md §10). Minting writes the header
 //! `{"alg":"HS256","typ":"JWT"}` and the claims `nbf`, `exp`, `iat`, `aud`, `sub`, `role`,
-//! `webpubsub.group` in that order, so a token minted from the SPEC §10.1 vector's claims is
+//! `webpubsub.group` in that order, so a token minted from the docs/protocol.md §10.1 vector's claims is
 //! byte-for-byte the vector. The JWS work (encoding, decoding, `alg`, the HMAC signature) is
 //! jsonwebtoken's, in [`super::codec`]; the claim checks (`exp`, `nbf`, `aud`) are here.
 
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::{Check, Rejection, TokenClaims, codec};
 
 /// How far `exp` and `nbf` may be off the local clock and still be accepted, in seconds
-/// (5 minutes, as the official emulator A3 allows).
+/// (5 minutes, as the official emulator docs/protocol.md §0 A3 allows).
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
 /// The path prefix of every Socket.IO client audience.
@@ -450,7 +450,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{Algorithm, EncodingKey};
 
-    /// The header of the SPEC §10.1 vector, which [`mint`] writes.
+    /// The header of the docs/protocol.md §10.1 vector, which [`mint`] writes.
     const HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
     const VECTOR_PAYLOAD: &str = r#"{"nbf":1700000000,"exp":1700003600,"iat":1700000000,"aud":"http://localhost:8080/clients/socketio/hubs/hub","sub":"user1"}"#;

@@ -7,7 +7,7 @@
 //! module calls [`ce_signature`]. Verification never answers just "invalid": a [`Rejection`] names
 //! the failed [`Check`] with a sentence a person can act on, and carries the decoded (unverified)
 //! claims for the live log. Every key is used as the UTF-8 bytes of the AccessKey string as
-//! written in the connection string, never base64-decoded (SPEC §6, §10).
+//! written in the connection string, never base64-decoded (docs/protocol.md §6, §10).
 
 mod codec;
 pub mod connection_string;
@@ -86,7 +86,7 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-/// Verifies a Socket.IO client token (SPEC §3, §10.1): HS256 signed with any of `keys`, `exp`
+/// Verifies a Socket.IO client token (docs/protocol.md §3, §10.1): HS256 signed with any of `keys`, `exp`
 /// required, `nbf` honoured when present, both with a 5-minute clock-skew allowance, and `aud`
 /// (a string or an array of strings) equal to `audience` ignoring case. `audience` is normally
 /// [`client_audience`]`(endpoint, hub)`.
@@ -99,7 +99,7 @@ pub fn verify_client_token(
     verify_report(token, keys, Expected::Client { audience }, now).into_result()
 }
 
-/// Verifies a REST Bearer token (SPEC §10.2, §14): like a client token, except that `aud` must
+/// Verifies a REST Bearer token (docs/protocol.md §10.2, §14): like a client token, except that `aud` must
 /// equal the request URL as received, with or without its query string, compared after
 /// percent-decoding both sides (`+` is a space in the query) and ignoring case.
 /// `request_url` is the absolute URL, e.g. `http://localhost:8080/api/hubs/hub/:send?api-version=2024-01-01`.

@@ -1,7 +1,7 @@
 //! HMAC-SHA256 for the webhook `ce-signature` header (token signatures are jsonwebtoken's).
 //!
 //! It uses the access key exactly as written in the connection string, as tokens do: its UTF-8
-//! bytes are the HMAC key, never a base64 decoding of it (SPEC §6, §10.1). The webhook side
+//! bytes are the HMAC key, never a base64 decoding of it (docs/protocol.md §6, §10.1). The webhook side
 //! ([`crate::upstream`]) calls [`ce_signature`].
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -23,7 +23,7 @@ fn keyed(key: &str) -> HmacSha256 {
 
 /// The `ce-signature` header value for a webhook call from `connection_id`:
 /// `sha256=<lowercase hex HMAC-SHA256(key, connectionId)>` for each key, in order, joined by `,`
-/// (SPEC §6). An empty key list gives an empty string.
+/// (docs/protocol.md §6). An empty key list gives an empty string.
 pub fn ce_signature(keys: &[String], connection_id: &str) -> String {
     keys.iter()
         .map(|key| {
@@ -42,7 +42,7 @@ mod tests {
 
     #[test]
     fn ce_signature_vector_functions_test() {
-        // SPEC §6, from the Functions extension tests (F6).
+        // docs/protocol.md §6, from the Functions extension tests (§0 F6).
         let keys = vec!["7aab239577fd4f24bc919802fb629f5f".to_string()];
         assert_eq!(
             ce_signature(&keys, "0f9c97a2f0bf4706afe87a14e0797b11"),

@@ -1,7 +1,7 @@
 //! `builtin:chat`: the broadcast half of the chat handler, done the way an Azure Function does it.
 //!
 //! For each user event the handler calls the service's own REST API, exactly as the Functions
-//! output binding's `SendToNamespace(ns, event, args, except: [sender])` would (SPEC §7.3, §7.4):
+//! output binding's `SendToNamespace(ns, event, args, except: [sender])` would (docs/protocol.md §7.3, §7.4):
 //! `POST {endpoint}/api/hubs/{hub}/groups/0~b64(ns)~/:send?api-version=2024-01-01&filter=not%20('0~b64(ns)~b64(socketId)'%20in%20groups)`,
 //! `Content-Type: text/plain`, the event without its ack id as body, and a REST Bearer token
 //! whose `aud` is that URL, signed with the primary access key. The call goes over real HTTP to
@@ -23,7 +23,7 @@ use super::echo::UserEvent;
 use crate::auth::{self, TokenClaims};
 use crate::service::group::{namespace_group, room_group};
 
-/// The REST api-version the handler sends (the one SPEC §7 documents).
+/// The REST api-version the handler sends (the one docs/protocol.md §7 documents).
 pub const API_VERSION: &str = "2024-01-01";
 /// How long one broadcast call may take before the webhook call fails with 502.
 pub const REST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn url_matches_the_documented_example() {
-        // SPEC §12: namespace /chat, socket s1.
+        // docs/protocol.md §12: namespace /chat, socket s1.
         assert_eq!(
             broadcast_url("http://localhost:8080", "hub", "/chat", "s1"),
             "http://localhost:8080/api/hubs/hub/groups/0~L2NoYXQ~/:send?api-version=2024-01-01&filter=not%20('0~L2NoYXQ~czE'%20in%20groups)"

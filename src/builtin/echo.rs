@@ -1,7 +1,7 @@
 //! `builtin:echo`: reading the user event a webhook receives and writing the ack for it.
 //!
 //! The service posts the client's packet exactly as it arrived (`42[/nsp,][id]["event",args…]`,
-//! SPEC §5.4); the echo handler answers an event that carries an ack id with the same arguments
+//! docs/protocol.md §5.4); the echo handler answers an event that carries an ack id with the same arguments
 //! (`42/ns,7["ev",1,2]` → `43/ns,7[1,2]`) and an event without one with 204. The arguments are
 //! cut out of the received text rather than re-serialized, so the ack carries them byte for
 //! byte (number spelling, key order). [`super::chat`] reuses [`UserEvent`] for its broadcast.

@@ -275,7 +275,7 @@ fn text(status: StatusCode, body: String) -> Reply {
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     let name = shared.kind.name();
     if req.method() == Method::OPTIONS || req.method() == Method::GET {
-        // Abuse protection (SPEC §6): any origin may call this local handler.
+        // Abuse protection (docs/protocol.md §6): any origin may call this local handler.
         let mut answer = reply(StatusCode::OK, None, String::new());
         answer.headers_mut().insert(
             "WebHook-Allowed-Origin",
@@ -380,7 +380,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 /// Whether one of the `sha256=<hex>` values of a `ce-signature` header is the signature of
-/// `connection_id` under one of `keys` (SPEC §6; hex compared case-insensitively).
+/// `connection_id` under one of `keys` (docs/protocol.md §6; hex compared case-insensitively).
 fn signature_matches(header: &str, keys: &[String], connection_id: &str) -> bool {
     let offered: Vec<&str> = header.split(',').map(str::trim).collect();
     keys.iter().any(|key| {

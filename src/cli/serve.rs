@@ -394,7 +394,7 @@ impl Running {
 }
 
 /// The shutdown summary's list of `connected` / `disconnected` events the webhook never
-/// accepted (decision 23), or `None` when every one was delivered.
+/// accepted (docs/protocol.md §14 decision 23), or `None` when every one was delivered.
 fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent> {
     if lost.is_empty() {
         return None;
@@ -684,7 +684,7 @@ pub fn watch_config(service: Arc<Service>, builtins: Arc<Builtins>, args: ServeA
 }
 
 /// Right after the banner (or the `ready` line): the warning for a listen address other
-/// machines can reach (decision 24), shown even with `--quiet`.
+/// machines can reach (docs/protocol.md §14 decision 24), shown even with `--quiet`.
 fn warn_exposure(service: &Service, listeners: &[tokio::net::TcpListener]) {
     let addrs: Vec<std::net::SocketAddr> = listeners
         .iter()

@@ -522,7 +522,7 @@ fn failure_hint(check: Check, rest: bool) -> Option<&'static str> {
     }
 }
 
-/// Validates a hub name against the SPEC §3 rule.
+/// Validates a hub name against the docs/protocol.md §3 rule.
 fn check_hub(hub: &str) -> Result<String, CliError> {
     if crate::config::valid_hub_name(hub) {
         Ok(hub.to_string())

@@ -20,7 +20,7 @@ pub const DEFAULT_LINT_SLOW: Duration = Duration::from_secs(5);
 /// Default listen port.
 pub const DEFAULT_PORT: u16 = 8080;
 
-/// Engine.IO / Socket.IO limits and timers (SPEC §14 decision 4).
+/// Engine.IO / Socket.IO limits and timers (docs/protocol.md §14 decision 4).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Interval between server pings.
@@ -56,7 +56,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// Delays before each retry of `connected` / `disconnected` (decision 23): backing off over
+/// Delays before each retry of `connected` / `disconnected` (docs/protocol.md §14 decision 23): backing off over
 /// 60 s in all, so a handler that restarts (`func start` reloading) loses nothing.
 pub const DEFAULT_RETRY_DELAYS_SECS: [u64; 6] = [1, 2, 4, 8, 15, 30];
 
@@ -75,13 +75,13 @@ pub struct ServeConfig {
     pub default_hub: HubConfig,
     /// Refuse hubs that were not declared.
     pub strict_hubs: bool,
-    /// Per webhook request timeout (decision 14).
+    /// Per webhook request timeout (docs/protocol.md §14 decision 14).
     pub webhook_timeout: Duration,
-    /// Delays before retrying `connected` / `disconnected` deliveries (decision 14).
+    /// Delays before retrying `connected` / `disconnected` deliveries (docs/protocol.md §14 decision 14).
     pub webhook_retry_delays: Vec<Duration>,
-    /// Send the abuse-protection preflight (decision 15).
+    /// Send the abuse-protection preflight (docs/protocol.md §14 decision 15).
     pub preflight: bool,
-    /// Forward the Socket.IO CONNECT `auth` payload in the connect body (decision 7).
+    /// Forward the Socket.IO CONNECT `auth` payload in the connect body (docs/protocol.md §14 decision 7).
     pub forward_auth: bool,
     /// Accept REST calls without a Bearer token.
     pub rest_anonymous: bool,
@@ -211,7 +211,7 @@ pub struct HandlerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubConfig {
     pub name: String,
-    /// Accept clients without an access token (decision 17).
+    /// Accept clients without an access token (docs/protocol.md §14 decision 17).
     pub anonymous: bool,
     /// Event handlers in order; the first that wants an event gets it.
     pub handlers: Vec<HandlerConfig>,
@@ -249,7 +249,7 @@ impl ServeConfig {
     }
 }
 
-/// SPEC §3 hub-name rule: `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
+/// docs/protocol.md §3 hub-name rule: `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
 pub fn valid_hub_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())

@@ -1,11 +1,11 @@
-//! Engine.IO v4 server side (SPEC §1): the pure codecs ([`packet`], [`payload`]), one actor per
+//! Engine.IO v4 server side (docs/protocol.md §1): the pure codecs ([`packet`], [`payload`]), one actor per
 //! session ([`session`]) that owns heartbeats, buffering and the polling → WebSocket upgrade,
 //! and the HTTP surface for both transports ([`transport`]).
 //!
 //! This layer knows nothing of Socket.IO or Web PubSub. The layer above plugs in through two
 //! seams: an [`Acceptor`] decides whether a handshake becomes a session and builds its
 //! [`Handler`], and the handler receives the session's messages and close, and applies
-//! backpressure through [`Handler::ready`] (decision 21).
+//! backpressure through [`Handler::ready`] (docs/protocol.md §14 decision 21).
 
 pub mod packet;
 pub mod payload;
@@ -70,7 +70,7 @@ pub trait Acceptor: Send + Sync + 'static {
     }
 }
 
-/// Engine.IO protocol errors answered over HTTP (P1 `server.ts` codes).
+/// Engine.IO protocol errors answered over HTTP (docs/protocol.md §0 P1 `server.ts` codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineError {
     UnknownTransport,
@@ -156,7 +156,7 @@ impl<E> Clone for SessionHandle<E> {
 /// Live sessions by sid.
 pub(crate) type Registry<E> = Arc<Mutex<HashMap<Arc<str>, SessionHandle<E>>>>;
 
-/// A new random id: 15 random bytes as 20 URL-safe base64 characters (SPEC §14 decision 3).
+/// A new random id: 15 random bytes as 20 URL-safe base64 characters (docs/protocol.md §14 decision 3).
 pub fn random_id() -> String {
     use base64::Engine;
     let bytes: [u8; 15] = rand::random();

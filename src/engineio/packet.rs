@@ -1,4 +1,4 @@
-//! Engine.IO v4 packet codec: one packet to and from its wire text (SPEC §1).
+//! Engine.IO v4 packet codec: one packet to and from its wire text (docs/protocol.md §1).
 //!
 //! This module owns the single-packet forms only: a WebSocket text frame (`4hello`), a WebSocket
 //! binary frame (raw bytes, always a binary `message`), and one HTTP long-polling record, where a

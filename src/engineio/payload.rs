@@ -1,4 +1,4 @@
-//! Engine.IO v4 long-polling payloads: several packets in one HTTP body (SPEC §1).
+//! Engine.IO v4 long-polling payloads: several packets in one HTTP body (docs/protocol.md §1).
 //!
 //! A payload is one or more records joined by the record separator `\x1e`; each record is one
 //! packet in its polling form, read and written by [`super::packet`] (text packets as

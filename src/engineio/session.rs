@@ -7,7 +7,7 @@
 //! exactly one [`Handler::on_close`]. Inputs still queued when the session ends are drained and
 //! handed to the handler (with a closed [`Ctx`]) so no result is lost.
 //!
-//! Backpressure (decision 21): after every input the actor asks [`Handler::ready`]. While the
+//! Backpressure (docs/protocol.md §14 decision 21): after every input the actor asks [`Handler::ready`]. While the
 //! handler is not ready the actor stops reading the WebSocket and holds the long-polling POST
 //! it is processing; heartbeats go on, and a missing pong is not held against the client.
 //!
@@ -56,7 +56,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// The `disconnected` reason text (SPEC §14 decision 13).
+    /// The `disconnected` reason text (docs/protocol.md §14 decision 13).
     pub fn reason_text(&self) -> String {
         match self {
             CloseReason::ClientClose => String::new(),
@@ -267,7 +267,7 @@ pub trait Handler: Send + 'static {
     }
 }
 
-/// A long-polling POST whose remaining packets wait for the handler (decision 21). The POST is
+/// A long-polling POST whose remaining packets wait for the handler (docs/protocol.md §14 decision 21). The POST is
 /// answered once its last packet is delivered.
 struct HeldPost {
     packets: std::vec::IntoIter<Packet>,
@@ -499,11 +499,11 @@ impl<H: Handler> Actor<H> {
             Carrier::Polling { pending_get } => {
                 // An abandoned upgrade clears `upgrading`, and polling resumes normally.
                 if self.probed && self.flags.upgrading.load(Ordering::Acquire) {
-                    // Mid-upgrade: buffered packets wait for the WebSocket (E1 noop rule).
+                    // Mid-upgrade: buffered packets wait for the WebSocket (docs/protocol.md §0 E1 noop rule).
                     let _ = reply.send(Ok("6".into()));
                 } else if pending_get.is_some() {
                     // A second concurrent GET: refuse it and close the session; the first
-                    // GET is answered with the close packet (E1 test-suite).
+                    // GET is answered with the close packet (docs/protocol.md §0 E1 test-suite).
                     let _ = reply.send(Err(EngineError::BadRequest));
                     self.close = Some(CloseReason::TransportError(
                         "two long-polling GET requests at once".into(),

@@ -40,7 +40,7 @@ pub const MAX_WARNINGS: usize = 50;
 pub const MAX_CALLS_PER_EVENT: usize = 10_000;
 /// How long closing a window waits for calls that arrived inside it to finish.
 pub const PENDING_WAIT: Duration = Duration::from_secs(5);
-/// Default lifetime of a `:generateToken` token, in minutes (R1).
+/// Default lifetime of a `:generateToken` token, in minutes (docs/protocol.md §0 R1).
 const DEFAULT_TOKEN_MINUTES: u64 = 60;
 
 /// One REST call the handler made during a replay, and when.
@@ -583,7 +583,7 @@ fn answer(
     respond(status, body)
 }
 
-/// A client token like `:generateToken` returns (SPEC §10.1).
+/// A client token like `:generateToken` returns (docs/protocol.md §10.1).
 fn mint(shared: &Shared, hub: &str, query: &BTreeMap<String, Vec<String>>) -> String {
     let all = |name: &str| query.get(name).cloned().unwrap_or_default();
     let minutes = query

@@ -1,6 +1,6 @@
 //! Every way a REST call can fail, and the one place each failure becomes its HTTP answer: a
 //! status, an `ErrorDetail` JSON body `{"code","message","target"?}` and the same code in the
-//! `x-ms-error-code` header (SPEC §7.1, R1).
+//! `x-ms-error-code` header (docs/protocol.md §7.1, §0 R1).
 //!
 //! The routing table in [`super`], the request readers in [`super::request`], the payload
 //! validation in [`super::send`] and the operations in [`super::operations`] return
@@ -72,7 +72,7 @@ pub enum RestError {
     /// A JSON request body (`:addToGroups`) is malformed.
     #[error("{0}")]
     InvalidBody(String),
-    /// A send body is not a packet a Socket.IO client can take (decision 12).
+    /// A send body is not a packet a Socket.IO client can take (docs/protocol.md §14 decision 12).
     #[error("{0}")]
     InvalidPayload(#[from] PayloadError),
     /// The body's media type is not one the operation accepts.
@@ -101,7 +101,7 @@ pub enum RestError {
     PermissionsNotSupported { permission: String },
 }
 
-/// The `ErrorDetail` body (R1).
+/// The `ErrorDetail` body (docs/protocol.md §0 R1).
 #[derive(Serialize)]
 struct ErrorDetail<'a> {
     code: &'static str,

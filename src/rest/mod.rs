@@ -1,4 +1,4 @@
-//! The Web PubSub data-plane REST API under `/api/hubs/<hub>/…` (SPEC §7): what the developer's
+//! The Web PubSub data-plane REST API under `/api/hubs/<hub>/…` (docs/protocol.md §7): what the developer's
 //! event handler (the Functions output binding, the `@azure/web-pubsub` and
 //! `azure-messaging-webpubsubservice` SDKs) calls to send to sockets, rooms and namespaces, to
 //! manage groups and to close connections.
@@ -39,7 +39,7 @@ use request::Query;
 /// Path prefix of every hub-scoped operation.
 const HUBS_PREFIX: &str = "/api/hubs/";
 
-/// One REST operation with its decoded path parameters; names follow R1's operationIds.
+/// One REST operation with its decoded path parameters; names follow docs/protocol.md §0 R1's operationIds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     SendToAll,
@@ -114,7 +114,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The R1 operationId (the live log's operation name).
+    /// The docs/protocol.md §0 R1 operationId (the live log's operation name).
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
     }
@@ -253,7 +253,7 @@ impl Verb {
 }
 
 /// THE routing table: method and decoded path segments after `/api/hubs/<hub>/` → operation
-/// (SPEC §7.2). Existence checks answer HEAD and also GET.
+/// (docs/protocol.md §7.2). Existence checks answer HEAD and also GET.
 fn table(verb: Verb, path: &[&str]) -> Option<Operation> {
     use Operation as Op;
     use Verb::*;

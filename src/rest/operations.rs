@@ -1,4 +1,4 @@
-//! The REST operations themselves (SPEC §7.2): each one only translates. It validates its
+//! The REST operations themselves (docs/protocol.md §7.2): each one only translates. It validates its
 //! parameters, calls one membership method of the hub ([`crate::service::hub`], which keeps the
 //! invariants under the hub lock) and builds the reply; sends and closes get the recipients'
 //! handles from [`Hub::select`] and queue the commands after the lock is released.
@@ -17,13 +17,13 @@
 //! - A DISCONNECT (`41…`) goes only to matched connections that have a socket in its namespace,
 //!   so `{"close":true}` never closes a connection that has no socket there.
 //! - Closing or removing an unknown connection succeeds (204), as deletes do in the cloud; only
-//!   AddConnectionToGroup answers 404 for one (A3).
-//! - GenerateClientToken accepts `clientType` absent, `Default` or `SocketIO` (any case): R1
+//!   AddConnectionToGroup answers 404 for one (docs/protocol.md §0 A3).
+//! - GenerateClientToken accepts `clientType` absent, `Default` or `SocketIO` (any case): docs/protocol.md §0 R1
 //!   lists only `Default` for Socket.IO, but `@azure/web-pubsub`'s `getClientAccessToken({
 //!   clientProtocol: "socketio" })` sends `clientType=socketio` when it authenticates with Entra.
 //!   `MQTT` and anything else is a 400.
 //! - `excluded` and `filter` are honoured wherever a set of connections is chosen (all, a group,
-//!   a user); closes take `excluded` only, as in R1.
+//!   a user); closes take `excluded` only, as in docs/protocol.md §0 R1.
 
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ pub const MAX_GROUPS_BODY: usize = 1024 * 1024;
 /// Most groups one `:addToGroups` / `:removeFromGroups` call may name.
 pub const MAX_GROUPS_PER_CALL: usize = 1024;
 
-/// Default lifetime of a `:generateToken` token, in minutes (R1).
+/// Default lifetime of a `:generateToken` token, in minutes (docs/protocol.md §0 R1).
 pub const DEFAULT_TOKEN_MINUTES: u64 = 60;
 
 /// Characters of a payload shown in the live log.
@@ -440,7 +440,7 @@ fn lint_namespace(ctx: &Ctx<'_>, name: &str, payload: &SendPayload) {
     }
 }
 
-/// The JSON body of `:addToGroups` / `:removeFromGroups` (R1 `GroupsToAdd` / `GroupsToRemove`).
+/// The JSON body of `:addToGroups` / `:removeFromGroups` (docs/protocol.md §0 R1 `GroupsToAdd` / `GroupsToRemove`).
 #[derive(Debug, Deserialize)]
 struct GroupsBody {
     groups: Option<Vec<String>>,
@@ -507,7 +507,7 @@ where
     Ok(Reply::Ok)
 }
 
-/// AddConnectionToGroup: 404 when the connection does not exist (A3).
+/// AddConnectionToGroup: 404 when the connection does not exist (docs/protocol.md §0 A3).
 fn add_connection_to_group(
     ctx: &Ctx<'_>,
     group: &str,

@@ -1,6 +1,6 @@
 //! Reading a REST request: the query parameters (`api-version`, `excluded`, `filter`,
 //! `messageTtlSeconds`, `reason`, the `:generateToken` ones), the Bearer token checked against
-//! the URL exactly as the caller sent it (SPEC §10.2, §14), the `Content-Type` of a body and the
+//! the URL exactly as the caller sent it (docs/protocol.md §10.2, §14), the `Content-Type` of a body and the
 //! body itself, read with a hard size bound.
 //!
 //! Everything here turns client input into typed values or a [`RestError`]; the operations in
@@ -34,10 +34,10 @@ pub const KNOWN_API_VERSIONS: [&str; 5] = [
 /// How many distinct unknown `api-version` values are remembered (each is logged once).
 const MAX_REMEMBERED_API_VERSIONS: usize = 16;
 
-/// Largest `messageTtlSeconds` accepted (R1).
+/// Largest `messageTtlSeconds` accepted (docs/protocol.md §0 R1).
 pub const MAX_MESSAGE_TTL_SECS: u64 = 300;
 
-/// Longest group name (R1: 1..1024 characters).
+/// Longest group name (docs/protocol.md §0 R1: 1..1024 characters).
 pub const MAX_GROUP_LEN: usize = 1024;
 
 /// Largest `minutesToExpire` of `:generateToken` (one year); longer lifetimes are refused.
@@ -75,7 +75,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `api-version`, required on every call (SPEC §7.1); an unknown value is accepted and
+    /// `api-version`, required on every call (docs/protocol.md §7.1); an unknown value is accepted and
     /// logged once.
     pub fn api_version(&self, traffic: &Traffic) -> Result<&str, RestError> {
         let version = self
@@ -124,7 +124,7 @@ impl Query {
         }
     }
 
-    /// The `disconnected` reason a close operation passes on (SPEC decision 13).
+    /// The `disconnected` reason a close operation passes on (docs/protocol.md §14 decision 13).
     pub fn close_reason(&self) -> String {
         match self.get("reason").map(str::trim).filter(|r| !r.is_empty()) {
             Some(reason) => format!("closed by REST API: {reason}"),
@@ -150,7 +150,7 @@ fn first_sighting(version: &str) -> bool {
     true
 }
 
-/// Validates a group name (R1: 1..1024 characters, not whitespace only).
+/// Validates a group name (docs/protocol.md §0 R1: 1..1024 characters, not whitespace only).
 pub fn check_group(name: &'static str, group: &str) -> Result<(), RestError> {
     let chars = group.chars().count();
     if chars == 0 || chars > MAX_GROUP_LEN || group.trim().is_empty() {
@@ -165,7 +165,7 @@ pub fn check_group(name: &'static str, group: &str) -> Result<(), RestError> {
     Ok(())
 }
 
-/// Validates a connection or user id (R1: at least one character).
+/// Validates a connection or user id (docs/protocol.md §0 R1: at least one character).
 pub fn check_id(name: &'static str, id: &str) -> Result<(), RestError> {
     if id.is_empty() {
         return Err(RestError::InvalidParameter {
@@ -195,7 +195,7 @@ pub fn request_url(parts: &Parts, fallback_host: &str) -> String {
     format!("http://{host}{path_and_query}")
 }
 
-/// Checks the `Authorization: Bearer <jwt>` header against `url` (SPEC §10.2).
+/// Checks the `Authorization: Bearer <jwt>` header against `url` (docs/protocol.md §10.2).
 pub fn authorize(headers: &HeaderMap, keys: &[String], url: &str) -> Result<(), RestError> {
     let value = headers
         .get(header::AUTHORIZATION)
@@ -233,7 +233,7 @@ pub enum BodyKind {
 }
 
 /// The kind of a send body from its `Content-Type` (parameters ignored); 415 for media types
-/// R1 does not list.
+/// docs/protocol.md §0 R1 does not list.
 pub fn send_media_type(headers: &HeaderMap) -> Result<BodyKind, RestError> {
     match media_type(headers).as_deref() {
         None | Some("text/plain") | Some("application/json") => Ok(BodyKind::Text),

@@ -1,5 +1,5 @@
-//! What a REST send may carry and how it reaches the selected connections (SPEC §7.1, §7.3,
-//! decision 12).
+//! What a REST send may carry and how it reaches the selected connections (docs/protocol.md §7.1, §7.3,
+//! docs/protocol.md §14 decision 12).
 //!
 //! A send body is one Engine.IO `message` packet holding one Socket.IO packet, as text: the
 //! Functions binding and the Socket.IO docs send `42/chat,["event","arg"]` with `text/plain`.
@@ -103,7 +103,7 @@ pub enum PayloadError {
 /// Most characters of a rejected payload quoted back in an error.
 const MAX_QUOTED: usize = 64;
 
-/// Validates a send body (decision 12) declared as `kind`.
+/// Validates a send body (docs/protocol.md §14 decision 12) declared as `kind`.
 pub fn parse_payload(body: &[u8], kind: BodyKind) -> Result<SendPayload, PayloadError> {
     if kind == BodyKind::Binary {
         return Err(PayloadError::Binary);

@@ -1,4 +1,4 @@
-//! What listening beyond loopback exposes (decision 24). `serve` listens on `localhost` by
+//! What listening beyond loopback exposes (docs/protocol.md §14 decision 24). `serve` listens on `localhost` by
 //! default; when asked to bind a wildcard (`0.0.0.0`, `::`) or another machine-visible address,
 //! the startup output warns once, naming what other machines can now reach: the public
 //! development access key (when in use: anyone can mint client and REST tokens with it),

@@ -1,5 +1,5 @@
 //! Where the service's identifiers and event stamps come from: connection ids (the Engine.IO
-//! sid), socket ids, and the `ce-id` / `ce-time` of each webhook call (SPEC §5.1, decision 3).
+//! sid), socket ids, and the `ce-id` / `ce-time` of each webhook call (docs/protocol.md §5.1, §14 decision 3).
 //!
 //! By default ids are random (20 URL-safe base64 characters from 15 random bytes, like
 //! [`crate::engineio::random_id`]) and stamps come from the process-wide counter and the wall

@@ -115,7 +115,7 @@ impl std::fmt::Debug for Service {
 }
 
 /// The `WebHook-Request-Origin` value for an endpoint: its host, no scheme, no port
-/// (decision 16).
+/// (docs/protocol.md §14 decision 16).
 pub fn request_origin(endpoint: &str) -> String {
     let rest = endpoint
         .split_once("://")
@@ -230,7 +230,7 @@ impl Service {
             .clear();
     }
 
-    /// The handler that gets `kind` on `hub`: the first that wants it (SPEC §5.1).
+    /// The handler that gets `kind` on `hub`: the first that wants it (docs/protocol.md §5.1).
     pub fn route(&self, hub: &str, kind: &EventKind) -> Option<Arc<UpstreamSettings>> {
         let settings = self.settings();
         let routes = settings
@@ -263,7 +263,7 @@ impl Service {
         f(&mut hubs, &declared)
     }
 
-    /// An existing hub, matched case-insensitively (SPEC §13 #19). A hub exists while it is
+    /// An existing hub, matched case-insensitively (docs/protocol.md §13 #19). A hub exists while it is
     /// declared, held by a connection or a handshake, or keeps user → group assignments; an
     /// undeclared hub with none of these is gone (see the `registry` module).
     pub fn hub(&self, name: &str) -> Option<Arc<Hub>> {

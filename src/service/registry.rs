@@ -18,7 +18,7 @@ use super::hub::Hub;
 /// The table is swept when it holds this many hubs, at the least.
 pub const MIN_SWEEP: usize = 64;
 
-/// Hubs by lower-cased name (SPEC §13 #19: hub names match case-insensitively).
+/// Hubs by lower-cased name (docs/protocol.md §13 #19: hub names match case-insensitively).
 #[derive(Debug)]
 pub struct Registry {
     hubs: HashMap<String, Arc<Hub>>,

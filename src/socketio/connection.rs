@@ -1,13 +1,13 @@
-//! One Engine.IO connection's Socket.IO side (SPEC §2, §4): its namespace sockets, each moving
+//! One Engine.IO connection's Socket.IO side (docs/protocol.md §2, §4): its namespace sockets, each moving
 //! `connecting` (the blocking `connect` webhook is out) → `connected` → gone, with the reference
 //! server's rules (first packet must be CONNECT within the connect timeout; a packet for a
 //! namespace not joined, or a second CONNECT, closes the connection).
 //!
 //! Each socket's webhook events go through its own [`Lane`], one at a time in protocol order
-//! (decision 20); events that arrive while `connect` is pending wait there too (decision 8).
+//! (docs/protocol.md §14 decision 20); events that arrive while `connect` is pending wait there too (§14 decision 8).
 //! What waits in a socket's lane is bounded in bytes: past [`LANE_PAYLOADS`] × `maxPayload` the
-//! connection stops taking client packets until the lane drains (decision 21), so nothing the
-//! client sent is dropped. Every accepted socket gets exactly one `disconnected` (decision 13):
+//! connection stops taking client packets until the lane drains (docs/protocol.md §14 decision 21), so nothing the
+//! client sent is dropped. Every accepted socket gets exactly one `disconnected` (docs/protocol.md §14 decision 13):
 //! when it leaves, when the connection ends, when the REST API disconnects it, or — if the client
 //! vanished while `connect` was at the webhook — when the webhook's acceptance arrives too late.
 
@@ -51,7 +51,7 @@ pub enum SioEvent {
 }
 
 /// How many `maxPayload`s of user events may wait in one socket's lane before the connection
-/// stops reading from the client (decision 21).
+/// stops reading from the client (docs/protocol.md §14 decision 21).
 pub const LANE_PAYLOADS: usize = 4;
 /// What a queued event costs beyond its packet's bytes (the step and the event around it).
 const STEP_OVERHEAD: usize = 256;
@@ -63,7 +63,7 @@ struct Socket {
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
     lane: tokio::sync::mpsc::UnboundedSender<Step>,
-    /// Bytes of user events in the lane (decision 21).
+    /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
 }
 
@@ -230,7 +230,7 @@ impl SioConnection {
                 let _ = sent.send(ctx.when_sent());
             }
             Some(message) => {
-                // The lane drops what waited behind the refused connect (decision 8).
+                // The lane drops what waited behind the refused connect (docs/protocol.md §14 decision 8).
                 self.sockets.remove(index);
                 let payload = serde_json::json!({ "message": message });
                 self.send(ctx, format!("44{prefix}{payload}"));
@@ -328,7 +328,7 @@ impl SioConnection {
     fn on_complete_binary(&self, packet: &packet::Packet) {
         self.warn(
             format!(
-                "conn={} sent a binary {} on {}; binary events and acks are not forwarded to the webhook (decision 11)",
+                "conn={} sent a binary {} on {}; binary events and acks are not forwarded to the webhook (docs/protocol.md §14 decision 11)",
                 self.caller.connection_id,
                 if packet.kind == PacketType::BinaryAck { "ack" } else { "event" },
                 packet.nsp
@@ -410,7 +410,7 @@ impl Handler for SioConnection {
                 ctx,
                 format!("a packet for namespace {namespace}, which it has not joined"),
             ),
-            // DISCONNECT carries no payload (P1 `isPayloadValid`); one that does is malformed.
+            // DISCONNECT carries no payload (docs/protocol.md §0 P1 `isPayloadValid`); one that does is malformed.
             (PacketType::Disconnect, Some(index)) => match packet::decode(data) {
                 Ok(_) => self.leave(index, ""),
                 Err(e) => self.violation(ctx, format!("invalid DISCONNECT packet: {e}")),
@@ -526,7 +526,7 @@ impl Handler for SioConnection {
         });
     }
 
-    /// Reading stops while a socket's lane holds its bound (decision 21).
+    /// Reading stops while a socket's lane holds its bound (docs/protocol.md §14 decision 21).
     fn ready(&self) -> bool {
         self.sockets.iter().all(|s| s.queued < self.lane_limit)
     }

@@ -1,4 +1,4 @@
-//! Handshake admission (SPEC §3, decisions 5 and 17): the `access_token` query parameter is
+//! Handshake admission (docs/protocol.md §3, §14 decisions 5 and 17): the `access_token` query parameter is
 //! verified against the access keys and the hub's client audience; anonymous hubs accept a
 //! missing token but still verify a present one. A refusal is an HTTP 401 whose JSON body names
 //! the failed check, and never reaches the webhook. An accepted handshake yields the
@@ -37,7 +37,7 @@ fn query_pairs(handshake: &Handshake<'_>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A claim value as the connect body carries it: an array of strings (SPEC §5.2).
+/// A claim value as the connect body carries it: an array of strings (docs/protocol.md §5.2).
 fn claim_strings(value: &Value) -> Vec<Value> {
     match value {
         Value::Array(items) => items.iter().flat_map(claim_strings).collect(),

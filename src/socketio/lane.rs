@@ -1,11 +1,11 @@
-//! One socket's delivery lane (decision 20): a task that takes the socket's webhook events one
+//! One socket's delivery lane (docs/protocol.md §14 decision 20): a task that takes the socket's webhook events one
 //! at a time, in protocol order — `connect`, then `connected`, then the user events in the order
 //! the client sent them, then `disconnected` — and starts none while an earlier one is in flight
 //! or between retries. Different sockets have different lanes and never wait for each other.
 //!
 //! The connection ([`super::connection`]) feeds the lane [`Step`]s and hears back through its
 //! session's event channel: the connect verdict, each user event's reply and the bytes that left
-//! the lane (it bounds what waits here, decision 21). The lane owns what happens after the
+//! the lane (it bounds what waits here, docs/protocol.md §14 decision 21). The lane owns what happens after the
 //! connection is gone: a socket accepted by a late `connect` answer still gets its
 //! `disconnected`, and user events the client sent before leaving are still delivered first.
 
@@ -36,7 +36,7 @@ pub enum Step {
     Leave { reason: String, owed: Option<Owed> },
 }
 
-/// Where `connected` waits for the client's `40…{"sid"}` (decision 9): the connection answers
+/// Where `connected` waits for the client's `40…{"sid"}` (docs/protocol.md §14 decision 9): the connection answers
 /// an accepted connect with a receiver that fires once that packet went to the transport.
 pub type SentSlot = oneshot::Sender<oneshot::Receiver<()>>;
 

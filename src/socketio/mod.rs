@@ -1,7 +1,7 @@
 //! Socket.IO v5 on top of Engine.IO, the way the serverless service runs it: the pure codec
-//! ([`packet`]), the handshake admission with access tokens ([`handshake`], SPEC §3 and
-//! decisions 5 and 17), each connection's namespace sockets and their lifecycle
-//! ([`connection`], SPEC §4), and the webhook calls they make ([`webhook`], SPEC §5).
+//! ([`packet`]), the handshake admission with access tokens ([`handshake`], docs/protocol.md §3 and
+//! docs/protocol.md §14 decisions 5 and 17), each connection's namespace sockets and their lifecycle
+//! ([`connection`], docs/protocol.md §4), and the webhook calls they make ([`webhook`], docs/protocol.md §5).
 //!
 //! This layer implements [`crate::engineio::Acceptor`] and [`crate::engineio::Handler`]; it
 //! reaches the developer's webhook only through [`crate::upstream`] and the hub state only

@@ -1,4 +1,4 @@
-//! Socket.IO v5 packet codec, binary attachments included (SPEC §2).
+//! Socket.IO v5 packet codec, binary attachments included (docs/protocol.md §2).
 //!
 //! A Socket.IO packet is the text of one Engine.IO `message` without its `4`:
 //! `<type>[<n-attachments>-][<nsp>,][<ack id>][<JSON>]`. Binary packets (`BINARY_EVENT`,
@@ -726,7 +726,7 @@ mod tests {
         encode(p).0
     }
 
-    /// The SPEC §2 wire examples carry the Engine.IO `4`; the codec does not.
+    /// The docs/protocol.md §2 wire examples carry the Engine.IO `4`; the codec does not.
     fn strip_eio(wire: &str) -> &str {
         wire.strip_prefix('4').unwrap()
     }

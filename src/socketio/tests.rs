@@ -1,7 +1,7 @@
 //! The Socket.IO connection state machine under tokio's paused clock: a [`SioConnection`] runs
 //! inside a real Engine.IO session actor driven through its long-polling inputs. The hub's
 //! handler wants no system events (so `connect` is accepted without a call) and fault rules stand
-//! in for a slow handler, so the connect timeout and the lane's backpressure (decision 21) are
+//! in for a slow handler, so the connect timeout and the lane's backpressure (docs/protocol.md §14 decision 21) are
 //! checked on virtual time, exactly.
 
 use std::collections::HashMap;

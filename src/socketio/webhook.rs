@@ -1,7 +1,7 @@
 //! The Socket.IO layer's webhook calls: building each [`WebhookEvent`], delivering it from the
 //! socket's lane ([`super::lane`]), logging the exchange as one traffic line,
-//! and reading the answer the way the cloud does: the connect verdict (decision 6) and the
-//! packet a user event's 200 body carries back to the client (decision 10). Fault-injection
+//! and reading the answer the way the cloud does: the connect verdict (docs/protocol.md §14 decision 6) and the
+//! packet a user event's 200 body carries back to the client (docs/protocol.md §14 decision 10). Fault-injection
 //! rules ([`crate::fault`]) are applied here, just before a call would leave.
 
 use std::sync::Arc;
@@ -173,7 +173,7 @@ fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
 }
 
 /// The handler for an event, or `None` (logged once per event name) when no handler of the
-/// hub wants it: such an event is not sent (SPEC §5.1).
+/// hub wants it: such an event is not sent (docs/protocol.md §5.1).
 fn route(service: &Service, event: &WebhookEvent) -> Option<Arc<UpstreamSettings>> {
     let settings = service.route(&event.hub, &event.kind);
     let name = event.kind.event_name();
@@ -222,8 +222,8 @@ pub async fn call(
     Some(result)
 }
 
-/// Delivers `connected` or `disconnected` with retries (decision 23), in the caller's lane so
-/// that the socket's next event waits for it (decision 20). `owed` is the event's ledger entry:
+/// Delivers `connected` or `disconnected` with retries (docs/protocol.md §14 decision 23), in the caller's lane so
+/// that the socket's next event waits for it (docs/protocol.md §14 decision 20). `owed` is the event's ledger entry:
 /// settled when the webhook accepts it (or no handler wants it), given up after the last retry.
 pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
     let Some(settings) = route(service, event) else {
@@ -308,12 +308,12 @@ pub async fn user_event(service: &Service, event: &WebhookEvent) -> Option<Strin
     }
 }
 
-/// The `disconnected` body `{"reason":"…"}` (the key is always present, SPEC §5.3).
+/// The `disconnected` body `{"reason":"…"}` (the key is always present, docs/protocol.md §5.3).
 pub fn disconnected_body(reason: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "reason": reason }).to_string())
 }
 
-/// The connect verdict: `Ok` when accepted, else the refusal message for `44…` (decision 6).
+/// The connect verdict: `Ok` when accepted, else the refusal message for `44…` (docs/protocol.md §14 decision 6).
 pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result<(), String> {
     match result {
         Ok(r) if r.is_success() => Ok(()),

@@ -1,4 +1,4 @@
-//! The live log's way to stdout (decision 22: output never blocks serving). Callers render
+//! The live log's way to stdout (docs/protocol.md §14 decision 22: output never blocks serving). Callers render
 //! their line and hand it to a [`LogBuffer`], a queue bounded in bytes ([`LOG_BUFFER_BYTES`])
 //! that one plain writer thread drains to stdout; only that thread ever blocks on a pipe nobody
 //! reads. When the queue is full the line is dropped and counted, and where lines went missing

@@ -5,7 +5,7 @@
 //! Nothing else in the library prints. Emitting is cheap when the log is quiet: callers check
 //! [`Traffic::verbose`] before building per-message events.
 //!
-//! Output never blocks serving (decision 22). The live log of `serve` is a view: lines go
+//! Output never blocks serving (docs/protocol.md §14 decision 22). The live log of `serve` is a view: lines go
 //! through the bounded [`log::LogBuffer`] to a writer thread and are dropped (and counted) when
 //! stdout is not being read. The recording is data: [`record::Recorder`] queues every line for
 //! its own writer thread and makes callers wait rather than lose one. [`Traffic::finish`] drains
@@ -30,7 +30,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum TrafficEvent {
-    /// An Engine.IO handshake, accepted or refused (SPEC §3, decision 5).
+    /// An Engine.IO handshake, accepted or refused (docs/protocol.md §3, §14 decision 5).
     #[serde(rename_all = "camelCase")]
     Handshake {
         hub: String,
@@ -274,7 +274,7 @@ impl Traffic {
     }
 
     /// Appends one line to the recording, if any; `build` receives the time in ms since start.
-    /// Waits while the recording's queue is full (decision 22: sessions wait, not lines).
+    /// Waits while the recording's queue is full (docs/protocol.md §14 decision 22: sessions wait, not lines).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
         let Some(recorder) = &self.inner.recorder else {
             return;

@@ -10,7 +10,7 @@
 //! reading of it is the next whole millisecond (1, 2, 3, …), taken under the same lock that
 //! queues the line, so the same sequential scenario records byte-identical files.
 //!
-//! `sio-emu replay` reads these files back (see the README's REPLAY section for the format).
+//! `sio-emu replay` reads these files back (see docs/REPLAY.md for the format).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -2,7 +2,7 @@
 //! answers a call, the recording writes it as a `rest` line ([`super::record::RecordLine::Rest`]),
 //! and `replay` reads it back, captures the handler's calls as it, compares and rewrites it.
 //!
-//! The operation is an [`OperationName`]: the R1 operationIds as plain data, with no path
+//! The operation is an [`OperationName`]: the docs/protocol.md §0 R1 operationIds as plain data, with no path
 //! parameters. It lives here, at the bottom beside the traffic types, rather than in `rest`,
 //! because `traffic` sits below every layer and `replay` sits beside `rest`: neither should import
 //! the other's routing to name a call. `rest::Operation` (the routed operation with its decoded
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use http::Method;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A REST operation by its R1 operationId (`SendToAll`, …), or `Unknown` for a call that matched
+/// A REST operation by its docs/protocol.md §0 R1 operationId (`SendToAll`, …), or `Unknown` for a call that matched
 /// no route (and, when reading, for a name this version does not know).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OperationName {

@@ -1,4 +1,4 @@
-//! The recording's way to its file (decision 22: the `--record` file is data, it never drops a
+//! The recording's way to its file (docs/protocol.md §14 decision 22: the `--record` file is data, it never drops a
 //! line). Serialised lines go into a [`Spool`], a queue bounded in bytes
 //! ([`RECORD_QUEUE_BYTES`]) that its own writer thread appends to the file. When the queue is
 //! full, [`Spool::push`] waits for the writer: sessions slow down, lines are never lost. The

@@ -1,6 +1,6 @@
 //! The webhook client: one keep-alive connection pool shared by every webhook call, the
 //! per-call timeout, retries of non-blocking events, and the abuse-protection preflight cache
-//! (SPEC §6, §14 decisions 14 and 15).
+//! (docs/protocol.md §6, §14 decisions 14 and 15).
 //!
 //! [`Upstream`] sends what [`super::cloudevents`] builds. Blocking events (`connect`, user
 //! events) go through [`Upstream::send`]: one attempt, whose answer decides the client's fate.
@@ -33,7 +33,7 @@ use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_
 /// Largest webhook response body read, in bytes (1 MiB, the order of Engine.IO's `maxPayload`).
 /// A larger answer is a [`WebhookError::ResponseTooLarge`], never truncated.
 pub const MAX_RESPONSE_BODY: usize = 1 << 20;
-/// How long a successful preflight is trusted before the next event re-validates (SPEC §6, A3).
+/// How long a successful preflight is trusted before the next event re-validates (docs/protocol.md §6, §0 A3).
 pub const PREFLIGHT_TTL: Duration = Duration::from_secs(60);
 /// Upper bound of the preflight timeout; the effective one is `min(settings.timeout, this)`.
 pub const PREFLIGHT_TIMEOUT_CAP: Duration = Duration::from_secs(10);
@@ -135,7 +135,7 @@ impl Upstream {
         }
     }
 
-    /// The non-blocking events owed to webhooks (decision 23).
+    /// The non-blocking events owed to webhooks (docs/protocol.md §14 decision 23).
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -456,7 +456,7 @@ impl Upstream {
     }
 }
 
-/// 408 and 5xx answers are worth retrying (SPEC §6: not 429, not other 4xx).
+/// 408 and 5xx answers are worth retrying (docs/protocol.md §6: not 429, not other 4xx).
 fn retryable_status(status: u16) -> bool {
     status == 408 || (500..600).contains(&status)
 }

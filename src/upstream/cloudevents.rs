@@ -1,4 +1,4 @@
-//! CloudEvents binary-mode request building for webhook calls (SPEC §5.1, §6): pure functions,
+//! CloudEvents binary-mode request building for webhook calls (docs/protocol.md §5.1, §6): pure functions,
 //! no I/O.
 //!
 //! [`event_request`] resolves the hub's URL template and produces the POST with every `ce-*`
@@ -25,7 +25,7 @@ pub const VALIDATE_EVENT: &str = "validate";
 /// `Content-Type` of system events (`connect`, `connected`, `disconnected`).
 pub const SYSTEM_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// `Content-Type` of user events: exactly `text/plain`, because Azure Functions rejects any
-/// other media type for user events with 400 (SPEC §5.1).
+/// other media type for user events with 400 (docs/protocol.md §5.1).
 pub const USER_CONTENT_TYPE: &str = "text/plain";
 
 /// Header names as the protocol documents spell them. HTTP/1 names are case-insensitive and
@@ -135,7 +135,7 @@ impl WebhookRequest {
     }
 }
 
-/// Builds the CloudEvents POST for `event` under `settings` (SPEC §5.1).
+/// Builds the CloudEvents POST for `event` under `settings` (docs/protocol.md §5.1).
 pub fn event_request(
     settings: &UpstreamSettings,
     event: &WebhookEvent,
@@ -182,7 +182,7 @@ pub fn event_request(
     })
 }
 
-/// Builds the abuse-protection request (SPEC §6): `method` is `OPTIONS`, or `GET` for the
+/// Builds the abuse-protection request (docs/protocol.md §6): `method` is `OPTIONS`, or `GET` for the
 /// fallback; `{event}` = `validate`; headers `WebHook-Request-Origin` and `ce-awpsversion: 1.0`;
 /// no body, no signature.
 pub fn preflight_request(

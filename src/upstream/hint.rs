@@ -3,7 +3,7 @@
 //!
 //! The callers (Socket.IO layer, traffic renderers) decide where a hint is shown; this module only
 //! knows webhook facts: Azure Functions' `/runtime/webhooks/` path and its status codes
-//! (SPEC §5.1, §6), `func start`'s default port, the `serve` flags of CLI.md.
+//! (docs/protocol.md §5.1, §6), `func start`'s default port, the `serve` flags in README.md.
 
 use super::{WebhookError, WebhookResponse};
 
@@ -58,7 +58,7 @@ impl WebhookResponse {
             }
             413 => "the webhook refused the request body as too large".to_owned(),
             415 => "the webhook refused the Content-Type; user events are sent as `text/plain`, \
-                 system events as `application/json; charset=utf-8` (SPEC §5.1)"
+                 system events as `application/json; charset=utf-8` (docs/protocol.md §5.1)"
                 .to_owned(),
             500..=599 => {
                 "the webhook itself failed while handling the event; see its own log (for Azure \

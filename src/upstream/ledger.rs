@@ -1,5 +1,5 @@
 //! The ledger of non-blocking events (`connected`, `disconnected`) that are owed to the webhook
-//! but not yet delivered (decision 23). An event is entered when it becomes due — while it may
+//! but not yet delivered (docs/protocol.md §14 decision 23). An event is entered when it becomes due — while it may
 //! still wait behind an earlier event of its socket — and leaves when the webhook accepts it.
 //! One that exhausts its retries is moved to a bounded list of given-up events. At shutdown the
 //! ledger names every event that did not reach the handler, so nothing is lost silently.

@@ -1,9 +1,9 @@
 //! Webhook (event handler) calls: the emulated service's only way out to the developer's code.
 //!
 //! The Socket.IO layer hands this module a [`WebhookEvent`] plus the hub's [`UpstreamSettings`];
-//! [`cloudevents`] turns them into a CloudEvents binary-mode HTTP request (SPEC §5.1, §6) without
+//! [`cloudevents`] turns them into a CloudEvents binary-mode HTTP request (docs/protocol.md §5.1, §6) without
 //! any I/O, and [`client::Upstream`] delivers it over a shared keep-alive pool with the timeout,
-//! retry and abuse-protection preflight rules of SPEC §14 decisions 14 and 15. Outcomes come back
+//! retry and abuse-protection preflight rules of docs/protocol.md §14 decisions 14 and 15. Outcomes come back
 //! as values ([`WebhookResponse`] or [`WebhookError`]); nothing here prints or decides what a
 //! failure means for the client — the caller does that, using [`WebhookError::hint`] and
 //! [`WebhookResponse::hint`] to tell the developer what to fix.
@@ -44,7 +44,7 @@ impl EventKind {
         }
     }
 
-    /// The `ce-type` value (SPEC §14 decision 1 for user events).
+    /// The `ce-type` value (docs/protocol.md §14 decision 1 for user events).
     pub fn ce_type(&self) -> &'static str {
         match self {
             EventKind::Connect => "azure.webpubsub.sys.connect",
@@ -54,7 +54,7 @@ impl EventKind {
         }
     }
 
-    /// Blocking events wait for the webhook's answer and are never retried (decision 14).
+    /// Blocking events wait for the webhook's answer and are never retried (docs/protocol.md §14 decision 14).
     pub fn is_blocking(&self) -> bool {
         matches!(self, EventKind::Connect | EventKind::User(_))
     }
@@ -67,13 +67,13 @@ pub struct UpstreamSettings {
     pub url_template: String,
     /// Access keys, primary first; each contributes one `sha256=` entry to `ce-signature`.
     pub access_keys: Vec<String>,
-    /// `WebHook-Request-Origin`: the endpoint host of the printed connection string (decision 16).
+    /// `WebHook-Request-Origin`: the endpoint host of the printed connection string (docs/protocol.md §14 decision 16).
     pub origin: String,
     /// Budget for one whole exchange (connect, request, response headers and body).
     pub timeout: Duration,
-    /// Send the abuse-protection preflight before the first event (decision 15).
+    /// Send the abuse-protection preflight before the first event (docs/protocol.md §14 decision 15).
     pub preflight: bool,
-    /// Delays before each retry of a non-blocking event (decision 23: 1 s, 2 s, 4 s, 8 s, 15 s, 30 s by default).
+    /// Delays before each retry of a non-blocking event (docs/protocol.md §14 decision 23: 1 s, 2 s, 4 s, 8 s, 15 s, 30 s by default).
     pub retry_delays: Vec<Duration>,
 }
 

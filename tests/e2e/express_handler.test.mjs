@@ -3,11 +3,11 @@
 //
 // Signature: @azure/web-pubsub-express 1.0.x never validates `ce-signature` (it only exposes it as
 // `req.context.signature`; it takes no connection string or key), so these tests check the
-// signature themselves: HMAC-SHA256(dev key, connectionId), SPEC §6.
+// signature themselves: HMAC-SHA256(dev key, connectionId), docs/protocol.md §6.
 //
 // allowedEndpoints: express answers the preflight with `WebHook-Allowed-Origin: <host>` where
 // host = `new URL(endpoint).host`, i.e. WITH the port (`localhost:<port>`), while sio-emu sends
-// `WebHook-Request-Origin: localhost` (no port, SPEC §14 decision 16, so Azure Functions finds its
+// `WebHook-Request-Origin: localhost` (no port, docs/protocol.md §14 decision 16, so Azure Functions finds its
 // key); sio-emu accepts the port form. Both forms are tested.
 //
 // Run: cargo build && (cd tests/e2e && npm install) && (cd tests/e2e && node --test)

@@ -18,7 +18,7 @@ export const BIN =
   process.env.SIO_EMU_BIN ??
   fileURLToPath(new URL("../../target/debug/sio-emu", import.meta.url));
 
-/** The development access key `serve` and `token` use when none is given (SPEC §6 vector 2). */
+/** The development access key `serve` and `token` use when none is given (docs/protocol.md §6 vector 2). */
 export const DEV_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 
 const READY_TIMEOUT_MS = 15_000;

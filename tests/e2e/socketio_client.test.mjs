@@ -103,7 +103,7 @@ for (const mode of MODES) {
       assert.equal(claims(token).aud, `${endpoint}${PATH}`);
 
       const socket = connectSocket(t, endpoint, "/chat", { token, transports: mode.transports });
-      // Ordering of `connected` (SPEC §14 decision 9): sio-emu queues the CONNECT answer (40)
+      // Ordering of `connected` (docs/protocol.md §14 decision 9): sio-emu queues the CONNECT answer (40)
       // before it fires `connected`, but the two leave on different sockets. On the wire the poll
       // response carrying 40 was seen (tcpdump) trailing the `connected` POST by ~0.1 ms, and this
       // process handles its 40 a few ms after the webhook request (xmlhttprequest-ssl is slow),
@@ -235,7 +235,7 @@ for (const mode of MODES) {
       chat.disconnect();
       await webhook.waitFor("disconnected");
       await emu.stop();
-      // Refused sockets get neither connected nor disconnected (SPEC §5.3).
+      // Refused sockets get neither connected nor disconnected (docs/protocol.md §5.3).
       const about = (ns) => (r) => r.headers["ce-namespace"] === ns;
       assert.equal(webhook.events("connected", about("/random")).length, 0);
       assert.equal(webhook.events("disconnected", about("/random")).length, 0);

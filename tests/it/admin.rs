@@ -25,7 +25,7 @@ async fn connections_view_decodes_groups_and_sockets() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Room "rm" of /ns is 0~L25z~cm0 (SPEC §8).
+    // Room "rm" of /ns is 0~L25z~cm0 (docs/protocol.md §8).
     let put = http(
         "PUT",
         &format!(

@@ -136,7 +136,7 @@ async fn handlers_answer_the_preflight_and_check_signatures() {
             .await
         }
     };
-    // SPEC §6 vector: the development key signs `conn1` like this.
+    // docs/protocol.md §6 vector: the development key signs `conn1` like this.
     let good = "sha256=8de7281e588e23b0a30a7180ffa240257b8176e983004c240c9f3f7a7233c993";
     let ok = event(good.into()).await;
     assert_eq!(ok.status, 200);

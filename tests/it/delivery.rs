@@ -1,6 +1,6 @@
 //! Delivery to the webhook under a real working day: each socket's events in protocol order
-//! (decision 20), client events held back rather than dropped (decision 21), and `connected` /
-//! `disconnected` delivered at least once across a handler restart (decision 23).
+//! (docs/protocol.md §14 decision 20), client events held back rather than dropped (§14 decision 21), and `connected` /
+//! `disconnected` delivered at least once across a handler restart (docs/protocol.md §14 decision 23).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

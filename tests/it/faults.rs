@@ -2,7 +2,7 @@
 //! or vanish; clients that vanish mid-call, send oversized or malformed packets, flood binary
 //! attachments, connect by the thousand, never read; and SIGTERM under load.
 //!
-//! Every test checks the same invariants besides its documented outcome (SPEC §14 decisions 6,
+//! Every test checks the same invariants besides its documented outcome (docs/protocol.md §14 decisions 6,
 //! 10, 13, 14): the process does not panic (still alive, `GET /api/health` answers 200, nothing
 //! on stderr says "panicked"), nothing hangs (every wait is bounded), and each accepted socket
 //! gets exactly one `disconnected` event at the webhook (retries of one event share its
@@ -407,7 +407,7 @@ async fn client_vanishing_while_its_event_is_at_the_webhook() {
     )
     .await;
     assert_eq!(reasons, ["transport error", "ping timeout"]);
-    // The event queued behind the slow one is not lost with the client (decision 21): it still
+    // The event queued behind the slow one is not lost with the client (docs/protocol.md §14 decision 21): it still
     // reaches the webhook, once, after the slow one and before the socket's `disconnected`.
     let lane: Vec<String> = hook
         .events()

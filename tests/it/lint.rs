@@ -1,5 +1,5 @@
 //! The contract lint against the real binary: each rule fires for a purpose-built bad handler
-//! (or bad REST call), names its SPEC section, lands in the recording and in the shutdown
+//! (or bad REST call), names its docs/protocol.md section, lands in the recording and in the shutdown
 //! summary; a well-behaved handler produces no finding at all.
 
 use std::collections::BTreeSet;

@@ -73,7 +73,7 @@ struct Sock {
 }
 
 impl Sock {
-    /// The Engine.IO session id, which is the Web PubSub connection id (decision 3).
+    /// The Engine.IO session id, which is the Web PubSub connection id (docs/protocol.md §14 decision 3).
     fn conn(&self) -> &str {
         &self.ws.sid
     }

@@ -246,7 +246,7 @@ async fn upgrade_from_polling_to_websocket() {
     let (_, open) = poll_handshake(&emu, "chat", "").await;
     let sid = open["sid"].as_str().unwrap().to_owned();
     // A GET that overlaps the upgrade is answered with a noop: released by the probe when it
-    // was already held, at once when it arrives after the probe (E1). The WebSocket handshake
+    // was already held, at once when it arrives after the probe (docs/protocol.md §0 E1). The WebSocket handshake
     // below makes the held case the usual one; both are correct, so no wait orders them.
     let pending = {
         let base = emu.base();
@@ -794,7 +794,7 @@ async fn health_and_sigterm_sends_every_disconnected() {
     let (_, open) = poll_handshake(&emu, "h", "").await;
     let sid = open["sid"].as_str().unwrap().to_owned();
     poll_post(&emu, "h", &sid, "40").await;
-    // `connected` leaves only once the client has collected its `40…` (decision 9).
+    // `connected` leaves only once the client has collected its `40…` (docs/protocol.md §14 decision 9).
     assert!(poll_get(&emu, "h", &sid).await.body.starts_with("40{"));
     hook.wait_for("connected", 7).await;
     assert_eq!(emu.terminate().await, 0);

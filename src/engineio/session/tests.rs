@@ -347,7 +347,7 @@ async fn a_client_close_gives_the_held_get_a_noop() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backpressure (decision 21), long-polling
+// Backpressure (docs/protocol.md §14 decision 21), long-polling
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]

@@ -1,5 +1,5 @@
 //! The HTTP surface of Engine.IO: one routing `match` over every request shape (handshake or
-//! session, polling or WebSocket, GET/POST/OPTIONS), CORS for browser pages (SPEC §14
+//! session, polling or WebSocket, GET/POST/OPTIONS), CORS for browser pages (docs/protocol.md §14
 //! decision 18), and session creation. [`polling`] and [`websocket`] carry the per-transport
 //! details.
 

@@ -1,7 +1,7 @@
-//! HTTP long-polling (SPEC §1): a GET waits for the session's next payload, a POST delivers
+//! HTTP long-polling (docs/protocol.md §1): a GET waits for the session's next payload, a POST delivers
 //! the client's packets. Bodies are bounded by `maxPayload`; a second concurrent POST, an
 //! oversized or undecodable body closes the session as the reference server does. A POST whose
-//! packets the handler cannot take yet is held by the session (decision 21): its `ok` waits, and
+//! packets the handler cannot take yet is held by the session (docs/protocol.md §14 decision 21): its `ok` waits, and
 //! it keeps counting as the one POST in progress.
 
 use std::sync::atomic::Ordering;

@@ -1,4 +1,4 @@
-//! The WebSocket transport (SPEC §1): the RFC 6455 handshake on hyper's upgrade, sessions born
+//! The WebSocket transport (docs/protocol.md §1): the RFC 6455 handshake on hyper's upgrade, sessions born
 //! on WebSocket, and the polling → WebSocket upgrade (`2probe` / `3probe`, noop to the pending
 //! GET, `5`) within `upgradeTimeout`. Frame and message sizes are capped at `maxPayload`.
 //!

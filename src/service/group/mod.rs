@@ -1,4 +1,4 @@
-//! Socket.IO group names: how namespaces and rooms map onto Web PubSub groups (SPEC §8).
+//! Socket.IO group names: how namespaces and rooms map onto Web PubSub groups (docs/protocol.md §8).
 //!
 //! The service keeps Socket.IO rooms as ordinary Web PubSub groups named
 //! `0~<b64url(namespace)>~<b64url(room)>`; the namespace itself is the group

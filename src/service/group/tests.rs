@@ -1,4 +1,4 @@
-//! Tests of the Socket.IO group names: the SPEC §8 examples, strict parsing, round trips.
+//! Tests of the Socket.IO group names: the docs/protocol.md §8 examples, strict parsing, round trips.
 
 use super::*;
 use proptest::prelude::*;

@@ -1,5 +1,5 @@
 //! One hub's state: its connections (with their user ids and a handle to reach them), its
-//! groups (connection-level sets, SPEC §7–§8) and the user → group assignments that follow a
+//! groups (connection-level sets, docs/protocol.md §7–§8) and the user → group assignments that follow a
 //! user onto every connection it opens. The REST API and the Socket.IO layer change it only
 //! through these methods, under one lock per hub.
 
@@ -18,7 +18,7 @@ pub use membership::{
 /// A command for one connection's session, sent by the REST API.
 #[derive(Debug, Clone)]
 pub enum ConnCommand {
-    /// Deliver one complete Engine.IO text packet verbatim (decision 12).
+    /// Deliver one complete Engine.IO text packet verbatim (docs/protocol.md §14 decision 12).
     Send(Arc<str>),
     /// A DISCONNECT for `namespace`: the socket leaves; `close` also ends the connection.
     DisconnectSocket { namespace: String, close: bool },
@@ -64,7 +64,7 @@ impl ConnEntry {
         self.sockets.iter().any(|(ns, _)| ns == namespace)
     }
 
-    /// Whether the connection is in one of its sockets' implicit groups (decision 9).
+    /// Whether the connection is in one of its sockets' implicit groups (docs/protocol.md §14 decision 9).
     fn in_implicit_group(&self) -> bool {
         self.sockets.iter().any(|(ns, sid)| {
             self.groups.contains(&group::namespace_group(ns))
@@ -214,7 +214,7 @@ impl Hub {
         state.connections.remove(connection_id);
     }
 
-    /// A socket was accepted: record it and join its implicit groups (decision 9).
+    /// A socket was accepted: record it and join its implicit groups (docs/protocol.md §14 decision 9).
     pub fn socket_joined(&self, connection_id: &str, namespace: &str, socket_id: &Arc<str>) {
         let mut state = self.state();
         if let Some(entry) = state.connections.get_mut(connection_id) {
@@ -226,7 +226,7 @@ impl Hub {
         state.join(connection_id, &group::room_group(namespace, socket_id));
     }
 
-    /// A socket left: forget it and leave every group of its namespace (SPEC §4 step 5).
+    /// A socket left: forget it and leave every group of its namespace (docs/protocol.md §4 step 5).
     pub fn socket_left(&self, connection_id: &str, namespace: &str) {
         let mut state = self.state();
         let Some(entry) = state.connections.get_mut(connection_id) else {

@@ -62,7 +62,7 @@ pub(super) fn compare(op: CmpOp, l: &Value<'_>, r: &Value<'_>) -> bool {
         _ => match (l, r) {
             (Value::Int(a), Value::Int(b)) => op.holds(a.cmp(b)),
             (Value::Str(a), Value::Str(b)) => op.holds(a.as_ref().cmp(b.as_ref())),
-            // Ordering with a null is false (A3); bools are never ordered.
+            // Ordering with a null is false (docs/protocol.md §0 A3); bools are never ordered.
             _ => false,
         },
     }
@@ -139,7 +139,7 @@ pub(super) fn predicate(
 ) -> Value<'static> {
     match (s, p) {
         (Value::Str(s), Value::Str(p)) => Value::Bool(test(&s, &p)),
-        // startswith & co. of a null are false (A3).
+        // startswith & co. of a null are false (docs/protocol.md §0 A3).
         _ => Value::Bool(false),
     }
 }

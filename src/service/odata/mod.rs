@@ -1,4 +1,4 @@
-//! OData `filter` expressions of the Web PubSub data-plane REST API (SPEC §9): a parser that turns
+//! OData `filter` expressions of the Web PubSub data-plane REST API (docs/protocol.md §9): a parser that turns
 //! the text of a `filter` query parameter (or the `filter` field of an `:addToGroups` /
 //! `:removeFromGroups` body) into a type-checked [`Filter`], and an evaluator that decides, per
 //! connection, whether the connection is selected.
@@ -9,17 +9,17 @@
 //! [`Filter::group_literals`] lists the groups named by `'x' in groups` so a lint can warn about
 //! groups that do not exist.
 //!
-//! Decisions where SPEC §9 and the Azure sources leave room:
+//! Decisions where docs/protocol.md §9 and the Azure sources leave room:
 //!
-//! - **Spelling.** The identifiers `userId`, `connectionId` and `groups` are case-insensitive (D3).
+//! - **Spelling.** The identifiers `userId`, `connectionId` and `groups` are case-insensitive (docs/protocol.md §0 D3).
 //!   Keywords, operators and function names (`and`, `eq`, `in`, `true`, `null`, `tolower`, ...)
 //!   are lowercase only, as in OData and Microsoft.OData's default parser; `AND` or `ToLower` is
 //!   rejected with a message naming the lowercase spelling.
 //! - **Precedence**, high to low: primary (literal, identifier, call, `( )`), `in`, `not`,
 //!   comparisons (`eq ne gt ge lt le`), `and`, `or`. `A or B and not C` is `A or (B and (not C))`,
-//!   as the Functions binding's generated filters need (SPEC §7.4). `in` binds tighter than `not`
+//!   as the Functions binding's generated filters need (docs/protocol.md §7.4). `in` binds tighter than `not`
 //!   as in Microsoft.OData, so `not 'g' in groups` is `not ('g' in groups)`; `not` binds tighter
-//!   than comparisons, so `not length(userId) gt 5` is a type error (D3). Comparisons do not chain
+//!   than comparisons, so `not length(userId) gt 5` is a type error (docs/protocol.md §0 D3). Comparisons do not chain
 //!   (`a eq b eq c` is rejected; write `(a eq b) eq c`), which is stricter than OData.
 //! - **Types** are checked at parse time: bool, int (64-bit), string, the `null` literal, and the
 //!   collection `groups`, which is only allowed as `x in groups` and `length(groups)`. `eq`/`ne`
@@ -32,15 +32,15 @@
 //!   comparisons with a null are false; the value functions (`tolower`, `toupper`, `trim`,
 //!   `substring`, `concat`, `indexof`, `length`) of a null argument yield null; the predicates
 //!   (`startswith`, `endswith`, `contains`) of a null are false; `null in groups` is false; a list
-//!   `in (...)` uses `eq`, so a `null` item matches a null value. (A3's emulator returns −1 from
-//!   `indexof` and skips nulls in `concat`; we follow SPEC §9's "functions of null yield null".)
+//!   `in (...)` uses `eq`, so a `null` item matches a null value. (docs/protocol.md §0 A3's emulator returns −1 from
+//!   `indexof` and skips nulls in `concat`; we follow docs/protocol.md §9's "functions of null yield null".)
 //! - **Text positions** count Unicode scalar values (`char`s), not UTF-16 code units: error
 //!   positions, `length`, `indexof` and `substring` agree with Azure for text in the Basic
 //!   Multilingual Plane. `substring` with a start outside `0..=length` or a count running past the
-//!   end yields null, as A3's emulator does.
+//!   end yields null, as docs/protocol.md §0 A3's emulator does.
 //! - **Limits** ([`MAX_FILTER_LEN`], [`MAX_DEPTH`], [`MAX_CLAUSES`]) bound the parser's work and
 //!   recursion, so any input (including fuzzed input) is rejected cleanly instead of overflowing
-//!   the stack. A3's `protocol` identifier is not supported: Socket.IO connections have none.
+//!   the stack. docs/protocol.md §0 A3's `protocol` identifier is not supported: Socket.IO connections have none.
 //!
 //! Evaluation borrows: identifiers and literals are `Cow::Borrowed`, so the common filters
 //! (`'g' in groups`, `userId eq 'u'`, their `and`/`or`/`not` combinations) allocate nothing per
@@ -70,7 +70,7 @@ pub const MAX_FILTER_LEN: usize = 8 * 1024;
 pub const MAX_DEPTH: usize = 64;
 
 /// Most clauses (comparisons, `in` tests and `startswith`/`endswith`/`contains` calls) accepted in
-/// one filter. D3 warns that more than 100 clauses risk rejection by the service; the emulator is
+/// one filter. docs/protocol.md §0 D3 warns that more than 100 clauses risk rejection by the service; the emulator is
 /// a little more lenient but still bounded.
 pub const MAX_CLAUSES: usize = 256;
 

@@ -115,7 +115,7 @@ const MATCHES: &[(&str, &[&str])] = &[
     ("userId ge 'a' or userId lt 'a'", NAMED),
     ("null in groups", NONE),
     ("userId in groups", NONE),
-    // Group membership, including the SPEC §7.4 strings.
+    // Group membership, including the docs/protocol.md §7.4 strings.
     ("'g1' in groups", &["c1", "c3"]),
     ("'G1' in groups", &["c7"]),
     ("'g1' in GROUPS", &["c1", "c3"]),
