@@ -162,6 +162,25 @@ impl SioAcceptor {
     }
 }
 
+impl SioAcceptor {
+    /// Refuses a hub that is not declared while `--strict-hubs` is on, saying so in the log.
+    fn unknown_hub(&self, handshake: &Handshake<'_>) -> Refusal {
+        let message = format!(
+            "hub `{}` is not declared and --strict-hubs is on; declare it with --hub",
+            handshake.route
+        );
+        self.service.traffic().emit(TrafficEvent::Handshake {
+            hub: handshake.route.to_owned(),
+            connection_id: None,
+            transport: handshake.transport.as_str(),
+            user_id: None,
+            refused: Some(message.clone()),
+            claims: None,
+        });
+        refusal(StatusCode::NOT_FOUND, "HubNotFound", &message)
+    }
+}
+
 impl Acceptor for SioAcceptor {
     type Handler = SioConnection;
 
@@ -171,20 +190,11 @@ impl Acceptor for SioAcceptor {
 
     fn accept(&self, handshake: &Handshake<'_>) -> Result<SioConnection, Refusal> {
         let service = &self.service;
-        let Some(hub) = service.hub_or_create(handshake.route) else {
-            let message = format!(
-                "hub `{}` is not declared and --strict-hubs is on; declare it with --hub",
-                handshake.route
-            );
-            service.traffic().emit(TrafficEvent::Handshake {
-                hub: handshake.route.to_owned(),
-                connection_id: None,
-                transport: handshake.transport.as_str(),
-                user_id: None,
-                refused: Some(message.clone()),
-                claims: None,
-            });
-            return Err(refusal(StatusCode::NOT_FOUND, "HubNotFound", &message));
+        // The token is checked before any hub is made, so refused handshakes leave nothing.
+        let name = match service.hub(handshake.route) {
+            Some(hub) => hub.name().to_owned(),
+            None if !service.config().strict_hubs => handshake.route.to_owned(),
+            None => return Err(self.unknown_hub(handshake)),
         };
         let pairs = query_pairs(handshake);
         let token = pairs
@@ -197,9 +207,9 @@ impl Acceptor for SioAcceptor {
             .and_then(|h| h.to_str().ok());
         let claims = match token {
             Some(token) => self
-                .verify(token, hub.name(), host)
+                .verify(token, &name, host)
                 .map_err(|r| self.refuse(handshake, r))?,
-            None if service.config().hub(hub.name()).anonymous => Map::new(),
+            None if service.config().hub(&name).anonymous => Map::new(),
             None => {
                 let rejection = Rejection {
                     check: Check::Missing,
@@ -217,6 +227,10 @@ impl Acceptor for SioAcceptor {
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
         let token_groups = claim_list(&claims, "webpubsub.group");
+        let Some(hub) = service.hub_or_create(handshake.route) else {
+            // The configuration was reloaded meanwhile and the hub is no longer declared.
+            return Err(self.unknown_hub(handshake));
+        };
         let body = connect_body(handshake, &pairs, &claims);
         record_handshake(
             service,
