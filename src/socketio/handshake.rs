@@ -150,33 +150,29 @@ impl SioAcceptor {
     fn refuse(&self, handshake: &Handshake<'_>, rejection: Rejection) -> Refusal {
         let message = format!("{} check failed: {}", rejection.check, rejection.message);
         record_handshake(&self.service, handshake, None, None, Some(&message));
+        self.log_refusal(handshake, &message, rejection.claims.map(Value::Object));
+        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
+    }
+
+    /// The live log's line for a refused handshake.
+    fn log_refusal(&self, handshake: &Handshake<'_>, message: &str, claims: Option<Value>) {
         self.service.traffic().emit(TrafficEvent::Handshake {
             hub: handshake.route.to_owned(),
             connection_id: None,
             transport: handshake.transport.as_str(),
             user_id: None,
-            refused: Some(message.clone()),
-            claims: rejection.claims.map(Value::Object),
+            refused: Some(message.to_owned()),
+            claims,
         });
-        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
     }
-}
 
-impl SioAcceptor {
     /// Refuses a hub that is not declared while `--strict-hubs` is on, saying so in the log.
     fn unknown_hub(&self, handshake: &Handshake<'_>) -> Refusal {
         let message = format!(
             "hub `{}` is not declared and --strict-hubs is on; declare it with --hub",
             handshake.route
         );
-        self.service.traffic().emit(TrafficEvent::Handshake {
-            hub: handshake.route.to_owned(),
-            connection_id: None,
-            transport: handshake.transport.as_str(),
-            user_id: None,
-            refused: Some(message.clone()),
-            claims: None,
-        });
+        self.log_refusal(handshake, &message, None);
         refusal(StatusCode::NOT_FOUND, "HubNotFound", &message)
     }
 }
