@@ -36,6 +36,7 @@ pub mod duration;
 pub mod engineio;
 pub mod fault;
 pub mod glob;
+pub mod hooks;
 pub mod http;
 pub mod lint;
 pub mod replay;
