@@ -1,7 +1,8 @@
 //! The emulated Web PubSub core: hubs with their connections, groups and users ([`hub`]),
 //! Socket.IO group names ([`group`]) and OData filters ([`odata`]), plus the shared runtime
 //! pieces every connection uses: the settings, the id and stamp source ([`ids`], seeded under
-//! `--seed`), the webhook client, the traffic sink, the shutdown signal and the task tracker
+//! `--seed`), the webhook client, the traffic sink, the hooks the assembler plugs in (contract
+//! lint, fault injection; see `crate::hooks`), the shutdown signal and the task tracker
 //! that shutdown waits on.
 //!
 //! The Socket.IO layer and the REST API both work through [`Service`]; neither talks to the
