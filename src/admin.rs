@@ -316,12 +316,17 @@ mod tests {
     use crate::traffic::Traffic;
 
     fn service() -> Service {
+        let faults = crate::fault::Faults::new(Vec::new(), None, Traffic::silent());
         Service::new(
             Arc::new(ServeConfig::default()),
             "http://localhost:8080".into(),
             Traffic::silent(),
             CancellationToken::new(),
         )
+        .with_hooks(crate::hooks::Hooks {
+            faults: Arc::new(faults),
+            ..Default::default()
+        })
     }
 
     /// A request as curl sends it to the service at `http://localhost:8080`.

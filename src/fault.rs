@@ -12,22 +12,21 @@
 //!   `disconnect-transport`.
 //!
 //! The rule itself is plain data in `config::fault` (re-exported here); this module owns the
-//! decision ([`Faults::pick`]); `socketio::webhook` and
-//! `socketio::connection` apply the actions and report each one as a [`TrafficEvent::Fault`]
-//! line and a [`RecordLine::Fault`] recording line ([`mark`]); `admin` lists and edits the
-//! rules.
+//! rules in force and the decision ([`Faults::pick`]). It is a hook: `serve` plugs [`Faults`]
+//! into the service as its `crate::hooks::FaultInjector`, so `socketio::webhook` and
+//! `socketio::lane` pick and apply the actions without naming this module, and report each one
+//! through [`Faults::mark`] as a [`TrafficEvent::Fault`] line and a [`RecordLine::Fault`]
+//! recording line; `admin` lists and edits the rules through the same hook.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 pub use crate::config::fault::{Action, FaultRule, MAX_DELAY};
-use crate::service::Service;
-use crate::traffic::TrafficEvent;
+use crate::hooks::FaultInjector;
 use crate::traffic::record::RecordLine;
-use crate::upstream::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse};
+use crate::traffic::{Traffic, TrafficEvent};
 
 /// Rules in force at once; `POST /_emu/faults` beyond it is refused.
 pub const MAX_RULES: usize = 64;
@@ -48,16 +47,19 @@ impl FaultRule {
     }
 }
 
-/// The rules in force and the generator their probabilities draw from.
+/// The rules in force, the generator their probabilities draw from, and where injected
+/// faults are reported.
 #[derive(Debug)]
 pub struct Faults {
     rules: Mutex<Vec<FaultRule>>,
     rng: Mutex<StdRng>,
+    traffic: Traffic,
 }
 
 impl Faults {
-    /// `rules` in force; probabilities seeded by `seed` when given.
-    pub fn new(rules: Vec<FaultRule>, seed: Option<u64>) -> Self {
+    /// `rules` in force; probabilities seeded by `seed` when given; faults reported to
+    /// `traffic`.
+    pub fn new(rules: Vec<FaultRule>, seed: Option<u64>, traffic: Traffic) -> Self {
         let rng = match seed {
             Some(s) => StdRng::seed_from_u64(s ^ SEED_SALT),
             None => StdRng::seed_from_u64(rand::random()),
@@ -65,6 +67,7 @@ impl Faults {
         Faults {
             rules: Mutex::new(rules.into_iter().take(MAX_RULES).collect()),
             rng: Mutex::new(rng),
+            traffic,
         }
     }
 
@@ -96,7 +99,7 @@ impl Faults {
         &self,
         hub: &str,
         event: &str,
-        applies: impl Fn(&Action) -> bool,
+        applies: &dyn Fn(&Action) -> bool,
     ) -> Option<FaultRule> {
         let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         for rule in rules.iter() {
@@ -119,70 +122,45 @@ impl Faults {
     }
 }
 
-/// Reports one injected fault: a `fault` line in the live log and in the recording.
-pub fn mark(service: &Service, rule: &FaultRule, hub: &str, event: &str, detail: String) {
-    let action = rule.action.text();
-    service.traffic().record(|t| RecordLine::Fault {
-        t,
-        rule: rule.to_string(),
-        event: event.to_owned(),
-        action: action.clone(),
-    });
-    service.traffic().emit(TrafficEvent::Fault {
-        rule: rule.to_string(),
-        hub: hub.to_owned(),
-        event: event.to_owned(),
-        action,
-        detail,
-    });
-}
-
-/// The error a `timeout` or `drop` fault stands in for.
-pub fn timed_out(settings: &UpstreamSettings) -> WebhookError {
-    WebhookError::Timeout {
-        url: settings.url_template.clone(),
-        after: settings.timeout,
+impl Faults {
+    /// Reports one injected fault: a `fault` line in the live log and in the recording.
+    pub fn mark(&self, rule: &FaultRule, hub: &str, event: &str, detail: String) {
+        let action = rule.action.text();
+        self.traffic.record(|t| RecordLine::Fault {
+            t,
+            rule: rule.to_string(),
+            event: event.to_owned(),
+            action: action.clone(),
+        });
+        self.traffic.emit(TrafficEvent::Fault {
+            rule: rule.to_string(),
+            hub: hub.to_owned(),
+            event: event.to_owned(),
+            action,
+            detail,
+        });
     }
 }
 
-/// Applies `rule` just before a webhook call: marks it, waits for `delay`, and returns the
-/// stand-in answer when the handler is not to be called (`status`, `drop`). `timeout` and
-/// `twice` are applied by the caller after the call.
-pub async fn before(
-    service: &Service,
-    rule: &FaultRule,
-    event: &WebhookEvent,
-    settings: &UpstreamSettings,
-) -> Option<Result<WebhookResponse, WebhookError>> {
-    let detail = match rule.action {
-        Action::Delay(d) => format!("waiting {} before the call", crate::duration::format(d)),
-        Action::Status(code) => format!("answered {code} on the handler's behalf; not sent"),
-        Action::Timeout => "the handler's answer is discarded as if it timed out".into(),
-        Action::Drop => "not sent".into(),
-        Action::Twice => "delivered twice".into(),
-        Action::DisconnectTransport => "transport dropped".into(),
-    };
-    mark(service, rule, &event.hub, event.kind.event_name(), detail);
-    match rule.action {
-        Action::Delay(d) => {
-            tokio::time::sleep(d).await;
-            None
-        }
-        Action::Status(status) => Some(Ok(WebhookResponse {
-            url: settings.url_template.clone(),
-            status,
-            reason: http::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("")
-                .to_owned(),
-            content_type: None,
-            body: bytes::Bytes::new(),
-            latency: Duration::ZERO,
-            attempts: 1,
-        })),
-        Action::Drop => Some(Err(timed_out(settings))),
-        Action::Timeout | Action::Twice | Action::DisconnectTransport => None,
+impl FaultInjector for Faults {
+    fn pick(&self, hub: &str, event: &str, applies: &dyn Fn(&Action) -> bool) -> Option<FaultRule> {
+        Faults::pick(self, hub, event, applies)
+    }
+
+    fn mark(&self, rule: &FaultRule, hub: &str, event: &str, detail: String) {
+        Faults::mark(self, rule, hub, event, detail);
+    }
+
+    fn list(&self) -> Vec<FaultRule> {
+        Faults::list(self)
+    }
+
+    fn add(&self, rule: FaultRule) -> Result<(), String> {
+        Faults::add(self, rule)
+    }
+
+    fn clear(&self) -> usize {
+        Faults::clear(self)
     }
 }
 
@@ -206,20 +184,20 @@ mod tests {
         let rule: FaultRule = "drop,p=0.5".parse().unwrap();
         let draws = |faults: &Faults| -> Vec<bool> {
             (0..32)
-                .map(|_| faults.pick("h", "e", |_| true).is_some())
+                .map(|_| faults.pick("h", "e", &|_| true).is_some())
                 .collect()
         };
-        let a = draws(&Faults::new(vec![rule.clone()], Some(1)));
-        let b = draws(&Faults::new(vec![rule], Some(1)));
+        let a = draws(&Faults::new(vec![rule.clone()], Some(1), Traffic::silent()));
+        let b = draws(&Faults::new(vec![rule], Some(1), Traffic::silent()));
         assert_eq!(a, b);
         assert!(a.contains(&true) && a.contains(&false));
-        let faults = Faults::new(Vec::new(), None);
+        let faults = Faults::new(Vec::new(), None, Traffic::silent());
         faults.add("hub=x,twice".parse().unwrap()).unwrap();
-        assert!(faults.pick("y", "connected", |_| true).is_none());
-        assert!(faults.pick("X", "connected", |_| true).is_some());
+        assert!(faults.pick("y", "connected", &|_| true).is_none());
+        assert!(faults.pick("X", "connected", &|_| true).is_some());
         assert!(
             faults
-                .pick("x", "connected", |a| *a != Action::Twice)
+                .pick("x", "connected", &|a| *a != Action::Twice)
                 .is_none()
         );
         assert_eq!(faults.clear(), 1);

@@ -18,14 +18,15 @@
 //! http  : the bottom every HTTP surface shares (HttpResponse, json_response, serve_http)
 //! codecs: engineio::packet/payload and socketio::packet are pure and usable from any layer
 //! builtin: `--webhook builtin:echo|chat` handlers on loopback HTTP, resolved by cli before serving
-//! lint: checks webhook answers and REST calls against the contract; fed by socketio and rest
-//! fault: decides and applies injected faults; socketio calls it, admin edits its rules
+//! hooks: small traits (webhook and REST observers, fault injector) socketio and rest call
+//!        through service; cli serve plugs lint and fault in when it assembles the service
+//! lint: checks webhook answers and REST calls against the contract; a hook, naming no caller
+//! fault: decides injected faults and keeps their rules; a hook; admin edits its rules
 //! admin: loopback-only `/_emu/` views and controls, routed by server, working through service
 //! ```
 //!
-//! `tests/layers.rs` checks these directions on every `cargo test`; the edges still pointing
-//! the wrong way (service and socketio naming lint and fault, rest naming lint) are listed
-//! there until lint and fault are reached through hooks.
+//! `tests/layers.rs` checks these directions on every `cargo test`: lint and fault name none of
+//! service, socketio and rest, and none of those names them.
 
 pub mod admin;
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod duration;
 pub mod engineio;
 pub mod fault;
 pub mod glob;
+pub mod hooks;
 pub mod http;
 pub mod lint;
 pub mod replay;

@@ -6,12 +6,14 @@
 //!
 //! The lint never changes an outcome: the emulator still does what the cloud would (refuse,
 //! drop, deliver); the lint only says that the handler relied on something it should not.
-//! Neighbours: `socketio::webhook` calls [`check_webhook`] for every exchange; the REST
-//! pipeline calls [`check_api_version`], and the operations call [`check_send`],
-//! [`check_payload_error`], [`check_groups`] and [`learn_group`]. Which groups ever existed is
-//! remembered here (bounded by [`MAX_KNOWN_GROUPS`]), because hubs forget their empty groups.
-//! The checks report through the [`Findings`] trait: `serve`'s [`Service`] logs and records
-//! each finding; `replay --strict` collects them per event in a [`Collected`].
+//! The lint is a hook: `serve` plugs a [`Live`] linter into the service as its webhook and REST
+//! observer (`crate::hooks`), so `socketio` reports every exchange ([`check_webhook`]) and `rest`
+//! what its calls rely on ([`check_api_version`], [`check_send`], [`check_disconnect_payload`],
+//! [`check_groups`]) without naming this module; `replay --strict` calls the same checks
+//! directly. Which groups ever existed is remembered here (bounded by [`MAX_KNOWN_GROUPS`]),
+//! because hubs forget their empty groups. The checks report through the [`Findings`] trait:
+//! [`Live`] logs and records each finding; `replay --strict` collects them per event in a
+//! [`Collected`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -20,12 +22,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::engineio::packet::Packet;
-use crate::rest::request::KNOWN_API_VERSIONS;
-use crate::service::{Hub, Service, group};
+use crate::hooks::{GroupUse, LiveGroups, RestObserver, WebhookObserver};
+use crate::service::group;
 use crate::socketio::packet::{self as sio, PacketType};
-use crate::traffic::TrafficEvent;
 use crate::traffic::record::RecordLine;
-use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse};
+use crate::traffic::{Traffic, TrafficEvent};
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, user_event_reply};
 
 /// Default `--lint-slow`: a blocking answer slower than this is reported.
 pub const DEFAULT_SLOW: Duration = crate::config::DEFAULT_LINT_SLOW;
@@ -210,41 +212,96 @@ impl Linter {
     }
 }
 
-/// Where the checks report to: `serve`'s [`Service`] (live log, recording) or replay's
-/// [`Collected`] findings. The checks need only this, never a whole service.
+/// Where the checks report to: `serve`'s [`Live`] linter (live log, recording) or replay's
+/// [`Collected`] findings.
 pub trait Findings: Send + Sync {
     /// The counts and the groups seen so far.
     fn linter(&self) -> &Linter;
     /// Shows or keeps one finding (already counted).
     fn finding(&self, rule: Rule, message: String);
-    /// Learns the groups `hub` has right now, when there is live hub state to look at.
-    fn learn_live(&self, _hub: &str) {}
 }
 
-impl Findings for Service {
+/// `serve`'s lint: the service's webhook and REST observer; each finding goes to the live log
+/// and the recording.
+#[derive(Debug)]
+pub struct Live {
+    linter: Linter,
+    traffic: Traffic,
+}
+
+impl Live {
+    /// Reports to `traffic`; blocking answers slower than `slow` are findings.
+    pub fn new(slow: Duration, traffic: Traffic) -> Self {
+        Live {
+            linter: Linter::new(slow),
+            traffic,
+        }
+    }
+
+    /// The shutdown summary line.
+    pub fn summary(&self) -> TrafficEvent {
+        self.linter.summary()
+    }
+
+    /// Learns the groups `hub` has right now.
+    fn learn_live(&self, hub: &str, live: LiveGroups<'_>) {
+        for name in live() {
+            self.linter.learn(hub, &name);
+        }
+    }
+}
+
+impl Findings for Live {
     fn linter(&self) -> &Linter {
-        self.lint()
+        &self.linter
     }
 
     fn finding(&self, rule: Rule, message: String) {
-        self.traffic().record(|t| RecordLine::Lint {
+        self.traffic.record(|t| RecordLine::Lint {
             t,
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message: message.clone(),
         });
-        self.traffic().emit(TrafficEvent::Lint {
+        self.traffic.emit(TrafficEvent::Lint {
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),
             message,
             hint: Some(rule.hint().to_owned()),
         });
     }
+}
 
-    fn learn_live(&self, hub: &str) {
-        if let Some(h) = self.hub(hub) {
-            learn_hub(self.lint(), &h);
-        }
+impl WebhookObserver for Live {
+    fn answered(&self, event: &WebhookEvent, result: &Result<WebhookResponse, WebhookError>) {
+        check_webhook(self, event, result);
+    }
+}
+
+impl RestObserver for Live {
+    fn api_version(&self, operation: &str, version: &str, known: &[&str]) {
+        check_api_version(self, operation, version, known);
+    }
+
+    fn disconnect_payload(&self, operation: &str, payload: &str) {
+        check_disconnect_payload(self, operation, payload);
+    }
+
+    fn groups(&self, call: &GroupUse<'_>, live: LiveGroups<'_>) {
+        self.learn_live(call.hub, live);
+        check_groups(
+            self,
+            call.hub,
+            call.operation,
+            call.groups,
+            call.filter_groups,
+            call.adds,
+        );
+    }
+
+    fn send(&self, hub: &str, operation: &str, namespace: &str, live: LiveGroups<'_>) {
+        self.learn_live(hub, live);
+        check_send(self, hub, operation, namespace);
     }
 }
 
@@ -307,13 +364,6 @@ pub fn report(service: &dyn Findings, rule: Rule, message: String) {
 /// Remembers that `group` exists in `hub` (for the "never existed" rules).
 pub fn learn_group(service: &dyn Findings, hub: &str, group: &str) {
     service.linter().learn(hub, group);
-}
-
-/// Remembers every group `hub` has now, and its user-group assignments.
-fn learn_hub(lint: &Linter, hub: &Hub) {
-    for name in hub.known_groups() {
-        lint.learn(hub.name(), &name);
-    }
 }
 
 fn who(event: &WebhookEvent) -> String {
@@ -446,7 +496,7 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
             ),
         );
     }
-    let reply = match crate::socketio::webhook::user_event_reply(response) {
+    let reply = match user_event_reply(response) {
         Ok(Some(reply)) => reply,
         Ok(None) => return,
         Err(violation) => {
@@ -504,15 +554,15 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
     }
 }
 
-/// Checks an `api-version` value of a REST call.
-pub fn check_api_version(service: &dyn Findings, operation: &str, version: &str) {
-    if !KNOWN_API_VERSIONS.contains(&version) {
+/// Checks an `api-version` value of a REST call against the `known` ones.
+pub fn check_api_version(service: &dyn Findings, operation: &str, version: &str, known: &[&str]) {
+    if !known.contains(&version) {
         report(
             service,
             Rule::ApiVersion,
             format!(
                 "{operation} used api-version={version}, which the cloud does not know (known: {})",
-                KNOWN_API_VERSIONS.join(", ")
+                known.join(", ")
             ),
         );
     }
@@ -545,7 +595,6 @@ pub fn check_groups(
             );
         }
     }
-    service.learn_live(hub);
     let mut reported = Vec::new();
     for name in filter_groups {
         if !service.linter().existed(hub, name) && !reported.contains(name) {
@@ -568,7 +617,6 @@ pub fn check_groups(
 
 /// Checks a REST send: the namespace of its packet must be one some socket joined.
 pub fn check_send(service: &dyn Findings, hub: &str, operation: &str, namespace: &str) {
-    service.learn_live(hub);
     if !service
         .linter()
         .existed(hub, &group::namespace_group(namespace))
@@ -584,22 +632,16 @@ pub fn check_send(service: &dyn Findings, hub: &str, operation: &str, namespace:
     }
 }
 
-/// Checks a refused send payload: a DISCONNECT with a payload other than `{"close":…}`.
-pub fn check_payload_error(
-    service: &dyn Findings,
-    operation: &str,
-    error: &crate::rest::send::PayloadError,
-) {
-    if let crate::rest::send::PayloadError::DisconnectPayload { payload } = error {
-        report(
-            service,
-            Rule::DisconnectPayload,
-            format!(
-                "{operation} sent a DISCONNECT with payload `{payload}`; only {{\"close\":true}} \
-                 or {{\"close\":false}} is allowed (the call was refused with 400)"
-            ),
-        );
-    }
+/// Checks a refused send payload: a DISCONNECT with a `payload` other than `{"close":…}`.
+pub fn check_disconnect_payload(service: &dyn Findings, operation: &str, payload: &str) {
+    report(
+        service,
+        Rule::DisconnectPayload,
+        format!(
+            "{operation} sent a DISCONNECT with payload `{payload}`; only {{\"close\":true}} \
+             or {{\"close\":false}} is allowed (the call was refused with 400)"
+        ),
+    );
 }
 
 #[cfg(test)]

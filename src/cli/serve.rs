@@ -19,6 +19,9 @@ use crate::config::{
     DEFAULT_PORT, DEFAULT_WEBHOOK, EngineConfig, HubConfig, ServeConfig, valid_hub_name,
 };
 use crate::duration;
+use crate::fault::Faults;
+use crate::hooks::Hooks;
+use crate::lint::Live;
 use crate::server::{self, CLIENT_PREFIX, Server};
 use crate::service::Service;
 use crate::traffic::record::{self, RecordLine, Recorder};
@@ -309,6 +312,8 @@ pub struct Running {
     pub port: u16,
     /// The `builtin:` handlers in use; they stop when this is dropped.
     pub builtins: Arc<Builtins>,
+    /// The contract lint plugged into the service; its summary is printed at shutdown.
+    lint: Arc<Live>,
     serving: tokio::task::JoinHandle<()>,
 }
 
@@ -345,7 +350,9 @@ impl Running {
             },
         });
         let shutdown = CancellationToken::new();
-        let service = Arc::new(Service::new(Arc::new(config), endpoint, traffic, shutdown));
+        let (hooks, lint) = hooks(&config, &traffic);
+        let service =
+            Arc::new(Service::new(Arc::new(config), endpoint, traffic, shutdown).with_hooks(hooks));
         announce(&service, port, &listeners);
         warn_exposure(&service, &listeners);
         let server = Server::new(service.clone());
@@ -355,6 +362,7 @@ impl Running {
             server,
             port,
             builtins,
+            lint,
             serving,
         })
     }
@@ -386,11 +394,24 @@ impl Running {
             service.traffic().emit(summary);
         }
         // Every `disconnected` answer has been linted by now.
-        service.traffic().emit(service.lint().summary());
+        service.traffic().emit(self.lint.summary());
         self.serving.abort();
         // The recording complete, the dropped-log-lines count (if any), the log flushed.
         service.traffic().finish();
     }
+}
+
+/// The service's hooks: the contract lint (also returned, for its shutdown summary) observing
+/// webhook exchanges and REST calls, and the fault rules of `config`.
+fn hooks(config: &ServeConfig, traffic: &Traffic) -> (Hooks, Arc<Live>) {
+    let lint = Arc::new(Live::new(config.lint_slow, traffic.clone()));
+    let faults = Faults::new(config.faults.clone(), config.seed, traffic.clone());
+    let hooks = Hooks {
+        webhooks: lint.clone(),
+        rest: lint.clone(),
+        faults: Arc::new(faults),
+    };
+    (hooks, lint)
 }
 
 /// The shutdown summary's list of `connected` / `disconnected` events the webhook never

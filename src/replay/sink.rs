@@ -29,6 +29,7 @@ use crate::auth::{self, TokenClaims};
 use crate::http::HttpResponse;
 use crate::http::{OnStop, serve_http};
 use crate::lint::{self, Collected, Findings};
+use crate::rest::send::{self, PayloadError};
 use crate::rest::{Operation, RestError, request};
 use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 
@@ -427,7 +428,7 @@ fn lint_call(
 ) {
     let operation = op.name();
     if let Some(version) = query.get("api-version").and_then(|v| v.first()) {
-        lint::check_api_version(collected, operation, version);
+        lint::check_api_version(collected, operation, version, &request::KNOWN_API_VERSIONS);
     }
     let filter_text = query
         .get("filter")
@@ -441,9 +442,12 @@ fn lint_call(
             let Ok(kind) = request::send_media_type(&parts.headers) else {
                 return;
             };
-            let payload = match crate::rest::send::parse_payload(body.as_bytes(), kind) {
+            let payload = match send::parse_payload(body.as_bytes(), kind) {
                 Ok(payload) => payload,
-                Err(e) => return lint::check_payload_error(collected, operation, &e),
+                Err(PayloadError::DisconnectPayload { payload }) => {
+                    return lint::check_disconnect_payload(collected, operation, &payload);
+                }
+                Err(_) => return,
             };
             let target: Vec<&str> = match op {
                 Operation::SendToGroup { group } => vec![group.as_str()],

@@ -448,7 +448,10 @@ where
     }
     let query = Query::parse(parts.uri.query());
     let version = query.api_version(service.traffic())?;
-    crate::lint::check_api_version(service, call.operation, version);
+    service
+        .hooks()
+        .rest
+        .api_version(call.operation, version, &request::KNOWN_API_VERSIONS);
     if !service.config().rest_anonymous {
         let fallback_host = service
             .endpoint()

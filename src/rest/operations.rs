@@ -35,8 +35,8 @@ use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
+use crate::hooks::GroupUse;
 use crate::http::HttpResponse;
-use crate::lint;
 use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
 use crate::service::{ConnCommand, Hub, Service, group};
@@ -331,8 +331,12 @@ where
     let bytes =
         request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
     call.keep_body(ctx.service, &bytes);
-    let payload = send::parse_payload(&bytes, kind)
-        .inspect_err(|e| lint::check_payload_error(ctx.service, call.operation, e))?;
+    let payload = send::parse_payload(&bytes, kind).inspect_err(|e| {
+        if let send::PayloadError::DisconnectPayload { payload } = e {
+            let rest = &ctx.service.hooks().rest;
+            rest.disconnect_payload(call.operation, payload);
+        }
+    })?;
     Ok(payload)
 }
 
@@ -348,18 +352,25 @@ fn lint_send(
         Scope::Group(name) => vec![name],
         _ => Vec::new(),
     };
-    lint::check_groups(
-        ctx.service,
-        ctx.hub,
-        call.operation,
-        &target_group,
-        &selection.filter.group_literals(),
-        false,
-    );
-    lint::check_send(ctx.service, ctx.hub, call.operation, payload.namespace());
+    let rest = &ctx.service.hooks().rest;
+    let live = || live_groups(ctx);
+    let call_groups = GroupUse {
+        hub: ctx.hub,
+        operation: call.operation,
+        groups: &target_group,
+        filter_groups: &selection.filter.group_literals(),
+        adds: false,
+    };
+    rest.groups(&call_groups, &live);
+    rest.send(ctx.hub, call.operation, payload.namespace(), &live);
     if let Scope::Group(name) = scope {
         lint_namespace(ctx, name, payload);
     }
+}
+
+/// Every group the hub has right now, for the REST observer.
+fn live_groups(ctx: &Ctx<'_>) -> Vec<String> {
+    ctx.hub().map(|h| h.known_groups()).unwrap_or_default()
 }
 
 /// The live-log note of a send: the payload's preview, and why nothing matched if so.
@@ -483,14 +494,17 @@ where
     }
     let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""))?;
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-    lint::check_groups(
-        ctx.service,
-        ctx.hub,
-        call.operation,
-        &names,
-        &filter.group_literals(),
-        add,
-    );
+    let call_groups = GroupUse {
+        hub: ctx.hub,
+        operation: call.operation,
+        groups: &names,
+        filter_groups: &filter.group_literals(),
+        adds: add,
+    };
+    ctx.service
+        .hooks()
+        .rest
+        .groups(&call_groups, &|| live_groups(ctx));
     let described: Vec<String> = groups.iter().map(|g| describe_group(g)).collect();
     call.target = format!("[{}]", described.join(", "));
     if !filter.is_match_all() {

@@ -1,7 +1,8 @@
 //! The emulated Web PubSub core: hubs with their connections, groups and users ([`hub`]),
 //! Socket.IO group names ([`group`]) and OData filters ([`odata`]), plus the shared runtime
 //! pieces every connection uses: the settings, the id and stamp source ([`ids`], seeded under
-//! `--seed`), the webhook client, the traffic sink, the shutdown signal and the task tracker
+//! `--seed`), the webhook client, the traffic sink, the hooks the assembler plugs in (contract
+//! lint, fault injection; see `crate::hooks`), the shutdown signal and the task tracker
 //! that shutdown waits on.
 //!
 //! The Socket.IO layer and the REST API both work through [`Service`]; neither talks to the
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{EventPattern, HubConfig, ServeConfig, SystemEvent};
+use crate::hooks::{FaultInjector, Hooks};
 use crate::traffic::Traffic;
 use crate::upstream::{EventKind, Upstream, UpstreamSettings};
 
@@ -94,10 +96,8 @@ pub struct Service {
     upstream: Upstream,
     /// Connection ids, socket ids and webhook stamps (deterministic under `--seed`).
     ids: Arc<ids::Ids>,
-    /// Contract-lint findings and the groups seen so far.
-    lint: crate::lint::Linter,
-    /// Fault-injection rules in force (start-up rules, then `/_emu/faults` edits).
-    faults: crate::fault::Faults,
+    /// The contract lint's observers and the fault injector, as plugged in by the assembler.
+    hooks: Hooks,
     unrouted: Mutex<HashSet<String>>,
     traffic: Traffic,
     /// Every session and webhook task; shutdown waits for it.
@@ -142,12 +142,9 @@ impl Service {
             Some(stamps) => Upstream::new().with_stamps(stamps),
             None => Upstream::new(),
         };
-        let lint = crate::lint::Linter::new(config.lint_slow);
-        let faults = crate::fault::Faults::new(config.faults.clone(), config.seed);
         let settings = Settings::new(config, &request_origin(&endpoint));
         Service {
-            lint,
-            faults,
+            hooks: Hooks::default(),
             settings: RwLock::new(Arc::new(settings)),
             endpoint,
             upstream,
@@ -175,14 +172,21 @@ impl Service {
         &self.ids
     }
 
-    /// Contract-lint findings and the groups seen so far.
-    pub fn lint(&self) -> &crate::lint::Linter {
-        &self.lint
+    /// Plugs in the hooks (lint observers, fault injector); without it nothing is observed
+    /// and no fault is injected.
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
     }
 
-    /// Fault-injection rules in force.
-    pub fn faults(&self) -> &crate::fault::Faults {
-        &self.faults
+    /// The hooks the layers call: webhook and REST observers, the fault injector.
+    pub fn hooks(&self) -> &Hooks {
+        &self.hooks
+    }
+
+    /// The fault injector (its rules are edited through `/_emu/faults`).
+    pub fn faults(&self) -> &dyn FaultInjector {
+        self.hooks.faults.as_ref()
     }
 
     /// The traffic sink (live log, recording, admin feed).

@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::connection::SioEvent;
 use super::webhook::{self, Caller};
+use crate::config::fault::Action;
 use crate::engineio::EventSender;
-use crate::fault::Action;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::RecordLine;
@@ -192,12 +192,11 @@ impl Lane {
         let fault =
             self.service
                 .faults()
-                .pick(&self.caller.hub, EventKind::Connected.event_name(), |a| {
+                .pick(&self.caller.hub, EventKind::Connected.event_name(), &|a| {
                     *a == Action::DisconnectTransport
                 });
         if let Some(rule) = fault {
-            crate::fault::mark(
-                &self.service,
+            self.service.faults().mark(
                 &rule,
                 &self.caller.hub,
                 EventKind::Connected.event_name(),

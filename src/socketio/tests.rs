@@ -14,10 +14,12 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::SioConnection;
+use crate::config::fault::{Action, FaultRule};
 use crate::config::{EngineConfig, EventPattern, HandlerConfig, HubConfig, ServeConfig};
 use crate::engineio::packet::Packet;
 use crate::engineio::session::{Actor, Input, PollReply};
 use crate::engineio::{EngineError, Registry, SharedFlags};
+use crate::hooks::{FaultInjector, Hooks};
 use crate::service::Service;
 use crate::traffic::Traffic;
 
@@ -39,16 +41,44 @@ fn service(faults: &[&str]) -> Arc<Service> {
             }],
         },
         preflight: false,
-        faults: faults.iter().map(|f| f.parse().unwrap()).collect(),
         engine: engine(),
         ..ServeConfig::default()
     };
-    Arc::new(Service::new(
-        Arc::new(config),
-        "http://localhost:8080".into(),
-        Traffic::silent(),
-        CancellationToken::new(),
-    ))
+    let rules = Rules(faults.iter().map(|f| f.parse().unwrap()).collect());
+    let hooks = Hooks {
+        faults: Arc::new(rules),
+        ..Hooks::default()
+    };
+    Arc::new(
+        Service::new(
+            Arc::new(config),
+            "http://localhost:8080".into(),
+            Traffic::silent(),
+            CancellationToken::new(),
+        )
+        .with_hooks(hooks),
+    )
+}
+
+/// Fault rules applied as written (exact event names, every time): the fault hook these tests
+/// plug in, standing in for a slow handler.
+struct Rules(Vec<FaultRule>);
+
+impl FaultInjector for Rules {
+    fn pick(&self, _: &str, event: &str, applies: &dyn Fn(&Action) -> bool) -> Option<FaultRule> {
+        let hit = |r: &&FaultRule| r.event == event && applies(&r.action);
+        self.0.iter().find(hit).cloned()
+    }
+    fn mark(&self, _: &FaultRule, _: &str, _: &str, _: String) {}
+    fn list(&self) -> Vec<FaultRule> {
+        self.0.clone()
+    }
+    fn add(&self, _: FaultRule) -> Result<(), String> {
+        Err("fixed rules".into())
+    }
+    fn clear(&self) -> usize {
+        0
+    }
 }
 
 fn engine() -> EngineConfig {

@@ -2,19 +2,21 @@
 //! socket's lane ([`super::lane`]), logging the exchange as one traffic line,
 //! and reading the answer the way the cloud does: the connect verdict (docs/protocol.md §14 decision 6) and the
 //! packet a user event's 200 body carries back to the client (docs/protocol.md §14 decision 10). Fault-injection
-//! rules ([`crate::fault`]) are applied here, just before a call would leave.
+//! rules, picked through the service's fault hook, are applied here, just before a call would
+//! leave.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::engineio::packet::Packet;
-use crate::fault::Action;
+use crate::config::fault::{Action, FaultRule};
+use crate::hooks::FaultInjector;
 use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
 use crate::upstream::client::Retry;
 use crate::upstream::ledger::Owed;
+pub use crate::upstream::user_event_reply;
 use crate::upstream::{
     EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview,
 };
@@ -63,7 +65,7 @@ pub fn log_exchange(
     failed_attempts: u32,
 ) {
     record_exchange(service, event, result, started);
-    crate::lint::check_webhook(service, event, result);
+    service.hooks().webhooks.answered(event, result);
     let failed = !matches!(result, Ok(r) if r.is_success());
     if !failed && !service.traffic().verbose() {
         return;
@@ -204,11 +206,11 @@ pub async fn call(
     let settings = route(service, event)?;
     let fault = service
         .faults()
-        .pick(&event.hub, event.kind.event_name(), |a| {
+        .pick(&event.hub, event.kind.event_name(), &|a| {
             !matches!(a, Action::Twice | Action::DisconnectTransport)
         });
     if let Some(rule) = &fault
-        && let Some(answer) = crate::fault::before(service, rule, event, &settings).await
+        && let Some(answer) = before(service.faults(), rule, event, &settings).await
     {
         return Some(answer);
     }
@@ -216,7 +218,7 @@ pub async fn call(
     let result = service.upstream().send(&settings, event).await;
     if fault.is_some_and(|r| r.action == Action::Timeout) {
         log_exchange(service, event, &result, started, 1);
-        return Some(Err(crate::fault::timed_out(&settings)));
+        return Some(Err(timed_out(&settings)));
     }
     log_exchange(service, event, &result, started, 1);
     Some(result)
@@ -231,12 +233,12 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
     };
     let fault = service
         .faults()
-        .pick(&event.hub, event.kind.event_name(), |a| {
+        .pick(&event.hub, event.kind.event_name(), &|a| {
             *a != Action::DisconnectTransport
         });
     let mut times = 1;
     if let Some(rule) = &fault {
-        if crate::fault::before(service, rule, event, &settings)
+        if before(service.faults(), rule, event, &settings)
             .await
             .is_some()
         {
@@ -349,28 +351,57 @@ pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result
     }
 }
 
-/// What a user event's answer sends back to the client: the 200 body when it is one valid
-/// Engine.IO message carrying a Socket.IO packet; `Err` explains a contract violation.
-pub fn user_event_reply(response: &WebhookResponse) -> Result<Option<String>, String> {
-    if !response.is_success() || response.status == 204 || response.body.is_empty() {
-        return Ok(None);
+/// The error a `timeout` or `drop` fault stands in for.
+fn timed_out(settings: &UpstreamSettings) -> WebhookError {
+    WebhookError::Timeout {
+        url: settings.url_template.clone(),
+        after: settings.timeout,
     }
-    let text = std::str::from_utf8(&response.body)
-        .map_err(|_| "the response body is not UTF-8 text".to_string())?;
-    match Packet::decode_text(text) {
-        Ok(Packet::Message(data)) => match super::packet::parse_header(&data) {
-            Ok(_) => Ok(Some(text.to_owned())),
-            Err(e) => Err(format!(
-                "the response body is not a Socket.IO packet ({e}); an ack looks like `43/ns,<id>[…]`"
-            )),
-        },
-        Ok(_) => Err(
-            "the response body is an Engine.IO packet but not a message (it must start with `4`)"
-                .into(),
-        ),
-        Err(e) => Err(format!(
-            "the response body is not an Engine.IO packet ({e})"
-        )),
+}
+
+/// Applies `rule` just before a webhook call: marks it, waits for `delay`, and returns the
+/// stand-in answer when the handler is not to be called (`status`, `drop`). `timeout` and
+/// `twice` are applied by the caller after the call.
+async fn before(
+    faults: &dyn FaultInjector,
+    rule: &FaultRule,
+    event: &WebhookEvent,
+    settings: &UpstreamSettings,
+) -> Option<Result<WebhookResponse, WebhookError>> {
+    let detail = match rule.action {
+        Action::Delay(d) => format!("waiting {} before the call", crate::duration::format(d)),
+        Action::Status(code) => format!("answered {code} on the handler's behalf; not sent"),
+        Action::Timeout => "the handler's answer is discarded as if it timed out".into(),
+        Action::Drop => "not sent".into(),
+        Action::Twice => "delivered twice".into(),
+        Action::DisconnectTransport => "transport dropped".into(),
+    };
+    faults.mark(rule, &event.hub, event.kind.event_name(), detail);
+    match rule.action {
+        Action::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Action::Status(status) => Some(Ok(stand_in(settings, status))),
+        Action::Drop => Some(Err(timed_out(settings))),
+        Action::Timeout | Action::Twice | Action::DisconnectTransport => None,
+    }
+}
+
+/// The answer a `status` fault gives on the handler's behalf.
+fn stand_in(settings: &UpstreamSettings, status: u16) -> WebhookResponse {
+    WebhookResponse {
+        url: settings.url_template.clone(),
+        status,
+        reason: http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("")
+            .to_owned(),
+        content_type: None,
+        body: Bytes::new(),
+        latency: std::time::Duration::ZERO,
+        attempts: 1,
     }
 }
 

@@ -12,9 +12,11 @@ pub mod client;
 pub mod cloudevents;
 mod hint;
 pub mod ledger;
+pub mod reply;
 
 pub use client::Upstream;
 pub use hint::body_preview;
+pub use reply::user_event_reply;
 
 use std::time::Duration;
 
