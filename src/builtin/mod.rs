@@ -273,102 +273,140 @@ fn text(status: StatusCode, body: String) -> Reply {
 
 /// Answers one request the way a correct event handler does (see the module docs).
 async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
-    let name = shared.kind.name();
-    if req.method() == Method::OPTIONS || req.method() == Method::GET {
+    if let Some(answer) = not_an_event(req.method(), shared.kind.name()) {
+        return answer;
+    }
+    let (parts, body) = req.into_parts();
+    answer_event(shared, &parts.headers, body)
+        .await
+        .unwrap_or_else(|Refusal(status, why)| text(status, why))
+}
+
+/// The answer to anything but a POST: abuse-protection validation or 405.
+fn not_an_event(method: &Method, name: &str) -> Option<Reply> {
+    if method == Method::OPTIONS || method == Method::GET {
         // Abuse protection (docs/protocol.md §6): any origin may call this local handler.
         let mut answer = reply(StatusCode::OK, None, String::new());
         answer.headers_mut().insert(
             "WebHook-Allowed-Origin",
             http::HeaderValue::from_static("*"),
         );
-        return answer;
+        return Some(answer);
     }
-    if req.method() != Method::POST {
-        return text(
+    (method != Method::POST).then(|| {
+        text(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("builtin:{name} answers POST (events) and OPTIONS (validation)"),
-        );
-    }
-    let (parts, body) = req.into_parts();
-    let headers = &parts.headers;
-    let connection_id = header(headers, "ce-connectionid");
-    if connection_id.is_empty() {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("builtin:{name}: the ce-connectionId header is missing"),
-        );
-    }
+        )
+    })
+}
+
+/// Why an event was refused: the status and the text answered.
+struct Refusal(StatusCode, String);
+
+/// A POSTed event: checked, read, then answered (and, for chat, broadcast).
+async fn answer_event(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Reply, Refusal> {
+    let name = shared.kind.name();
     let keys = shared.context.keys();
-    if !signature_matches(header(headers, "ce-signature"), &keys, connection_id) {
-        return text(
-            StatusCode::UNAUTHORIZED,
-            format!("builtin:{name}: ce-signature matches none of the access keys"),
-        );
-    }
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("builtin:{name}: the body is larger than {MAX_BODY} bytes"),
-            );
-        }
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("builtin:{name}: cannot read the body: {e}"),
-            );
-        }
-    };
-    let ce_type = header(headers, "ce-type");
-    if ce_type.starts_with("azure.webpubsub.sys.") {
+    check_signature(headers, &keys, name)?;
+    let body = read_body(body, name).await?;
+    let Some(event) = user_event(headers, &body, name)? else {
         // connect is accepted; connected and disconnected need nothing.
-        return reply(StatusCode::OK, None, String::new());
-    }
-    if !ce_type.starts_with("azure.webpubsub.user.") {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("builtin:{name}: unknown ce-type `{ce_type}`"),
-        );
-    }
-    let Ok(body) = std::str::from_utf8(&body) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            format!("builtin:{name}: the user event body is not UTF-8 text"),
-        );
-    };
-    let event = match UserEvent::parse(body) {
-        Ok(event) => event,
-        Err(why) => return text(StatusCode::BAD_REQUEST, format!("builtin:{name}: {why}")),
+        return Ok(reply(StatusCode::OK, None, String::new()));
     };
     if shared.kind == Kind::Chat {
-        let socket_id = header(headers, "ce-socketid");
-        let hub = header(headers, "ce-hub");
-        if socket_id.is_empty() || hub.is_empty() {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "builtin:chat: the ce-hub and ce-socketId headers are required".into(),
-            );
-        }
-        let Some(key) = keys.first() else {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "builtin:chat: no access key to sign the REST call with".into(),
-            );
-        };
-        let endpoint = &shared.context.endpoint;
-        if let Err(why) = shared
-            .chat
-            .broadcast(endpoint, key, hub, socket_id, &event)
-            .await
-        {
-            return text(StatusCode::BAD_GATEWAY, why);
-        }
+        chat_broadcast(shared, headers, &keys, &event).await?;
     }
-    match event.ack() {
+    Ok(match event.ack() {
         Some(ack) => reply(StatusCode::OK, Some("text/plain"), ack),
         None => reply(StatusCode::NO_CONTENT, None, String::new()),
+    })
+}
+
+/// The ce-connectionId header is present and ce-signature matches one of the keys.
+fn check_signature(headers: &HeaderMap, keys: &[String], name: &str) -> Result<(), Refusal> {
+    let connection_id = header(headers, "ce-connectionid");
+    if connection_id.is_empty() {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("builtin:{name}: the ce-connectionId header is missing"),
+        ));
     }
+    if !signature_matches(header(headers, "ce-signature"), keys, connection_id) {
+        return Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            format!("builtin:{name}: ce-signature matches none of the access keys"),
+        ));
+    }
+    Ok(())
+}
+
+/// The whole body, at most [`MAX_BODY`] bytes.
+async fn read_body(body: Incoming, name: &str) -> Result<Bytes, Refusal> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("builtin:{name}: the body is larger than {MAX_BODY} bytes"),
+        )),
+        Err(e) => Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            format!("builtin:{name}: cannot read the body: {e}"),
+        )),
+    }
+}
+
+/// The user event a body carries; `None` for system events.
+fn user_event<'a>(
+    headers: &HeaderMap,
+    body: &'a [u8],
+    name: &str,
+) -> Result<Option<UserEvent<'a>>, Refusal> {
+    let ce_type = header(headers, "ce-type");
+    if ce_type.starts_with("azure.webpubsub.sys.") {
+        return Ok(None);
+    }
+    let refuse = |why: String| Refusal(StatusCode::BAD_REQUEST, format!("builtin:{name}: {why}"));
+    if !ce_type.starts_with("azure.webpubsub.user.") {
+        return Err(refuse(format!("unknown ce-type `{ce_type}`")));
+    }
+    let Ok(body) = std::str::from_utf8(body) else {
+        return Err(refuse("the user event body is not UTF-8 text".into()));
+    };
+    UserEvent::parse(body).map(Some).map_err(refuse)
+}
+
+/// builtin:chat sends the event to the rest of the namespace through the REST API.
+async fn chat_broadcast(
+    shared: &Shared,
+    headers: &HeaderMap,
+    keys: &[String],
+    event: &UserEvent<'_>,
+) -> Result<(), Refusal> {
+    let socket_id = header(headers, "ce-socketid");
+    let hub = header(headers, "ce-hub");
+    if socket_id.is_empty() || hub.is_empty() {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "builtin:chat: the ce-hub and ce-socketId headers are required".into(),
+        ));
+    }
+    let Some(key) = keys.first() else {
+        return Err(Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "builtin:chat: no access key to sign the REST call with".into(),
+        ));
+    };
+    let endpoint = &shared.context.endpoint;
+    shared
+        .chat
+        .broadcast(endpoint, key, hub, socket_id, event)
+        .await
+        .map_err(|why| Refusal(StatusCode::BAD_GATEWAY, why))
 }
 
 /// A header as text; empty when absent or not visible ASCII.

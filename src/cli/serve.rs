@@ -155,61 +155,14 @@ impl ServeArgs {
     }
 
     /// Merges flags (and their environment variables) over the file over the defaults.
-    pub fn resolve(&self, file: FileConfig) -> Result<ServeConfig, CliError> {
+    pub fn resolve(&self, mut file: FileConfig) -> Result<ServeConfig, CliError> {
         let defaults = ServeConfig::default();
-        for hub in &self.hubs {
-            if !valid_hub_name(hub) {
-                return Err(CliError::usage(format!(
-                    "invalid hub name `{hub}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
-                )));
-            }
-        }
-        let webhook = self
-            .webhook
-            .clone()
-            .or(file.webhook)
-            .unwrap_or_else(|| DEFAULT_WEBHOOK.into());
-        if !webhook.starts_with("http://") && !webhook.starts_with("builtin:") {
-            return Err(CliError::usage(format!(
-                "invalid --webhook `{webhook}`: only http:// URLs are supported"
-            ))
-            .hint("point it at your local handler, e.g. http://localhost:7071/runtime/webhooks/socketio"));
-        }
-        let max_payload = self
-            .max_payload
-            .or(file.max_payload)
-            .unwrap_or(defaults.engine.max_payload);
-        if max_payload == 0 {
-            return Err(CliError::usage("--max-payload must be at least 1 byte"));
-        }
-        let primary = self
-            .access_key
-            .clone()
-            .or(file.access_key)
-            .unwrap_or_else(|| DEV_ACCESS_KEY.into());
-        if primary.is_empty() {
-            return Err(CliError::usage("the access key must not be empty"));
-        }
-        let mut access_keys = vec![primary];
-        access_keys.extend(
-            self.secondary_key
-                .clone()
-                .or(file.secondary_key)
-                .filter(|k| !k.is_empty()),
-        );
+        self.check_hub_names()?;
+        let webhook = self.webhook_url(file.webhook.take())?;
+        let engine = self.engine_config(&file, &defaults.engine)?;
+        let access_keys = self.access_keys(file.access_key.take(), file.secondary_key.take())?;
         let anonymous = self.anonymous || file.anonymous.unwrap_or(false);
-        let mut hubs = file.hubs;
-        for hub in &mut hubs {
-            hub.anonymous |= self.anonymous;
-            if hub.handlers.is_empty() {
-                hub.handlers = HubConfig::new(&hub.name, false, &webhook).handlers;
-            }
-        }
-        for name in &self.hubs {
-            if !hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
-                hubs.push(HubConfig::new(name, anonymous, &webhook));
-            }
-        }
+        let hubs = self.merged_hubs(std::mem::take(&mut file.hubs), anonymous, &webhook);
         Ok(ServeConfig {
             host: self.host.clone().or(file.host).unwrap_or(defaults.host),
             port: self.port.or(file.port).unwrap_or(DEFAULT_PORT),
@@ -229,31 +182,119 @@ impl ServeArgs {
             preflight: !self.no_preflight && file.preflight.unwrap_or(true),
             forward_auth: self.forward_auth,
             rest_anonymous: self.rest_anonymous || file.rest_anonymous.unwrap_or(false),
-            engine: EngineConfig {
-                ping_interval: self
-                    .ping_interval
-                    .or(file.ping_interval)
-                    .unwrap_or(defaults.engine.ping_interval),
-                ping_timeout: self
-                    .ping_timeout
-                    .or(file.ping_timeout)
-                    .unwrap_or(defaults.engine.ping_timeout),
-                connect_timeout: self
-                    .connect_timeout
-                    .or(file.connect_timeout)
-                    .unwrap_or(defaults.engine.connect_timeout),
-                upgrade_timeout: self
-                    .upgrade_timeout
-                    .or(file.upgrade_timeout)
-                    .unwrap_or(defaults.engine.upgrade_timeout),
-                max_payload,
-                ..EngineConfig::default()
-            },
+            engine,
             shutdown_grace: self.shutdown_grace,
             seed: self.seed,
             lint_slow: self.lint_slow,
             faults: file.faults.iter().chain(&self.faults).cloned().collect(),
         })
+    }
+
+    /// `--hub` names follow the service's rules.
+    fn check_hub_names(&self) -> Result<(), CliError> {
+        match self.hubs.iter().find(|hub| !valid_hub_name(hub)) {
+            Some(hub) => Err(CliError::usage(format!(
+                "invalid hub name `{hub}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The default handler: `--webhook`, the file's, or the Functions default; http:// or builtin.
+    fn webhook_url(&self, file: Option<String>) -> Result<String, CliError> {
+        let webhook = self
+            .webhook
+            .clone()
+            .or(file)
+            .unwrap_or_else(|| DEFAULT_WEBHOOK.into());
+        if !webhook.starts_with("http://") && !webhook.starts_with("builtin:") {
+            return Err(CliError::usage(format!(
+                "invalid --webhook `{webhook}`: only http:// URLs are supported"
+            ))
+            .hint("point it at your local handler, e.g. http://localhost:7071/runtime/webhooks/socketio"));
+        }
+        Ok(webhook)
+    }
+
+    /// Engine.IO timings and the payload limit (at least one byte).
+    fn engine_config(
+        &self,
+        file: &FileConfig,
+        defaults: &EngineConfig,
+    ) -> Result<EngineConfig, CliError> {
+        let max_payload = self
+            .max_payload
+            .or(file.max_payload)
+            .unwrap_or(defaults.max_payload);
+        if max_payload == 0 {
+            return Err(CliError::usage("--max-payload must be at least 1 byte"));
+        }
+        Ok(EngineConfig {
+            ping_interval: self
+                .ping_interval
+                .or(file.ping_interval)
+                .unwrap_or(defaults.ping_interval),
+            ping_timeout: self
+                .ping_timeout
+                .or(file.ping_timeout)
+                .unwrap_or(defaults.ping_timeout),
+            connect_timeout: self
+                .connect_timeout
+                .or(file.connect_timeout)
+                .unwrap_or(defaults.connect_timeout),
+            upgrade_timeout: self
+                .upgrade_timeout
+                .or(file.upgrade_timeout)
+                .unwrap_or(defaults.upgrade_timeout),
+            max_payload,
+            ..EngineConfig::default()
+        })
+    }
+
+    /// The primary key (never empty) and, when set and not empty, the secondary.
+    fn access_keys(
+        &self,
+        file_primary: Option<String>,
+        file_secondary: Option<String>,
+    ) -> Result<Vec<String>, CliError> {
+        let primary = self
+            .access_key
+            .clone()
+            .or(file_primary)
+            .unwrap_or_else(|| DEV_ACCESS_KEY.into());
+        if primary.is_empty() {
+            return Err(CliError::usage("the access key must not be empty"));
+        }
+        let mut access_keys = vec![primary];
+        access_keys.extend(
+            self.secondary_key
+                .clone()
+                .or(file_secondary)
+                .filter(|k| !k.is_empty()),
+        );
+        Ok(access_keys)
+    }
+
+    /// The file's hubs (`--anonymous` applied, the default handler where they name none), then
+    /// the `--hub` names the file does not declare.
+    fn merged_hubs(
+        &self,
+        mut hubs: Vec<HubConfig>,
+        anonymous: bool,
+        webhook: &str,
+    ) -> Vec<HubConfig> {
+        for hub in &mut hubs {
+            hub.anonymous |= self.anonymous;
+            if hub.handlers.is_empty() {
+                hub.handlers = HubConfig::new(&hub.name, false, webhook).handlers;
+            }
+        }
+        for name in &self.hubs {
+            if !hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+                hubs.push(HubConfig::new(name, anonymous, webhook));
+            }
+        }
+        hubs
     }
 }
 

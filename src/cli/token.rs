@@ -227,29 +227,13 @@ struct Resolved {
     key_source: &'static str,
 }
 
+/// A value and whether it came from the environment (`true`) or the command line.
+type Sourced<T> = Option<(T, bool)>;
+
 impl KeyArgs {
     fn resolve(&self) -> Result<Resolved, CliError> {
-        const CS_FLAG: &str = "the key from --connection-string";
-        const CS_ENV: &str = "the key from WebPubSubConnectionString";
-        const KEY_FLAG: &str = "the key from --access-key";
-        const KEY_ENV: &str = "the key from SIO_EMU_ACCESS_KEY";
-
-        // An empty environment variable counts as unset; an empty flag is a mistake.
-        let access_key = match &self.flags.access_key {
-            Some(k) if k.is_empty() && !self.access_key_from_env => {
-                return Err(CliError::usage("--access-key is empty")
-                    .hint("omit it to use the development key"));
-            }
-            Some(k) if !k.is_empty() => Some((k.as_str(), self.access_key_from_env)),
-            _ => None,
-        };
-        let cs_text = match &self.flags.connection_string {
-            Some(s) if s.trim().is_empty() && !self.connection_string_from_env => {
-                return Err(CliError::usage("--connection-string is empty"));
-            }
-            Some(s) if !s.trim().is_empty() => Some((s.as_str(), self.connection_string_from_env)),
-            _ => None,
-        };
+        let access_key = self.access_key()?;
+        let cs_text = self.connection_string_text()?;
         let endpoint_flag = match &self.flags.endpoint {
             Some(e) => Some(
                 connection_string::normalize_endpoint(e)
@@ -257,7 +241,6 @@ impl KeyArgs {
             ),
             None => None,
         };
-
         // A connection string from the environment that nothing below would use is ignored, so
         // a stale variable cannot break an otherwise complete command line.
         let cs_needed = match cs_text {
@@ -267,41 +250,11 @@ impl KeyArgs {
         };
         let cs = match cs_text {
             Some((text, from_env)) if cs_needed => {
-                let source = if from_env {
-                    "WebPubSubConnectionString"
-                } else {
-                    "--connection-string"
-                };
-                Some((
-                    connection_string::parse(text)
-                        .map_err(|e| CliError::usage(format!("{source}: {e}")))?,
-                    from_env,
-                ))
+                Some((parse_connection_string(text, from_env)?, from_env))
             }
             _ => None,
         };
-
-        // Command-line flags first, then environment variables; at each level the specific
-        // `--access-key` beats the connection string's AccessKey.
-        let candidates = [
-            access_key
-                .filter(|(_, env)| !env)
-                .map(|(k, _)| (k.to_string(), KEY_FLAG)),
-            cs.as_ref()
-                .filter(|(_, env)| !env)
-                .map(|(cs, _)| (cs.access_key.clone(), CS_FLAG)),
-            access_key
-                .filter(|(_, env)| *env)
-                .map(|(k, _)| (k.to_string(), KEY_ENV)),
-            cs.as_ref()
-                .filter(|(_, env)| *env)
-                .map(|(cs, _)| (cs.access_key.clone(), CS_ENV)),
-        ];
-        let (key, key_source) = candidates
-            .into_iter()
-            .flatten()
-            .next()
-            .unwrap_or_else(|| (auth::DEV_ACCESS_KEY.to_string(), "the development key"));
+        let (key, key_source) = pick_key(access_key, cs.as_ref());
         let endpoint = endpoint_flag
             .or_else(|| cs.map(|(cs, _)| cs.endpoint))
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
@@ -311,6 +264,75 @@ impl KeyArgs {
             key_source,
         })
     }
+
+    /// `--access-key` / `SIO_EMU_ACCESS_KEY`: an empty environment variable counts as unset;
+    /// an empty flag is a mistake.
+    fn access_key(&self) -> Result<Sourced<&str>, CliError> {
+        match &self.flags.access_key {
+            Some(k) if k.is_empty() && !self.access_key_from_env => {
+                Err(CliError::usage("--access-key is empty")
+                    .hint("omit it to use the development key"))
+            }
+            Some(k) if !k.is_empty() => Ok(Some((k.as_str(), self.access_key_from_env))),
+            _ => Ok(None),
+        }
+    }
+
+    /// `--connection-string` / `WebPubSubConnectionString`, with the same rule for empty values.
+    fn connection_string_text(&self) -> Result<Sourced<&str>, CliError> {
+        match &self.flags.connection_string {
+            Some(s) if s.trim().is_empty() && !self.connection_string_from_env => {
+                Err(CliError::usage("--connection-string is empty"))
+            }
+            Some(s) if !s.trim().is_empty() => {
+                Ok(Some((s.as_str(), self.connection_string_from_env)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn parse_connection_string(
+    text: &str,
+    from_env: bool,
+) -> Result<connection_string::ConnectionString, CliError> {
+    let source = if from_env {
+        "WebPubSubConnectionString"
+    } else {
+        "--connection-string"
+    };
+    connection_string::parse(text).map_err(|e| CliError::usage(format!("{source}: {e}")))
+}
+
+/// The key and where it came from: command-line flags first, then environment variables; at
+/// each level the specific `--access-key` beats the connection string's AccessKey.
+fn pick_key(
+    access_key: Sourced<&str>,
+    cs: Option<&(connection_string::ConnectionString, bool)>,
+) -> (String, &'static str) {
+    const CS_FLAG: &str = "the key from --connection-string";
+    const CS_ENV: &str = "the key from WebPubSubConnectionString";
+    const KEY_FLAG: &str = "the key from --access-key";
+    const KEY_ENV: &str = "the key from SIO_EMU_ACCESS_KEY";
+    let key = |env: bool, source| {
+        access_key
+            .filter(|(_, e)| *e == env)
+            .map(|(k, _)| (k.to_string(), source))
+    };
+    let cs_key = |env: bool, source| {
+        cs.filter(|(_, e)| *e == env)
+            .map(|(cs, _)| (cs.access_key.clone(), source))
+    };
+    [
+        key(false, KEY_FLAG),
+        cs_key(false, CS_FLAG),
+        key(true, KEY_ENV),
+        cs_key(true, CS_ENV),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .unwrap_or_else(|| (auth::DEV_ACCESS_KEY.to_string(), "the development key"))
 }
 
 /// Runs `sio-emu token` (mint) or `sio-emu token verify`.

@@ -71,14 +71,14 @@ struct RawFault {
     action: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawListen {
     host: Option<String>,
     port: Option<u16>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawWebhook {
     url: Option<Spanned<String>>,
@@ -87,7 +87,7 @@ struct RawWebhook {
     preflight: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawEngine {
     ping_interval: Option<Spanned<String>>,
@@ -156,107 +156,13 @@ pub fn parse(text: &str) -> Result<FileConfig, FileError> {
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim().to_owned(),
     })?;
-    let listen = raw.listen.unwrap_or(RawListen {
-        host: None,
-        port: None,
-    });
-    let webhook = raw.webhook.unwrap_or(RawWebhook {
-        url: None,
-        timeout: None,
-        retry: None,
-        preflight: None,
-    });
-    let engine = raw.engine.unwrap_or(RawEngine {
-        ping_interval: None,
-        ping_timeout: None,
-        connect_timeout: None,
-        upgrade_timeout: None,
-        max_payload: None,
-    });
-    let mut hubs: Vec<HubConfig> = Vec::new();
-    for hub in &raw.hub {
-        let name = hub.name.get_ref();
-        if !valid_hub_name(name) {
-            return Err(at(
-                text,
-                &hub.name,
-                format!(
-                    "hub name `{name}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
-                ),
-            ));
-        }
-        if hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
-            return Err(at(
-                text,
-                &hub.name,
-                format!("hub `{name}` is declared twice"),
-            ));
-        }
-        let mut handlers = Vec::new();
-        for handler in &hub.handler {
-            let mut system_events = Vec::new();
-            for event in handler.system_events.iter().flatten() {
-                let parsed = SystemEvent::parse(event.get_ref()).ok_or_else(|| {
-                    at(
-                        text,
-                        event,
-                        format!(
-                            "unknown system event `{}`: use connect, connected or disconnected",
-                            event.get_ref()
-                        ),
-                    )
-                })?;
-                system_events.push(parsed);
-            }
-            handlers.push(HandlerConfig {
-                url: url(text, &handler.url, "handler url")?,
-                user_events: EventPattern::parse(handler.user_events.as_deref().unwrap_or("*")),
-                system_events: if handler.system_events.is_some() {
-                    system_events
-                } else {
-                    SystemEvent::ALL.to_vec()
-                },
-            });
-        }
-        hubs.push(HubConfig {
-            name: name.clone(),
-            anonymous: hub.anonymous.unwrap_or(raw.anonymous.unwrap_or(false)),
-            handlers,
-        });
-    }
-    let retry = match &webhook.retry {
-        Some(list) => Some(
-            list.iter()
-                .map(|v| {
-                    duration::parse(v.get_ref())
-                        .map_err(|e| at(text, v, format!("webhook retry: {e}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        None => None,
-    };
-    let max_payload = match &engine.max_payload {
-        Some(v) if *v.get_ref() == 0 => {
-            return Err(at(text, v, "max-payload must be at least 1 byte".into()));
-        }
-        Some(v) => Some(usize::try_from(*v.get_ref()).unwrap_or(usize::MAX)),
-        None => None,
-    };
-    let mut faults = Vec::new();
-    for fault in &raw.fault {
-        let mut rule = format!("event={}", fault.event.as_deref().unwrap_or("*"));
-        if let Some(hub) = &fault.hub {
-            rule.push_str(&format!(",hub={hub}"));
-        }
-        if let Some(p) = fault.p {
-            rule.push_str(&format!(",p={p}"));
-        }
-        rule.push_str(&format!(",{}", fault.action.get_ref()));
-        faults.push(
-            rule.parse()
-                .map_err(|e| at(text, &fault.action, format!("fault: {e}")))?,
-        );
-    }
+    let listen = raw.listen.unwrap_or_default();
+    let webhook = raw.webhook.unwrap_or_default();
+    let engine = raw.engine.unwrap_or_default();
+    let hubs = hubs(text, &raw.hub, raw.anonymous.unwrap_or(false))?;
+    let retry = retry(text, &webhook.retry)?;
+    let max_payload = max_payload(text, &engine.max_payload)?;
+    let faults = faults(text, &raw.fault)?;
     Ok(FileConfig {
         faults,
         host: listen.host,
@@ -281,6 +187,117 @@ pub fn parse(text: &str) -> Result<FileConfig, FileError> {
         max_payload,
         hubs,
     })
+}
+
+/// `[[hub]]` tables: valid, distinct names (case-insensitively) and their handlers;
+/// `anonymous` is the top-level default for hubs that do not say.
+fn hubs(text: &str, raw: &[RawHub], anonymous: bool) -> Result<Vec<HubConfig>, FileError> {
+    let mut hubs: Vec<HubConfig> = Vec::new();
+    for hub in raw {
+        let name = hub.name.get_ref();
+        if !valid_hub_name(name) {
+            return Err(at(
+                text,
+                &hub.name,
+                format!(
+                    "hub name `{name}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
+                ),
+            ));
+        }
+        if hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {
+            return Err(at(
+                text,
+                &hub.name,
+                format!("hub `{name}` is declared twice"),
+            ));
+        }
+        hubs.push(HubConfig {
+            name: name.clone(),
+            anonymous: hub.anonymous.unwrap_or(anonymous),
+            handlers: hub
+                .handler
+                .iter()
+                .map(|h| handler(text, h))
+                .collect::<Result<_, _>>()?,
+        });
+    }
+    Ok(hubs)
+}
+
+/// One `[[hub.handler]]` table; without `system-events` it gets them all.
+fn handler(text: &str, raw: &RawHandler) -> Result<HandlerConfig, FileError> {
+    let mut system_events = Vec::new();
+    for event in raw.system_events.iter().flatten() {
+        let parsed = SystemEvent::parse(event.get_ref()).ok_or_else(|| {
+            at(
+                text,
+                event,
+                format!(
+                    "unknown system event `{}`: use connect, connected or disconnected",
+                    event.get_ref()
+                ),
+            )
+        })?;
+        system_events.push(parsed);
+    }
+    Ok(HandlerConfig {
+        url: url(text, &raw.url, "handler url")?,
+        user_events: EventPattern::parse(raw.user_events.as_deref().unwrap_or("*")),
+        system_events: if raw.system_events.is_some() {
+            system_events
+        } else {
+            SystemEvent::ALL.to_vec()
+        },
+    })
+}
+
+/// `[webhook] retry`: a list of durations.
+fn retry(
+    text: &str,
+    value: &Option<Vec<Spanned<String>>>,
+) -> Result<Option<Vec<Duration>>, FileError> {
+    value
+        .as_ref()
+        .map(|list| {
+            list.iter()
+                .map(|v| {
+                    duration::parse(v.get_ref())
+                        .map_err(|e| at(text, v, format!("webhook retry: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+}
+
+/// `[engine] max-payload`: at least one byte.
+fn max_payload(text: &str, value: &Option<Spanned<u64>>) -> Result<Option<usize>, FileError> {
+    match value {
+        Some(v) if *v.get_ref() == 0 => {
+            Err(at(text, v, "max-payload must be at least 1 byte".into()))
+        }
+        Some(v) => Ok(Some(usize::try_from(*v.get_ref()).unwrap_or(usize::MAX))),
+        None => Ok(None),
+    }
+}
+
+/// `[[fault]]` tables, each spelled as its `--fault` rule and parsed as one.
+fn faults(text: &str, raw: &[RawFault]) -> Result<Vec<super::fault::FaultRule>, FileError> {
+    let mut faults = Vec::new();
+    for fault in raw {
+        let mut rule = format!("event={}", fault.event.as_deref().unwrap_or("*"));
+        if let Some(hub) = &fault.hub {
+            rule.push_str(&format!(",hub={hub}"));
+        }
+        if let Some(p) = fault.p {
+            rule.push_str(&format!(",p={p}"));
+        }
+        rule.push_str(&format!(",{}", fault.action.get_ref()));
+        faults.push(
+            rule.parse()
+                .map_err(|e| at(text, &fault.action, format!("fault: {e}")))?,
+        );
+    }
+    Ok(faults)
 }
 
 /// Reads and parses a configuration file.

@@ -154,82 +154,14 @@ pub struct JsonPath {
 impl JsonPath {
     /// Parses `text`; the error says what was expected where.
     pub fn parse(text: &str) -> Result<JsonPath, String> {
-        let fail = |at: usize, what: &str| {
-            Err(format!(
+        let chars: Vec<char> = text.chars().collect();
+        let segs = parse_segs(&chars).map_err(|(at, what)| {
+            format!(
                 "invalid JSON path `{text}` at character {}: {what} (paths look like `$.ts`, \
                  `$[1].sentAt`, `$['a b']`, `$[*].id` or `$..id`)",
                 at + 1
-            ))
-        };
-        let chars: Vec<char> = text.chars().collect();
-        if chars.first() != Some(&'$') {
-            return fail(0, "a path starts with `$`");
-        }
-        let mut segs = Vec::new();
-        let mut i = 1;
-        let name_end = |from: usize| {
-            let mut j = from;
-            while j < chars.len() && chars[j] != '.' && chars[j] != '[' {
-                j += 1;
-            }
-            j
-        };
-        while i < chars.len() {
-            match chars[i] {
-                '.' if chars.get(i + 1) == Some(&'.') => {
-                    let start = i + 2;
-                    let end = name_end(start);
-                    if end == start {
-                        return fail(start, "expected a key or `*` after `..`");
-                    }
-                    let name: String = chars[start..end].iter().collect();
-                    let inner = if name == "*" {
-                        Seg::Any
-                    } else {
-                        Seg::Key(name)
-                    };
-                    segs.push(Seg::Descend(Box::new(inner)));
-                    i = end;
-                }
-                '.' => {
-                    let start = i + 1;
-                    let end = name_end(start);
-                    if end == start {
-                        return fail(start, "expected a key or `*` after `.`");
-                    }
-                    let name: String = chars[start..end].iter().collect();
-                    segs.push(if name == "*" {
-                        Seg::Any
-                    } else {
-                        Seg::Key(name)
-                    });
-                    i = end;
-                }
-                '[' => {
-                    let Some(close) = chars[i..].iter().position(|&c| c == ']').map(|p| p + i)
-                    else {
-                        return fail(i, "`[` without `]`");
-                    };
-                    let inside: String = chars[i + 1..close].iter().collect();
-                    let inside = inside.trim();
-                    let seg = if inside == "*" {
-                        Seg::Any
-                    } else if let Ok(n) = inside.parse::<usize>() {
-                        Seg::Index(n)
-                    } else if inside.len() >= 2
-                        && ((inside.starts_with('\'') && inside.ends_with('\''))
-                            || (inside.starts_with('"') && inside.ends_with('"')))
-                    {
-                        Seg::Key(inside[1..inside.len() - 1].to_owned())
-                    } else {
-                        return fail(i + 1, "inside `[]` put an index, `*` or a quoted key");
-                    };
-                    segs.push(seg);
-                    i = close + 1;
-                }
-                _ => return fail(i, "expected `.`, `..` or `[`"),
-            }
-        }
+            )
+        })?;
         Ok(JsonPath {
             text: text.to_owned(),
             segs,
@@ -241,6 +173,78 @@ impl JsonPath {
     pub fn strip(&self, value: &mut Value) {
         strip(value, &self.segs);
     }
+}
+
+/// Where a path went wrong (a character index) and what was expected there.
+type PathError = (usize, &'static str);
+
+/// The segments of a path: `$`, then `.key`, `..key`, `[…]` in any number.
+fn parse_segs(chars: &[char]) -> Result<Vec<Seg>, PathError> {
+    if chars.first() != Some(&'$') {
+        return Err((0, "a path starts with `$`"));
+    }
+    let mut segs = Vec::new();
+    let mut i = 1;
+    while i < chars.len() {
+        let (seg, next) = match chars[i] {
+            '.' if chars.get(i + 1) == Some(&'.') => {
+                let (inner, end) = name_seg(chars, i + 2, "expected a key or `*` after `..`")?;
+                (Seg::Descend(Box::new(inner)), end)
+            }
+            '.' => name_seg(chars, i + 1, "expected a key or `*` after `.`")?,
+            '[' => bracket_seg(chars, i)?,
+            _ => return Err((i, "expected `.`, `..` or `[`")),
+        };
+        segs.push(seg);
+        i = next;
+    }
+    Ok(segs)
+}
+
+/// A key or `*` starting at `start`, up to the next `.` or `[`; and where it ends.
+fn name_seg(
+    chars: &[char],
+    start: usize,
+    missing: &'static str,
+) -> Result<(Seg, usize), PathError> {
+    let rest = chars.get(start..).unwrap_or_default();
+    let end = start + rest.iter().take_while(|&&c| c != '.' && c != '[').count();
+    if end == start {
+        return Err((start, missing));
+    }
+    let name: String = chars[start..end].iter().collect();
+    let seg = if name == "*" {
+        Seg::Any
+    } else {
+        Seg::Key(name)
+    };
+    Ok((seg, end))
+}
+
+/// `[n]`, `[*]`, `['key']` or `["key"]` opening at `open`; and the index after its `]`.
+fn bracket_seg(chars: &[char], open: usize) -> Result<(Seg, usize), PathError> {
+    let Some(close) = chars[open..]
+        .iter()
+        .position(|&c| c == ']')
+        .map(|p| p + open)
+    else {
+        return Err((open, "`[` without `]`"));
+    };
+    let inside: String = chars[open + 1..close].iter().collect();
+    let inside = inside.trim();
+    let seg = if inside == "*" {
+        Seg::Any
+    } else if let Ok(n) = inside.parse::<usize>() {
+        Seg::Index(n)
+    } else if inside.len() >= 2
+        && ((inside.starts_with('\'') && inside.ends_with('\''))
+            || (inside.starts_with('"') && inside.ends_with('"')))
+    {
+        Seg::Key(inside[1..inside.len() - 1].to_owned())
+    } else {
+        return Err((open + 1, "inside `[]` put an index, `*` or a quoted key"));
+    };
+    Ok((seg, close + 1))
 }
 
 fn strip(value: &mut Value, segs: &[Seg]) {
@@ -795,8 +799,18 @@ pub fn compare(event: &Event, actual: &Expectation, calls: &[CallView], rules: &
             diffs: Vec::new(),
         };
     }
+    let mut diffs = compare_outcome(&event.expected, actual, rules);
+    diffs.extend(compare_calls(event, calls, rules));
+    Verdict {
+        ignored: false,
+        diffs,
+    }
+}
+
+/// The answer: same status class and (after the rules) the same body, or both no answer.
+fn compare_outcome(expected: &Expectation, actual: &Expectation, rules: &Rules) -> Vec<Diff> {
     let mut diffs = Vec::new();
-    match (&event.expected, actual) {
+    match (expected, actual) {
         (Expectation::Response(e), Expectation::Response(a)) => {
             if e.status / 100 != a.status / 100 {
                 diffs.push(Diff::Status {
@@ -819,6 +833,11 @@ pub fn compare(event: &Event, actual: &Expectation, calls: &[CallView], rules: &
             actual: describe(actual),
         }),
     }
+    diffs
+}
+
+/// The REST calls, as a multiset in any order: recorded ones not made, then extra ones made.
+fn compare_calls(event: &Event, calls: &[CallView], rules: &Rules) -> Vec<Diff> {
     let expected_calls: Vec<String> = event
         .rest
         .iter()
@@ -840,16 +859,14 @@ pub fn compare(event: &Event, actual: &Expectation, calls: &[CallView], rules: &
             None => missing.push(call),
         }
     }
+    let mut diffs = Vec::new();
     if !missing.is_empty() {
         diffs.push(Diff::RestMissing(missing));
     }
     if !remaining.is_empty() {
         diffs.push(Diff::RestUnexpected(remaining));
     }
-    Verdict {
-        ignored: false,
-        diffs,
-    }
+    diffs
 }
 
 /// One phrase for an outcome: `200 text/plain `43[…]`` or `no answer (…)`.

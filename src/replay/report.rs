@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::compare::{self, Diff};
-use super::runner::{EventResult, Outcome, label};
+use super::runner::{EventResult, Outcome, SessionResult, label};
 use super::session::{Expectation, Session};
 
 /// Characters of a socket id shown in the pretty report (sio-emu's ids have 20).
@@ -49,15 +49,9 @@ pub fn pretty_event(session: &Session, result: &EventResult) -> String {
         Expectation::Response(r) => r.status.to_string(),
         Expectation::Error(_) => "no answer".to_owned(),
     };
-    let mark = if result.verdict.ignored {
-        "-".dimmed().to_string()
-    } else if result.verdict.matched() {
-        "✓".green().to_string()
-    } else {
-        "✗".red().bold().to_string()
-    };
     let mut out = format!(
-        "{mark} #{:<3} {:<14} {:<10} socket {:<width$} {}",
+        "{} #{:<3} {:<14} {:<10} socket {:<width$} {}",
+        mark(result),
         result.index + 1,
         event.event,
         event.namespace,
@@ -76,22 +70,7 @@ pub fn pretty_event(session: &Session, result: &EventResult) -> String {
         );
     }
     if !result.verdict.matched() {
-        let file = session
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = write!(out, "  ({file}:{})", event.line);
-        for diff in &result.verdict.diffs {
-            for (i, line) in diff.lines().iter().enumerate() {
-                let line = if i == 0 {
-                    line.yellow().to_string()
-                } else {
-                    line.clone()
-                };
-                let _ = write!(out, "\n      {line}");
-            }
-        }
+        pretty_mismatch(&mut out, session, event.line, result);
     }
     for finding in &result.findings {
         let _ = write!(
@@ -106,46 +85,88 @@ pub fn pretty_event(session: &Session, result: &EventResult) -> String {
     out
 }
 
+/// `-` ignored, `✓` matched, `✗` mismatched.
+fn mark(result: &EventResult) -> String {
+    if result.verdict.ignored {
+        "-".dimmed().to_string()
+    } else if result.verdict.matched() {
+        "✓".green().to_string()
+    } else {
+        "✗".red().bold().to_string()
+    }
+}
+
+/// Where a mismatched event is in its file, then its diffs, the first line of each in yellow.
+fn pretty_mismatch(out: &mut String, session: &Session, line: usize, result: &EventResult) {
+    let file = session
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let _ = write!(out, "  ({file}:{line})");
+    for diff in &result.verdict.diffs {
+        for (i, line) in diff.lines().iter().enumerate() {
+            let line = if i == 0 {
+                line.yellow().to_string()
+            } else {
+                line.clone()
+            };
+            let _ = write!(out, "\n      {line}");
+        }
+    }
+}
+
 /// The closing lines: per session and overall counts, `--update` notes, the next step.
 pub fn pretty_summary(sessions: &[Session], outcome: &Outcome) -> String {
     let mut out = String::new();
     for (session, result) in sessions.iter().zip(&outcome.sessions) {
-        let total = result.results.len();
-        let ignored = result.results.iter().filter(|r| r.verdict.ignored).count();
-        let bad = result.mismatches();
-        let _ = write!(
-            out,
-            "{}: {} of {total} event(s) matched",
-            session.path.display(),
-            total - bad - ignored
-        );
-        if bad > 0 {
-            let _ = write!(out, ", {}", format!("{bad} mismatched").red().bold());
-        }
-        if ignored > 0 {
-            let _ = write!(out, ", {ignored} ignored");
-        }
-        let findings = result.findings();
-        if findings > 0 {
-            let _ = write!(
-                out,
-                ", {}",
-                format!("{findings} contract finding(s)").yellow().bold()
-            );
-        }
-        match result.updated {
-            Some(0) => out.push_str("; nothing to update"),
-            Some(n) => {
-                let _ = write!(
-                    out,
-                    "; {}",
-                    format!("{n} event(s) updated in the file").cyan()
-                );
-            }
-            None => {}
-        }
+        pretty_session_counts(&mut out, session, result);
         out.push('\n');
     }
+    pretty_verdict(&mut out, outcome);
+    out
+}
+
+/// One session's counts: matched, mismatched, ignored, findings, `--update` result.
+fn pretty_session_counts(out: &mut String, session: &Session, result: &SessionResult) {
+    let total = result.results.len();
+    let ignored = result.results.iter().filter(|r| r.verdict.ignored).count();
+    let bad = result.mismatches();
+    let _ = write!(
+        out,
+        "{}: {} of {total} event(s) matched",
+        session.path.display(),
+        total - bad - ignored
+    );
+    if bad > 0 {
+        let _ = write!(out, ", {}", format!("{bad} mismatched").red().bold());
+    }
+    if ignored > 0 {
+        let _ = write!(out, ", {ignored} ignored");
+    }
+    let findings = result.findings();
+    if findings > 0 {
+        let _ = write!(
+            out,
+            ", {}",
+            format!("{findings} contract finding(s)").yellow().bold()
+        );
+    }
+    match result.updated {
+        Some(0) => out.push_str("; nothing to update"),
+        Some(n) => {
+            let _ = write!(
+                out,
+                "; {}",
+                format!("{n} event(s) updated in the file").cyan()
+            );
+        }
+        None => {}
+    }
+}
+
+/// The last line: what failed and what to do next, or that all is well.
+fn pretty_verdict(out: &mut String, outcome: &Outcome) {
     let failing: usize = outcome
         .sessions
         .iter()
@@ -184,7 +205,6 @@ pub fn pretty_summary(sessions: &[Session], outcome: &Outcome) -> String {
     } else {
         let _ = write!(out, "{}", "all events matched".green().bold());
     }
-    out
 }
 
 /// When the handler refused with 401/403 what it accepted while recording, the usual cause is
@@ -497,11 +517,6 @@ pub fn json_summary(sessions: &[Session], outcome: &Outcome) -> String {
 /// The JUnit XML report: a `<testsuite>` per session, a `<testcase>` per recorded event.
 pub fn junit(sessions: &[Session], outcome: &Outcome) -> String {
     let all = || outcome.sessions.iter().flat_map(|s| s.results.iter());
-    let seconds = |results: &mut dyn Iterator<Item = &EventResult>| {
-        results.map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
-    };
-    // An event fails when it mismatched or (`--strict`) a lint finding occurred during it.
-    let failed = |r: &EventResult| !r.verdict.matched() || !r.findings.is_empty();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
@@ -509,95 +524,125 @@ pub fn junit(sessions: &[Session], outcome: &Outcome) -> String {
         all().count(),
         all().filter(|r| failed(r)).count(),
         all().filter(|r| r.verdict.ignored).count(),
-        seconds(&mut all()),
+        seconds(all()),
     );
     for (session, result) in sessions.iter().zip(&outcome.sessions) {
-        let name = session.path.display().to_string();
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
-            xml(&name),
-            result.results.len(),
-            result.results.iter().filter(|r| failed(r)).count(),
-            result.results.iter().filter(|r| r.verdict.ignored).count(),
-            seconds(&mut result.results.iter()),
-        );
-        let class = session
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| name.clone());
-        for r in &result.results {
-            let event = &session.events[r.index];
-            let case = format!(
-                "#{} {} {} socket {} (line {})",
-                r.index + 1,
-                event.event,
-                event.namespace,
-                event.socket_id,
-                event.line
-            );
-            let _ = write!(
-                out,
-                "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                xml(&class),
-                xml(&case),
-                r.elapsed.as_secs_f64()
-            );
-            if r.verdict.ignored {
-                let _ = writeln!(
-                    out,
-                    ">\n      <skipped message=\"ignored by an --ignore event: rule\"/>\n    </testcase>"
-                );
-            } else if r.verdict.matched() && r.findings.is_empty() {
-                out.push_str("/>\n");
-            } else if r.verdict.matched() {
-                let message: Vec<String> = r
-                    .findings
-                    .iter()
-                    .map(|f| format!("{} {}", f.rule, f.section))
-                    .collect();
-                let mut text = format!("{}\n", label(session, r.index));
-                for f in &r.findings {
-                    let _ = writeln!(text, "[{} {}] {}", f.rule, f.section, f.message);
-                }
-                let _ = writeln!(
-                    out,
-                    ">\n      <failure type=\"lint\" message=\"{}\">{}</failure>\n    </testcase>",
-                    xml(&message.join("; ")),
-                    xml(&text)
-                );
-            } else {
-                let message: Vec<String> = r
-                    .verdict
-                    .diffs
-                    .iter()
-                    .filter_map(|d| d.lines().into_iter().next())
-                    .collect();
-                let mut text = format!(
-                    "{}\nexpected: {}\nactual:   {}\n",
-                    label(session, r.index),
-                    compare::describe(&event.expected),
-                    compare::describe(&r.actual)
-                );
-                for diff in &r.verdict.diffs {
-                    for line in diff.lines() {
-                        text.push_str(&line);
-                        text.push('\n');
-                    }
-                }
-                let _ = writeln!(
-                    out,
-                    ">\n      <failure type=\"mismatch\" message=\"{}\">{}</failure>\n    </testcase>",
-                    xml(&message.join("; ")),
-                    xml(&text)
-                );
-            }
-        }
-        out.push_str("  </testsuite>\n");
+        junit_suite(&mut out, session, result);
     }
     out.push_str("</testsuites>\n");
     out
+}
+
+/// An event fails when it mismatched or (`--strict`) a lint finding occurred during it.
+fn failed(r: &EventResult) -> bool {
+    !r.verdict.matched() || !r.findings.is_empty()
+}
+
+fn seconds<'a>(results: impl Iterator<Item = &'a EventResult>) -> f64 {
+    results.map(|r| r.elapsed.as_secs_f64()).sum::<f64>()
+}
+
+/// One session's `<testsuite>`.
+fn junit_suite(out: &mut String, session: &Session, result: &SessionResult) {
+    let name = session.path.display().to_string();
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+        xml(&name),
+        result.results.len(),
+        result.results.iter().filter(|r| failed(r)).count(),
+        result.results.iter().filter(|r| r.verdict.ignored).count(),
+        seconds(result.results.iter()),
+    );
+    let class = session
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.clone());
+    for r in &result.results {
+        junit_case(out, session, &class, r);
+    }
+    out.push_str("  </testsuite>\n");
+}
+
+/// One event's `<testcase>`: empty when it passed, else `<skipped>` or `<failure>`.
+fn junit_case(out: &mut String, session: &Session, class: &str, r: &EventResult) {
+    let event = &session.events[r.index];
+    let case = format!(
+        "#{} {} {} socket {} (line {})",
+        r.index + 1,
+        event.event,
+        event.namespace,
+        event.socket_id,
+        event.line
+    );
+    let _ = write!(
+        out,
+        "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+        xml(class),
+        xml(&case),
+        r.elapsed.as_secs_f64()
+    );
+    if r.verdict.ignored {
+        let _ = writeln!(
+            out,
+            ">\n      <skipped message=\"ignored by an --ignore event: rule\"/>\n    </testcase>"
+        );
+    } else if r.verdict.matched() && r.findings.is_empty() {
+        out.push_str("/>\n");
+    } else if r.verdict.matched() {
+        junit_lint_failure(out, session, r);
+    } else {
+        junit_mismatch(out, session, r);
+    }
+}
+
+/// The `<failure type="lint">` of an event that matched but broke the contract.
+fn junit_lint_failure(out: &mut String, session: &Session, r: &EventResult) {
+    let message: Vec<String> = r
+        .findings
+        .iter()
+        .map(|f| format!("{} {}", f.rule, f.section))
+        .collect();
+    let mut text = format!("{}\n", label(session, r.index));
+    for f in &r.findings {
+        let _ = writeln!(text, "[{} {}] {}", f.rule, f.section, f.message);
+    }
+    let _ = writeln!(
+        out,
+        ">\n      <failure type=\"lint\" message=\"{}\">{}</failure>\n    </testcase>",
+        xml(&message.join("; ")),
+        xml(&text)
+    );
+}
+
+/// The `<failure type="mismatch">` of an event whose answer differed from the recording.
+fn junit_mismatch(out: &mut String, session: &Session, r: &EventResult) {
+    let event = &session.events[r.index];
+    let message: Vec<String> = r
+        .verdict
+        .diffs
+        .iter()
+        .filter_map(|d| d.lines().into_iter().next())
+        .collect();
+    let mut text = format!(
+        "{}\nexpected: {}\nactual:   {}\n",
+        label(session, r.index),
+        compare::describe(&event.expected),
+        compare::describe(&r.actual)
+    );
+    for diff in &r.verdict.diffs {
+        for line in diff.lines() {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    let _ = writeln!(
+        out,
+        ">\n      <failure type=\"mismatch\" message=\"{}\">{}</failure>\n    </testcase>",
+        xml(&message.join("; ")),
+        xml(&text)
+    );
 }
 
 /// Escapes text for XML content and attribute values; characters XML 1.0 cannot carry at all

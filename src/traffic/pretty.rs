@@ -36,103 +36,42 @@ fn ns_sock(namespace: &str, socket_id: &str) -> String {
     format!("{}#{}", namespace, socket_id.dimmed())
 }
 
+/// A fixed-width label in bold yellow (warnings and contract findings).
+fn notice(label: &str) -> ColoredString {
+    format!("{label:<10}").yellow().bold()
+}
+
+/// Appends an indented `hint:` line when there is a hint.
+fn with_hint(mut line: String, hint: &Option<String>) -> String {
+    if let Some(h) = hint {
+        line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
+    }
+    line
+}
+
+/// ` <message>` dimmed, or nothing.
+fn dimmed_message(message: &Option<String>) -> String {
+    message
+        .as_deref()
+        .map(|m| format!(" {}", m.dimmed()))
+        .unwrap_or_default()
+}
+
 /// Renders one event as a single line (colour codes included when enabled).
 pub fn render(event: &TrafficEvent) -> String {
-    let body = match event {
-        TrafficEvent::Handshake {
-            hub,
-            connection_id,
-            transport,
-            user_id,
-            refused,
-            claims,
-        } => {
-            let who = user_id.as_deref().unwrap_or("anonymous");
-            match refused {
-                None => format!(
-                    "{} hub={hub} conn={} {transport} user={who} {}",
-                    kind("handshake", true),
-                    connection_id.as_deref().unwrap_or("-"),
-                    "accepted".green()
-                ),
-                Some(why) => {
-                    let claims = claims
-                        .as_ref()
-                        .map(|c| format!(" claims={}", preview(&c.to_string(), 120)))
-                        .unwrap_or_default();
-                    format!(
-                        "{} hub={hub} {transport} {} {why}{}",
-                        kind("handshake", false),
-                        "refused:".red(),
-                        claims.dimmed()
-                    )
-                }
-            }
-        }
+    format!("{} {}", stamp().dimmed(), body(event))
+}
+
+/// The line after the timestamp: one small renderer per event kind.
+fn body(event: &TrafficEvent) -> String {
+    match event {
+        TrafficEvent::Handshake { .. } => handshake(event),
         TrafficEvent::Upgrade { hub, connection_id } => format!(
             "{} hub={hub} conn={connection_id} polling → websocket",
             kind("upgrade", true)
         ),
-        TrafficEvent::NamespaceConnect {
-            hub,
-            connection_id,
-            namespace,
-            socket_id,
-            refused,
-        } => match refused {
-            None => format!(
-                "{} hub={hub} conn={connection_id} {} {}",
-                kind("connect", true),
-                ns_sock(namespace, socket_id),
-                "accepted".green()
-            ),
-            Some(why) => format!(
-                "{} hub={hub} conn={connection_id} {} {} {why}",
-                kind("connect", false),
-                ns_sock(namespace, socket_id),
-                "refused:".red()
-            ),
-        },
-        TrafficEvent::Webhook {
-            hub,
-            event,
-            namespace,
-            socket_id,
-            status,
-            latency_ms,
-            attempts,
-            detail,
-            ok,
-            hint,
-            url,
-            ..
-        } => {
-            let status_text = match status {
-                Some(s) if *ok => s.to_string().green(),
-                Some(s) => s.to_string().red(),
-                None => "no response".red(),
-            };
-            let tries = if *attempts > 1 {
-                format!(" after {attempts} attempts")
-            } else {
-                String::new()
-            };
-            let mut line = format!(
-                "{} {event} hub={hub} {} → {status_text} {latency_ms:.1}ms{tries}",
-                kind("webhook", *ok),
-                ns_sock(namespace, socket_id),
-            );
-            if !detail.is_empty() {
-                line.push_str(&format!(" {}", preview(detail, PREVIEW).dimmed()));
-            }
-            if !ok {
-                line.push_str(&format!(" {}", url.dimmed()));
-            }
-            if let Some(h) = hint {
-                line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
-            }
-            line
-        }
+        TrafficEvent::NamespaceConnect { .. } => namespace_connect(event),
+        TrafficEvent::Webhook { .. } => webhook(event),
         TrafficEvent::AckForwarded {
             hub,
             connection_id,
@@ -143,127 +82,265 @@ pub fn render(event: &TrafficEvent) -> String {
             kind("ack", true),
             preview(packet, PREVIEW)
         ),
-        TrafficEvent::SocketDisconnected {
-            hub,
-            connection_id,
-            namespace,
-            socket_id,
-            reason,
-        } => format!(
-            "{} hub={hub} conn={connection_id} {} reason={}",
-            kind("leave", true),
-            ns_sock(namespace, socket_id),
-            if reason.is_empty() {
-                "\"\" (client)".to_string()
-            } else {
-                format!("{reason:?}")
-            }
-        ),
-        TrafficEvent::ConnectionClosed {
-            hub,
-            connection_id,
-            reason,
-        } => format!(
-            "{} hub={hub} conn={connection_id} {}",
-            kind("close", true),
-            if reason.is_empty() {
-                "by client"
-            } else {
-                reason
-            }
-        ),
-        TrafficEvent::Rest {
-            method,
-            operation,
-            hub,
-            target,
-            matched,
-            status,
-            latency_ms,
-            message,
-        } => {
-            let ok = *status < 400;
-            let status_text = http_status(*status);
-            let matched = matched.map(|m| format!(" matched={m}")).unwrap_or_default();
-            let msg = message
-                .as_deref()
-                .map(|m| format!(" {}", m.dimmed()))
-                .unwrap_or_default();
-            format!(
-                "{} {method} {operation} hub={hub} {target}{matched} → {status_text} {latency_ms:.1}ms{msg}",
-                kind("rest", ok)
-            )
-        }
+        TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
+        TrafficEvent::ConnectionClosed { .. } => connection_closed(event),
+        TrafficEvent::Rest { .. } => rest(event),
         TrafficEvent::Warning { message, hint } => {
-            let mut line = format!("{} {message}", format!("{:<10}", "warning").yellow().bold());
-            if let Some(h) = hint {
-                line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
-            }
-            line
+            with_hint(format!("{} {message}", notice("warning")), hint)
         }
         TrafficEvent::Error { message, hint } => {
-            let mut line = format!("{} {message}", kind("error", false));
-            if let Some(h) = hint {
-                line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
-            }
-            line
+            with_hint(format!("{} {message}", kind("error", false)), hint)
         }
         TrafficEvent::ShuttingDown { connections } => format!(
             "{} closing {connections} connection(s); sending their disconnected events",
             kind("shutdown", true)
         ),
-        TrafficEvent::Lint {
-            rule,
-            section,
-            message,
-            hint,
-        } => {
-            let mut line = format!(
-                "{} [{rule} {section}] {message}",
-                format!("{:<10}", "lint").yellow().bold()
-            );
-            if let Some(h) = hint {
-                line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
-            }
-            line
-        }
-        TrafficEvent::LintSummary { total, rules } => {
-            if *total == 0 {
-                format!("{} no contract findings", kind("lint", true))
-            } else {
-                let counts: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
-                format!(
-                    "{} {total} contract finding(s): {}",
-                    format!("{:<10}", "lint").yellow().bold(),
-                    counts.join(", ")
-                )
-            }
-        }
-        TrafficEvent::Fault {
-            rule,
-            hub,
-            event,
-            action,
-            detail,
-        } => format!(
-            "{} {action} on `{event}` (hub {hub}): {detail} {}",
-            format!("{:<10}", "fault").magenta().bold(),
-            format!("[{rule}]").dimmed()
-        ),
-        TrafficEvent::Admin {
-            method,
-            path,
-            status,
-            message,
-        } => {
-            let ok = *status < 400;
-            let status_text = http_status(*status);
-            let msg = message
-                .as_deref()
-                .map(|m| format!(" {}", m.dimmed()))
-                .unwrap_or_default();
-            format!("{} {method} {path} → {status_text}{msg}", kind("admin", ok))
-        }
+        TrafficEvent::Lint { .. } => lint(event),
+        TrafficEvent::LintSummary { total, rules } => lint_summary(*total, rules),
+        TrafficEvent::Fault { .. } => fault(event),
+        TrafficEvent::Admin { .. } => admin(event),
+    }
+}
+
+// Each renderer below is reached from `body` with its own kind; given another kind it renders
+// nothing rather than panicking.
+
+fn handshake(event: &TrafficEvent) -> String {
+    let TrafficEvent::Handshake {
+        hub,
+        connection_id,
+        transport,
+        user_id,
+        refused,
+        claims,
+    } = event
+    else {
+        return String::new();
     };
-    format!("{} {body}", stamp().dimmed())
+    let Some(why) = refused else {
+        return format!(
+            "{} hub={hub} conn={} {transport} user={} {}",
+            kind("handshake", true),
+            connection_id.as_deref().unwrap_or("-"),
+            user_id.as_deref().unwrap_or("anonymous"),
+            "accepted".green()
+        );
+    };
+    let claims = claims
+        .as_ref()
+        .map(|c| format!(" claims={}", preview(&c.to_string(), 120)))
+        .unwrap_or_default();
+    format!(
+        "{} hub={hub} {transport} {} {why}{}",
+        kind("handshake", false),
+        "refused:".red(),
+        claims.dimmed()
+    )
+}
+
+fn namespace_connect(event: &TrafficEvent) -> String {
+    let TrafficEvent::NamespaceConnect {
+        hub,
+        connection_id,
+        namespace,
+        socket_id,
+        refused,
+    } = event
+    else {
+        return String::new();
+    };
+    match refused {
+        None => format!(
+            "{} hub={hub} conn={connection_id} {} {}",
+            kind("connect", true),
+            ns_sock(namespace, socket_id),
+            "accepted".green()
+        ),
+        Some(why) => format!(
+            "{} hub={hub} conn={connection_id} {} {} {why}",
+            kind("connect", false),
+            ns_sock(namespace, socket_id),
+            "refused:".red()
+        ),
+    }
+}
+
+fn webhook(event: &TrafficEvent) -> String {
+    let TrafficEvent::Webhook {
+        hub,
+        event,
+        namespace,
+        socket_id,
+        status,
+        latency_ms,
+        attempts,
+        detail,
+        ok,
+        hint,
+        url,
+        ..
+    } = event
+    else {
+        return String::new();
+    };
+    let mut line = format!(
+        "{} {event} hub={hub} {} → {} {latency_ms:.1}ms{}",
+        kind("webhook", *ok),
+        ns_sock(namespace, socket_id),
+        webhook_status(*status, *ok),
+        attempts_text(*attempts),
+    );
+    if !detail.is_empty() {
+        line.push_str(&format!(" {}", preview(detail, PREVIEW).dimmed()));
+    }
+    if !ok {
+        line.push_str(&format!(" {}", url.dimmed()));
+    }
+    with_hint(line, hint)
+}
+
+/// The webhook's status: green when the call counted as a success, red otherwise.
+fn webhook_status(status: Option<u16>, ok: bool) -> ColoredString {
+    match status {
+        Some(s) if ok => s.to_string().green(),
+        Some(s) => s.to_string().red(),
+        None => "no response".red(),
+    }
+}
+
+/// ` after N attempts` when the call was retried.
+fn attempts_text(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+fn socket_disconnected(event: &TrafficEvent) -> String {
+    let TrafficEvent::SocketDisconnected {
+        hub,
+        connection_id,
+        namespace,
+        socket_id,
+        reason,
+    } = event
+    else {
+        return String::new();
+    };
+    let reason = if reason.is_empty() {
+        "\"\" (client)".to_string()
+    } else {
+        format!("{reason:?}")
+    };
+    format!(
+        "{} hub={hub} conn={connection_id} {} reason={reason}",
+        kind("leave", true),
+        ns_sock(namespace, socket_id),
+    )
+}
+
+fn connection_closed(event: &TrafficEvent) -> String {
+    let TrafficEvent::ConnectionClosed {
+        hub,
+        connection_id,
+        reason,
+    } = event
+    else {
+        return String::new();
+    };
+    let reason = if reason.is_empty() {
+        "by client"
+    } else {
+        reason
+    };
+    format!(
+        "{} hub={hub} conn={connection_id} {reason}",
+        kind("close", true)
+    )
+}
+
+fn rest(event: &TrafficEvent) -> String {
+    let TrafficEvent::Rest {
+        method,
+        operation,
+        hub,
+        target,
+        matched,
+        status,
+        latency_ms,
+        message,
+    } = event
+    else {
+        return String::new();
+    };
+    let matched = matched.map(|m| format!(" matched={m}")).unwrap_or_default();
+    format!(
+        "{} {method} {operation} hub={hub} {target}{matched} → {} {latency_ms:.1}ms{}",
+        kind("rest", *status < 400),
+        http_status(*status),
+        dimmed_message(message)
+    )
+}
+
+fn lint(event: &TrafficEvent) -> String {
+    let TrafficEvent::Lint {
+        rule,
+        section,
+        message,
+        hint,
+    } = event
+    else {
+        return String::new();
+    };
+    let line = format!("{} [{rule} {section}] {message}", notice("lint"));
+    with_hint(line, hint)
+}
+
+fn lint_summary(total: u64, rules: &std::collections::BTreeMap<String, u64>) -> String {
+    if total == 0 {
+        return format!("{} no contract findings", kind("lint", true));
+    }
+    let counts: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+    format!(
+        "{} {total} contract finding(s): {}",
+        notice("lint"),
+        counts.join(", ")
+    )
+}
+
+fn fault(event: &TrafficEvent) -> String {
+    let TrafficEvent::Fault {
+        rule,
+        hub,
+        event,
+        action,
+        detail,
+    } = event
+    else {
+        return String::new();
+    };
+    format!(
+        "{} {action} on `{event}` (hub {hub}): {detail} {}",
+        format!("{:<10}", "fault").magenta().bold(),
+        format!("[{rule}]").dimmed()
+    )
+}
+
+fn admin(event: &TrafficEvent) -> String {
+    let TrafficEvent::Admin {
+        method,
+        path,
+        status,
+        message,
+    } = event
+    else {
+        return String::new();
+    };
+    format!(
+        "{} {method} {path} → {}{}",
+        kind("admin", *status < 400),
+        http_status(*status),
+        dimmed_message(message)
+    )
 }
