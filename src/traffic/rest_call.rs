@@ -16,10 +16,37 @@ use std::collections::BTreeMap;
 use http::Method;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A REST operation by its docs/protocol.md §0 R1 operationId (`SendToAll`, …), or `Unknown` for a call that matched
-/// no route (and, when reading, for a name this version does not know).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum OperationName {
+/// Declares [`OperationName`] from one list: the enum, [`OperationName::ROUTED`] and the
+/// operationId text of each name (`stringify!`), so the three cannot drift apart.
+macro_rules! operation_names {
+    ($($name:ident),* $(,)?) => {
+        /// A REST operation by its docs/protocol.md §0 R1 operationId (`SendToAll`, …), or
+        /// `Unknown` for a call that matched no route (and, when reading, for a name this version
+        /// does not know).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum OperationName {
+            $($name,)*
+            /// Not a route (or a name from a newer recording).
+            #[serde(other)]
+            Unknown,
+        }
+
+        impl OperationName {
+            /// Every name but `Unknown`.
+            pub const ROUTED: &'static [OperationName] = &[$(OperationName::$name),*];
+
+            /// The operationId text, as the wire format and the live log spell it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(OperationName::$name => stringify!($name),)*
+                    OperationName::Unknown => "Unknown",
+                }
+            }
+        }
+    };
+}
+
+operation_names![
     SendToAll,
     SendToGroup,
     SendToConnection,
@@ -44,81 +71,16 @@ pub enum OperationName {
     GrantPermission,
     CheckPermission,
     RevokePermission,
-    /// Not a route (or a name from a newer recording).
-    #[serde(other)]
-    Unknown,
-}
+];
 
 impl OperationName {
-    /// Every name but `Unknown`.
-    pub const ROUTED: [OperationName; 24] = {
-        use OperationName::*;
-        [
-            SendToAll,
-            SendToGroup,
-            SendToConnection,
-            SendToUser,
-            AddConnectionsToGroups,
-            RemoveConnectionsFromGroups,
-            AddConnectionToGroup,
-            RemoveConnectionFromGroup,
-            RemoveConnectionFromAllGroups,
-            CloseConnection,
-            CloseAllConnections,
-            CloseGroupConnections,
-            CloseUserConnections,
-            ConnectionExists,
-            GroupExists,
-            UserExists,
-            AddUserToGroup,
-            RemoveUserFromGroup,
-            RemoveUserFromAllGroups,
-            ListConnectionsInGroup,
-            GenerateClientToken,
-            GrantPermission,
-            CheckPermission,
-            RevokePermission,
-        ]
-    };
-
     /// The operation named `name` (its operationId text); `Unknown` for any other text.
     pub fn from_name(name: &str) -> OperationName {
         Self::ROUTED
-            .into_iter()
+            .iter()
+            .copied()
             .find(|op| op.as_str() == name)
             .unwrap_or(OperationName::Unknown)
-    }
-
-    /// The operationId text, as the wire format and the live log spell it.
-    pub fn as_str(self) -> &'static str {
-        use OperationName::*;
-        match self {
-            SendToAll => "SendToAll",
-            SendToGroup => "SendToGroup",
-            SendToConnection => "SendToConnection",
-            SendToUser => "SendToUser",
-            AddConnectionsToGroups => "AddConnectionsToGroups",
-            RemoveConnectionsFromGroups => "RemoveConnectionsFromGroups",
-            AddConnectionToGroup => "AddConnectionToGroup",
-            RemoveConnectionFromGroup => "RemoveConnectionFromGroup",
-            RemoveConnectionFromAllGroups => "RemoveConnectionFromAllGroups",
-            CloseConnection => "CloseConnection",
-            CloseAllConnections => "CloseAllConnections",
-            CloseGroupConnections => "CloseGroupConnections",
-            CloseUserConnections => "CloseUserConnections",
-            ConnectionExists => "ConnectionExists",
-            GroupExists => "GroupExists",
-            UserExists => "UserExists",
-            AddUserToGroup => "AddUserToGroup",
-            RemoveUserFromGroup => "RemoveUserFromGroup",
-            RemoveUserFromAllGroups => "RemoveUserFromAllGroups",
-            ListConnectionsInGroup => "ListConnectionsInGroup",
-            GenerateClientToken => "GenerateClientToken",
-            GrantPermission => "GrantPermission",
-            CheckPermission => "CheckPermission",
-            RevokePermission => "RevokePermission",
-            Unknown => "Unknown",
-        }
     }
 }
 
@@ -203,7 +165,8 @@ mod tests {
     #[test]
     fn names_serialize_as_their_text_and_read_back() {
         for op in OperationName::ROUTED
-            .into_iter()
+            .iter()
+            .copied()
             .chain([OperationName::Unknown])
         {
             let text = serde_json::to_string(&op).unwrap();

@@ -362,22 +362,8 @@ impl<'s> Parser<'s> {
                 ));
             }
             items.push(item.expr);
-            let t = self.bump();
-            match t.tok {
-                Tok::Comma => {}
-                Tok::RParen => break t.end,
-                _ => {
-                    return Err(FilterError::new(
-                        t.pos,
-                        format!(
-                            "expected ',' or ')' to close the list opened at position {}, \
-                             found {}{}",
-                            open.pos,
-                            self.describe(&t),
-                            self.case_hint(&t)
-                        ),
-                    ));
-                }
+            if let Some(end) = self.list_separator("the list", open)? {
+                break end;
             }
         };
         self.leave();
@@ -513,30 +499,35 @@ impl<'s> Parser<'s> {
         let end = if matches!(self.peek().tok, Tok::RParen) {
             self.bump().end
         } else {
+            let what = format!("the arguments of '{}'", func.name());
             loop {
                 args.push(self.parse_or()?);
-                let t = self.bump();
-                match t.tok {
-                    Tok::Comma => {}
-                    Tok::RParen => break t.end,
-                    _ => {
-                        return Err(FilterError::new(
-                            t.pos,
-                            format!(
-                                "expected ',' or ')' to close the arguments of '{}' opened at \
-                                 position {}, found {}{}",
-                                func.name(),
-                                open.pos,
-                                self.describe(&t),
-                                self.case_hint(&t)
-                            ),
-                        ));
-                    }
+                if let Some(end) = self.list_separator(&what, &open)? {
+                    break end;
                 }
             }
         };
         self.leave();
         Ok((args, end))
+    }
+
+    /// After an item of a parenthesized list (`what`, opened by `open`): `None` after a `,`, the
+    /// byte offset after the closing `)`, or an error naming what was left open.
+    fn list_separator(&mut self, what: &str, open: &Token) -> PResult<Option<usize>> {
+        let t = self.bump();
+        match t.tok {
+            Tok::Comma => Ok(None),
+            Tok::RParen => Ok(Some(t.end)),
+            _ => Err(FilterError::new(
+                t.pos,
+                format!(
+                    "expected ',' or ')' to close {what} opened at position {}, found {}{}",
+                    open.pos,
+                    self.describe(&t),
+                    self.case_hint(&t)
+                ),
+            )),
+        }
     }
 
     /// Checks the number and static types of `func`'s arguments.
