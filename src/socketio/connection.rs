@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::lane::{ConnectionEnd, Lane, SentSlot, Step};
+use super::lane::{self, ConnectionEnd, Lane, SentSlot, Step};
 use super::packet::{self, Decoded, PacketType, PartialBinary};
 use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler};
@@ -296,10 +296,13 @@ impl SioConnection {
         let owed = socket.connected.then(|| {
             self.hub
                 .socket_left(&self.caller.connection_id, &socket.namespace);
-            self.service.upstream().ledger().owe(format!(
-                "`disconnected` of socket {} on {} (hub {}, conn {})",
-                socket.id, socket.namespace, self.caller.hub, self.caller.connection_id
-            ))
+            lane::owe(
+                &self.service,
+                &self.caller,
+                &EventKind::Disconnected,
+                &socket.namespace,
+                &socket.id,
+            )
         });
         let _ = socket.lane.send(Step::Leave {
             reason: reason.to_owned(),

@@ -63,6 +63,22 @@ impl Drop for ConnectionEnd {
     }
 }
 
+/// Enters a socket's `kind` event in the ledger, named for the shutdown summary.
+pub fn owe(
+    service: &Service,
+    caller: &Caller,
+    kind: &EventKind,
+    namespace: &str,
+    socket_id: &str,
+) -> Owed {
+    service.upstream().ledger().owe(format!(
+        "`{}` of socket {socket_id} on {namespace} (hub {}, conn {})",
+        kind.event_name(),
+        caller.hub,
+        caller.connection_id
+    ))
+}
+
 /// One socket's lane.
 pub struct Lane {
     service: Arc<Service>,
@@ -140,16 +156,14 @@ impl Lane {
             .event(kind, &self.namespace, &self.socket_id, body)
     }
 
-    /// Names an owed event for the shutdown summary.
     fn owe(&self, kind: &EventKind) -> Owed {
-        self.service.upstream().ledger().owe(format!(
-            "`{}` of socket {} on {} (hub {}, conn {})",
-            kind.event_name(),
-            self.socket_id,
-            self.namespace,
-            self.caller.hub,
-            self.caller.connection_id
-        ))
+        owe(
+            &self.service,
+            &self.caller,
+            kind,
+            &self.namespace,
+            &self.socket_id,
+        )
     }
 
     async fn connect(&mut self, event: WebhookEvent) {

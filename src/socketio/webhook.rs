@@ -216,11 +216,10 @@ pub async fn call(
     }
     let started = start_clock(service);
     let result = service.upstream().send(&settings, event).await;
+    log_exchange(service, event, &result, started, 1);
     if fault.is_some_and(|r| r.action == Action::Timeout) {
-        log_exchange(service, event, &result, started, 1);
         return Some(Err(timed_out(&settings)));
     }
-    log_exchange(service, event, &result, started, 1);
     Some(result)
 }
 
