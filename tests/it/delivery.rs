@@ -44,12 +44,8 @@ fn assert_protocol_order(events: &[Recorded], sockets: usize, users: &[&str]) {
 
 /// Waits until the log shows `n` answered (2xx) webhook calls of `event`.
 async fn wait_answered(emu: &Emu, event: &str, n: usize) {
-    emu.wait_log(&format!("{n} answered `{event}`"), |_| {
-        emu.events()
-            .iter()
-            .filter(|v| v["type"] == "webhook" && v["event"] == event && v["ok"] == true)
-            .count()
-            >= n
+    emu.wait_logs(&format!("{n} answered `{event}`"), n, |v| {
+        v["type"] == "webhook" && v["event"] == event && v["ok"] == true
     })
     .await;
 }

@@ -101,10 +101,21 @@ impl Emu {
 
     /// Waits until a log event satisfies `pred`.
     pub async fn wait_log(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_logs(what, 1, pred).await.remove(0)
+    }
+
+    /// Waits until `n` log events satisfy `pred`, and returns them.
+    pub async fn wait_logs(
+        &self,
+        what: &str,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
-                return v;
+            let found: Vec<Value> = self.events().into_iter().filter(|v| pred(v)).collect();
+            if found.len() >= n {
+                return found;
             }
             assert!(
                 Instant::now() < deadline,
