@@ -55,6 +55,8 @@ pub enum SioEvent {
 pub const LANE_PAYLOADS: usize = 4;
 /// What a queued event costs beyond its packet's bytes (the step and the event around it).
 const STEP_OVERHEAD: usize = 256;
+/// Characters of a forwarded packet shown in the live log.
+const LOG_PACKET_CHARS: usize = 120;
 
 #[derive(Debug)]
 struct Socket {
@@ -283,7 +285,8 @@ impl SioConnection {
                 hub: self.caller.hub.clone(),
                 connection_id: self.caller.connection_id.to_string(),
                 namespace: self.sockets[index].namespace.clone(),
-                packet: reply.clone(),
+                // Cut like a webhook line's body: a large ack must not make a large log line.
+                packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
             });
         }
         self.send(ctx, reply);
