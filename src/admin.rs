@@ -64,6 +64,7 @@ impl AdminOp {
         !matches!(
             self,
             AdminOp::Page
+                | AdminOp::Connections
                 | AdminOp::Status
                 | AdminOp::Events
                 | AdminOp::Entry(_)

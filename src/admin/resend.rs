@@ -44,22 +44,12 @@ fn recorded_call(service: &Service, seq: u64) -> Result<Recorded, AdminError> {
             format!("entry {seq} is not in the inspector's ring"),
         )
     })?;
-    let line = entry
-        .record
-        .as_deref()
-        .map(serde_json::from_str::<RecordLine>);
-    match line {
-        Some(Ok(line @ RecordLine::Webhook { .. })) => {
-            let event = recorded_event(&line);
-            let RecordLine::Webhook { response, .. } = line else {
-                return Err(not_a_call(seq));
-            };
-            event
-                .map(|e| (e, response, entry))
-                .ok_or_else(|| not_a_call(seq))
-        }
-        _ => Err(not_a_call(seq)),
-    }
+    let Some(line @ RecordLine::Webhook { response, .. }) = &entry.record else {
+        return Err(not_a_call(seq));
+    };
+    let event = recorded_event(line).ok_or_else(|| not_a_call(seq))?;
+    let response = response.clone();
+    Ok((event, response, entry))
 }
 
 fn not_a_call(seq: u64) -> AdminError {

@@ -4,12 +4,11 @@
 //! again), `GET /_emu/export` writes the ring as a session file that `sio-emu replay` reads,
 //! and `GET /_emu/status` and `GET /_emu/lint` give the page its counters.
 //!
-//! Timeline objects are the `--format json` objects plus `seq`; client frames, which the live
-//! log does not show, are derived from their session lines here, on the reader's side, with
-//! the Socket.IO packet decoded, so serving pays nothing for the decoding.
+//! Timeline objects are the `--format json` objects plus `seq`, rendered here, on the reader's
+//! side; client frames, which the live log does not show, are built from their session lines
+//! with the Socket.IO packet decoded, so serving pays nothing for rendering or decoding.
 
-use std::borrow::Cow;
-use std::sync::Arc;
+use std::fmt::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 use crate::http::{HttpResponse, Streaming};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
+use crate::traffic::TrafficEvent;
 use crate::traffic::record::{self, RecordLine, RecordedResponse};
 use crate::traffic::ring::{Entry, Missing, Ring};
 use crate::upstream::cloudevents::{self, WebhookRequest};
@@ -42,34 +42,16 @@ pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
     })
 }
 
-/// The timeline object of an entry: its view, or for a client frame one derived from its
-/// session line. `None` for entries that are not on the timeline.
-pub fn view(entry: &Entry) -> Option<Cow<'_, str>> {
-    if let Some(view) = &entry.view {
-        return Some(Cow::Borrowed(view));
+/// The timeline object of an entry ([`Entry::view`]), a client frame's Socket.IO packet
+/// decoded under `socketio`. `None` for entries that are not on the timeline.
+pub fn view(entry: &Entry) -> Option<Value> {
+    let mut value = entry.view()?;
+    if entry.event.is_none()
+        && let Some(RecordLine::Frame { packet, .. }) = &entry.record
+    {
+        value["socketio"] = decode_frame(packet);
     }
-    let line = serde_json::from_str::<RecordLine>(entry.record.as_deref()?).ok()?;
-    let RecordLine::Frame {
-        hub,
-        connection_id,
-        direction,
-        packet,
-        ..
-    } = line
-    else {
-        return None;
-    };
-    let object = json!({
-        "type": "frame",
-        "hub": hub,
-        "connectionId": connection_id,
-        "direction": direction,
-        "packet": packet,
-        "socketio": decode_frame(&packet),
-        "time": humantime::format_rfc3339_millis(entry.at).to_string(),
-        "seq": entry.seq,
-    });
-    Some(Cow::Owned(object.to_string()))
+    Some(value)
 }
 
 /// The Socket.IO packet inside an Engine.IO message, decoded; `null` for other packets.
@@ -136,7 +118,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
             }
             for entry in &batch.entries {
                 if let Some(view) = view(entry) {
-                    chunk.push_str(&format!("id: {}\ndata: {view}\n\n", entry.seq));
+                    let _ = write!(chunk, "id: {}\ndata: {view}\n\n", entry.seq);
                 }
             }
             open = tx.send(Bytes::from(chunk)).await.is_ok();
@@ -167,21 +149,15 @@ pub fn details(service: &Service, seq: u64) -> Result<Value, AdminError> {
         };
         AdminError::new(StatusCode::NOT_FOUND, code, message)
     })?;
-    let shown = view(&entry)
-        .and_then(|v| serde_json::from_str::<Value>(&v).ok())
-        .unwrap_or(Value::Null);
+    let shown = view(&entry).unwrap_or(Value::Null);
     let mut out = json!({ "seq": seq, "entry": shown });
-    let line = entry
-        .record
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<RecordLine>(r).ok());
-    match line {
+    match &entry.record {
         Some(line @ RecordLine::Webhook { .. }) => {
             let call = entry.attachment.as_ref().and_then(|a| a.downcast_ref());
-            webhook_details(service, &line, call, &mut out);
+            webhook_details(service, line, call, &mut out);
         }
         Some(RecordLine::Rest { call, .. }) => {
-            out["call"] = serde_json::to_value(&call).unwrap_or(Value::Null);
+            out["call"] = serde_json::to_value(call).unwrap_or(Value::Null);
             out["matched"] = shown.get("matched").cloned().unwrap_or(Value::Null);
         }
         _ => {}
@@ -319,8 +295,10 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     let mut text = serde_json::to_string(&header).unwrap_or_default();
     text.push('\n');
     for entry in ring.snapshot() {
-        if let (true, Some(line)) = (entry.exported, &entry.record) {
-            text.push_str(line);
+        if let (true, Some(line)) = (entry.exported, &entry.record)
+            && let Ok(line) = serde_json::to_string(line)
+        {
+            text.push_str(&line);
             text.push('\n');
         }
     }
@@ -351,32 +329,23 @@ pub fn lint(service: &Service) -> Value {
         .map(Ring::snapshot)
         .unwrap_or_default()
     {
-        let Some(finding) = lint_view(&entry) else {
-            continue;
-        };
-        let Some(rule) = finding
-            .get("rule")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+        let Some(TrafficEvent::Lint {
+            rule,
+            section,
+            message,
+            ..
+        }) = &entry.event
         else {
             continue;
         };
         let slot = rules
-            .entry(rule)
+            .entry(rule.clone())
             .or_insert_with(|| json!({ "count": 0, "seqs": [] }));
         if let Some(seqs) = slot["seqs"].as_array_mut() {
             seqs.push(json!(entry.seq));
         }
-        slot["section"] = finding["section"].clone();
-        slot["message"] = finding["message"].clone();
+        slot["section"] = json!(section);
+        slot["message"] = json!(message);
     }
     json!({ "total": counts.values().sum::<u64>(), "rules": rules })
-}
-
-fn lint_view(entry: &Arc<Entry>) -> Option<Value> {
-    let view = entry.view.as_deref()?;
-    if !view.starts_with("{\"type\":\"lint\"") {
-        return None;
-    }
-    serde_json::from_str(view).ok()
 }

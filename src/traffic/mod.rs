@@ -313,20 +313,12 @@ impl Traffic {
     /// 22: sessions wait, not lines).
     /// The ring keeps every line but the run's `header` (an export writes its own).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
-        let kind = std::cell::Cell::new((false, false));
-        let line = self.line(|t| {
-            let line = build(t);
-            kind.set((
-                matches!(line, record::RecordLine::Frame { .. }),
-                matches!(line, record::RecordLine::Header { .. }),
-            ));
-            line
-        });
-        let (frame, header) = kind.get();
-        if let (Some(ring), Some(line), false) = (&self.inner.ring, line, header) {
+        let line = self.line(build);
+        if let Some(ring) = &self.inner.ring
+            && let Some(line) = line.filter(|l| !matches!(l, record::RecordLine::Header { .. }))
+        {
             ring.push(ring::NewEntry {
                 record: Some(line),
-                timeline: frame,
                 ..ring::NewEntry::default()
             });
         }
@@ -351,28 +343,26 @@ impl Traffic {
                 .as_ref()
                 .map(|ring| ring_line(build(ring.now_ms())))
         };
-        let seq = self.inner.ring.as_ref().map(|ring| {
+        self.show(&event);
+        self.inner.ring.as_ref().map(|ring| {
             ring.push(ring::NewEntry {
-                open_view: Some(json::open_object(&event)),
+                event: Some(event),
                 record: line,
-                timeline: true,
                 exported: recorded,
                 attachment,
             })
-        });
-        self.show(event);
-        seq
+        })
     }
 
-    /// Builds one session line, queues it for the recording (if any) and returns its text for
-    /// the ring (if any).
-    fn line(&self, build: impl FnOnce(f64) -> record::RecordLine) -> Option<String> {
+    /// Builds one session line, queues it for the recording (if any) and returns it, redacted,
+    /// for the ring (if any).
+    fn line(&self, build: impl FnOnce(f64) -> record::RecordLine) -> Option<record::RecordLine> {
         let ring = self.inner.ring.is_some();
         match &self.inner.recorder {
             Some(recorder) => {
-                let text = recorder.record(build, ring);
+                let line = recorder.record(build, ring);
                 self.report_record_error(recorder);
-                text
+                line
             }
             None => self
                 .inner
@@ -428,17 +418,17 @@ impl Traffic {
     /// buffer is dropped and counted (and not even rendered while the buffer stays full).
     /// The inspector's ring keeps every event, shown or not.
     pub fn emit(&self, event: TrafficEvent) {
+        self.show(&event);
         if let Some(ring) = &self.inner.ring {
             ring.push(ring::NewEntry {
-                open_view: Some(json::open_object(&event)),
+                event: Some(event),
                 ..ring::NewEntry::default()
             });
         }
-        self.show(event);
     }
 
     /// The live-log part of [`Traffic::emit`].
-    fn show(&self, event: TrafficEvent) {
+    fn show(&self, event: &TrafficEvent) {
         if self.inner.quiet && !event.is_error() {
             return;
         }
@@ -448,7 +438,7 @@ impl Traffic {
             log.drop_line();
             return;
         }
-        self.push(self.render(&event));
+        self.push(self.render(event));
     }
 
     fn render(&self, event: &TrafficEvent) -> String {
@@ -522,10 +512,10 @@ impl Traffic {
     }
 }
 
-/// A session line redacted and serialised for the ring.
-fn ring_line(mut line: record::RecordLine) -> String {
+/// A session line redacted for the ring.
+fn ring_line(mut line: record::RecordLine) -> record::RecordLine {
     redact::redact_line(&mut line);
-    serde_json::to_string(&line).unwrap_or_default()
+    line
 }
 
 /// The shutdown summary's line about dropped log lines.

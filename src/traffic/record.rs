@@ -220,18 +220,17 @@ impl Recorder {
 
     /// Reads the clock, builds the line, redacts it and queues it under one lock, so lines
     /// reach the file in the order of their times. Waits while the queue is full.
-    /// Returns the line's text (without the newline) when `text` is asked for.
-    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine, text: bool) -> Option<String> {
+    /// Returns the (redacted) line when `keep` asks for it.
+    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine, keep: bool) -> Option<RecordLine> {
         let mut ticks = self.lock();
         let t = self.tick(&mut ticks);
         let mut line = build(t);
         redact::redact_line(&mut line);
         // Serialising these types cannot fail (string keys, finite numbers from the clock).
         let mut bytes = serde_json::to_vec(&line).ok()?;
-        let copy = text.then(|| String::from_utf8_lossy(&bytes).into_owned());
         bytes.push(b'\n');
         self.spool.push(bytes);
-        copy
+        keep.then_some(line)
     }
 
     /// Waits until every recorded line is in the file.

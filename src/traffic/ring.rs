@@ -2,11 +2,14 @@
 //! ([`RING_BYTES`] by default, `serve --inspector-buffer`), each with an increasing `seq`, and the
 //! live subscribers of `GET /_emu/events`.
 //!
-//! An entry holds what was already rendered for it: the timeline object (the `--format json`
-//! object plus `seq`), the session-file line (redacted like `--record`) when it belongs in an
-//! export, and an optional typed attachment the layer that made it reads back for the entry's
-//! details (the webhook call's `ce-id` and answer headers). The oldest entries leave when the
-//! bound is reached, so memory stays bounded however long the emulator runs.
+//! An entry keeps the values as they were reported, not rendered: the traffic event (shown on
+//! the timeline as its `--format json` object plus `seq`), the session line (already redacted
+//! like `--record`) when it belongs in an export, and an optional typed attachment the layer
+//! that made it reads back for the entry's details (the webhook call's `ce-id` and answer
+//! headers). Rendering happens on the reader's side ([`Entry::view`]), so serving pays one
+//! allocation and one short lock per hop. Each entry is charged an estimate of its bytes
+//! ([`event_weight`], [`line_weight`]); the oldest entries leave when the bound is reached, so
+//! memory stays bounded however long the emulator runs.
 //!
 //! Each subscriber has a queue of its own, bounded in bytes ([`SUBSCRIBER_BYTES`]): a page that
 //! cannot keep up loses entries (counted, and told with the next one it gets), never slows the
@@ -15,19 +18,22 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::Notify;
 
-/// Default bound of the ring, in bytes of rendered text (plus [`ENTRY_OVERHEAD`] per entry).
+use super::TrafficEvent;
+use super::record::RecordLine;
+
+/// Default bound of the ring, in estimated bytes of its entries.
 pub const RING_BYTES: usize = 8 << 20;
 /// Bound of one subscriber's queue of entries not yet sent, in bytes.
 pub const SUBSCRIBER_BYTES: usize = 4 << 20;
-/// What each entry is charged beyond its text: the entry itself and its attachment.
-pub const ENTRY_OVERHEAD: usize = 160;
+/// What each entry is charged beyond its values' text: the entry, its fixed fields, an
+/// attachment, the allocator's rounding.
+pub const ENTRY_OVERHEAD: usize = 512;
 
 /// Typed details kept with an entry by the layer that made it.
 pub type Attachment = Box<dyn Any + Send + Sync>;
@@ -37,42 +43,65 @@ pub struct Entry {
     pub seq: u64,
     /// When it happened.
     pub at: SystemTime,
-    /// Shown on the timeline: it has a view, or its view is derived from its record (frames).
+    /// Shown on the timeline: it has an event, or it is a client frame.
     pub timeline: bool,
     /// Its record belongs in an export (not so for the inspector's own resends).
     pub exported: bool,
-    /// The timeline object (JSON, with `seq`), if the hop is shown on the timeline.
-    pub view: Option<Box<str>>,
-    /// The session-file line (JSON, redacted), if the hop belongs in an export.
-    pub record: Option<Box<str>>,
+    /// The traffic event, if the hop is one.
+    pub event: Option<TrafficEvent>,
+    /// The session line (redacted), if the hop has one.
+    pub record: Option<RecordLine>,
     pub attachment: Option<Attachment>,
+    weight: usize,
 }
 
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entry")
             .field("seq", &self.seq)
-            .field("view", &self.view)
+            .field("event", &self.event)
             .field("record", &self.record)
             .finish()
     }
 }
 
 impl Entry {
-    fn size(&self) -> usize {
-        ENTRY_OVERHEAD
-            + self.view.as_ref().map_or(0, |v| v.len())
-            + self.record.as_ref().map_or(0, |r| r.len())
+    /// The timeline object: the event's `--format json` object with `seq`, or for a client
+    /// frame one built from its session line (`socketio` is filled in by whoever decodes it).
+    pub fn view(&self) -> Option<serde_json::Value> {
+        let time = humantime::format_rfc3339_millis(self.at).to_string();
+        let mut value = match (&self.event, &self.record) {
+            (Some(event), _) => serde_json::to_value(event).ok()?,
+            (
+                None,
+                Some(RecordLine::Frame {
+                    hub,
+                    connection_id,
+                    direction,
+                    packet,
+                    ..
+                }),
+            ) => serde_json::json!({
+                "type": "frame",
+                "hub": hub,
+                "connectionId": connection_id,
+                "direction": direction,
+                "packet": packet,
+            }),
+            _ => return None,
+        };
+        let map = value.as_object_mut()?;
+        map.insert("time".into(), time.into());
+        map.insert("seq".into(), self.seq.into());
+        Some(value)
     }
 }
 
-/// What a new entry carries; the ring gives it its `seq`.
+/// What a new entry carries; the ring gives it its `seq` and time.
 pub struct NewEntry {
-    /// The timeline object without its closing brace: the ring appends `,"seq":N}`.
-    pub open_view: Option<String>,
-    pub record: Option<String>,
-    /// See [`Entry::timeline`]; entries with a view are always shown.
-    pub timeline: bool,
+    pub event: Option<TrafficEvent>,
+    /// The session line, already redacted.
+    pub record: Option<RecordLine>,
     pub exported: bool,
     pub attachment: Option<Attachment>,
 }
@@ -80,9 +109,8 @@ pub struct NewEntry {
 impl Default for NewEntry {
     fn default() -> Self {
         NewEntry {
-            open_view: None,
+            event: None,
             record: None,
-            timeline: false,
             exported: true,
             attachment: None,
         }
@@ -163,33 +191,35 @@ impl Ring {
     }
 
     /// Appends one entry, evicting the oldest past the bound, and hands it to every
-    /// subscriber. Returns its `seq`.
+    /// subscriber when it is on the timeline. Returns its `seq`.
     pub fn push(&self, new: NewEntry) -> u64 {
+        let weight = ENTRY_OVERHEAD
+            + new.event.as_ref().map_or(0, event_weight)
+            + new.record.as_ref().map_or(0, line_weight);
+        let timeline = new.event.is_some() || matches!(new.record, Some(RecordLine::Frame { .. }));
+        let at = SystemTime::now();
         let mut state = self.lock();
         state.last_seq += 1;
         let seq = state.last_seq;
-        let view = new.open_view.map(|mut v| {
-            let _ = write!(v, ",\"seq\":{seq}}}");
-            v.into_boxed_str()
-        });
         let entry = Arc::new(Entry {
             seq,
-            at: SystemTime::now(),
-            timeline: new.timeline || view.is_some(),
+            at,
+            timeline,
             exported: new.exported,
-            view,
-            record: new.record.map(String::into_boxed_str),
+            event: new.event,
+            record: new.record,
             attachment: new.attachment,
+            weight,
         });
-        state.bytes += entry.size();
+        state.bytes += weight;
         while state.bytes > self.capacity {
             let Some(old) = state.entries.pop_front() else {
                 break;
             };
-            state.bytes -= old.size();
+            state.bytes -= old.weight;
             state.evicted += 1;
         }
-        if entry.timeline {
+        if timeline && !state.subscribers.is_empty() {
             state
                 .subscribers
                 .retain(|s| !s.closed.load(Ordering::Relaxed));
@@ -197,8 +227,11 @@ impl Ring {
                 subscriber.offer(&entry);
             }
         }
-        if entry.size() <= self.capacity {
+        if weight <= self.capacity {
             state.entries.push_back(entry);
+        } else {
+            state.bytes -= weight;
+            state.evicted += 1;
         }
         seq
     }
@@ -280,7 +313,7 @@ impl Subscriber {
     }
 
     fn offer(&self, entry: &Arc<Entry>) {
-        let size = entry.size();
+        let size = entry.weight;
         let mut queue = self.lock();
         if queue.bytes + size > SUBSCRIBER_BYTES {
             queue.dropped += 1;
@@ -316,29 +349,127 @@ impl Subscriber {
     }
 }
 
+fn len(text: &str) -> usize {
+    text.len()
+}
+
+fn opt(text: &Option<String>) -> usize {
+    text.as_deref().map_or(0, len)
+}
+
+/// The bytes an event's text takes, estimated from its variable fields.
+pub fn event_weight(event: &TrafficEvent) -> usize {
+    use TrafficEvent as E;
+    match event {
+        E::Handshake {
+            hub,
+            refused,
+            claims,
+            ..
+        } => len(hub) + opt(refused) + claims.as_ref().map_or(0, |c| c.to_string().len()),
+        E::Upgrade { hub, .. } | E::ConnectionClosed { hub, .. } => len(hub),
+        E::NamespaceConnect {
+            hub,
+            namespace,
+            refused,
+            ..
+        } => len(hub) + len(namespace) + opt(refused),
+        E::Webhook {
+            hub,
+            event,
+            namespace,
+            url,
+            detail,
+            hint,
+            ..
+        } => len(hub) + len(event) + len(namespace) + len(url) + len(detail) + opt(hint),
+        E::AckForwarded {
+            hub,
+            namespace,
+            packet,
+            ..
+        } => len(hub) + len(namespace) + len(packet),
+        E::SocketDisconnected {
+            hub,
+            namespace,
+            reason,
+            ..
+        } => len(hub) + len(namespace) + len(reason),
+        E::Rest {
+            hub,
+            target,
+            message,
+            ..
+        } => len(hub) + len(target) + opt(message),
+        E::Warning { message, hint } | E::Error { message, hint } => len(message) + opt(hint),
+        E::Lint { message, hint, .. } => len(message) + opt(hint),
+        E::LintSummary { rules, .. } => rules.keys().map(|k| len(k) + 16).sum(),
+        E::Fault { detail, event, .. } => len(detail) + len(event),
+        E::Admin { path, message, .. } => len(path) + opt(message),
+        E::ShuttingDown { .. } => 0,
+    }
+}
+
+/// The bytes a session line's text takes, estimated from its variable fields.
+pub fn line_weight(line: &RecordLine) -> usize {
+    use RecordLine as L;
+    match line {
+        L::Handshake { hub, query, .. } => {
+            len(hub) + query.iter().map(|(k, v)| len(k) + len(v)).sum::<usize>()
+        }
+        L::Frame { hub, packet, .. } => len(hub) + len(packet),
+        L::Webhook {
+            hub,
+            event,
+            namespace,
+            body,
+            response,
+            error,
+            ..
+        } => {
+            len(hub)
+                + len(event)
+                + len(namespace)
+                + len(body)
+                + response.as_ref().map_or(0, |r| len(&r.body))
+                + opt(error)
+        }
+        L::Rest { call, .. } => len(&call.hub) + len(&call.path) + len(&call.body),
+        L::Closed { reason, .. } => len(reason),
+        L::Lint { message, .. } => len(message),
+        L::Header { .. } | L::Fault { .. } | L::Unknown => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn view(text: &str) -> NewEntry {
         NewEntry {
-            open_view: Some(format!("{{\"type\":\"{text}\"")),
+            event: Some(TrafficEvent::Warning {
+                message: text.to_owned(),
+                hint: None,
+            }),
             ..NewEntry::default()
         }
     }
 
     #[test]
-    fn seq_is_appended_to_the_view() {
+    fn the_view_is_the_json_object_with_seq_and_time() {
         let ring = Ring::new(1 << 20);
         assert_eq!(ring.push(view("a")), 1);
-        let e = ring.get(1).unwrap();
-        assert_eq!(e.view.as_deref(), Some("{\"type\":\"a\",\"seq\":1}"));
+        let v = ring.get(1).unwrap().view().unwrap();
+        assert_eq!(v["type"], "warning");
+        assert_eq!(v["message"], "a");
+        assert_eq!(v["seq"], 1);
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
         assert_eq!(ring.get(2).unwrap_err(), Missing::Never);
     }
 
     #[test]
     fn the_oldest_entries_leave_at_the_bound() {
-        let ring = Ring::new(10 * (ENTRY_OVERHEAD + 30));
+        let ring = Ring::new(10 * (ENTRY_OVERHEAD + 1));
         for _ in 0..100 {
             ring.push(view("x"));
         }
