@@ -14,7 +14,10 @@
 //! only through [`crate::service`], never holding a hub lock across an `await`, and reports each
 //! call as one [`TrafficEvent::Admin`] line.
 
+pub mod actions;
 pub mod gate;
+pub mod resend;
+pub mod timeline;
 
 use std::net::SocketAddr;
 
@@ -25,8 +28,13 @@ use crate::http::{HttpResponse, json_response};
 use crate::service::{ConnCommand, Service, group};
 use crate::traffic::TrafficEvent;
 
+use actions::Action;
+
 /// Path prefix of every admin route.
 pub const PREFIX: &str = "/_emu/";
+
+/// The inspector page: one self-contained file (HTML, CSS and JS), part of the binary.
+pub const INSPECTOR_PAGE: &str = include_str!("admin/inspector.html");
 
 /// The `disconnected` reason of every socket closed by `POST /_emu/reset`.
 pub const RESET_REASON: &str = "reset by /_emu/reset";
@@ -34,25 +42,85 @@ pub const RESET_REASON: &str = "reset by /_emu/reset";
 /// One admin operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AdminOp {
+    Page,
+    Status,
+    Events,
+    Entry(u64),
+    Export,
+    Lint,
     Connections,
     Reset,
     FaultsList,
     FaultsAdd,
     FaultsClear,
+    Act(Action),
+    Resend,
 }
 
-/// Largest admin request body read (one fault rule), in bytes.
-pub const MAX_BODY: usize = 4096;
+impl AdminOp {
+    /// Whether the call gets an admin log line when it succeeds: changes do; the page's
+    /// reads do not, so an open inspector does not fill its own timeline.
+    fn logged(self) -> bool {
+        !matches!(
+            self,
+            AdminOp::Page
+                | AdminOp::Status
+                | AdminOp::Events
+                | AdminOp::Entry(_)
+                | AdminOp::Export
+                | AdminOp::Lint
+                | AdminOp::FaultsList
+        )
+    }
+
+    /// The inspector's actions are marked as such on the timeline.
+    fn origin(self) -> Option<&'static str> {
+        matches!(self, AdminOp::Act(_) | AdminOp::Resend).then_some("inspector")
+    }
+}
+
+/// Largest admin request body read (a fault rule, an action with its arguments), in bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Every route, for the 404 answer.
+const ROUTES: &str = "GET /_emu/ (the inspector), GET /_emu/status, GET /_emu/events, \
+    GET /_emu/entries/<seq>, GET /_emu/export, GET /_emu/lint, GET /_emu/connections, \
+    POST /_emu/reset, GET/POST/DELETE /_emu/faults, POST /_emu/actions/<emit|join|leave|disconnect|close>, \
+    POST /_emu/resend";
 
 /// THE admin routing table: method and path → operation; `Err` lists the allowed methods of a
 /// known path.
 fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     let path = path.strip_suffix('/').unwrap_or(path);
+    let get = |op| {
+        if method == Method::GET || method == Method::HEAD {
+            Ok(op)
+        } else {
+            Err("GET")
+        }
+    };
+    let post = |op| {
+        if method == Method::POST {
+            Ok(op)
+        } else {
+            Err("POST")
+        }
+    };
+    if let Some(seq) = path.strip_prefix("/_emu/entries/") {
+        return seq.parse().ok().map(|seq| get(AdminOp::Entry(seq)));
+    }
+    if let Some(name) = path.strip_prefix("/_emu/actions/") {
+        return Action::from_name(name).map(|a| post(AdminOp::Act(a)));
+    }
     Some(match (method, path) {
-        (&Method::GET, "/_emu/connections") => Ok(AdminOp::Connections),
-        (_, "/_emu/connections") => Err("GET"),
-        (&Method::POST, "/_emu/reset") => Ok(AdminOp::Reset),
-        (_, "/_emu/reset") => Err("POST"),
+        (_, "/_emu") => get(AdminOp::Page),
+        (_, "/_emu/status") => get(AdminOp::Status),
+        (_, "/_emu/events") => get(AdminOp::Events),
+        (_, "/_emu/export") => get(AdminOp::Export),
+        (_, "/_emu/lint") => get(AdminOp::Lint),
+        (_, "/_emu/connections") => get(AdminOp::Connections),
+        (_, "/_emu/reset") => post(AdminOp::Reset),
+        (_, "/_emu/resend") => post(AdminOp::Resend),
         (&Method::GET, "/_emu/faults") => Ok(AdminOp::FaultsList),
         (&Method::POST, "/_emu/faults") => Ok(AdminOp::FaultsAdd),
         (&Method::DELETE, "/_emu/faults") => Ok(AdminOp::FaultsClear),
@@ -61,11 +129,34 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     })
 }
 
-fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
+/// An admin JSON error.
+pub fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
     json_response(
         status,
         json!({ "code": code, "message": message }).to_string(),
     )
+}
+
+/// Why an admin request failed: answered as [`error`] with these.
+#[derive(Debug)]
+pub struct AdminError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl AdminError {
+    pub fn new(status: StatusCode, code: &'static str, message: String) -> AdminError {
+        AdminError {
+            status,
+            code,
+            message,
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        error(self.status, self.code, self.message)
+    }
 }
 
 /// Reads the body of one `/_emu/…` request (at most [`MAX_BODY`]) and answers it.
@@ -86,7 +177,7 @@ pub async fn handle(
             );
         }
     };
-    serve(service, &Request::from_parts(parts, bytes), peer)
+    serve(service, &Request::from_parts(parts, bytes), peer).await
 }
 
 /// `GET /_emu/faults`: the rules in force.
@@ -123,7 +214,7 @@ fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
 }
 
 /// Answers one `/_emu/…` request from `peer`.
-pub fn serve<B: AsRef<[u8]>>(
+pub async fn serve<B: AsRef<[u8]>>(
     service: &Service,
     req: &Request<B>,
     peer: SocketAddr,
@@ -131,8 +222,9 @@ pub fn serve<B: AsRef<[u8]>>(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let port = gate::endpoint_port(service.endpoint());
+    let op = table(&method, &path).and_then(Result::ok);
     let (response, message) = match gate::check(peer.ip(), req.headers(), req.uri(), port) {
-        Ok(()) => answer(service, &method, &path, req.body().as_ref()),
+        Ok(()) => answer(service, req, req.body().as_ref()).await,
         Err(refusal) => {
             let note = format!(
                 "refused {} by the {} check: {}",
@@ -146,58 +238,79 @@ pub fn serve<B: AsRef<[u8]>>(
             )
         }
     };
-    service.traffic().emit(TrafficEvent::Admin {
-        method: method.to_string(),
-        path,
-        status: response.status().as_u16(),
-        message,
-    });
+    let status = response.status();
+    if op.is_none_or(AdminOp::logged) || status.is_client_error() || status.is_server_error() {
+        service.traffic().emit(TrafficEvent::Admin {
+            method: method.to_string(),
+            path,
+            status: status.as_u16(),
+            message,
+            origin: op.and_then(AdminOp::origin),
+        });
+    }
     response
 }
 
+/// A JSON answer (200) and no log message.
+fn ok_json(value: Value) -> (HttpResponse, Option<String>) {
+    (json_response(StatusCode::OK, value.to_string()), None)
+}
+
+/// A finished answer, or an error answer, with no log message.
+fn either(result: Result<HttpResponse, AdminError>) -> (HttpResponse, Option<String>) {
+    (result.unwrap_or_else(AdminError::into_response), None)
+}
+
+/// The inspector page.
+fn page() -> HttpResponse {
+    let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        INSPECTOR_PAGE.as_bytes(),
+    )));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// Where the event stream starts: `?after=<seq>`, or the `Last-Event-ID` of a reconnect.
+fn stream_after<B>(req: &Request<B>) -> u64 {
+    let query = req.uri().query().unwrap_or("");
+    let from_query = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "after")
+        .and_then(|(_, v)| v.parse().ok());
+    let from_header = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    from_query.or(from_header).unwrap_or(0)
+}
+
 /// Answers an admin request that passed the [`gate`]; the text is for the log line.
-fn answer(
+async fn answer<B>(
     service: &Service,
-    method: &Method,
-    path: &str,
+    req: &Request<B>,
     body: &[u8],
 ) -> (HttpResponse, Option<String>) {
-    match table(method, path) {
-        Some(Ok(AdminOp::Connections)) => (
-            json_response(StatusCode::OK, connections(service).to_string()),
-            None,
+    let path = req.uri().path();
+    match table(req.method(), path) {
+        Some(Ok(AdminOp::Page)) => (page(), None),
+        Some(Ok(AdminOp::Status)) => ok_json(timeline::status(service)),
+        Some(Ok(AdminOp::Events)) => either(timeline::events(service, stream_after(req))),
+        Some(Ok(AdminOp::Entry(seq))) => either(
+            timeline::details(service, seq).map(|v| json_response(StatusCode::OK, v.to_string())),
         ),
-        Some(Ok(AdminOp::Reset)) => {
-            let counts = reset(service);
-            let note = format!(
-                "closed {} connection(s), cleared {} group(s) and {} user group assignment(s)",
-                counts["connectionsClosed"], counts["groupsCleared"], counts["userGroupsCleared"]
-            );
-            (
-                json_response(StatusCode::OK, counts.to_string()),
-                Some(note),
-            )
-        }
-        Some(Ok(AdminOp::FaultsList)) => (
-            json_response(StatusCode::OK, faults_json(service).to_string()),
-            None,
-        ),
-        Some(Ok(AdminOp::FaultsAdd)) => match add_fault(service, body) {
-            Ok(rule) => (
-                json_response(StatusCode::CREATED, json!({ "rule": rule }).to_string()),
-                Some(format!("fault rule added: {rule}")),
-            ),
-            Err(e) => (
-                error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
-                Some(e),
-            ),
-        },
-        Some(Ok(AdminOp::FaultsClear)) => {
-            let n = service.faults().clear();
-            let mut response = json_response(StatusCode::NO_CONTENT, String::new());
-            response.headers_mut().remove(http::header::CONTENT_TYPE);
-            (response, Some(format!("cleared {n} fault rule(s)")))
-        }
+        Some(Ok(AdminOp::Export)) => either(timeline::export(service)),
+        Some(Ok(AdminOp::Lint)) => ok_json(timeline::lint(service)),
+        Some(Ok(AdminOp::Act(action))) => acted(actions::run(service, action, body)),
+        Some(Ok(AdminOp::Resend)) => acted(resend::run(service, body).await),
+        Some(Ok(op)) => answer_state(service, op, req.uri().query(), body),
         Some(Err(allow)) => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -213,13 +326,95 @@ fn answer(
             error(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                format!(
-                    "nothing at {path}; the admin routes are GET /_emu/connections, \
-                         POST /_emu/reset and GET/POST/DELETE /_emu/faults"
-                ),
+                format!("nothing at {path}; the admin routes are {ROUTES}"),
             ),
             None,
         ),
+    }
+}
+
+/// The answer of an action: its JSON and log message, or its error.
+fn acted(outcome: Result<(Value, String), AdminError>) -> (HttpResponse, Option<String>) {
+    match outcome {
+        Ok((value, message)) => (
+            json_response(StatusCode::OK, value.to_string()),
+            Some(message),
+        ),
+        Err(e) => (e.into_response(), None),
+    }
+}
+
+/// The operations on the service's state: connections, reset and fault rules.
+fn answer_state(
+    service: &Service,
+    op: AdminOp,
+    query: Option<&str>,
+    body: &[u8],
+) -> (HttpResponse, Option<String>) {
+    match op {
+        AdminOp::Connections => ok_json(connections(service)),
+        AdminOp::Reset => {
+            let counts = reset(service);
+            let note = format!(
+                "closed {} connection(s), cleared {} group(s) and {} user group assignment(s)",
+                counts["connectionsClosed"], counts["groupsCleared"], counts["userGroupsCleared"]
+            );
+            (
+                json_response(StatusCode::OK, counts.to_string()),
+                Some(note),
+            )
+        }
+        AdminOp::FaultsList => ok_json(faults_json(service)),
+        AdminOp::FaultsAdd => match add_fault(service, body) {
+            Ok(rule) => (
+                json_response(StatusCode::CREATED, json!({ "rule": rule }).to_string()),
+                Some(format!("fault rule added: {rule}")),
+            ),
+            Err(e) => (
+                error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
+                Some(e),
+            ),
+        },
+        _ => remove_faults(service, query),
+    }
+}
+
+/// `DELETE /_emu/faults` (every rule) or `DELETE /_emu/faults?rule=<rule>` (that one).
+fn remove_faults(service: &Service, query: Option<&str>) -> (HttpResponse, Option<String>) {
+    let one = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "rule")
+        .map(|(_, v)| v.into_owned());
+    let no_content = || {
+        let mut response = json_response(StatusCode::NO_CONTENT, String::new());
+        response.headers_mut().remove(http::header::CONTENT_TYPE);
+        response
+    };
+    match one {
+        None => {
+            let n = service.faults().clear();
+            (no_content(), Some(format!("cleared {n} fault rule(s)")))
+        }
+        Some(text) => {
+            let canonical = text
+                .parse::<crate::fault::FaultRule>()
+                .map(|r| r.to_string())
+                .unwrap_or(text);
+            if service.faults().remove(&canonical) {
+                (
+                    no_content(),
+                    Some(format!("fault rule removed: {canonical}")),
+                )
+            } else {
+                (
+                    error(
+                        StatusCode::NOT_FOUND,
+                        "NotFound",
+                        format!("no fault rule `{canonical}` is in force"),
+                    ),
+                    None,
+                )
+            }
+        }
     }
 }
 
@@ -229,6 +424,35 @@ fn group_json(name: &str) -> Value {
         Some(g) => json!({ "name": name, "namespace": g.namespace, "room": g.room }),
         None => json!({ "name": name }),
     }
+}
+
+/// One connection of `GET /_emu/connections`, each socket with the rooms its connection is
+/// in for the socket's namespace.
+fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
+    let age = std::time::SystemTime::now()
+        .duration_since(e.opened)
+        .unwrap_or_default();
+    let rooms = |namespace: &str| -> Vec<String> {
+        e.groups
+            .iter()
+            .filter_map(|g| group::parse(g))
+            .filter(|g| g.namespace == namespace)
+            .filter_map(|g| g.room)
+            .collect()
+    };
+    json!({
+        "connectionId": &*e.connection_id,
+        "userId": e.user_id.as_deref(),
+        "transport": e.transport.as_str(),
+        "connectedAt": humantime::format_rfc3339_millis(e.opened).to_string(),
+        "ageMs": age.as_millis() as u64,
+        "groups": e.groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
+        "sockets": e.sockets.iter().map(|(namespace, id)| json!({
+            "namespace": namespace,
+            "socketId": &**id,
+            "rooms": rooms(namespace),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// `GET /_emu/connections`: hubs by name, connections by id, groups by name — sorted, so two
@@ -242,21 +466,8 @@ fn connections(service: &Service) -> Value {
         .map(|hub| {
             let snapshot = hub.snapshot();
             total += snapshot.connections.len();
-            let connections: Vec<Value> = snapshot
-                .connections
-                .iter()
-                .map(|e| {
-                    json!({
-                        "connectionId": &*e.connection_id,
-                        "userId": e.user_id.as_deref(),
-                        "groups": e.groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
-                        "sockets": e.sockets.iter().map(|(namespace, id)| json!({
-                            "namespace": namespace,
-                            "socketId": &**id,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
+            let connections: Vec<Value> =
+                snapshot.connections.iter().map(connection_json).collect();
             let user_groups: serde_json::Map<String, Value> = snapshot
                 .user_groups
                 .iter()

@@ -93,6 +93,18 @@ impl Faults {
         std::mem::take(&mut *self.rules.lock().unwrap_or_else(|e| e.into_inner())).len()
     }
 
+    /// Removes the first rule whose canonical text is `text`; false when none is.
+    pub fn remove(&self, text: &str) -> bool {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        match rules.iter().position(|r| r.to_string() == text) {
+            Some(index) => {
+                rules.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The first rule that matches `hub`/`event`, whose action `applies`, and whose probability
     /// draw hits. A draw is made only for rules with `p < 1`.
     pub fn pick(
@@ -161,6 +173,10 @@ impl FaultInjector for Faults {
 
     fn clear(&self) -> usize {
         Faults::clear(self)
+    }
+
+    fn remove(&self, text: &str) -> bool {
+        Faults::remove(self, text)
     }
 }
 

@@ -15,6 +15,10 @@ use crate::upstream::{WebhookError, WebhookEvent, WebhookResponse};
 pub trait WebhookObserver: Send + Sync {
     /// `event` was answered with `result` (a fault's stand-in answer included).
     fn answered(&self, event: &WebhookEvent, result: &Result<WebhookResponse, WebhookError>);
+    /// Findings so far per rule id (the contract lint's counts; none by default).
+    fn counts(&self) -> std::collections::BTreeMap<String, u64> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// What one REST call that names groups relies on.
@@ -58,6 +62,8 @@ pub trait FaultInjector: Send + Sync {
     fn add(&self, rule: FaultRule) -> Result<(), String>;
     /// Removes every rule; returns how many there were.
     fn clear(&self) -> usize;
+    /// Removes the first rule written as `text` (its canonical form); false when none is.
+    fn remove(&self, text: &str) -> bool;
 }
 
 /// The hooks one service calls.
@@ -113,5 +119,9 @@ impl FaultInjector for Inert {
     }
     fn clear(&self) -> usize {
         0
+    }
+
+    fn remove(&self, _text: &str) -> bool {
+        false
     }
 }

@@ -276,6 +276,10 @@ impl WebhookObserver for Live {
     fn answered(&self, event: &WebhookEvent, result: &Result<WebhookResponse, WebhookError>) {
         check_webhook(self, event, result);
     }
+
+    fn counts(&self) -> BTreeMap<String, u64> {
+        self.linter.counts()
+    }
 }
 
 impl RestObserver for Live {

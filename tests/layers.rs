@@ -57,7 +57,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "config", "engineio", "fault", "hooks", "http", "service", "traffic",
+            "config", "engineio", "fault", "hooks", "http", "service", "socketio", "traffic",
+            "upstream",
         ],
     ),
     (

@@ -52,7 +52,8 @@ async fn only_loopback_peers() {
         &service,
         &empty_request(Method::GET, "/_emu/connections"),
         peer,
-    );
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let json = body(response).await;
     assert_eq!(json["code"], "Forbidden");
@@ -68,7 +69,7 @@ async fn refused_requests_change_nothing() {
         "origin",
         http::HeaderValue::from_static("http://evil.example"),
     );
-    let response = serve(&service, &req, LOOPBACK);
+    let response = serve(&service, &req, LOOPBACK).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let json = body(response).await;
     assert_eq!(json["code"], "Forbidden");
@@ -83,27 +84,42 @@ async fn refused_requests_change_nothing() {
         http::HeaderValue::from_static("http://localhost:8080"),
     );
     assert_eq!(
-        serve(&service, &req, LOOPBACK).status(),
+        serve(&service, &req, LOOPBACK).await.status(),
         StatusCode::CREATED
     );
     assert_eq!(service.faults().list().len(), 1);
 }
 
-#[test]
-fn routes() {
+#[tokio::test]
+async fn routes() {
     let service = service();
-    let status = |m: Method, p: &str| serve(&service, &empty_request(m, p), LOOPBACK).status();
-    assert_eq!(status(Method::GET, "/_emu/connections"), StatusCode::OK);
-    assert_eq!(status(Method::GET, "/_emu/connections/"), StatusCode::OK);
-    assert_eq!(
-        status(Method::POST, "/_emu/connections"),
-        StatusCode::METHOD_NOT_ALLOWED
-    );
-    assert_eq!(
-        status(Method::GET, "/_emu/reset"),
-        StatusCode::METHOD_NOT_ALLOWED
-    );
-    assert_eq!(status(Method::GET, "/_emu/nope"), StatusCode::NOT_FOUND);
+    let cases = [
+        (Method::GET, "/_emu/connections", StatusCode::OK),
+        (Method::GET, "/_emu/connections/", StatusCode::OK),
+        (Method::GET, "/_emu/", StatusCode::OK),
+        (Method::GET, "/_emu/status", StatusCode::OK),
+        (Method::GET, "/_emu/lint", StatusCode::OK),
+        (
+            Method::POST,
+            "/_emu/connections",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::GET, "/_emu/reset", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::GET,
+            "/_emu/actions/emit",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::POST, "/_emu/actions/explode", StatusCode::NOT_FOUND),
+        (Method::GET, "/_emu/entries/x", StatusCode::NOT_FOUND),
+        (Method::GET, "/_emu/nope", StatusCode::NOT_FOUND),
+    ];
+    for (method, path, want) in cases {
+        let got = serve(&service, &empty_request(method.clone(), path), LOOPBACK)
+            .await
+            .status();
+        assert_eq!(got, want, "{method} {path}");
+    }
 }
 
 #[tokio::test]
@@ -116,6 +132,7 @@ async fn view_and_reset() {
         "c1".into(),
         Some("alice".into()),
         &["plain".into()],
+        crate::engineio::Transport::WebSocket,
         ConnHandle::new(move |c| {
             sink.lock().unwrap().push(c);
             true
@@ -124,19 +141,23 @@ async fn view_and_reset() {
     hub.socket_joined("c1", "/ns", &Arc::from("s1"));
     hub.add_user_to_group("bob", "vip");
 
-    let view = body(serve(
-        &service,
-        &empty_request(Method::GET, "/_emu/connections"),
-        LOOPBACK,
-    ))
+    let view = body(
+        serve(
+            &service,
+            &empty_request(Method::GET, "/_emu/connections"),
+            LOOPBACK,
+        )
+        .await,
+    )
     .await;
     assert_eq!(view["connections"], 1);
     let conn = &view["hubs"][0]["connections"][0];
     assert_eq!(conn["connectionId"], "c1");
     assert_eq!(conn["userId"], "alice");
+    assert_eq!(conn["transport"], "websocket");
     assert_eq!(
         conn["sockets"],
-        json!([{ "namespace": "/ns", "socketId": "s1" }])
+        json!([{ "namespace": "/ns", "socketId": "s1", "rooms": ["s1"] }])
     );
     let groups = conn["groups"].as_array().unwrap();
     assert!(groups.contains(&json!({ "name": "0~L25z~", "namespace": "/ns", "room": null })));
@@ -147,11 +168,14 @@ async fn view_and_reset() {
         json!([{ "name": "vip" }])
     );
 
-    let counts = body(serve(
-        &service,
-        &empty_request(Method::POST, "/_emu/reset"),
-        LOOPBACK,
-    ))
+    let counts = body(
+        serve(
+            &service,
+            &empty_request(Method::POST, "/_emu/reset"),
+            LOOPBACK,
+        )
+        .await,
+    )
     .await;
     assert_eq!(
         counts,

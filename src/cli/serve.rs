@@ -25,6 +25,7 @@ use crate::lint::Live;
 use crate::server::{self, CLIENT_PREFIX, Server};
 use crate::service::Service;
 use crate::traffic::record::{self, RecordLine, Recorder};
+use crate::traffic::ring::Ring;
 use crate::traffic::{Format, Traffic, TrafficEvent};
 
 /// `--format pretty|json` for the live log.
@@ -135,6 +136,10 @@ pub struct ServeArgs {
     /// disconnect-transport. Probabilities draw from --seed when given.
     #[arg(long = "fault", value_name = "RULE", value_parser = parse_fault)]
     pub faults: Vec<crate::fault::FaultRule>,
+    /// Bytes of recent traffic the inspector (`/_emu/`) keeps for its timeline and for
+    /// "download as session file"; the oldest entries leave first. 0 keeps nothing.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::traffic::ring::RING_BYTES)]
+    pub inspector_buffer: usize,
 }
 
 fn parse_fault(text: &str) -> Result<crate::fault::FaultRule, String> {
@@ -341,8 +346,15 @@ impl ServeArgs {
             }
             None => None,
         };
-        Traffic::live(format, self.quiet, Box::new(std::io::stdout()), recorder)
-            .map_err(|e| CliError::usage(format!("cannot start the live log: {e}")))
+        let ring = (self.inspector_buffer > 0).then(|| Ring::new(self.inspector_buffer));
+        Traffic::live(
+            format,
+            self.quiet,
+            Box::new(std::io::stdout()),
+            recorder,
+            ring,
+        )
+        .map_err(|e| CliError::usage(format!("cannot start the live log: {e}")))
     }
 }
 
@@ -796,6 +808,7 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             "webhook": config.default_hub.handlers.first().map(|h| h.url.clone()),
             "anonymous": config.default_hub.anonymous,
             "clientPath": format!("{CLIENT_PREFIX}{hub}"),
+            "inspector": format!("{endpoint}{}", crate::admin::PREFIX),
             "token": token,
             "version": env!("CARGO_PKG_VERSION"),
         });
@@ -827,6 +840,12 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             addrs.join(", ")
         ),
         format!("{}{}", label("connection"), connection_string),
+        format!(
+            "{}{}{}",
+            label("inspector"),
+            endpoint.green(),
+            crate::admin::PREFIX.green()
+        ),
     ];
     for (name, text) in describe_config(&config) {
         lines.push(format!("{}{}", label(name), text));

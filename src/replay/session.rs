@@ -34,10 +34,9 @@ use super::sink::CapturedCall;
 use crate::service::group;
 use crate::traffic::record::{self, RecordLine, RecordedResponse};
 use crate::traffic::rest_call::RestCall;
-use crate::upstream::{EventKind, WebhookEvent};
+use crate::upstream::{EventKind, USER_CE_TYPE_PREFIX, WebhookEvent};
 
 /// The `ce-type` prefix of user events.
-const USER_CE_TYPE_PREFIX: &str = "azure.webpubsub.user.";
 /// Line numbers listed in one warning about unattributed REST calls.
 const MAX_LINES_IN_WARNING: usize = 8;
 
@@ -87,14 +86,7 @@ pub struct Event {
 impl Event {
     /// The webhook event kind: user events by `ce-type`, system events by name.
     pub fn kind(&self) -> EventKind {
-        if self.ce_type.starts_with(USER_CE_TYPE_PREFIX) {
-            return EventKind::User(self.event.clone());
-        }
-        match self.event.as_str() {
-            "connect" => EventKind::Connect,
-            "connected" => EventKind::Connected,
-            _ => EventKind::Disconnected,
-        }
+        EventKind::from_recorded(&self.ce_type, &self.event)
     }
 
     /// The event to send, as the upstream client takes it.

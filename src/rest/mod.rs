@@ -402,29 +402,30 @@ where
     };
     let status = response.status().as_u16();
     let operation = OperationName::from_name(call.operation);
-    service.traffic().record(|t| RecordLine::Rest {
+    let event = TrafficEvent::Rest {
+        method: parts.method.clone(),
+        operation,
+        hub: call.hub.clone(),
+        target: call.target,
+        matched: call.matched,
+        status,
+        latency_ms: millis(started.elapsed()),
+        message,
+    };
+    let line = |t| RecordLine::Rest {
         t,
         call: RestCall {
             method: parts.method.clone(),
             operation,
-            hub: call.hub.clone(),
+            hub: call.hub,
             path: parts.uri.path().to_owned(),
             query: query_map(parts.uri.query()),
             body: call.body.take().unwrap_or_default(),
             status,
         },
         event: None,
-    });
-    service.traffic().emit(TrafficEvent::Rest {
-        method: parts.method,
-        operation,
-        hub: call.hub,
-        target: call.target,
-        matched: call.matched,
-        status,
-        latency_ms: millis(started.elapsed()),
-        message,
-    });
+    };
+    service.traffic().report(event, line, true, None);
     response
 }
 

@@ -351,7 +351,13 @@ impl Fixture {
             }
             accepts
         });
-        hub.register(id.into(), user.map(Arc::from), &[], handle);
+        hub.register(
+            id.into(),
+            user.map(Arc::from),
+            &[],
+            crate::service::Transport::WebSocket,
+            handle,
+        );
         for (ns, sid) in sockets {
             hub.socket_joined(id, ns, &Arc::from(*sid));
         }

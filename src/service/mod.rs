@@ -86,6 +86,7 @@ impl Settings {
     }
 }
 
+pub use crate::engineio::Transport;
 pub use hub::{ConnCommand, ConnHandle, Hub};
 
 /// The running service.

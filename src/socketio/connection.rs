@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::lane::{self, ConnectionEnd, Lane, SentSlot, Step};
 use super::packet::{self, Decoded, PacketType, PartialBinary};
 use super::webhook::Caller;
-use crate::engineio::{CloseReason, Ctx, Handler};
+use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::{Direction, RecordLine, redacted_frame};
@@ -75,6 +75,8 @@ pub struct SioConnection {
     hub: Arc<Hub>,
     caller: Caller,
     token_groups: Vec<String>,
+    /// The transport it opened with (the hub is told of an upgrade).
+    transport: Transport,
     connect_body: Bytes,
     sockets: Vec<Socket>,
     seen_connect: bool,
@@ -94,6 +96,7 @@ impl SioConnection {
         user_id: Option<String>,
         token_groups: Vec<String>,
         connect_body: Bytes,
+        transport: Transport,
     ) -> Self {
         let end = Arc::new(ConnectionEnd {
             service: service.clone(),
@@ -113,6 +116,7 @@ impl SioConnection {
             caller,
             token_groups,
             connect_body,
+            transport,
             sockets: Vec::new(),
             seen_connect: false,
             partial: None,
@@ -365,6 +369,7 @@ impl Handler for SioConnection {
             self.caller.connection_id.clone(),
             self.caller.user_id.as_deref().map(Arc::from),
             &self.token_groups,
+            self.transport,
             handle,
         );
         let wait: Duration = self.service.config().engine.connect_timeout;
@@ -377,6 +382,7 @@ impl Handler for SioConnection {
     }
 
     fn on_upgrade(&mut self) {
+        self.hub.upgraded(&self.caller.connection_id);
         if self.service.traffic().verbose() {
             self.service.traffic().emit(TrafficEvent::Upgrade {
                 hub: self.caller.hub.clone(),

@@ -250,6 +250,7 @@ impl Acceptor for SioAcceptor {
             user_id,
             token_groups,
             body,
+            handshake.transport,
         ))
     }
 }

@@ -79,6 +79,9 @@ impl FaultInjector for Rules {
     fn clear(&self) -> usize {
         0
     }
+    fn remove(&self, _: &str) -> bool {
+        false
+    }
 }
 
 fn engine() -> EngineConfig {
@@ -103,6 +106,7 @@ fn start(service: &Arc<Service>) -> Tx {
         None,
         Vec::new(),
         Bytes::from_static(b"{}"),
+        crate::engineio::Transport::Polling,
     );
     let (tx, rx) = mpsc::channel(16);
     let registry: Registry<super::SioEvent> = Arc::new(Mutex::new(HashMap::new()));

@@ -15,10 +15,12 @@ use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::{TrafficEvent, millis};
 use crate::upstream::client::Retry;
+use crate::upstream::cloudevents::CeStamp;
 use crate::upstream::ledger::Owed;
 pub use crate::upstream::user_event_reply;
 use crate::upstream::{
-    EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview,
+    CallDetails, EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse,
+    body_preview,
 };
 
 /// Characters of a response body shown in the log.
@@ -55,22 +57,84 @@ impl Caller {
     }
 }
 
-/// Logs one webhook exchange (always when it failed, otherwise unless quiet). `started` is the
-/// recording clock when the call began (see [`start_clock`]).
+/// How one webhook call was made, for its log line, its session line and the inspector.
+#[derive(Debug)]
+pub struct Sent {
+    /// The recording clock when the call began (see [`start_clock`]).
+    pub started: Option<f64>,
+    /// Its `ce-id` and `ce-time`.
+    pub stamp: CeStamp,
+    /// Attempts made when it failed.
+    pub failed_attempts: u32,
+    /// Made by the inspector (a resend), not for a client: logged, kept out of the recording.
+    pub by_inspector: bool,
+}
+
+impl Sent {
+    /// A call made for a client's socket.
+    pub fn new(started: Option<f64>, stamp: CeStamp, failed_attempts: u32) -> Sent {
+        Sent {
+            started,
+            stamp,
+            failed_attempts,
+            by_inspector: false,
+        }
+    }
+}
+
+/// Logs one webhook exchange (always when it failed, otherwise unless quiet), appends it to
+/// the recording and gives the inspector what it needs to show the call as sent. Returns the
+/// inspector's `seq` of the exchange, when it keeps one.
 pub fn log_exchange(
     service: &Service,
     event: &WebhookEvent,
     result: &Result<WebhookResponse, WebhookError>,
-    started: Option<f64>,
-    failed_attempts: u32,
-) {
-    record_exchange(service, event, result, started);
-    service.hooks().webhooks.answered(event, result);
-    let failed = !matches!(result, Ok(r) if r.is_success());
-    if !failed && !service.traffic().verbose() {
-        return;
+    sent: Sent,
+) -> Option<u64> {
+    if !sent.by_inspector {
+        service.hooks().webhooks.answered(event, result);
     }
-    let line = match result {
+    let failed = !matches!(result, Ok(r) if r.is_success());
+    let traffic = service.traffic();
+    if !failed && !traffic.verbose() {
+        record_exchange(service, event, result, sent.started);
+        return None;
+    }
+    let line = exchange_event(event, result, &sent);
+    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+    let attachment = CallDetails {
+        stamp: sent.stamp,
+        answer_headers: result.as_ref().ok().map(|r| r.headers.clone()),
+    };
+    traffic.report(
+        line,
+        |now| {
+            let (t, latency_ms) = call_times(sent.started, now, measured);
+            exchange_line(event, result, t, latency_ms)
+        },
+        !sent.by_inspector,
+        Some(Box::new(attachment)),
+    )
+}
+
+/// The `t` of a session line (when the call started) and its latency. Under `--seed` both come
+/// from the logical clock: the latency is the ticks the call spanned.
+fn call_times(started: Option<f64>, now: f64, measured: f64) -> (f64, f64) {
+    match started {
+        Some(start) => (start, now - start),
+        None => ((now - measured).max(0.0), measured),
+    }
+}
+
+/// The live-log event of one exchange.
+fn exchange_event(
+    event: &WebhookEvent,
+    result: &Result<WebhookResponse, WebhookError>,
+    sent: &Sent,
+) -> TrafficEvent {
+    let failed_attempts = sent.failed_attempts;
+    let origin = sent.by_inspector.then_some("inspector");
+    match result {
         Ok(r) => TrafficEvent::Webhook {
             hub: event.hub.clone(),
             event: event.kind.event_name().to_owned(),
@@ -88,6 +152,7 @@ pub fn log_exchange(
             } else {
                 r.hint()
             },
+            origin,
         },
         Err(e) => TrafficEvent::Webhook {
             hub: event.hub.clone(),
@@ -106,9 +171,9 @@ pub fn log_exchange(
             },
             ok: false,
             hint: e.hint(),
+            origin,
         },
-    };
-    service.traffic().emit(line);
+    }
 }
 
 /// The recording's logical clock when a call starts, under `--seed` (`None` otherwise: the
@@ -132,10 +197,7 @@ fn record_exchange(
     // `--seed` both come from the logical clock: the latency is the ticks the call spanned.
     let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
     service.traffic().record(|now| {
-        let (t, latency_ms) = match started {
-            Some(start) => (start, now - start),
-            None => ((now - measured).max(0.0), measured),
-        };
+        let (t, latency_ms) = call_times(started, now, measured);
         exchange_line(event, result, t, latency_ms)
     });
 }
@@ -215,8 +277,12 @@ pub async fn call(
         return Some(answer);
     }
     let started = start_clock(service);
-    let result = service.upstream().send(&settings, event).await;
-    log_exchange(service, event, &result, started, 1);
+    let stamp = service.upstream().stamp();
+    let result = service
+        .upstream()
+        .send_stamped(&settings, event, &stamp)
+        .await;
+    let _ = log_exchange(service, event, &result, Sent::new(started, stamp, 1));
     if fault.is_some_and(|r| r.action == Action::Timeout) {
         return Some(Err(timed_out(&settings)));
     }
@@ -251,17 +317,18 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
     let mut delivered = false;
     for _ in 0..times {
         let started = start_clock(service);
+        let stamp = service.upstream().stamp();
         let retrying = |retry: Retry<'_>| retry_notice(service, event, &retry);
         let sent = service
             .upstream()
-            .send_with_retries(&settings, event, retrying)
+            .send_with_retries_stamped(&settings, event, &stamp, retrying)
             .await;
         let (result, attempts) = match sent {
             Ok(response) => (Ok(response), 1),
             Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
         };
         delivered |= matches!(&result, Ok(r) if r.is_success());
-        log_exchange(service, event, &result, started, attempts);
+        let _ = log_exchange(service, event, &result, Sent::new(started, stamp, attempts));
     }
     if !delivered {
         owed.give_up();
@@ -398,6 +465,7 @@ fn stand_in(settings: &UpstreamSettings, status: u16) -> WebhookResponse {
             .unwrap_or("")
             .to_owned(),
         content_type: None,
+        headers: http::HeaderMap::new(),
         body: Bytes::new(),
         latency: std::time::Duration::ZERO,
         attempts: 1,
@@ -415,6 +483,7 @@ mod tests {
             status,
             reason: reason.into(),
             content_type: ct.map(str::to_owned),
+            headers: http::HeaderMap::new(),
             body: Bytes::from(body.to_owned()),
             latency: Duration::ZERO,
             attempts: 1,

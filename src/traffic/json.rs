@@ -16,3 +16,18 @@ pub fn render(event: &TrafficEvent) -> String {
     }
     value.to_string()
 }
+
+/// The event as a JSON object with its `time`, without the closing brace, so the inspector's
+/// ring can append `seq`. Keys come in declaration order (the live log's are sorted).
+pub fn open_object(event: &TrafficEvent) -> String {
+    let mut text = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+    text.pop();
+    let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+    if text.len() > 1 {
+        text.push(',');
+    }
+    text.push_str("\"time\":\"");
+    text.push_str(&time.to_string());
+    text.push('"');
+    text
+}

@@ -17,6 +17,7 @@ pub mod pretty;
 pub mod record;
 pub mod redact;
 pub mod rest_call;
+pub mod ring;
 pub mod spool;
 
 use std::io::Write;
@@ -72,6 +73,9 @@ pub enum TrafficEvent {
         ok: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         hint: Option<String>,
+        /// `inspector` for a call the inspector made (a resend).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<&'static str>,
     },
     /// A webhook response forwarded to the client (normally an ack).
     #[serde(rename_all = "camelCase")]
@@ -161,6 +165,9 @@ pub enum TrafficEvent {
         status: u16,
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// `inspector` for the inspector page's own calls (its actions).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        origin: Option<&'static str>,
     },
 }
 
@@ -198,6 +205,8 @@ struct Inner {
     quiet: bool,
     out: Output,
     recorder: Option<record::Recorder>,
+    /// The inspector's ring of recent traffic (`GET /_emu/events`, `/_emu/export`).
+    ring: Option<ring::Ring>,
     /// Set by [`Traffic::finish`], so dropping the last handle does not wait again.
     finished: AtomicBool,
 }
@@ -230,7 +239,7 @@ impl std::fmt::Debug for Traffic {
 impl Traffic {
     /// A sink writing to `out` on the caller's thread: for writers that never block (tests).
     pub fn new(format: Format, quiet: bool, out: Box<dyn Write + Send>) -> Self {
-        Self::with_output(format, quiet, Output::Direct(Mutex::new(out)), None)
+        Self::with_output(format, quiet, Output::Direct(Mutex::new(out)), None, None)
     }
 
     /// The live log of `serve`: lines go to `out` (stdout) through a bounded buffer and a
@@ -241,6 +250,7 @@ impl Traffic {
         quiet: bool,
         out: Box<dyn Write + Send>,
         recorder: Option<record::Recorder>,
+        ring: Option<ring::Ring>,
     ) -> std::io::Result<Self> {
         let buffer = log::LogBuffer::start(format, out)?;
         Ok(Self::with_output(
@@ -248,7 +258,24 @@ impl Traffic {
             quiet,
             Output::Buffered(buffer),
             recorder,
+            ring,
         ))
+    }
+
+    /// Like [`Traffic::new`], with the inspector's ring (for tests of what it keeps).
+    pub fn inspected(
+        format: Format,
+        quiet: bool,
+        out: Box<dyn Write + Send>,
+        ring: ring::Ring,
+    ) -> Self {
+        Self::with_output(
+            format,
+            quiet,
+            Output::Direct(Mutex::new(out)),
+            None,
+            Some(ring),
+        )
     }
 
     fn with_output(
@@ -256,6 +283,7 @@ impl Traffic {
         quiet: bool,
         out: Output,
         recorder: Option<record::Recorder>,
+        ring: Option<ring::Ring>,
     ) -> Self {
         Traffic {
             inner: Arc::new(Inner {
@@ -263,24 +291,90 @@ impl Traffic {
                 quiet,
                 out,
                 recorder,
+                ring,
                 finished: AtomicBool::new(false),
             }),
         }
     }
 
-    /// Whether a recording is being written; callers skip building lines otherwise.
-    pub fn recording(&self) -> bool {
-        self.inner.recorder.is_some()
+    /// The inspector's ring, when it keeps traffic.
+    pub fn ring(&self) -> Option<&ring::Ring> {
+        self.inner.ring.as_ref()
     }
 
-    /// Appends one line to the recording, if any; `build` receives the time in ms since start.
-    /// Waits while the recording's queue is full (docs/protocol.md §14 decision 22: sessions wait, not lines).
+    /// Whether session lines are wanted (a recording, or the inspector's ring); callers skip
+    /// building them otherwise.
+    pub fn recording(&self) -> bool {
+        self.inner.recorder.is_some() || self.inner.ring.is_some()
+    }
+
+    /// Appends one line to the recording and the ring, if any; `build` receives the time in ms
+    /// since start. Waits while the recording's queue is full (docs/protocol.md §14 decision
+    /// 22: sessions wait, not lines).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
-        let Some(recorder) = &self.inner.recorder else {
-            return;
+        let is_frame = std::cell::Cell::new(false);
+        let line = self.line(|t| {
+            let line = build(t);
+            is_frame.set(matches!(line, record::RecordLine::Frame { .. }));
+            line
+        });
+        if let (Some(ring), Some(line)) = (&self.inner.ring, line) {
+            ring.push(ring::NewEntry {
+                record: Some(line),
+                timeline: is_frame.get(),
+                ..ring::NewEntry::default()
+            });
+        }
+    }
+
+    /// Reports one hop with its session line as one ring entry (a webhook exchange, a REST
+    /// call): the event goes to the live log like [`Traffic::emit`], the line to the recording
+    /// like [`Traffic::record`] unless `recorded` is false (the inspector's own calls, which
+    /// only the ring keeps, out of exports), and `attachment` stays with the ring entry.
+    pub fn report(
+        &self,
+        event: TrafficEvent,
+        build: impl FnOnce(f64) -> record::RecordLine,
+        recorded: bool,
+        attachment: Option<ring::Attachment>,
+    ) -> Option<u64> {
+        let line = if recorded {
+            self.line(build)
+        } else {
+            self.inner
+                .ring
+                .as_ref()
+                .map(|ring| ring_line(build(ring.now_ms())))
         };
-        recorder.record(build);
-        self.report_record_error(recorder);
+        let seq = self.inner.ring.as_ref().map(|ring| {
+            ring.push(ring::NewEntry {
+                open_view: Some(json::open_object(&event)),
+                record: line,
+                timeline: true,
+                exported: recorded,
+                attachment,
+            })
+        });
+        self.show(event);
+        seq
+    }
+
+    /// Builds one session line, queues it for the recording (if any) and returns its text for
+    /// the ring (if any).
+    fn line(&self, build: impl FnOnce(f64) -> record::RecordLine) -> Option<String> {
+        let ring = self.inner.ring.is_some();
+        match &self.inner.recorder {
+            Some(recorder) => {
+                let text = recorder.record(build, ring);
+                self.report_record_error(recorder);
+                text
+            }
+            None => self
+                .inner
+                .ring
+                .as_ref()
+                .map(|ring| ring_line(build(ring.now_ms()))),
+        }
     }
 
     /// Logs the first error writing the recording, once.
@@ -314,9 +408,10 @@ impl Traffic {
         Self::new(Format::Pretty, true, Box::new(std::io::sink()))
     }
 
-    /// Whether per-hop events are shown; callers skip building them otherwise.
+    /// Whether per-hop events are wanted (shown, or kept by the inspector's ring); callers
+    /// skip building them otherwise.
     pub fn verbose(&self) -> bool {
-        !self.inner.quiet
+        !self.inner.quiet || self.inner.ring.is_some()
     }
 
     /// The rendering in use.
@@ -326,7 +421,19 @@ impl Traffic {
 
     /// Reports one event. Never waits for stdout: a line that does not fit the live log's
     /// buffer is dropped and counted (and not even rendered while the buffer stays full).
+    /// The inspector's ring keeps every event, shown or not.
     pub fn emit(&self, event: TrafficEvent) {
+        if let Some(ring) = &self.inner.ring {
+            ring.push(ring::NewEntry {
+                open_view: Some(json::open_object(&event)),
+                ..ring::NewEntry::default()
+            });
+        }
+        self.show(event);
+    }
+
+    /// The live-log part of [`Traffic::emit`].
+    fn show(&self, event: TrafficEvent) {
         if self.inner.quiet && !event.is_error() {
             return;
         }
@@ -408,6 +515,12 @@ impl Traffic {
             ));
         }
     }
+}
+
+/// A session line redacted and serialised for the ring.
+fn ring_line(mut line: record::RecordLine) -> String {
+    redact::redact_line(&mut line);
+    serde_json::to_string(&line).unwrap_or_default()
 }
 
 /// The shutdown summary's line about dropped log lines.

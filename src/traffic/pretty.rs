@@ -333,6 +333,7 @@ fn admin(event: &TrafficEvent) -> String {
         path,
         status,
         message,
+        ..
     } = event
     else {
         return String::new();

@@ -220,16 +220,18 @@ impl Recorder {
 
     /// Reads the clock, builds the line, redacts it and queues it under one lock, so lines
     /// reach the file in the order of their times. Waits while the queue is full.
-    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine) {
+    /// Returns the line's text (without the newline) when `text` is asked for.
+    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine, text: bool) -> Option<String> {
         let mut ticks = self.lock();
         let t = self.tick(&mut ticks);
         let mut line = build(t);
         redact::redact_line(&mut line);
         // Serialising these types cannot fail (string keys, finite numbers from the clock).
-        if let Ok(mut bytes) = serde_json::to_vec(&line) {
-            bytes.push(b'\n');
-            self.spool.push(bytes);
-        }
+        let mut bytes = serde_json::to_vec(&line).ok()?;
+        let copy = text.then(|| String::from_utf8_lossy(&bytes).into_owned());
+        bytes.push(b'\n');
+        self.spool.push(bytes);
+        copy
     }
 
     /// Waits until every recorded line is in the file.
@@ -351,7 +353,7 @@ mod tests {
         let path = temp("flush");
         let recorder = Recorder::open(&path).unwrap();
         for i in 0..3 {
-            recorder.record(|t| closed(t, &i.to_string()));
+            recorder.record(|t| closed(t, &i.to_string()), false);
             recorder.flush();
             let text = std::fs::read_to_string(&path).unwrap();
             assert_eq!(text.lines().count(), i + 1);
@@ -364,7 +366,7 @@ mod tests {
         let path = temp("cut");
         std::fs::write(&path, "{\"type\":\"header\"}\n{\"type\":\"clo").unwrap();
         let recorder = Recorder::open(&path).unwrap().logical();
-        recorder.record(|t| closed(t, "next"));
+        recorder.record(|t| closed(t, "next"), false);
         drop(recorder);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -411,7 +413,7 @@ mod tests {
                 let recorder = recorder.clone();
                 std::thread::spawn(move || {
                     for i in 0..LINES {
-                        recorder.record(|t| closed(t, &format!("{w}:{i}")));
+                        recorder.record(|t| closed(t, &format!("{w}:{i}")), false);
                     }
                 })
             })

@@ -154,7 +154,17 @@ impl Upstream {
         settings: &UpstreamSettings,
         event: &WebhookEvent,
     ) -> Result<WebhookResponse, WebhookError> {
-        let request = cloudevents::event_request(settings, event, &self.stamp())?;
+        self.send_stamped(settings, event, &self.stamp()).await
+    }
+
+    /// [`Upstream::send`] with the `ce-id` and `ce-time` of `stamp` (see [`Upstream::stamp`]).
+    pub async fn send_stamped(
+        &self,
+        settings: &UpstreamSettings,
+        event: &WebhookEvent,
+        stamp: &CeStamp,
+    ) -> Result<WebhookResponse, WebhookError> {
+        let request = cloudevents::event_request(settings, event, stamp)?;
         self.ensure_preflight(settings, &event.hub)
             .await
             .map_err(|failed| failed.error)?;
@@ -176,8 +186,19 @@ impl Upstream {
         event: &WebhookEvent,
         on_retry: impl Fn(Retry<'_>),
     ) -> Result<WebhookResponse, GaveUp> {
-        let stamp = self.stamp();
-        let request = cloudevents::event_request(settings, event, &stamp)
+        self.send_with_retries_stamped(settings, event, &self.stamp(), on_retry)
+            .await
+    }
+
+    /// [`Upstream::send_with_retries`] with the `ce-id` and `ce-time` of `stamp`.
+    pub async fn send_with_retries_stamped(
+        &self,
+        settings: &UpstreamSettings,
+        event: &WebhookEvent,
+        stamp: &CeStamp,
+        on_retry: impl Fn(Retry<'_>),
+    ) -> Result<WebhookResponse, GaveUp> {
+        let request = cloudevents::event_request(settings, event, stamp)
             .map_err(|error| GaveUp { error, attempts: 0 })?;
         let mut delays = settings.retry_delays.iter();
         let mut attempts: u32 = 0;
@@ -219,7 +240,8 @@ impl Upstream {
         }
     }
 
-    fn stamp(&self) -> CeStamp {
+    /// The `ce-id` and `ce-time` of the next event: a fresh id, or the seeded generator's.
+    pub fn stamp(&self) -> CeStamp {
         self.stamps.as_ref().map_or_else(CeStamp::next, |f| f())
     }
 
@@ -241,6 +263,7 @@ impl Upstream {
                     .headers
                     .get(CONTENT_TYPE)
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                headers: answer.headers,
                 body: answer.body,
                 latency: answer.latency,
                 attempts: 1,

@@ -169,6 +169,7 @@ mod tests {
             status,
             reason: String::new(),
             content_type: None,
+            headers: http::HeaderMap::new(),
             body: Bytes::new(),
             latency: Duration::ZERO,
             attempts: 1,

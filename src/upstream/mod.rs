@@ -35,7 +35,22 @@ pub enum EventKind {
     User(String),
 }
 
+/// The `ce-type` prefix of user events.
+pub const USER_CE_TYPE_PREFIX: &str = "azure.webpubsub.user.";
+
 impl EventKind {
+    /// The kind of a recorded call: user events by `ce-type`, system events by name.
+    pub fn from_recorded(ce_type: &str, event: &str) -> EventKind {
+        if ce_type.starts_with(USER_CE_TYPE_PREFIX) {
+            return EventKind::User(event.to_owned());
+        }
+        match event {
+            "connect" => EventKind::Connect,
+            "connected" => EventKind::Connected,
+            _ => EventKind::Disconnected,
+        }
+    }
+
     /// The `ce-eventName` value and the `{event}` URL substitution.
     pub fn event_name(&self) -> &str {
         match self {
@@ -93,6 +108,15 @@ pub struct WebhookEvent {
     pub body: Bytes,
 }
 
+/// What the inspector keeps with a webhook call's entry to show it as it was sent: the request
+/// is rebuilt from the event (the session line) and these, with the same function that built it.
+#[derive(Debug, Clone)]
+pub struct CallDetails {
+    pub stamp: cloudevents::CeStamp,
+    /// The answer's headers, when there was an answer.
+    pub answer_headers: Option<http::HeaderMap>,
+}
+
 /// What the webhook answered.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
@@ -102,6 +126,8 @@ pub struct WebhookResponse {
     /// The server's own reason phrase when it sent a non-canonical one, else the canonical one.
     pub reason: String,
     pub content_type: Option<String>,
+    /// Every header of the answer (shown by the inspector).
+    pub headers: http::HeaderMap,
     /// The response body, at most [`client::MAX_RESPONSE_BODY`] bytes.
     pub body: Bytes,
     /// Time of the last attempt's exchange (preflight and retry delays excluded).

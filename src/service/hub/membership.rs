@@ -9,6 +9,9 @@
 //! caller queues commands after the lock is released.
 
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::engineio::Transport;
 
 use super::{ConnEntry, ConnHandle, Filter, Hub, HubState};
 
@@ -58,6 +61,8 @@ pub struct SnapshotConnection {
     pub groups: Vec<String>,
     /// (namespace, socket id).
     pub sockets: Vec<(String, Arc<str>)>,
+    pub transport: Transport,
+    pub opened: SystemTime,
 }
 
 /// A sorted copy of a hub's state, for views that must not hold the lock.
@@ -305,6 +310,8 @@ impl Hub {
                     user_id: e.user_id.clone(),
                     groups,
                     sockets: e.sockets.clone(),
+                    transport: e.transport,
+                    opened: e.opened,
                 }
             })
             .collect();

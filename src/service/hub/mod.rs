@@ -5,6 +5,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use crate::engineio::Transport;
 
 use super::group;
 use super::odata::{Filter, FilterTarget};
@@ -57,6 +60,8 @@ struct ConnEntry {
     /// Accepted Socket.IO sockets: (namespace, socket id).
     sockets: Vec<(String, Arc<str>)>,
     handle: ConnHandle,
+    transport: Transport,
+    opened: SystemTime,
 }
 
 impl ConnEntry {
@@ -183,6 +188,7 @@ impl Hub {
         connection_id: Arc<str>,
         user_id: Option<Arc<str>>,
         token_groups: &[String],
+        transport: Transport,
         handle: ConnHandle,
     ) {
         let mut state = self.state();
@@ -200,10 +206,19 @@ impl Hub {
                 groups: HashSet::new(),
                 sockets: Vec::new(),
                 handle,
+                transport,
+                opened: SystemTime::now(),
             },
         );
         for g in initial {
             state.join(&connection_id, &g);
+        }
+    }
+
+    /// A connection moved to WebSocket.
+    pub fn upgraded(&self, connection_id: &str) {
+        if let Some(entry) = self.state().connections.get_mut(connection_id) {
+            entry.transport = Transport::WebSocket;
         }
     }
 

@@ -33,7 +33,13 @@ fn declared_hubs_stay() {
 fn connections_and_user_groups_keep_a_hub() {
     let mut registry = Registry::new([]);
     let hub = registry.get_or_insert("h", &none);
-    hub.register("c1".into(), None, &[], ConnHandle::new(|_| true));
+    hub.register(
+        "c1".into(),
+        None,
+        &[],
+        crate::engineio::Transport::WebSocket,
+        ConnHandle::new(|_| true),
+    );
     registry.release(&hub, &none);
     let other = registry.get_or_insert("h", &none);
     assert!(Arc::ptr_eq(&hub, &other), "not released while connected");

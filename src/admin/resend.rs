@@ -1,0 +1,125 @@
+//! `POST /_emu/resend {"seq":N}`: sends a past webhook call to the handler again, built from
+//! its session line as the emulator builds every call (re-signed, a fresh `ce-id` and
+//! `ce-time`), once, without retries or faults, and answers the old and the new outcome side by
+//! side. The new call appears on the timeline with `"origin":"inspector"`; it is not recorded
+//! and not linted, since no client caused it.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::service::Service;
+use crate::socketio::webhook::{Sent, log_exchange};
+use std::sync::Arc;
+
+use crate::traffic::record::{RecordLine, RecordedResponse};
+use crate::traffic::ring::Entry;
+use crate::upstream::{CallDetails, WebhookEvent};
+
+use super::AdminError;
+use super::timeline::{answer_json, recorded_event, ring};
+
+/// The `seq` of a resend request body.
+fn requested_seq(body: &[u8]) -> Result<u64, AdminError> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("seq").and_then(Value::as_u64))
+        .ok_or_else(|| {
+            AdminError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidResend",
+                "the body must be {\"seq\": <the seq of a webhook entry>}".into(),
+            )
+        })
+}
+
+/// What entry `seq` says of a webhook call: the event, its recorded answer, the entry.
+type Recorded = (WebhookEvent, Option<RecordedResponse>, Arc<Entry>);
+
+/// The webhook call of entry `seq`.
+fn recorded_call(service: &Service, seq: u64) -> Result<Recorded, AdminError> {
+    let entry = ring(service)?.get(seq).map_err(|_| {
+        AdminError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("entry {seq} is not in the inspector's ring"),
+        )
+    })?;
+    let line = entry
+        .record
+        .as_deref()
+        .map(serde_json::from_str::<RecordLine>);
+    match line {
+        Some(Ok(line @ RecordLine::Webhook { .. })) => {
+            let event = recorded_event(&line);
+            let RecordLine::Webhook { response, .. } = line else {
+                return Err(not_a_call(seq));
+            };
+            event
+                .map(|e| (e, response, entry))
+                .ok_or_else(|| not_a_call(seq))
+        }
+        _ => Err(not_a_call(seq)),
+    }
+}
+
+fn not_a_call(seq: u64) -> AdminError {
+    AdminError::new(
+        StatusCode::BAD_REQUEST,
+        "NotAWebhookCall",
+        format!("entry {seq} is not a webhook call"),
+    )
+}
+
+/// Answers one resend request; `Ok` carries the answer and the admin log line's message.
+pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), AdminError> {
+    let seq = requested_seq(body)?;
+    let (event, old, entry) = recorded_call(service, seq)?;
+    let Some(settings) = service.route(&event.hub, &event.kind) else {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "NoHandler",
+            format!(
+                "no event handler of hub `{}` wants `{}` now",
+                event.hub,
+                event.kind.event_name()
+            ),
+        ));
+    };
+    let stamp = service.upstream().stamp();
+    let result = service
+        .upstream()
+        .send_stamped(&settings, &event, &stamp)
+        .await;
+    let answer = result.as_ref().ok().map(|r| {
+        json!({
+            "status": r.status,
+            "headers": r.headers.iter().map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect::<Vec<_>>(),
+            "body": String::from_utf8_lossy(&r.body),
+            "latencyMs": crate::traffic::millis(r.latency),
+        })
+    });
+    let error_text = result.as_ref().err().map(|e| e.to_string());
+    let sent = Sent {
+        by_inspector: true,
+        ..Sent::new(None, stamp, 1)
+    };
+    let new_seq = log_exchange(service, &event, &result, sent);
+    let old_call = entry
+        .attachment
+        .as_ref()
+        .and_then(|a| a.downcast_ref::<CallDetails>());
+    let message = format!(
+        "resent `{}` of socket {} (entry {seq})",
+        event.kind.event_name(),
+        event.socket_id
+    );
+    Ok((
+        json!({
+            "seq": new_seq,
+            "old": answer_json(old.as_ref(), old_call),
+            "new": answer,
+            "error": error_text,
+        }),
+        message,
+    ))
+}

@@ -1,0 +1,382 @@
+//! The inspector's read side, over the traffic ring ([`crate::traffic::ring`]):
+//! `GET /_emu/events` streams the timeline as server-sent events, `GET /_emu/entries/<seq>`
+//! answers one entry's details (a webhook call rebuilt as it was sent, with `curl` to send it
+//! again), `GET /_emu/export` writes the ring as a session file that `sio-emu replay` reads,
+//! and `GET /_emu/status` and `GET /_emu/lint` give the page its counters.
+//!
+//! Timeline objects are the `--format json` objects plus `seq`; client frames, which the live
+//! log does not show, are derived from their session lines here, on the reader's side, with
+//! the Socket.IO packet decoded, so serving pays nothing for the decoding.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::http::{HttpResponse, Streaming};
+use crate::service::Service;
+use crate::socketio::packet::{self as sio, Decoded};
+use crate::traffic::record::{self, RecordLine, RecordedResponse};
+use crate::traffic::ring::{Entry, Missing, Ring};
+use crate::upstream::cloudevents::{self, WebhookRequest};
+use crate::upstream::{CallDetails, EventKind, WebhookEvent};
+
+use super::AdminError;
+
+/// How often an idle event stream gets a comment line, so proxies and the browser keep it.
+pub const STREAM_PING: Duration = Duration::from_secs(15);
+/// Chunks of the event stream that may wait for a slow page before its ring queue fills.
+const STREAM_CHUNKS: usize = 16;
+
+/// The ring, or the answer explaining that `--inspector-buffer 0` turned it off.
+pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
+    service.traffic().ring().ok_or_else(|| {
+        AdminError::new(
+            StatusCode::NOT_FOUND,
+            "InspectorOff",
+            "the inspector keeps no traffic: serve was started with --inspector-buffer 0".into(),
+        )
+    })
+}
+
+/// The timeline object of an entry: its view, or for a client frame one derived from its
+/// session line. `None` for entries that are not on the timeline.
+pub fn view(entry: &Entry) -> Option<Cow<'_, str>> {
+    if let Some(view) = &entry.view {
+        return Some(Cow::Borrowed(view));
+    }
+    let line = serde_json::from_str::<RecordLine>(entry.record.as_deref()?).ok()?;
+    let RecordLine::Frame {
+        hub,
+        connection_id,
+        direction,
+        packet,
+        ..
+    } = line
+    else {
+        return None;
+    };
+    let object = json!({
+        "type": "frame",
+        "hub": hub,
+        "connectionId": connection_id,
+        "direction": direction,
+        "packet": packet,
+        "socketio": decode_frame(&packet),
+        "time": humantime::format_rfc3339_millis(entry.at).to_string(),
+        "seq": entry.seq,
+    });
+    Some(Cow::Owned(object.to_string()))
+}
+
+/// The Socket.IO packet inside an Engine.IO message, decoded; `null` for other packets.
+pub fn decode_frame(packet: &str) -> Value {
+    let Some(text) = packet.strip_prefix('4') else {
+        return Value::Null;
+    };
+    let packet = match sio::decode(text) {
+        Ok(Decoded::Complete(p)) => p,
+        Ok(Decoded::AwaitingAttachments(partial)) => partial.packet().clone(),
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let args = match (&packet.kind, &packet.data) {
+        (sio::PacketType::Event | sio::PacketType::BinaryEvent, Some(Value::Array(items))) => {
+            Value::Array(items.iter().skip(1).cloned().collect())
+        }
+        (_, data) => data.clone().unwrap_or(Value::Null),
+    };
+    json!({
+        "type": packet.kind.name(),
+        "namespace": packet.nsp,
+        "event": sio::event_name(&packet),
+        "args": args,
+        "ackId": packet.id,
+    })
+}
+
+/// `GET /_emu/status`.
+pub fn status(service: &Service) -> Value {
+    let config = service.config();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "endpoint": service.endpoint(),
+        "hubs": config.hub_names(),
+        "ring": service.traffic().ring().map(|r| r.stats()),
+        "droppedLogLines": service.traffic().dropped_lines(),
+    })
+}
+
+/// `GET /_emu/events?after=<seq>` (or `Last-Event-ID`): the ring's entries after `after`, then
+/// each new one, until the page goes away or the service shuts down.
+pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
+    let subscriber = ring(service)?.subscribe(after);
+    let (tx, body) = Streaming::channel(STREAM_CHUNKS);
+    let stop = service.shutdown().clone();
+    tokio::spawn(async move {
+        let hello = Bytes::from_static(b": sio-emu inspector\n\n");
+        let mut open = tx.send(hello).await.is_ok();
+        while open {
+            let batch = tokio::select! {
+                _ = stop.cancelled() => break,
+                batch = subscriber.next() => batch,
+                _ = tokio::time::sleep(STREAM_PING) => {
+                    open = tx.send(Bytes::from_static(b": ping\n\n")).await.is_ok();
+                    continue;
+                }
+            };
+            let mut chunk = String::new();
+            if batch.dropped > 0 {
+                chunk.push_str(&format!(
+                    "event: dropped\ndata: {{\"dropped\":{}}}\n\n",
+                    batch.dropped
+                ));
+            }
+            for entry in &batch.entries {
+                if let Some(view) = view(entry) {
+                    chunk.push_str(&format!("id: {}\ndata: {view}\n\n", entry.seq));
+                }
+            }
+            open = tx.send(Bytes::from(chunk)).await.is_ok();
+        }
+        subscriber.close();
+    });
+    let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    response.extensions_mut().insert(body);
+    Ok(response)
+}
+
+/// `GET /_emu/entries/<seq>`: the entry and, for a webhook call, the request as sent and the
+/// whole answer; for a REST call, the call as the handler sent it.
+pub fn details(service: &Service, seq: u64) -> Result<Value, AdminError> {
+    let entry = ring(service)?.get(seq).map_err(|missing| {
+        let (code, message) = match missing {
+            Missing::Gone => ("Gone", format!("entry {seq} has left the inspector's ring")),
+            Missing::Never => ("NotFound", format!("there is no entry {seq}")),
+        };
+        AdminError::new(StatusCode::NOT_FOUND, code, message)
+    })?;
+    let shown = view(&entry)
+        .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+        .unwrap_or(Value::Null);
+    let mut out = json!({ "seq": seq, "entry": shown });
+    let line = entry
+        .record
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<RecordLine>(r).ok());
+    match line {
+        Some(line @ RecordLine::Webhook { .. }) => {
+            let call = entry.attachment.as_ref().and_then(|a| a.downcast_ref());
+            webhook_details(service, &line, call, &mut out);
+        }
+        Some(RecordLine::Rest { call, .. }) => {
+            out["call"] = serde_json::to_value(&call).unwrap_or(Value::Null);
+            out["matched"] = shown.get("matched").cloned().unwrap_or(Value::Null);
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The webhook event a session line describes.
+pub fn recorded_event(line: &RecordLine) -> Option<WebhookEvent> {
+    let RecordLine::Webhook {
+        hub,
+        event,
+        ce_type,
+        namespace,
+        socket_id,
+        connection_id,
+        user_id,
+        body,
+        ..
+    } = line
+    else {
+        return None;
+    };
+    Some(WebhookEvent {
+        hub: hub.clone(),
+        kind: EventKind::from_recorded(ce_type, event),
+        connection_id: connection_id.clone(),
+        namespace: namespace.clone(),
+        socket_id: socket_id.clone(),
+        user_id: user_id.clone(),
+        body: Bytes::from(body.clone()),
+    })
+}
+
+/// Adds `request`, `response`, `error` and `curl` for one webhook call's entry.
+fn webhook_details(
+    service: &Service,
+    line: &RecordLine,
+    call: Option<&CallDetails>,
+    out: &mut Value,
+) {
+    let RecordLine::Webhook {
+        response, error, ..
+    } = line
+    else {
+        return;
+    };
+    out["error"] = json!(error);
+    out["response"] = answer_json(response.as_ref(), call);
+    let Some(event) = recorded_event(line) else {
+        return;
+    };
+    let request = service.route(&event.hub, &event.kind).and_then(|settings| {
+        let stamp = call.map(|c| c.stamp.clone())?;
+        cloudevents::event_request(&settings, &event, &stamp).ok()
+    });
+    match request {
+        Some(request) => {
+            out["curl"] = json!(curl(&request));
+            out["request"] = request_json(&request);
+        }
+        None => {
+            out["request"] = json!({
+                "body": String::from_utf8_lossy(&event.body),
+                "note": "no handler of this hub wants this event now, so its headers cannot be shown",
+            })
+        }
+    }
+}
+
+fn header_pairs(headers: &http::HeaderMap) -> Value {
+    Value::Array(
+        headers
+            .iter()
+            .map(|(name, value)| json!([name.as_str(), String::from_utf8_lossy(value.as_bytes())]))
+            .collect(),
+    )
+}
+
+fn request_json(request: &WebhookRequest) -> Value {
+    json!({
+        "method": request.method.as_str(),
+        "url": request.url,
+        "headers": header_pairs(&request.headers),
+        "body": String::from_utf8_lossy(&request.body),
+    })
+}
+
+/// The recorded answer with the headers kept by the call's entry.
+pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetails>) -> Value {
+    let Some(r) = response else {
+        return Value::Null;
+    };
+    let headers = call
+        .and_then(|c| c.answer_headers.as_ref())
+        .map_or(Value::Array(Vec::new()), header_pairs);
+    json!({
+        "status": r.status,
+        "headers": headers,
+        "body": r.body,
+        "latencyMs": r.latency_ms,
+    })
+}
+
+/// A shell command that sends the same request again: same headers (so the same
+/// `ce-signature`, valid while the access key is the same) and the same body.
+pub fn curl(request: &WebhookRequest) -> String {
+    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
+    let mut out = format!("curl -sS -X {} {}", request.method, quote(&request.url));
+    for (name, value) in &request.headers {
+        let header = format!("{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
+        out.push_str(&format!(" \\\n  -H {}", quote(&header)));
+    }
+    if !request.body.is_empty() {
+        out.push_str(&format!(
+            " \\\n  --data-binary {}",
+            quote(&String::from_utf8_lossy(&request.body))
+        ));
+    }
+    out
+}
+
+/// `GET /_emu/export`: a session file of what the ring still holds — a `header` line, then
+/// every recorded line in order (redacted as `--record` redacts them).
+pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
+    let ring = ring(service)?;
+    let header = RecordLine::Header {
+        format: record::FORMAT.into(),
+        version: record::VERSION,
+        sio_emu_version: env!("CARGO_PKG_VERSION").into(),
+        hubs: service.config().hub_names(),
+        endpoint: service.endpoint().to_owned(),
+        started_at: humantime::format_rfc3339_millis(ring.started_at()).to_string(),
+    };
+    let mut text = serde_json::to_string(&header).unwrap_or_default();
+    text.push('\n');
+    for entry in ring.snapshot() {
+        if let (true, Some(line)) = (entry.exported, &entry.record) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let mut response = http::Response::new(http_body_util::Full::new(Bytes::from(text)));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        http::header::CONTENT_DISPOSITION,
+        http::HeaderValue::from_static("attachment; filename=\"sio-emu-session.jsonl\""),
+    );
+    Ok(response)
+}
+
+/// `GET /_emu/lint`: the lint's counts per rule since the start, and per rule the findings
+/// still in the ring (their `seq`, newest last) with the last message.
+pub fn lint(service: &Service) -> Value {
+    let counts = service.hooks().webhooks.counts();
+    let mut rules: serde_json::Map<String, Value> = counts
+        .iter()
+        .map(|(rule, n)| (rule.clone(), json!({ "count": n, "seqs": [] })))
+        .collect();
+    for entry in service
+        .traffic()
+        .ring()
+        .map(Ring::snapshot)
+        .unwrap_or_default()
+    {
+        let Some(finding) = lint_view(&entry) else {
+            continue;
+        };
+        let Some(rule) = finding
+            .get("rule")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let slot = rules
+            .entry(rule)
+            .or_insert_with(|| json!({ "count": 0, "seqs": [] }));
+        if let Some(seqs) = slot["seqs"].as_array_mut() {
+            seqs.push(json!(entry.seq));
+        }
+        slot["section"] = finding["section"].clone();
+        slot["message"] = finding["message"].clone();
+    }
+    json!({ "total": counts.values().sum::<u64>(), "rules": rules })
+}
+
+fn lint_view(entry: &Arc<Entry>) -> Option<Value> {
+    let view = entry.view.as_deref()?;
+    if !view.starts_with("{\"type\":\"lint\"") {
+        return None;
+    }
+    serde_json::from_str(view).ok()
+}
