@@ -159,6 +159,13 @@ test("the timeline shows the handshake, the frame, the webhook call and the ack;
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = process.env.UPDATE_SCREENSHOT === "1" ? join(REPO, "docs/inspector.png") : join(dir, "inspector.png");
   await page.screenshot({ path: file });
+
+  // Resend: the same call once more, the new answer beside the old one.
+  await details.locator('[data-testid="resend"]').click();
+  assert.match(await waitText(details.locator('[data-testid="resend-new-body"]'), /ack/), /\["ack","hi"\]/);
+  assert.match(await details.locator('[data-testid="resend-old-body"]').textContent(), /\["ack","hi"\]/);
+  await webhook.waitFor("say", { count: 2 });
+  await row(page, "webhook", "say").nth(1).waitFor({ timeout: WAIT });
 });
 
 test("emit to a socket from the page reaches the client's listener", async (t) => {
