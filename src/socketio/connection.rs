@@ -22,7 +22,7 @@ use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::{Direction, RecordLine, redacted_frame};
+use crate::traffic::record::{Direction, RecordLine};
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -145,7 +145,8 @@ impl SioConnection {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             direction,
-            packet: redacted_frame(packet).into_owned(),
+            // Redacted (a client CONNECT's `auth`) when the line is written.
+            packet: packet.to_owned(),
         });
     }
 

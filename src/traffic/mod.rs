@@ -311,17 +311,22 @@ impl Traffic {
     /// Appends one line to the recording and the ring, if any; `build` receives the time in ms
     /// since start. Waits while the recording's queue is full (docs/protocol.md §14 decision
     /// 22: sessions wait, not lines).
+    /// The ring keeps every line but the run's `header` (an export writes its own).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
-        let is_frame = std::cell::Cell::new(false);
+        let kind = std::cell::Cell::new((false, false));
         let line = self.line(|t| {
             let line = build(t);
-            is_frame.set(matches!(line, record::RecordLine::Frame { .. }));
+            kind.set((
+                matches!(line, record::RecordLine::Frame { .. }),
+                matches!(line, record::RecordLine::Header { .. }),
+            ));
             line
         });
-        if let (Some(ring), Some(line)) = (&self.inner.ring, line) {
+        let (frame, header) = kind.get();
+        if let (Some(ring), Some(line), false) = (&self.inner.ring, line, header) {
             ring.push(ring::NewEntry {
                 record: Some(line),
-                timeline: is_frame.get(),
+                timeline: frame,
                 ..ring::NewEntry::default()
             });
         }

@@ -10,6 +10,7 @@ mod exec;
 mod faults;
 mod hardening;
 mod inject;
+mod inspector;
 mod lint;
 mod output;
 mod replay;
