@@ -60,10 +60,12 @@ async fn connections_view_decodes_groups_and_sockets() {
     let conn = &hub["connections"][0];
     assert_eq!(conn["connectionId"], ws.sid.as_str());
     assert_eq!(conn["userId"], "alice");
-    assert_eq!(
-        conn["sockets"],
-        json!([{ "namespace": "/ns", "socketId": socket_id }])
-    );
+    assert_eq!(conn["transport"], "websocket");
+    assert_eq!(conn["sockets"][0]["namespace"], "/ns");
+    assert_eq!(conn["sockets"][0]["socketId"], socket_id.as_str());
+    let rooms = conn["sockets"][0]["rooms"].as_array().unwrap();
+    assert!(rooms.contains(&json!("rm")), "{rooms:?}");
+    assert!(rooms.contains(&json!(socket_id)), "its own room: {rooms:?}");
     let groups = conn["groups"].as_array().unwrap();
     for expected in [
         json!({ "name": "0~L25z~", "namespace": "/ns", "room": null }),

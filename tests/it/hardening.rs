@@ -188,7 +188,7 @@ async fn listening_beyond_loopback_warns() {
     // Loopback only: the warning would come before any request is served; an admin line
     // proves serving started, and no warning precedes it.
     let quiet = Emu::start(&["--anonymous"]);
-    let reply = http("GET", &format!("{}/_emu/faults", quiet.base()), &[], "").await;
+    let reply = http("POST", &format!("{}/_emu/reset", quiet.base()), &[], "").await;
     assert_eq!(reply.status, 200);
     quiet
         .wait_log("the admin line", |v| v["type"] == "admin")
