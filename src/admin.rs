@@ -264,18 +264,26 @@ fn either(result: Result<HttpResponse, AdminError>) -> (HttpResponse, Option<Str
 
 /// The inspector page.
 fn page() -> HttpResponse {
-    let mut response = http::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(
-        INSPECTOR_PAGE.as_bytes(),
-    )));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
+    with_headers(
+        bytes::Bytes::from_static(INSPECTOR_PAGE.as_bytes()),
+        [
+            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+}
+
+/// A 200 answer with `body` and these headers.
+pub fn with_headers<const N: usize>(
+    body: bytes::Bytes,
+    headers: [(http::HeaderName, &'static str); N],
+) -> HttpResponse {
+    let mut response = http::Response::new(http_body_util::Full::new(body));
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name, http::HeaderValue::from_static(value));
+    }
     response
 }
 

@@ -24,7 +24,7 @@ use crate::traffic::ring::{Entry, Missing, Ring};
 use crate::upstream::cloudevents::{self, WebhookRequest};
 use crate::upstream::{CallDetails, EventKind, WebhookEvent};
 
-use super::AdminError;
+use super::{AdminError, with_headers};
 
 /// How often an idle event stream gets a comment line, so proxies and the browser keep it.
 pub const STREAM_PING: Duration = Duration::from_secs(15);
@@ -125,15 +125,12 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         }
         subscriber.close();
     });
-    let mut response = http::Response::new(http_body_util::Full::new(Bytes::new()));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
+    let mut response = with_headers(
+        Bytes::new(),
+        [
+            (http::header::CONTENT_TYPE, "text/event-stream"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
     );
     response.extensions_mut().insert(body);
     Ok(response)
@@ -302,17 +299,16 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             text.push('\n');
         }
     }
-    let mut response = http::Response::new(http_body_util::Full::new(Bytes::from(text)));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-ndjson"),
-    );
-    headers.insert(
-        http::header::CONTENT_DISPOSITION,
-        http::HeaderValue::from_static("attachment; filename=\"sio-emu-session.jsonl\""),
-    );
-    Ok(response)
+    Ok(with_headers(
+        Bytes::from(text),
+        [
+            (http::header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"sio-emu-session.jsonl\"",
+            ),
+        ],
+    ))
 }
 
 /// `GET /_emu/lint`: the lint's counts per rule since the start, and per rule the findings

@@ -383,9 +383,16 @@ async fn foreign_pages_cannot_read_the_stream_or_export() {
             assert_ne!(same.status, 403, "{path}: its own page may");
         }
     }
+    let inspector = emu.ready["inspector"].as_str().unwrap();
+    assert_eq!(inspector, format!("http://localhost:{port}/_emu/"));
     let page = get_json(&emu, "/_emu/").await;
     assert_eq!(page.status, 200);
     assert!(page.headers["content-type"].starts_with("text/html"));
+    assert!(
+        page.body.contains("EventSource"),
+        "the page is the inspector"
+    );
+    assert!(!page.body.contains("https://"), "no external resource");
 }
 
 #[tokio::test]
