@@ -91,23 +91,37 @@ fn connect_body(
     Bytes::from(body.to_string())
 }
 
-/// Appends the handshake to the recording (token redacted).
-fn record_handshake(
-    service: &Service,
-    handshake: &Handshake<'_>,
-    connection_id: Option<&str>,
-    user_id: Option<&str>,
-    refused: Option<&str>,
-) {
-    service.traffic().record(|t| RecordLine::Handshake {
+/// How a handshake ended, for its log line and its session line.
+struct Outcome<'a> {
+    /// The hub's name as the service knows it.
+    hub: &'a str,
+    connection_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    refused: Option<&'a str>,
+    /// Decoded (unverified) claims of a refused token.
+    claims: Option<Value>,
+}
+
+/// Reports one handshake as one hop: its live-log line and its session line (token redacted).
+fn report_handshake(service: &Service, handshake: &Handshake<'_>, outcome: Outcome<'_>) {
+    let event = TrafficEvent::Handshake {
+        hub: outcome.hub.to_owned(),
+        connection_id: outcome.connection_id.map(str::to_owned),
+        transport: handshake.transport.as_str(),
+        user_id: outcome.user_id.map(str::to_owned),
+        refused: outcome.refused.map(str::to_owned),
+        claims: outcome.claims,
+    };
+    let line = |t| RecordLine::Handshake {
         t,
         hub: handshake.route.to_owned(),
-        connection_id: connection_id.map(str::to_owned),
+        connection_id: outcome.connection_id.map(str::to_owned),
         transport: handshake.transport.as_str().to_owned(),
-        user_id: user_id.map(str::to_owned),
+        user_id: outcome.user_id.map(str::to_owned),
         query: redacted_query(handshake.uri.query().unwrap_or("")),
-        refused: refused.map(str::to_owned),
-    });
+        refused: outcome.refused.map(str::to_owned),
+    };
+    service.traffic().report(event, line, true, None);
 }
 
 /// String values of a claim that may be a string or an array.
@@ -149,21 +163,15 @@ impl SioAcceptor {
 
     fn refuse(&self, handshake: &Handshake<'_>, rejection: Rejection) -> Refusal {
         let message = format!("{} check failed: {}", rejection.check, rejection.message);
-        record_handshake(&self.service, handshake, None, None, Some(&message));
-        self.log_refusal(handshake, &message, rejection.claims.map(Value::Object));
-        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
-    }
-
-    /// The live log's line for a refused handshake.
-    fn log_refusal(&self, handshake: &Handshake<'_>, message: &str, claims: Option<Value>) {
-        self.service.traffic().emit(TrafficEvent::Handshake {
-            hub: handshake.route.to_owned(),
+        let outcome = Outcome {
+            hub: handshake.route,
             connection_id: None,
-            transport: handshake.transport.as_str(),
             user_id: None,
-            refused: Some(message.to_owned()),
-            claims,
-        });
+            refused: Some(&message),
+            claims: rejection.claims.map(Value::Object),
+        };
+        report_handshake(&self.service, handshake, outcome);
+        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
     }
 
     /// Refuses a hub that is not declared while `--strict-hubs` is on, saying so in the log.
@@ -172,7 +180,14 @@ impl SioAcceptor {
             "hub `{}` is not declared and --strict-hubs is on; declare it with --hub",
             handshake.route
         );
-        self.log_refusal(handshake, &message, None);
+        self.service.traffic().emit(TrafficEvent::Handshake {
+            hub: handshake.route.to_owned(),
+            connection_id: None,
+            transport: handshake.transport.as_str(),
+            user_id: None,
+            refused: Some(message.clone()),
+            claims: None,
+        });
         refusal(StatusCode::NOT_FOUND, "HubNotFound", &message)
     }
 }
@@ -228,21 +243,14 @@ impl Acceptor for SioAcceptor {
             return Err(self.unknown_hub(handshake));
         };
         let body = connect_body(handshake, &pairs, &claims);
-        record_handshake(
-            service,
-            handshake,
-            Some(handshake.sid),
-            user_id.as_deref(),
-            None,
-        );
-        service.traffic().emit(TrafficEvent::Handshake {
-            hub: hub.name().to_owned(),
-            connection_id: Some(handshake.sid.to_owned()),
-            transport: handshake.transport.as_str(),
-            user_id: user_id.clone(),
+        let outcome = Outcome {
+            hub: hub.name(),
+            connection_id: Some(handshake.sid),
+            user_id: user_id.as_deref(),
             refused: None,
             claims: None,
-        });
+        };
+        report_handshake(service, handshake, outcome);
         Ok(SioConnection::new(
             service.clone(),
             hub,
