@@ -64,7 +64,7 @@ struct Socket {
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
-    lane: tokio::sync::mpsc::UnboundedSender<Step>,
+    lane: super::queue::Sender<Step>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
 }
@@ -83,6 +83,9 @@ pub struct SioConnection {
     end: Option<Arc<ConnectionEnd>>,
     /// Bytes of user events one socket's lane may hold before reading stops.
     lane_limit: usize,
+    /// The connect-timeout task, stopped by the first CONNECT so an idle connection holds no
+    /// timer.
+    connect_timer: Option<tokio::task::AbortHandle>,
 }
 
 impl SioConnection {
@@ -118,6 +121,7 @@ impl SioConnection {
             partial: None,
             end: Some(end),
             lane_limit,
+            connect_timer: None,
         }
     }
 
@@ -174,6 +178,9 @@ impl SioConnection {
             return;
         }
         self.seen_connect = true;
+        if let Some(timer) = self.connect_timer.take() {
+            timer.abort();
+        }
         let Some(end) = self.end.clone() else { return };
         let id: Arc<str> = self.service.ids().next_id().into();
         let lane = Lane::open(
@@ -368,12 +375,13 @@ impl Handler for SioConnection {
             handle,
         );
         let wait: Duration = self.service.config().engine.connect_timeout;
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => { let _ = sender.send(SioEvent::ConnectTimeout).await; }
                 _ = sender.closed() => {}
             }
         });
+        self.connect_timer = Some(timer.abort_handle());
     }
 
     fn on_upgrade(&mut self) {
@@ -516,6 +524,9 @@ impl Handler for SioConnection {
     }
 
     fn on_close(&mut self, reason: &CloseReason) {
+        if let Some(timer) = self.connect_timer.take() {
+            timer.abort();
+        }
         let text = reason.reason_text();
         if let Some(end) = self.end.take() {
             let _ = end.reason.set(text.clone());
