@@ -202,6 +202,8 @@ impl SioConnection {
         };
         let event = self.caller.event(EventKind::Connect, namespace, &id, body);
         let _ = lane.send(Step::Connect(event));
+        // Most connections join one namespace: no room for four.
+        self.sockets.reserve_exact(1);
         self.sockets.push(Socket {
             namespace: namespace.to_owned(),
             id,

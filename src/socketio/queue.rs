@@ -92,8 +92,8 @@ impl<T> Receiver<T> {
     }
 }
 
-/// Slots an emptied queue keeps.
-const IDLE_CAPACITY: usize = 4;
+/// Slots an emptied queue keeps: one, so a socket sending one event at a time reuses it.
+const IDLE_CAPACITY: usize = 1;
 
 #[cfg(test)]
 mod tests {
