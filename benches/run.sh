@@ -86,10 +86,14 @@ die() { echo "run.sh: $*" >&2; exit 1; }
   die "no baseline harness at $BASELINE_DIR; set BASELINE_DIR"
 command -v node >/dev/null || die "node is required"
 
-# 10,000 idle clients need as many descriptors in the client and in the server.
+# 10,000 idle clients need as many descriptors in the client and in the server (twice as many
+# for long-polling clients, which hold two HTTP connections each).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS " == *" 10000 "* ]]; then
+if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS $SOAK_IDLE " == *" 10000 "* ]]; then
   echo "run.sh: ulimit -n is $(ulimit -n); 10000 idle clients may run out of descriptors" >&2
+fi
+if (( $(ulimit -n) < 22000 )) && [[ " $IDLE_POLL " == *" 10000 "* ]]; then
+  echo "run.sh: ulimit -n is $(ulimit -n); 10000 idle polling clients may run out of descriptors" >&2
 fi
 
 # --- harness -------------------------------------------------------------------------------
