@@ -27,6 +27,7 @@ const read = (f) => {
 const load = read("load.jsonl");
 const idle = read("idle.jsonl");
 const startup = read("startup.jsonl");
+const soak = read("soak.jsonl");
 const env = fs.existsSync(pathMod.join(dir, "env.json"))
   ? JSON.parse(fs.readFileSync(pathMod.join(dir, "env.json"), "utf8"))
   : {};
@@ -35,7 +36,10 @@ const params = fs.existsSync(pathMod.join(dir, "params.txt"))
   : "";
 
 const EMU = "sio-emu";
+const EMU_LOG = "sio-emu-log";
 const NODE = "node-agent";
+// Server CPU per acknowledged event, from load.js's CPU % and acks/s.
+const acksPerCpuS = (r) => (r.serverCpuPct ? r.acksPerSec / (r.serverCpuPct / 100) : NaN);
 const commands = [];
 const cmdRef = (c) => {
   if (!c) return "";
@@ -57,6 +61,13 @@ const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a
 
 const rows = [];
 const verdicts = [];
+// sio-emu's own figures (no Node counterpart): live log, soak.
+const alone = [];
+function aloneRow(figure, value, goal, met, command) {
+  if (goal) verdicts.push({ figure, goal, met });
+  alone.push(`| ${figure} | ${value} | ${goal ?? ""} | ${met ?? ""} | ${cmdRef(command)} |`);
+}
+const verdict = (ok) => (ok === null ? "n/a" : ok ? "met" : "**missed**");
 function row(figure, emu, node, digits, goal, emuCmd, nodeCmd) {
   const r = ratio(emu, node);
   let met = "";
@@ -86,16 +97,16 @@ for (const [key, g] of groups) {
   const n = g[NODE];
   const ec = e[0]?.command;
   const nc = n[0]?.command;
-  const is50ws = transport === "websocket" && clients === "50";
+  const ws = transport === "websocket";
+  const goalRatio = ws && (clients === "50" || clients === "500");
   row(`${name}: acks/s`, m(EMU, (r) => r.acksPerSec), m(NODE, (r) => r.acksPerSec), 0,
-    is50ws ? { text: "≥ 2x Node", check: (_, r) => (Number.isFinite(r) ? r >= 2 : null) } : null, ec, nc);
+    goalRatio ? { text: "≥ 2x Node", check: (_, r) => (Number.isFinite(r) ? r >= 2 : null) } : null, ec, nc);
   row(`${name}: p50 ms`, m(EMU, (r) => r.latencyMs.p50), m(NODE, (r) => r.latencyMs.p50), 3, null, ec, nc);
   row(`${name}: p99 ms`, m(EMU, (r) => r.latencyMs.p99), m(NODE, (r) => r.latencyMs.p99), 3,
-    is50ws ? { text: "≤ 0.5x Node", check: (_, r) => (Number.isFinite(r) ? r <= 0.5 : null) } : null, ec, nc);
+    goalRatio ? { text: "≤ 0.5x Node", check: (_, r) => (Number.isFinite(r) ? r <= 0.5 : null) } : null, ec, nc);
   row(`${name}: server CPU %`, m(EMU, (r) => r.serverCpuPct), m(NODE, (r) => r.serverCpuPct), 0, null, ec, nc);
-  row(`${name}: acks per server CPU-s`,
-    m(EMU, (r) => (r.serverCpuPct ? r.acksPerSec / (r.serverCpuPct / 100) : NaN)),
-    m(NODE, (r) => (r.serverCpuPct ? r.acksPerSec / (r.serverCpuPct / 100) : NaN)), 0, null, ec, nc);
+  row(`${name}: acks per server CPU-s`, m(EMU, acksPerCpuS), m(NODE, acksPerCpuS), 0,
+    ws && clients === "50" ? { text: "≥ 100,000 (≤ 10 µs/ack)", check: (emu) => (Number.isFinite(emu) ? emu >= 100000 : null) } : null, ec, nc);
   for (const [server, runs] of [[EMU, e], [NODE, n]]) {
     const lg = median(runs.map((r) => r.loadgenCpuPct));
     const errs = runs.reduce((a, r) => a + r.errors + r.mismatches, 0);
@@ -104,6 +115,28 @@ for (const [key, g] of groups) {
     if (errs) notes.push(`${name} / ${server}: ${errs} errors or mismatched acks.`);
     if (runs.some((r) => r.contaminated) || other > 30) notes.push(`${name} / ${server}: other processes used ${fmt(other, 0)} % CPU during the run (noisy).`);
   }
+}
+
+// Live log on (pretty, stdout to a file) against the same server's --quiet figure.
+const logged = new Map();
+for (const r of load.filter((x) => x.server === EMU_LOG)) {
+  const key = `${r.transport}|${r.client}|${r.clients}`;
+  if (!logged.has(key)) logged.set(key, []);
+  logged.get(key).push(r);
+}
+for (const [key, runs] of logged) {
+  const [transport, client, clients] = key.split("|");
+  const name = `${transport === "websocket" ? "WS" : "polling"} ${clients} (${client})`;
+  const usLog = 1e6 / median(runs.map(acksPerCpuS));
+  const usQuiet = 1e6 / median((groups.get(key)?.[EMU] ?? []).map(acksPerCpuS));
+  const over = usLog / usQuiet - 1;
+  aloneRow(`${name}, --quiet: µs server CPU per ack`, fmt(usQuiet, 1), "≤ 10 µs", verdict(Number.isFinite(usQuiet) ? usQuiet <= 10 : null), groups.get(key)?.[EMU]?.[0]?.command);
+  aloneRow(`${name}, live log on: µs server CPU per ack (acks/s ${fmt(median(runs.map((r) => r.acksPerSec)), 0)})`,
+    `${fmt(usLog, 1)} (${Number.isFinite(over) ? `${over >= 0 ? "+" : ""}${fmt(over * 100, 0)} %` : "n/a"} vs --quiet)`,
+    "≤ 25 % above --quiet", verdict(Number.isFinite(over) ? over <= 0.25 : null), runs[0].command);
+  const errs = runs.reduce((a, r) => a + r.errors + r.mismatches, 0);
+  if (errs) notes.push(`${name} / live log on: ${errs} errors or mismatched acks.`);
+  if (runs.some((r) => r.contaminated) || median(runs.map((r) => r.otherCpuPct)) > 30) notes.push(`${name} / live log on: other processes used ${fmt(median(runs.map((r) => r.otherCpuPct)), 0)} % CPU during the run (noisy).`);
 }
 
 // Idle memory per connection.
@@ -119,6 +152,8 @@ for (const r of idle.filter((x) => x.server === EMU)) {
     rows.push(`| idle WS ${r.clients}: connected / open / errors | ${r.connected} / ${r.openAtReading} / ${r.errors} | ${n ? `${n.connected} / ${n.openAtReading} / ${n.errors}` : "n/a"} | | no error | ${ok ? "met" : "**missed**"} | ${cmdRef(r.command)} ${cmdRef(n?.command)} |`);
   }
   if (r.errors) notes.push(`idle ${r.transport} ${r.clients} / sio-emu: ${r.errors} errors, first: ${r.firstError}`);
+  if (!n) notes.push(`idle ${r.transport} ${r.clients}: no Node figure (its run failed; see the run's output): the ratio is n/a.`);
+  else if (n.errors || n.connected < n.clients) notes.push(`idle ${r.transport} ${r.clients}: the Node baseline harness held ${n.connected} of ${n.clients} clients, so its figure is not comparable.`);
   if (n && n.errors) notes.push(`idle ${n.transport} ${n.clients} / node: ${n.errors} errors, first: ${n.firstError}`);
 }
 
@@ -133,6 +168,26 @@ if (se) {
     { text: "≤ 50 ms", check: (emu) => emu <= 50 }, se.command, sn?.command);
 }
 
+// Soak: memory under steady load, and idle connections held.
+for (const r of soak.filter((x) => x.kind === "load")) {
+  const samples = r.rssKiB ?? [];
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  const growth = first && last && samples.length > 1 ? last[1] / first[1] - 1 : NaN;
+  const trail = samples.map(([t, kib]) => `${t} s: ${fmt(kib / 1024, 1)}`).join(", ");
+  aloneRow(`soak: ${r.clients ?? "?"} WS clients under load for ${r.soakSecs} s, VmRSS MiB (${trail || "no sample"})`,
+    `${Number.isFinite(growth) ? `${growth >= 0 ? "+" : ""}${fmt(growth * 100, 1)} %` : "n/a"} end vs first sample`,
+    "within 5 %", verdict(Number.isFinite(growth) ? Math.abs(growth) <= 0.05 : null), r.command);
+  aloneRow(`soak: acks/s, p99 ms, errors`, `${fmt(r.acksPerSec, 0)}, ${fmt(r.latencyMs?.p99, 1)}, ${r.errors ?? "?"}`,
+    "no error", verdict(r.errors === null || r.errors === undefined ? null : r.errors + (r.mismatches ?? 0) === 0), r.command);
+  if (r.sampleSecs && r.soakSecs < 2 * r.sampleSecs) notes.push(`soak: ${r.soakSecs} s with a sample every ${r.sampleSecs} s is too short to show a trend.`);
+}
+for (const r of soak.filter((x) => x.kind === "idle")) {
+  const ok = r.errors === 0 && r.connected === r.clients && r.openAtEnd === r.clients;
+  aloneRow(`soak: ${r.clients} idle WS held ${r.holdS} s: connected / open at the end / errors (VmRSS ${fmt(r.connectedKiB / 1024, 1)} → ${fmt(r.heldKiB / 1024, 1)} MiB)`,
+    `${r.connected} / ${r.openAtEnd} / ${r.errors + (r.lostDuringHold ?? 0)}`, "0 errors", verdict(ok), r.command);
+}
+
 const out = [];
 out.push(`# ${opt("title") ?? `sio-emu vs Node socket.io (webhook mode, keep-alive agent) — ${(env.date ?? "").slice(0, 10)}`}`);
 out.push("");
@@ -144,6 +199,12 @@ out.push("| figure | sio-emu | Node (agent) | sio-emu / Node | goal | met? | com
 out.push("|---|---:|---:|---:|---|---|---|");
 out.push(...rows);
 out.push("");
+if (alone.length) {
+  out.push("sio-emu alone (live log, soak):", "");
+  out.push("| figure | sio-emu | goal | met? | command |");
+  out.push("|---|---:|---|---|---|");
+  out.push(...alone, "");
+}
 if (verdicts.length) {
   out.push("Goals: " + verdicts.map((v) => `${v.figure} ${v.goal}: ${v.met}`).join("; ") + ".");
   out.push("");

@@ -2,12 +2,14 @@
 // works for sio-emu, which has no /stats endpoint. Same steps as the baseline's idle.js:
 // prime with a few connections and drop them, read the baseline, connect N silent clients
 // that each join "/" and answer pings, let them settle, read again, disconnect, read a third
-// time. When --stats-url is given (the Node baseline server with --expose-gc), it is called
+// time. With --hold S the clients stay connected S seconds after the second reading and the
+// result adds the RSS and the number of clients still open at the end of the hold (a client
+// that lost its connection is an error). When --stats-url is given (the Node baseline server with --expose-gc), it is called
 // with ?gc=1 before each reading so V8 garbage does not count against Node.
 //
 // Usage: node idle-proc.js --url http://127.0.0.1:38200 --path /clients/socketio/hubs/bench
 //        --clients 1000 --server-pid PID [--transport websocket|polling] [--client sio|raw]
-//        [--settle 5] [--stats-url http://127.0.0.1:38201/stats] [--label name]
+//        [--settle 5] [--hold 600] [--stats-url http://127.0.0.1:38201/stats] [--label name]
 "use strict";
 
 const fs = require("node:fs");
@@ -21,6 +23,7 @@ const nClients = Number(args.clients ?? 1000);
 const transport = args.transport ?? "websocket";
 const clientKind = args.client ?? "sio";
 const settleS = Number(args.settle ?? 5);
+const holdS = Number(args.hold ?? 0);
 const serverPid = Number(args["server-pid"]);
 const statsUrl = args["stats-url"] ?? null;
 const label = args.label ?? "";
@@ -39,6 +42,12 @@ async function main() {
   await sleep(settleS * 1000);
   const during = await reading();
   const open = clients.filter((c) => c.isOpen()).length;
+  let held = null;
+  if (holdS > 0) {
+    await sleep(holdS * 1000);
+    const openAtEnd = clients.filter((c) => c.isOpen()).length;
+    held = { holdS, heldKiB: await reading(), openAtEnd, lostDuringHold: open - openAtEnd };
+  }
   clients.forEach((c) => c.close());
   await sleep(2000);
   const after = await reading();
@@ -56,12 +65,14 @@ async function main() {
     connectedKiB: during,
     afterDisconnectKiB: after,
     perConnectionKiB: round((during - before) / nClients, 2),
+    ...(held ?? {}),
   };
   console.log(JSON.stringify(result));
   console.error(
     `[idle] ${label} ${transport}/${clientKind} ${nClients} clients (${clients.length} connected, ` +
       `${errors.length} errors, ${connectMs} ms): RSS ${mib(before)} -> ${mib(during)} MiB ` +
-      `(${result.perConnectionKiB} KiB/conn), after disconnect ${mib(after)} MiB`,
+      `(${result.perConnectionKiB} KiB/conn), after disconnect ${mib(after)} MiB` +
+      (held ? `; held ${holdS} s: ${held.openAtEnd} open at the end, RSS ${mib(held.heldKiB)} MiB` : ""),
   );
   setTimeout(() => process.exit(0), 200).unref();
 }

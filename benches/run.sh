@@ -7,9 +7,12 @@
 #   2. builds sio-emu in release mode;
 #   3. emit-with-ack round trips, interleaved sio-emu / Node per (transport, clients) and
 #      repeat: WebSocket at WS_CLIENTS, long-polling at POLL_CLIENTS;
+#      sio-emu also runs at LOG_CLIENTS with its live log on (pretty, stdout to a file);
 #   4. idle memory per connection on fresh servers (VmRSS from /proc: idle-proc.js);
 #   5. empty-process memory and exec → ready time (startup.js, median of STARTUP_RUNS);
-#   6. writes the comparison (ratios sio-emu / Node, goals, commands) to SUMMARY.
+#   6. soak (sio-emu alone, fresh servers): SOAK_CLIENTS under load for SOAK_SECS with VmRSS
+#      sampled every SOAK_SAMPLE seconds, then SOAK_IDLE idle WebSocket clients held SOAK_SECS;
+#   7. writes the comparison (ratios sio-emu / Node, goals, commands) to SUMMARY.
 #
 # Node is server.js --mode webhook --http agent (node:http keep-alive agent). It posts
 # {event,sid,ns,data} JSON and acks with the webhook's JSON answer, so its webhook runs with
@@ -21,14 +24,16 @@
 #   WS_CLIENTS ["1 50 500"] POLL_CLIENTS ["1 50"]
 #   CLIENT [sio]             load.js client for WebSocket runs: sio or raw (polling: always sio)
 #   SIZE [64]                payload text bytes
-#   IDLE_WS ["1000 10000"] IDLE_POLL ["1000"] IDLE_CLIENT [sio]  ("" skips)
+#   LOG_CLIENTS ["50"]       WebSocket client counts sio-emu also runs with its live log on
+#   IDLE_WS ["1000 10000"] IDLE_POLL ["1000 10000"] IDLE_CLIENT [sio]  ("" skips)
 #   STARTUP_RUNS [21]
-#   PHASES ["load idle startup"]
+#   SOAK_SECS [600] SOAK_SAMPLE [60] SOAK_CLIENTS [50] SOAK_IDLE [10000]  ("" skips a part)
+#   PHASES ["load idle startup soak"]
 #   PREFLIGHT [0]            1 keeps sio-emu's abuse-protection preflight (webhook.js answers
 #                            OPTIONS with 204 and no WebHook-Allowed-Origin, so every event fails)
 #   PIN [0]                  1: servers on CPU 0, everything else on CPU 1
 #   QUIET_MAX [10] OTHER_MAX [30]   wait for a quiet machine; retry disturbed runs (as the baseline)
-#   EMU_PORT [38200] NODE_PORT [38201] ACK_HOOK_PORT [38271] ECHO_HOOK_PORT [38272]
+#   EMU_PORT [38200] NODE_PORT [38201] EMU_LOG_PORT [38202] ACK_HOOK_PORT [38271] ECHO_HOOK_PORT [38272]
 #   BASELINE_DIR (required: the Node socket.io baseline harness)  WORK [mktemp -d]  (reuse WORK to skip npm ci)
 #   SIO_EMU_BIN [built here]  SKIP_BUILD [0]
 #   OUT [$WORK/results/<stamp>]   raw JSON lines
@@ -50,16 +55,22 @@ POLL_CLIENTS=${POLL_CLIENTS-"1 50"}
 CLIENT=${CLIENT:-sio}
 SIZE=${SIZE:-64}
 IDLE_WS=${IDLE_WS-"1000 10000"}
-IDLE_POLL=${IDLE_POLL-"1000"}
+IDLE_POLL=${IDLE_POLL-"1000 10000"}
+LOG_CLIENTS=${LOG_CLIENTS-"50"}
+SOAK_SECS=${SOAK_SECS:-600}
+SOAK_SAMPLE=${SOAK_SAMPLE:-60}
+SOAK_CLIENTS=${SOAK_CLIENTS-"50"}
+SOAK_IDLE=${SOAK_IDLE-"10000"}
 IDLE_CLIENT=${IDLE_CLIENT:-sio}
 STARTUP_RUNS=${STARTUP_RUNS:-21}
-PHASES=${PHASES:-"load idle startup"}
+PHASES=${PHASES:-"load idle startup soak"}
 PREFLIGHT=${PREFLIGHT:-0}
 PIN=${PIN:-0}
 QUIET_MAX=${QUIET_MAX:-10}
 OTHER_MAX=${OTHER_MAX:-30}
 EMU_PORT=${EMU_PORT:-38200}
 NODE_PORT=${NODE_PORT:-38201}
+EMU_LOG_PORT=${EMU_LOG_PORT:-38202}
 ACK_HOOK_PORT=${ACK_HOOK_PORT:-38271}
 ECHO_HOOK_PORT=${ECHO_HOOK_PORT:-38272}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -75,10 +86,14 @@ die() { echo "run.sh: $*" >&2; exit 1; }
   die "no baseline harness at $BASELINE_DIR; set BASELINE_DIR"
 command -v node >/dev/null || die "node is required"
 
-# 10,000 idle clients need as many descriptors in the client and in the server.
+# 10,000 idle clients need as many descriptors in the client and in the server (twice as many
+# for long-polling clients, which hold two HTTP connections each).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS " == *" 10000 "* ]]; then
+if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS $SOAK_IDLE " == *" 10000 "* ]]; then
   echo "run.sh: ulimit -n is $(ulimit -n); 10000 idle clients may run out of descriptors" >&2
+fi
+if (( $(ulimit -n) < 22000 )) && [[ " $IDLE_POLL " == *" 10000 "* ]]; then
+  echo "run.sh: ulimit -n is $(ulimit -n); 10000 idle polling clients may run out of descriptors" >&2
 fi
 
 # --- harness -------------------------------------------------------------------------------
@@ -126,8 +141,8 @@ if [[ "$PIN" == 1 ]]; then
 fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$EMU_PORT" "$NODE_PORT" "$ACK_HOOK_PORT" "$ECHO_HOOK_PORT"; do
-  port_free "$p" || die "port $p is already in use; set EMU_PORT/NODE_PORT/ACK_HOOK_PORT/ECHO_HOOK_PORT"
+for p in "$EMU_PORT" "$NODE_PORT" "$EMU_LOG_PORT" "$ACK_HOOK_PORT" "$ECHO_HOOK_PORT"; do
+  port_free "$p" || die "port $p is already in use; set EMU_PORT/NODE_PORT/EMU_LOG_PORT/ACK_HOOK_PORT/ECHO_HOOK_PORT"
 done
 
 wait_http() { # wait_http <url>
@@ -179,11 +194,19 @@ start_hook() { # start_hook <port> <reply>; prints pid
 EMU_ARGS=(serve --port "$EMU_PORT" --host 127.0.0.1 --hub bench --anonymous --quiet
   --webhook "http://127.0.0.1:${ACK_HOOK_PORT}/api/events")
 [[ "$PREFLIGHT" == 1 ]] || EMU_ARGS+=(--no-preflight)
+# The same server with its live log on: pretty (the default format), stdout to a file.
+EMU_LOG_ARGS=("${EMU_ARGS[@]}")
+for i in "${!EMU_LOG_ARGS[@]}"; do
+  [[ ${EMU_LOG_ARGS[$i]} == --quiet ]] && unset 'EMU_LOG_ARGS[i]'
+  [[ ${EMU_LOG_ARGS[$i]:-} == "$EMU_PORT" ]] && EMU_LOG_ARGS[i]=$EMU_LOG_PORT
+done
+EMU_LOG_ARGS=("${EMU_LOG_ARGS[@]}")
 NODE_ARGS=(--expose-gc "$WORK/server.js" --port "$NODE_PORT" --mode webhook --http agent
   --path "$HUB_PATH" --webhook "http://127.0.0.1:${ECHO_HOOK_PORT}/api/events")
 
 {
   echo "sio-emu: $(quote "$SIO_EMU_BIN" "${EMU_ARGS[@]}")"
+  echo "sio-emu, live log on (stdout to a file): $(quote "$SIO_EMU_BIN" "${EMU_LOG_ARGS[@]}") > live-log.txt"
   echo "Node (agent): $(quote node "${NODE_ARGS[@]}")"
   echo "sio-emu's webhook: $(quote node webhook.js --port "$ACK_HOOK_PORT" --reply sio-ack)"
   echo "Node's webhook: $(quote node webhook.js --port "$ECHO_HOOK_PORT" --reply echo)"
@@ -195,6 +218,12 @@ start_emu() { # sets emu_pid
   emu_pid=$!
   started_pids+=("$emu_pid")
   wait_http "http://127.0.0.1:${EMU_PORT}/api/health"
+}
+start_emu_log() { # sets emu_log_pid; the live log goes to a file
+  "${ON_CPU0[@]}" "$SIO_EMU_BIN" "${EMU_LOG_ARGS[@]}" > "$OUT/sio-emu-live-log.txt" 2>&1 &
+  emu_log_pid=$!
+  started_pids+=("$emu_log_pid")
+  wait_http "http://127.0.0.1:${EMU_LOG_PORT}/api/health"
 }
 start_node() { # sets node_pid
   "${ON_CPU0[@]}" node "${NODE_ARGS[@]}" > "$OUT/node-$1.log" 2>&1 &
@@ -215,7 +244,7 @@ if [[ -n "$(cd "$REPO" && git status --porcelain -- src Cargo.toml Cargo.lock 2>
     cpuModel: os.cpus()[0].model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
     loadavg: os.loadavg(), sioEmu: process.argv[1], commit: process.argv[2],
   }));' "$("$SIO_EMU_BIN" --version 2>/dev/null || echo '?')" "$commit") > "$OUT/env.json"
-echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
+echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS LOG_CLIENTS=$LOG_CLIENTS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS SOAK_SECS=$SOAK_SECS SOAK_SAMPLE=$SOAK_SAMPLE SOAK_CLIENTS=$SOAK_CLIENTS SOAK_IDLE=$SOAK_IDLE PHASES=$PHASES PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
 cat "$OUT/env.json"
 echo "run.sh: raw results in $OUT" >&2
 
@@ -248,16 +277,22 @@ if [[ " $PHASES " == *" load "* ]]; then
   echo_hook_pid=${started_pids[-1]}
   start_emu load
   start_node load
+  [[ -n "$LOG_CLIENTS" ]] && start_emu_log
   matrix=()
   for n in $WS_CLIENTS; do matrix+=("websocket $CLIENT $n"); done
   for n in $POLL_CLIENTS; do matrix+=("polling sio $n"); done
+  for n in $LOG_CLIENTS; do matrix+=("websocket $CLIENT $n log"); done
   for r in $(seq 1 "$REPEATS"); do
     for cfg in "${matrix[@]}"; do
-      read -r transport client n <<< "$cfg"
+      read -r transport client n log <<< "$cfg"
       # Alternate which server goes first, so drift in the machine's state hits both.
       if (( r % 2 )); then order="emu node"; else order="node emu"; fi
+      # The live-log figure is sio-emu's alone (compared with its --quiet figure).
+      [[ -n "${log:-}" ]] && order="emu-log"
       for s in $order; do
-        if [[ $s == emu ]]; then
+        if [[ $s == emu-log ]]; then
+          run_load sio-emu-log "$emu_log_pid" "$EMU_LOG_PORT" "$ack_hook_pid" "$transport" "$client" "$n"
+        elif [[ $s == emu ]]; then
           run_load sio-emu "$emu_pid" "$EMU_PORT" "$ack_hook_pid" "$transport" "$client" "$n"
         else
           run_load node-agent "$node_pid" "$NODE_PORT" "$echo_hook_pid" "$transport" "$client" "$n"
@@ -267,6 +302,7 @@ if [[ " $PHASES " == *" load "* ]]; then
   done
   curl -fsS "http://127.0.0.1:${NODE_PORT}/stats" > "$OUT/node-final-stats.json" || true
   stop "$emu_pid"
+  [[ -n "$LOG_CLIENTS" ]] && stop "$emu_log_pid"
   stop "$node_pid"
   stop "$ack_hook_pid"
   stop "$echo_hook_pid"
@@ -325,7 +361,62 @@ if [[ " $PHASES " == *" startup "* ]]; then
   tag_line "$line" "$OUT/startup.jsonl" node-agent "$(quote "${cmd[@]}")"
 fi
 
-# --- 6. summary ------------------------------------------------------------------------------
+# --- 6. soak (sio-emu alone) ----------------------------------------------------------------
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+soak_load() { # soak_load <clients>: load for SOAK_SECS, VmRSS every SOAK_SAMPLE seconds
+  local n=$1 load_pid samples=() t=0 line cmd
+  start_hook "$ACK_HOOK_PORT" sio-ack
+  ack_hook_pid=${started_pids[-1]}
+  start_emu "soak-load-$n"
+  wait_quiet
+  cmd=(node load.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --clients "$n"
+    --duration "$SOAK_SECS" --warmup 0 --transport websocket --client "$CLIENT" --size "$SIZE"
+    --label "sio-emu/soak" --server-pid "$emu_pid" --webhook-pid "$ack_hook_pid" --clk-tck "$CLK_TCK")
+  (cd "$WORK" && exec "${ON_CPU1[@]}" "${cmd[@]}") > "$OUT/soak-load.out" 2> "$OUT/soak-load.err" &
+  load_pid=$!
+  started_pids+=("$load_pid")
+  while kill -0 "$load_pid" 2>/dev/null && (( t < SOAK_SECS )); do
+    sleep "$SOAK_SAMPLE"
+    t=$(( t + SOAK_SAMPLE ))
+    kill -0 "$load_pid" 2>/dev/null && samples+=("[$t,$(rss_kib "$emu_pid")]")
+  done
+  wait "$load_pid" 2>/dev/null || true
+  line=$(tail -1 "$OUT/soak-load.out")
+  [[ $line == "{"* ]] || line='{"errors":null,"failed":true}'
+  node -e 'const r = JSON.parse(process.argv[1]); r.kind = "load"; r.soakSecs = Number(process.argv[2]);
+           r.sampleSecs = Number(process.argv[3]); r.rssKiB = JSON.parse(process.argv[4]); console.log(JSON.stringify(r))' \
+    "$line" "$SOAK_SECS" "$SOAK_SAMPLE" "[$(IFS=,; echo "${samples[*]}")]" > "$OUT/soak-line.json"
+  tag_line "$(cat "$OUT/soak-line.json")" "$OUT/soak.jsonl" sio-emu "$(quote "${cmd[@]}")"
+  stop "$emu_pid"
+  stop "$ack_hook_pid"
+}
+
+soak_idle() { # soak_idle <clients>: idle WebSocket clients held SOAK_SECS
+  local n=$1 cmd line
+  start_hook "$ACK_HOOK_PORT" sio-ack
+  ack_hook_pid=${started_pids[-1]}
+  start_emu "soak-idle-$n"
+  wait_quiet
+  cmd=(node idle-proc.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --clients "$n"
+    --transport websocket --client "$IDLE_CLIENT" --server-pid "$emu_pid" --label sio-emu
+    --hold "$SOAK_SECS")
+  if line=$(cd "$WORK" && "${ON_CPU1[@]}" "${cmd[@]}"); then
+    line=$(node -e 'const r = JSON.parse(process.argv[1]); r.kind = "idle"; console.log(JSON.stringify(r))' "$line")
+    tag_line "$line" "$OUT/soak.jsonl" sio-emu "$(quote "${cmd[@]}")"
+  else
+    echo "run.sh: idle soak failed: $(quote "${cmd[@]}")" >&2
+  fi
+  stop "$emu_pid"
+  stop "$ack_hook_pid"
+}
+
+if [[ " $PHASES " == *" soak "* ]]; then
+  for n in $SOAK_CLIENTS; do soak_load "$n"; done
+  for n in $SOAK_IDLE; do soak_idle "$n"; done
+fi
+
+# --- 7. summary ------------------------------------------------------------------------------
 mkdir -p "$(dirname "$SUMMARY")"
 node "$WORK/compare.js" "$OUT" ${NOTE:+--note "$NOTE"} | tee "$SUMMARY"
 echo "run.sh: summary in $SUMMARY; raw results in $OUT" >&2

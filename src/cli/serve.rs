@@ -317,9 +317,12 @@ pub fn run(args: ServeArgs) -> Result<u8, CliError> {
     })
 }
 
-/// The multi-threaded runtime every long-running command uses.
+/// The runtime every long-running command uses: one thread. A socket's event crosses a frame
+/// read, its lane, the webhook connection and back; on one thread none of those hand-offs wakes
+/// another thread, which costs more CPU per event than the work itself. The live log and the
+/// recording write from threads of their own, so output still never stalls serving.
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))

@@ -80,18 +80,40 @@ impl CloseReason {
 /// What a long-poll GET receives.
 pub(crate) type PollReply = Result<String, EngineError>;
 
-/// Everything a session actor reacts to.
+/// A long-polling POST's packets and where its answer goes.
+pub(crate) type PollPost = (Vec<Packet>, oneshot::Sender<Result<(), EngineError>>);
+
+/// Everything a session actor reacts to. Every variant is one pointer (larger payloads are
+/// boxed): the session's queue allocates its first block of 32 slots up front, so the size
+/// of an input is paid 32 times by every idle connection.
 pub(crate) enum Input<E> {
     PollGet(oneshot::Sender<PollReply>),
-    PollPost(Vec<Packet>, oneshot::Sender<Result<(), EngineError>>),
+    PollPost(Box<PollPost>),
     /// A WebSocket probe succeeded: release the pending GET with a noop, and answer every
     /// GET with a noop until the upgrade completes or is abandoned.
     Probe,
     /// The upgrade completed with `5`: the session moves to this WebSocket.
     Upgraded(Box<WsStream>),
-    /// A transport noticed a protocol violation; close the session.
-    Fail(String),
-    Handler(E),
+    /// A transport noticed a protocol violation; close the session. Boxed to keep the input
+    /// one pointer wide (a `Box<str>` is two).
+    #[allow(clippy::box_collection)]
+    Fail(Box<String>),
+    Handler(Box<E>),
+}
+
+impl<E> Input<E> {
+    /// A long-polling POST's packets.
+    pub(crate) fn poll_post(
+        packets: Vec<Packet>,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    ) -> Self {
+        Input::PollPost(Box::new((packets, reply)))
+    }
+
+    /// A protocol violation noticed by a transport.
+    pub(crate) fn fail(detail: impl Into<String>) -> Self {
+        Input::Fail(Box::new(detail.into()))
+    }
 }
 
 /// Sends the handler's own events back into its session; cloned into spawned tasks.
@@ -117,10 +139,10 @@ impl<E: Send + 'static> EventSender<E> {
     /// Waits for room in the session's queue. Gives the event back if the session has ended.
     pub async fn send(&self, event: E) -> Result<(), E> {
         self.tx
-            .send(Input::Handler(event))
+            .send(Input::Handler(Box::new(event)))
             .await
             .map_err(|e| match e.0 {
-                Input::Handler(ev) => ev,
+                Input::Handler(ev) => *ev,
                 _ => unreachable_input(),
             })
     }
@@ -128,9 +150,9 @@ impl<E: Send + 'static> EventSender<E> {
     /// Queues without waiting. Gives the event back if the queue is full or the session ended.
     pub fn try_send(&self, event: E) -> Result<(), E> {
         self.tx
-            .try_send(Input::Handler(event))
+            .try_send(Input::Handler(Box::new(event)))
             .map_err(|e| match e.into_inner() {
-                Input::Handler(ev) => ev,
+                Input::Handler(ev) => *ev,
                 _ => unreachable_input(),
             })
     }
@@ -409,7 +431,10 @@ impl<H: Handler> Actor<H> {
     fn on_input(&mut self, input: Input<H::Event>) {
         match input {
             Input::PollGet(reply) => self.on_poll_get(reply),
-            Input::PollPost(packets, reply) => self.on_poll_post(packets, reply),
+            Input::PollPost(post) => {
+                let (packets, reply) = *post;
+                self.on_poll_post(packets, reply)
+            }
             Input::Probe => {
                 self.probed = true;
                 if let Carrier::Polling { pending_get } = &mut self.carrier
@@ -429,10 +454,10 @@ impl<H: Handler> Actor<H> {
                 self.flags.upgrading.store(false, Ordering::Release);
                 self.handler.on_upgrade();
             }
-            Input::Fail(detail) => self.close = Some(CloseReason::TransportError(detail)),
+            Input::Fail(detail) => self.close = Some(CloseReason::TransportError(*detail)),
             Input::Handler(event) => {
                 let (handler, mut ctx) = self.ctx();
-                handler.on_event(&mut ctx, event);
+                handler.on_event(&mut ctx, *event);
             }
         }
     }
@@ -707,8 +732,8 @@ impl<H: Handler> Actor<H> {
             Input::PollGet(reply) => {
                 let _ = reply.send(Err(EngineError::UnknownSid));
             }
-            Input::PollPost(_, reply) => {
-                let _ = reply.send(Err(EngineError::UnknownSid));
+            Input::PollPost(post) => {
+                let _ = post.1.send(Err(EngineError::UnknownSid));
             }
             Input::Handler(event) => {
                 let mut outbox = VecDeque::new();
@@ -722,7 +747,7 @@ impl<H: Handler> Actor<H> {
                     closed: true,
                     tx: &self.tx,
                 };
-                self.handler.on_event(&mut ctx, event);
+                self.handler.on_event(&mut ctx, *event);
             }
             Input::Probe | Input::Upgraded(_) | Input::Fail(_) => {}
         }

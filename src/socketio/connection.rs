@@ -64,7 +64,7 @@ struct Socket {
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
-    lane: tokio::sync::mpsc::UnboundedSender<Step>,
+    lane: super::queue::Sender<Step>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
 }
@@ -85,6 +85,9 @@ pub struct SioConnection {
     end: Option<Arc<ConnectionEnd>>,
     /// Bytes of user events one socket's lane may hold before reading stops.
     lane_limit: usize,
+    /// The connect-timeout task, stopped by the first CONNECT so an idle connection holds no
+    /// timer.
+    connect_timer: Option<tokio::task::AbortHandle>,
 }
 
 impl SioConnection {
@@ -122,6 +125,7 @@ impl SioConnection {
             partial: None,
             end: Some(end),
             lane_limit,
+            connect_timer: None,
         }
     }
 
@@ -179,6 +183,9 @@ impl SioConnection {
             return;
         }
         self.seen_connect = true;
+        if let Some(timer) = self.connect_timer.take() {
+            timer.abort();
+        }
         let Some(end) = self.end.clone() else { return };
         let id: Arc<str> = self.service.ids().next_id().into();
         let lane = Lane::open(
@@ -200,6 +207,8 @@ impl SioConnection {
         };
         let event = self.caller.event(EventKind::Connect, namespace, &id, body);
         let _ = lane.send(Step::Connect(event));
+        // Most connections join one namespace: no room for four.
+        self.sockets.reserve_exact(1);
         self.sockets.push(Socket {
             namespace: namespace.to_owned(),
             id,
@@ -374,12 +383,13 @@ impl Handler for SioConnection {
             handle,
         );
         let wait: Duration = self.service.config().engine.connect_timeout;
-        tokio::spawn(async move {
+        let timer = tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => { let _ = sender.send(SioEvent::ConnectTimeout).await; }
                 _ = sender.closed() => {}
             }
         });
+        self.connect_timer = Some(timer.abort_handle());
     }
 
     fn on_upgrade(&mut self) {
@@ -523,6 +533,9 @@ impl Handler for SioConnection {
     }
 
     fn on_close(&mut self, reason: &CloseReason) {
+        if let Some(timer) = self.connect_timer.take() {
+            timer.abort();
+        }
         let text = reason.reason_text();
         if let Some(end) = self.end.take() {
             let _ = end.reason.set(text.clone());

@@ -88,7 +88,8 @@ fn connect_body(
         "subprotocols": [],
         "clientCertificates": [],
     });
-    Bytes::from(body.to_string())
+    // Exactly sized: the body stays with the connection for each namespace it joins.
+    Bytes::from(body.to_string().into_bytes().into_boxed_slice())
 }
 
 /// How a handshake ended, for its log line and its session line.

@@ -12,9 +12,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::connection::SioEvent;
+use super::queue::{self, Receiver, Sender};
 use super::webhook::{self, Caller};
 use crate::config::fault::Action;
 use crate::engineio::EventSender;
@@ -102,8 +103,8 @@ impl Lane {
         socket_id: Arc<str>,
         sender: EventSender<SioEvent>,
         end: Arc<ConnectionEnd>,
-    ) -> mpsc::UnboundedSender<Step> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> Sender<Step> {
+        let (tx, rx) = queue::queue();
         let lane = Lane {
             service: service.clone(),
             caller,
@@ -118,7 +119,7 @@ impl Lane {
         tx
     }
 
-    async fn run(mut self, mut steps: mpsc::UnboundedReceiver<Step>) {
+    async fn run(mut self, mut steps: Receiver<Step>) {
         let mut dropped = 0usize;
         while let Some(step) = steps.recv().await {
             match step {

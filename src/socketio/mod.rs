@@ -11,6 +11,7 @@ pub mod connection;
 pub mod handshake;
 pub mod lane;
 pub mod packet;
+pub mod queue;
 pub mod webhook;
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ async fn post(tx: &Tx, packets: &[String]) -> oneshot::Receiver<Result<(), Engin
         .map(|p| Packet::decode_text(p).unwrap())
         .collect();
     let (reply, answer) = oneshot::channel();
-    assert!(tx.send(Input::PollPost(packets, reply)).await.is_ok());
+    assert!(tx.send(Input::poll_post(packets, reply)).await.is_ok());
     answer
 }
 

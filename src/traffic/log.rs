@@ -46,6 +46,8 @@ struct State {
     used: usize,
     /// Dropped since the last notice was queued.
     pending_dropped: u64,
+    /// The writer is waiting for lines: only then does queueing one need to wake it.
+    writer_idle: bool,
 }
 
 #[derive(Debug)]
@@ -140,8 +142,12 @@ impl LogBuffer {
         queue_notice(&mut state);
         state.used += line.len() + 1;
         state.queue.push_back(Entry::Line(line));
+        // A busy writer takes this line with its next batch; waking it costs a system call.
+        let wake = std::mem::take(&mut state.writer_idle);
         drop(state);
-        self.shared.queued.notify_one();
+        if wake {
+            self.shared.queued.notify_one();
+        }
     }
 
     /// Lines dropped since the start.
@@ -157,6 +163,7 @@ impl LogBuffer {
         let mut state = shared.lock();
         if state.pending_dropped > 0 {
             queue_notice(&mut state);
+            state.writer_idle = false;
             shared.queued.notify_one();
         }
         while state.used > 0 {
@@ -183,18 +190,27 @@ fn queue_notice(state: &mut State) {
     }
 }
 
+/// How long the writer lets lines gather after it wakes, so a busy server's lines go out in a
+/// few large writes instead of one wake-up and one write each.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// The writer thread: takes everything queued, writes it, frees its space, repeats. Runs until
 /// the process exits (it is never joined: a stuck stdout must not hold up the exit).
 fn write_loop(shared: &Shared, format: Format, mut out: Box<dyn Write + Send>) {
     let mut text = String::new();
     loop {
-        let batch: Vec<Entry> = {
+        {
             let mut state = shared.lock();
-            while state.queue.is_empty() {
-                state = shared.queued.wait(state).unwrap_or_else(|e| e.into_inner());
+            if state.queue.is_empty() {
+                while state.queue.is_empty() {
+                    state.writer_idle = true;
+                    state = shared.queued.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                drop(state);
+                std::thread::sleep(GATHER);
             }
-            state.queue.drain(..).collect()
-        };
+        }
+        let batch: Vec<Entry> = shared.lock().queue.drain(..).collect();
         let bytes: usize = batch.iter().map(Entry::size).sum();
         text.clear();
         for entry in batch {

@@ -177,12 +177,12 @@ impl Session {
             .map(|p| Packet::decode_text(p).unwrap())
             .collect();
         let (reply, answer) = oneshot::channel();
-        self.send(Input::PollPost(packets, reply)).await;
+        self.send(Input::poll_post(packets, reply)).await;
         answer
     }
 
     async fn event(&self, event: Ev) {
-        self.send(Input::Handler(event)).await;
+        self.send(Input::Handler(Box::new(event))).await;
     }
 
     async fn send(&self, input: Input<Ev>) {

@@ -65,7 +65,7 @@ pub(crate) async fn post<E>(
     if session.flags.post_busy.swap(true, Ordering::AcqRel) {
         let _ = session
             .tx
-            .try_send(Input::Fail("two long-polling POST requests at once".into()));
+            .try_send(Input::fail("two long-polling POST requests at once"));
         return engine_error(EngineError::BadRequest);
     }
     let _guard = PostGuard(&session.flags.post_busy);
@@ -89,7 +89,7 @@ pub(crate) async fn post<E>(
         Err(detail) => {
             let _ = session
                 .tx
-                .send(Input::Fail(format!(
+                .send(Input::fail(format!(
                     "invalid long-polling payload: {detail}"
                 )))
                 .await;
@@ -99,7 +99,7 @@ pub(crate) async fn post<E>(
     let (reply, answer) = oneshot::channel();
     if session
         .tx
-        .send(Input::PollPost(packets, reply))
+        .send(Input::poll_post(packets, reply))
         .await
         .is_err()
     {
@@ -121,7 +121,7 @@ pub(crate) async fn post<E>(
 async fn too_large<E>(session: &SessionHandle<E>, max_payload: usize) -> HttpResponse {
     let _ = session
         .tx
-        .send(Input::Fail(format!(
+        .send(Input::fail(format!(
             "a long-polling POST exceeded maxPayload ({max_payload} bytes)"
         )))
         .await;
