@@ -250,7 +250,7 @@ pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetail
     };
     let headers = call
         .and_then(|c| c.answer_headers.as_ref())
-        .map_or(Value::Array(Vec::new()), header_pairs);
+        .map_or(Value::Array(Vec::new()), |pairs| json!(pairs));
     json!({
         "status": r.status,
         "headers": headers,

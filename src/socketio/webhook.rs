@@ -102,10 +102,8 @@ pub fn log_exchange(
     }
     let line = exchange_event(event, result, &sent);
     let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
-    let attachment = CallDetails {
-        stamp: sent.stamp,
-        answer_headers: result.as_ref().ok().map(|r| r.headers.clone()),
-    };
+    let attachment = CallDetails::new(sent.stamp, result.as_ref().ok());
+    let bytes = attachment.text_len();
     traffic.report(
         line,
         |now| {
@@ -113,7 +111,7 @@ pub fn log_exchange(
             exchange_line(event, result, t, latency_ms)
         },
         !sent.by_inspector,
-        Some(Box::new(attachment)),
+        Some((Box::new(attachment), bytes)),
     )
 }
 

@@ -327,13 +327,14 @@ impl Traffic {
     /// Reports one hop with its session line as one ring entry (a webhook exchange, a REST
     /// call): the event goes to the live log like [`Traffic::emit`], the line to the recording
     /// like [`Traffic::record`] unless `recorded` is false (the inspector's own calls, which
-    /// only the ring keeps, out of exports), and `attachment` stays with the ring entry.
+    /// only the ring keeps, out of exports), and `attachment` (with the bytes it keeps) stays
+    /// with the ring entry.
     pub fn report(
         &self,
         event: TrafficEvent,
         build: impl FnOnce(f64) -> record::RecordLine,
         recorded: bool,
-        attachment: Option<ring::Attachment>,
+        attachment: Option<(ring::Attachment, usize)>,
     ) -> Option<u64> {
         let line = if recorded {
             self.line(build)
@@ -345,11 +346,13 @@ impl Traffic {
         };
         self.show(&event);
         self.inner.ring.as_ref().map(|ring| {
+            let (attachment, attachment_bytes) = attachment.unzip();
             ring.push(ring::NewEntry {
                 event: Some(event),
                 record: line,
                 exported: recorded,
                 attachment,
+                attachment_bytes: attachment_bytes.unwrap_or(0),
             })
         })
     }

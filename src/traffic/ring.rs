@@ -28,12 +28,14 @@ use super::TrafficEvent;
 use super::record::RecordLine;
 
 /// Default bound of the ring, in estimated bytes of its entries.
-pub const RING_BYTES: usize = 8 << 20;
+pub const RING_BYTES: usize = 4 << 20;
 /// Bound of one subscriber's queue of entries not yet sent, in bytes.
 pub const SUBSCRIBER_BYTES: usize = 4 << 20;
-/// What each entry is charged beyond its values' text: the entry, its fixed fields, an
-/// attachment, the allocator's rounding.
-pub const ENTRY_OVERHEAD: usize = 512;
+/// What each entry is charged beyond its values' text: the entry itself (event, line, fixed
+/// fields, its reference count) and, per text field, the allocator's header and rounding.
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16 + STRING_OVERHEAD * 16;
+/// The allocator's share of one heap string beyond its bytes, charged per text field.
+const STRING_OVERHEAD: usize = 32;
 
 /// Typed details kept with an entry by the layer that made it.
 pub type Attachment = Box<dyn Any + Send + Sync>;
@@ -104,6 +106,8 @@ pub struct NewEntry {
     pub record: Option<RecordLine>,
     pub exported: bool,
     pub attachment: Option<Attachment>,
+    /// Bytes of text the attachment keeps.
+    pub attachment_bytes: usize,
 }
 
 impl Default for NewEntry {
@@ -113,6 +117,7 @@ impl Default for NewEntry {
             record: None,
             exported: true,
             attachment: None,
+            attachment_bytes: 0,
         }
     }
 }
@@ -194,6 +199,7 @@ impl Ring {
     /// subscriber when it is on the timeline. Returns its `seq`.
     pub fn push(&self, new: NewEntry) -> u64 {
         let weight = ENTRY_OVERHEAD
+            + new.attachment_bytes
             + new.event.as_ref().map_or(0, event_weight)
             + new.record.as_ref().map_or(0, line_weight);
         let timeline = new.event.is_some() || matches!(new.record, Some(RecordLine::Frame { .. }));

@@ -113,8 +113,36 @@ pub struct WebhookEvent {
 #[derive(Debug, Clone)]
 pub struct CallDetails {
     pub stamp: cloudevents::CeStamp,
-    /// The answer's headers, when there was an answer.
-    pub answer_headers: Option<http::HeaderMap>,
+    /// The answer's headers (name, value), when there was an answer: copies, so that they do
+    /// not keep the connection's read buffer alive.
+    pub answer_headers: Option<Vec<(String, String)>>,
+}
+
+impl CallDetails {
+    /// The details of a call stamped `stamp` that got `response`.
+    pub fn new(stamp: cloudevents::CeStamp, response: Option<&WebhookResponse>) -> CallDetails {
+        let answer_headers = response.map(|r| {
+            r.headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        });
+        CallDetails {
+            stamp,
+            answer_headers,
+        }
+    }
+
+    /// Bytes of text they keep.
+    pub fn text_len(&self) -> usize {
+        let headers = self.answer_headers.iter().flatten();
+        self.stamp.id.len() + headers.map(|(n, v)| n.len() + v.len() + 64).sum::<usize>()
+    }
 }
 
 /// What the webhook answered.
