@@ -817,8 +817,28 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
         });
         traffic.write_line(&ready.to_string());
         print_config(traffic, &config, "effective configuration");
-        return;
+    } else {
+        let lines = banner(
+            &config,
+            endpoint,
+            &connection_string,
+            hub,
+            &token,
+            listeners,
+        );
+        traffic.write_line(&lines.join("\n"));
     }
+}
+
+/// The pretty startup banner's lines.
+fn banner(
+    config: &ServeConfig,
+    endpoint: &str,
+    connection_string: &str,
+    hub: &str,
+    token: &str,
+    listeners: &[tokio::net::TcpListener],
+) -> Vec<String> {
     let addrs: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.local_addr().ok())
@@ -850,7 +870,7 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
             crate::admin::PREFIX.green()
         ),
     ];
-    for (name, text) in describe_config(&config) {
+    for (name, text) in describe_config(config) {
         lines.push(format!("{}{}", label(name), text));
     }
     lines.extend([
@@ -865,5 +885,5 @@ fn announce(service: &Service, port: u16, listeners: &[tokio::net::TcpListener])
                 .dimmed()
         ),
     ]);
-    traffic.write_line(&lines.join("\n"));
+    lines
 }
