@@ -71,9 +71,8 @@ impl Entry {
     /// The timeline object: the event's `--format json` object with `seq`, or for a client
     /// frame one built from its session line (`socketio` is filled in by whoever decodes it).
     pub fn view(&self) -> Option<serde_json::Value> {
-        let time = humantime::format_rfc3339_millis(self.at).to_string();
         let mut value = match (&self.event, &self.record) {
-            (Some(event), _) => serde_json::to_value(event).ok()?,
+            (Some(event), _) => super::json::object(event, self.at),
             (
                 None,
                 Some(RecordLine::Frame {
@@ -89,12 +88,11 @@ impl Entry {
                 "connectionId": connection_id,
                 "direction": direction,
                 "packet": packet,
+                "time": humantime::format_rfc3339_millis(self.at).to_string(),
             }),
             _ => return None,
         };
-        let map = value.as_object_mut()?;
-        map.insert("time".into(), time.into());
-        map.insert("seq".into(), self.seq.into());
+        value.as_object_mut()?.insert("seq".into(), self.seq.into());
         Some(value)
     }
 }
