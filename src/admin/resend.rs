@@ -16,7 +16,7 @@ use crate::traffic::ring::Entry;
 use crate::upstream::{CallDetails, WebhookEvent};
 
 use super::AdminError;
-use super::timeline::{answer_json, recorded_event, ring};
+use super::timeline::{answer_json, header_pairs, recorded_event, ring};
 
 /// The `seq` of a resend request body.
 fn requested_seq(body: &[u8]) -> Result<u64, AdminError> {
@@ -83,7 +83,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
     let answer = result.as_ref().ok().map(|r| {
         json!({
             "status": r.status,
-            "headers": r.headers.iter().map(|(n, v)| json!([n.as_str(), String::from_utf8_lossy(v.as_bytes())])).collect::<Vec<_>>(),
+            "headers": header_pairs(&r.headers),
             "body": String::from_utf8_lossy(&r.body),
             "latencyMs": crate::traffic::millis(r.latency),
         })

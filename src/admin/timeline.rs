@@ -225,7 +225,8 @@ fn webhook_details(
     }
 }
 
-fn header_pairs(headers: &http::HeaderMap) -> Value {
+/// Headers as `[[name, value], …]`, in the order they are sent.
+pub fn header_pairs(headers: &http::HeaderMap) -> Value {
     Value::Array(
         headers
             .iter()

@@ -13,6 +13,7 @@ use crate::config::fault::{Action, FaultRule};
 use crate::hooks::FaultInjector;
 use crate::service::Service;
 use crate::traffic::record::{RecordLine, RecordedResponse};
+use crate::traffic::ring::Attachment;
 use crate::traffic::{TrafficEvent, millis};
 use crate::upstream::client::Retry;
 use crate::upstream::cloudevents::CeStamp;
@@ -94,25 +95,23 @@ pub fn log_exchange(
     if !sent.by_inspector {
         service.hooks().webhooks.answered(event, result);
     }
+    // `t` is when the call started, so REST calls made while it ran fall after it.
+    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+    let line = |now| {
+        let (t, latency_ms) = call_times(sent.started, now, measured);
+        exchange_line(event, result, t, latency_ms)
+    };
     let failed = !matches!(result, Ok(r) if r.is_success());
     let traffic = service.traffic();
     if !failed && !traffic.verbose() {
-        record_exchange(service, event, result, sent.started);
+        traffic.record(line);
         return None;
     }
-    let line = exchange_event(event, result, &sent);
-    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+    let shown = exchange_event(event, result, &sent);
     let attachment = CallDetails::new(sent.stamp, result.as_ref().ok());
     let bytes = attachment.text_len();
-    traffic.report(
-        line,
-        |now| {
-            let (t, latency_ms) = call_times(sent.started, now, measured);
-            exchange_line(event, result, t, latency_ms)
-        },
-        !sent.by_inspector,
-        Some((Box::new(attachment), bytes)),
-    )
+    let kept = Some((Box::new(attachment) as Attachment, bytes));
+    traffic.report(shown, line, !sent.by_inspector, kept)
 }
 
 /// The `t` of a session line (when the call started) and its latency. Under `--seed` both come
@@ -182,22 +181,6 @@ fn start_clock(service: &Service) -> Option<f64> {
     } else {
         None
     }
-}
-
-/// Appends the exchange to the recording, if one is being written.
-fn record_exchange(
-    service: &Service,
-    event: &WebhookEvent,
-    result: &Result<WebhookResponse, WebhookError>,
-    started: Option<f64>,
-) {
-    // `t` is when the call started, so REST calls made while it ran fall after it. Under
-    // `--seed` both come from the logical clock: the latency is the ticks the call spanned.
-    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
-    service.traffic().record(|now| {
-        let (t, latency_ms) = call_times(started, now, measured);
-        exchange_line(event, result, t, latency_ms)
-    });
 }
 
 /// The recording line of one exchange.

@@ -262,22 +262,6 @@ impl Traffic {
         ))
     }
 
-    /// Like [`Traffic::new`], with the inspector's ring (for tests of what it keeps).
-    pub fn inspected(
-        format: Format,
-        quiet: bool,
-        out: Box<dyn Write + Send>,
-        ring: ring::Ring,
-    ) -> Self {
-        Self::with_output(
-            format,
-            quiet,
-            Output::Direct(Mutex::new(out)),
-            None,
-            Some(ring),
-        )
-    }
-
     fn with_output(
         format: Format,
         quiet: bool,
@@ -313,7 +297,7 @@ impl Traffic {
     /// 22: sessions wait, not lines).
     /// The ring keeps every line but the run's `header` (an export writes its own).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
-        let line = self.line(build);
+        let line = self.line(build, true);
         if let Some(ring) = &self.inner.ring
             && let Some(line) = line.filter(|l| !matches!(l, record::RecordLine::Header { .. }))
         {
@@ -336,14 +320,7 @@ impl Traffic {
         recorded: bool,
         attachment: Option<(ring::Attachment, usize)>,
     ) -> Option<u64> {
-        let line = if recorded {
-            self.line(build)
-        } else {
-            self.inner
-                .ring
-                .as_ref()
-                .map(|ring| ring_line(build(ring.now_ms())))
-        };
+        let line = self.line(build, recorded);
         self.show(&event);
         self.inner.ring.as_ref().map(|ring| {
             let (attachment, attachment_bytes) = attachment.unzip();
@@ -357,17 +334,21 @@ impl Traffic {
         })
     }
 
-    /// Builds one session line, queues it for the recording (if any) and returns it, redacted,
-    /// for the ring (if any).
-    fn line(&self, build: impl FnOnce(f64) -> record::RecordLine) -> Option<record::RecordLine> {
+    /// Builds one session line, queues it for the recording (if any, and when `recorded`) and
+    /// returns it, redacted, for the ring (if any).
+    fn line(
+        &self,
+        build: impl FnOnce(f64) -> record::RecordLine,
+        recorded: bool,
+    ) -> Option<record::RecordLine> {
         let ring = self.inner.ring.is_some();
         match &self.inner.recorder {
-            Some(recorder) => {
+            Some(recorder) if recorded => {
                 let line = recorder.record(build, ring);
                 self.report_record_error(recorder);
                 line
             }
-            None => self
+            _ => self
                 .inner
                 .ring
                 .as_ref()

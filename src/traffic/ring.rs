@@ -45,8 +45,6 @@ pub struct Entry {
     pub seq: u64,
     /// When it happened.
     pub at: SystemTime,
-    /// Shown on the timeline: it has an event, or it is a client frame.
-    pub timeline: bool,
     /// Its record belongs in an export (not so for the inspector's own resends).
     pub exported: bool,
     /// The traffic event, if the hop is one.
@@ -68,6 +66,11 @@ impl std::fmt::Debug for Entry {
 }
 
 impl Entry {
+    /// Shown on the timeline: it has an event, or it is a client frame.
+    pub fn on_timeline(&self) -> bool {
+        self.event.is_some() || matches!(self.record, Some(RecordLine::Frame { .. }))
+    }
+
     /// The timeline object: the event's `--format json` object with `seq`, or for a client
     /// frame one built from its session line (`socketio` is filled in by whoever decodes it).
     pub fn view(&self) -> Option<serde_json::Value> {
@@ -200,7 +203,6 @@ impl Ring {
             + new.attachment_bytes
             + new.event.as_ref().map_or(0, event_weight)
             + new.record.as_ref().map_or(0, line_weight);
-        let timeline = new.event.is_some() || matches!(new.record, Some(RecordLine::Frame { .. }));
         let at = SystemTime::now();
         let mut state = self.lock();
         state.last_seq += 1;
@@ -208,7 +210,6 @@ impl Ring {
         let entry = Arc::new(Entry {
             seq,
             at,
-            timeline,
             exported: new.exported,
             event: new.event,
             record: new.record,
@@ -223,7 +224,7 @@ impl Ring {
             state.bytes -= old.weight;
             state.evicted += 1;
         }
-        if timeline && !state.subscribers.is_empty() {
+        if entry.on_timeline() && !state.subscribers.is_empty() {
             state
                 .subscribers
                 .retain(|s| !s.closed.load(Ordering::Relaxed));
@@ -263,7 +264,11 @@ impl Ring {
     pub fn subscribe(&self, after: u64) -> Arc<Subscriber> {
         let mut state = self.lock();
         let subscriber = Arc::new(Subscriber::default());
-        for entry in state.entries.iter().filter(|e| e.seq > after && e.timeline) {
+        for entry in state
+            .entries
+            .iter()
+            .filter(|e| e.seq > after && e.on_timeline())
+        {
             subscriber.offer(entry);
         }
         state.subscribers.push(subscriber.clone());
