@@ -17,7 +17,7 @@ pub enum Action {
     Timeout,
     /// Do not send the event; a blocking event then behaves as a timeout.
     Drop,
-    /// Deliver `connected` / `disconnected` twice.
+    /// Deliver `connected` / `disconnected` twice: the same request (same `ce-id`) again.
     Twice,
     /// Close the socket's Engine.IO transport right after its `connected` (reason
     /// `transport error`).

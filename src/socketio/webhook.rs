@@ -296,9 +296,11 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
         }
     }
     let mut delivered = false;
+    // `twice` sends the same delivery again, as at-least-once does: one stamp, so the same
+    // `ce-id`, `ce-time`, signature and body both times.
+    let stamp = service.upstream().stamp();
     for _ in 0..times {
         let started = start_clock(service);
-        let stamp = service.upstream().stamp();
         let retrying = |retry: Retry<'_>| retry_notice(service, event, &retry);
         let sent = service
             .upstream()
@@ -309,7 +311,12 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
             Err(gave_up) => (Err(gave_up.error), gave_up.attempts),
         };
         delivered |= matches!(&result, Ok(r) if r.is_success());
-        let _ = log_exchange(service, event, &result, Sent::new(started, stamp, attempts));
+        let _ = log_exchange(
+            service,
+            event,
+            &result,
+            Sent::new(started, stamp.clone(), attempts),
+        );
     }
     if !delivered {
         owed.give_up();

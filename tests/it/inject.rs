@@ -88,6 +88,12 @@ async fn twice_delivers_disconnected_twice() {
     client.close().await;
     let gone = hook.wait_for("disconnected", 2).await;
     assert_eq!(gone.len(), 2);
+    // The duplicate is the same delivery again, as at-least-once redelivers it: same `ce-id`
+    // (what a handler deduplicates on), same signature, same headers, same body.
+    assert!(!gone[0].header("ce-id").is_empty(), "{:?}", gone[0].headers);
+    assert_eq!(gone[0].header("ce-id"), gone[1].header("ce-id"));
+    assert!(!gone[0].header("ce-signature").is_empty());
+    assert_eq!(gone[0].headers, gone[1].headers);
     assert_eq!(gone[0].body, gone[1].body);
     assert_eq!(hook.named("connected").len(), 1);
     let line = emu
