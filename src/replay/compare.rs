@@ -19,6 +19,8 @@ use serde_json::Value;
 use super::session::{Event, Expectation};
 use crate::glob::matches as glob;
 use crate::socketio::packet::{self as sio};
+use crate::traffic::record::REDACTED;
+use crate::traffic::redact;
 use crate::traffic::rest_call::{OperationName, RestCall};
 
 /// What replaces an ISO-8601 time inside a compared value.
@@ -649,7 +651,18 @@ impl CallView {
             .iter()
             .filter(|(k, _)| !rules.ignores_query(k))
             .map(|(k, vs)| {
-                let mut vs: Vec<String> = vs.iter().map(|v| scrub(v).into_owned()).collect();
+                // A recording holds secret query values redacted: compare them that way.
+                let secret = redact::is_secret_name(k);
+                let mut vs: Vec<String> = vs
+                    .iter()
+                    .map(|v| {
+                        if secret {
+                            REDACTED.to_owned()
+                        } else {
+                            scrub(v).into_owned()
+                        }
+                    })
+                    .collect();
                 vs.sort();
                 (k.clone(), vs)
             })

@@ -315,11 +315,13 @@ fn webhook_line(event: &Event, expected: &Expectation) -> String {
 
 /// The serialized `rest` line of a call made for `event`, pinned to it with `event`.
 fn rest_line(event: &Event, captured: &CapturedCall) -> String {
-    let line = RecordLine::Rest {
+    let mut line = RecordLine::Rest {
         t: round_ms(event.t + crate::traffic::millis(captured.offset)),
         call: captured.call.clone(),
         event: Some(event.ordinal),
     };
+    // Written like `serve --record` writes it: secret query values redacted.
+    crate::traffic::redact::redact_line(&mut line);
     serde_json::to_string(&line).unwrap_or_default()
 }
 

@@ -72,7 +72,7 @@ pub enum RecordLine {
         endpoint: String,
         started_at: String,
     },
-    /// An Engine.IO handshake (the `access_token` query value is redacted).
+    /// An Engine.IO handshake (secret query values, `access_token` among them, redacted).
     #[serde(rename_all = "camelCase")]
     Handshake {
         t: f64,

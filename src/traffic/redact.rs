@@ -1,11 +1,21 @@
-//! What a recording never contains. [`redact_line`] runs on every line as the recorder
-//! serialises it, so callers need not remember: secret query values (`access_token`, `code`,
-//! and names that say token, secret, password or API key) in the handshake line and in the
-//! `connect` webhook body; the values of secret headers (`Authorization`, `Cookie`,
-//! `X-Api-Key`, `Proxy-Authorization` and the like, see [`is_secret_header`]) in that body; and
-//! the values of the Socket.IO CONNECT `auth` payload, both in the client's CONNECT frame and
-//! under `auth` in the connect body (`serve --forward-auth`). Keys stay, values become
-//! [`REDACTED`], so the recording still shows what was sent and replays unchanged otherwise.
+//! What sio-emu never shows or keeps: one rule, applied here, for every surface (the recording,
+//! the inspector's ring and so its export, timeline and entry details, and the live log).
+//!
+//! - **By name**: the value of a query parameter or a header whose name contains one of
+//!   [`SECRET_WORDS`] (`token`, `key`, `secret`, `password`, `passwd`, `sig`, `auth`,
+//!   `session`, `cookie`, `jwt`, `code`, `credential`, `principal`; case-insensitive), see
+//!   [`is_secret_name`]: the handshake query (its line and the `connect` event body), the
+//!   client's headers in that body, the query of a REST call, and the headers of a webhook's
+//!   answer.
+//! - **By structure**: the Socket.IO CONNECT `auth` payload, found by reading the client's
+//!   frame with the Socket.IO codec ([`crate::socketio::packet::parse_header`]), whatever its
+//!   namespace holds (`40/a{b,{"token":…}`) and with or without an ack id; a CONNECT whose
+//!   payload does not parse is redacted whole. With `serve --forward-auth` the `auth` in the
+//!   `connect` body is redacted too.
+//!
+//! Keys stay, values become [`REDACTED`], so what was sent is still visible and a recording
+//! replays unchanged otherwise. [`redact_line`] runs on every session line as the recorder
+//! serialises it and as the ring keeps it, so callers need not remember.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -13,43 +23,42 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::record::{Direction, REDACTED, RecordLine};
+use crate::socketio::packet as sio;
 
-/// Header names whose values are secrets (compared case-insensitively).
-const SECRET_HEADERS: [&str; 10] = [
-    "authorization",
-    "proxy-authorization",
+/// Parts of a query key or header name that mark its value as a secret (compared
+/// case-insensitively). They cover the names redacted before this rule (`Authorization`,
+/// `Cookie`, `X-Api-Key`, `Ocp-Apim-Subscription-Key`, `access_token`, `code`, …).
+pub const SECRET_WORDS: [&str; 13] = [
+    "token",
+    "key",
+    "secret",
+    "password",
+    "passwd",
+    "sig",
+    "auth",
+    "session",
     "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-    "x-functions-key",
-    "ocp-apim-subscription-key",
-    "x-csrf-token",
-    "x-xsrf-token",
-];
-/// Parts of a header or query name that mark its value as a secret.
-const SECRET_WORDS: [&str; 6] = [
-    "token", "secret", "password", "apikey", "api-key", "api_key",
+    "jwt",
+    "code",
+    "credential",
+    "principal",
 ];
 
-/// Whether the value of header `name` is a secret.
-pub fn is_secret_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_HEADERS.contains(&name.as_str()) || SECRET_WORDS.iter().any(|w| name.contains(w))
-}
-
-/// Whether the value of query parameter `name` is a secret: `access_token`, `code` (an Azure
-/// Functions key, or an OAuth code) and names that say token, secret, password or API key.
-pub fn is_secret_query_key(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    name == "code" || SECRET_WORDS.iter().any(|w| name.contains(w))
+/// Whether the value of the query parameter or header `name` is a secret: its name contains
+/// one of [`SECRET_WORDS`], in any case.
+pub fn is_secret_name(name: &str) -> bool {
+    SECRET_WORDS.iter().any(|word| {
+        name.as_bytes()
+            .windows(word.len())
+            .any(|part| part.eq_ignore_ascii_case(word.as_bytes()))
+    })
 }
 
 /// Query pairs with secrets redacted.
 pub fn redacted_query(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| {
-            let value = if is_secret_query_key(&k) {
+            let value = if is_secret_name(&k) {
                 REDACTED.to_owned()
             } else {
                 v.into_owned()
@@ -59,20 +68,37 @@ pub fn redacted_query(query: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A client's Socket.IO CONNECT frame with the values of its `auth` payload redacted (it often
-/// carries a token); the keys stay, so the recording still shows what was sent. Other frames
-/// are returned unchanged.
+/// `(name, value)` pairs (a webhook answer's headers) with secret values redacted.
+pub fn redact_pairs(pairs: &mut [(String, String)]) {
+    for (name, value) in pairs {
+        if is_secret_name(name) {
+            *value = REDACTED.into();
+        }
+    }
+}
+
+/// A client's Engine.IO message with the `auth` payload of a Socket.IO CONNECT redacted: read
+/// with the codec, so the namespace and ack id are found wherever a `{` or digit sits. An
+/// object keeps its keys (every value becomes [`REDACTED`]); any other payload, or one that is
+/// not JSON, is replaced whole; a CONNECT whose framing does not parse keeps only `40`. Other
+/// packets are returned unchanged.
 pub fn redacted_frame(packet: &str) -> Cow<'_, str> {
-    let Some(rest) = packet.strip_prefix("40") else {
+    // A CONNECT is Engine.IO `message` (4) holding Socket.IO type 0; it has no binary form.
+    let Some(text) = packet.strip_prefix('4').filter(|t| t.starts_with('0')) else {
         return Cow::Borrowed(packet);
     };
-    let Some(brace) = rest.find('{') else {
-        return Cow::Borrowed(packet);
+    let Ok(header) = sio::parse_header(text) else {
+        return Cow::Owned(format!("40{REDACTED}"));
     };
-    let Ok(Value::Object(auth)) = serde_json::from_str(&rest[brace..]) else {
+    if header.payload.is_empty() {
         return Cow::Borrowed(packet);
+    }
+    let head = &packet[..packet.len() - header.payload.len()];
+    let payload = match serde_json::from_str(header.payload) {
+        Ok(Value::Object(auth)) => redacted_values(auth).to_string(),
+        _ => REDACTED.to_owned(),
     };
-    Cow::Owned(format!("40{}{}", &rest[..brace], redacted_values(auth)))
+    Cow::Owned(format!("{head}{payload}"))
 }
 
 /// An object with every value replaced by [`REDACTED`].
@@ -85,15 +111,15 @@ fn redacted_values(object: Map<String, Value>) -> Value {
     )
 }
 
-/// Redacts the values under the keys `secret` picks in a `{name: [values…]}` map; `true` if
-/// anything changed.
-fn redact_multimap(map: Option<&mut Value>, secret: fn(&str) -> bool) -> bool {
+/// Redacts the values under secret names in a `{name: [values…]}` map; `true` if anything
+/// changed.
+fn redact_multimap(map: Option<&mut Value>) -> bool {
     let Some(Value::Object(map)) = map else {
         return false;
     };
     let mut changed = false;
     for (name, values) in map.iter_mut() {
-        if !secret(name) {
+        if !is_secret_name(name) {
             continue;
         }
         let redacted = match values {
@@ -112,8 +138,8 @@ pub fn redacted_connect_body(body: &str) -> Option<String> {
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(body) else {
         return None;
     };
-    let mut changed = redact_multimap(object.get_mut("query"), is_secret_query_key);
-    changed |= redact_multimap(object.get_mut("headers"), is_secret_header);
+    let mut changed = redact_multimap(object.get_mut("query"));
+    changed |= redact_multimap(object.get_mut("headers"));
     if let Some(auth) = object.get_mut("auth") {
         let redacted = match std::mem::take(auth) {
             Value::Object(map) => redacted_values(map),
@@ -131,7 +157,7 @@ pub fn redact_line(line: &mut RecordLine) {
     match line {
         RecordLine::Handshake { query, .. } => {
             for (name, value) in query.iter_mut() {
-                if is_secret_query_key(name) {
+                if is_secret_name(name) {
                     *value = REDACTED.into();
                 }
             }
@@ -150,6 +176,13 @@ pub fn redact_line(line: &mut RecordLine) {
                 *body = redacted;
             }
         }
+        RecordLine::Rest { call, .. } => {
+            for (name, values) in call.query.iter_mut() {
+                if is_secret_name(name) {
+                    values.iter_mut().for_each(|v| *v = REDACTED.into());
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -159,26 +192,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_headers_and_query_keys() {
+    fn names_that_say_secret() {
+        // The names redacted before the word rule stay redacted.
         for name in [
             "Cookie",
             "authorization",
             "X-Api-Key",
             "Proxy-Authorization",
-        ] {
-            assert!(is_secret_header(name), "{name}");
-        }
-        for name in [
+            "Set-Cookie",
+            "X-Functions-Key",
             "X-Auth-Token",
             "x-client-secret",
             "Ocp-Apim-Subscription-Key",
-        ] {
-            assert!(is_secret_header(name), "{name}");
-        }
-        for name in ["host", "user-agent", "sec-websocket-key", "origin"] {
-            assert!(!is_secret_header(name), "{name}");
-        }
-        for name in [
+            "X-CSRF-Token",
             "code",
             "CODE",
             "access_token",
@@ -186,11 +212,104 @@ mod tests {
             "apiKey",
             "password",
         ] {
-            assert!(is_secret_query_key(name), "{name}");
+            assert!(is_secret_name(name), "{name}");
         }
-        for name in ["EIO", "transport", "room", "sid"] {
-            assert!(!is_secret_query_key(name), "{name}");
+        // Each word, anywhere in the name, in any case.
+        for name in [
+            "x-session-id",
+            "X-MS-CLIENT-PRINCIPAL",
+            "x-jwt",
+            "passwd",
+            "sig",
+            "x-request-Sig",
+            "authz",
+            "promoCode",
+            "user_credential",
+            "keyring",
+            "MyCookie",
+            "sec-websocket-key",
+        ] {
+            assert!(is_secret_name(name), "{name}");
         }
+        for name in [
+            "host",
+            "user-agent",
+            "origin",
+            "EIO",
+            "transport",
+            "room",
+            "sid",
+            "t",
+            "",
+        ] {
+            assert!(!is_secret_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn connect_auth_is_found_by_the_codec_in_any_namespace() {
+        let cases = [
+            // A namespace holding `{`, a `,`-less namespace, an ack id, the default namespace.
+            (
+                r#"40/a{b,{"token":"s1"}"#,
+                r#"40/a{b,{"token":"<redacted>"}"#,
+            ),
+            (
+                r#"40/a{b,7{"token":"s1","n":{"k":1}}"#,
+                r#"40/a{b,7{"n":"<redacted>","token":"<redacted>"}"#,
+            ),
+            (r#"40{"token":"s1"}"#, r#"40{"token":"<redacted>"}"#),
+            (r#"40/chat,12{"token":"s1"}"#, r#"40/chat,12{"token":"<redacted>"}"#),
+            // Payloads that do not parse (or are no object) go whole; the framing stays.
+            (r#"40/a{b,{"token":"s1""#, "40/a{b,<redacted>"),
+            (r#"40/chat,["s1"]"#, "40/chat,<redacted>"),
+            (r#"40"s1""#, "40<redacted>"),
+            (r#"40s1,{"token":"s1"}"#, "40<redacted>"),
+            // Framing that does not parse (an ack id too long): all but the type goes.
+            (
+                r#"40/a,123456789012345678901234{"token":"s1"}"#,
+                "40<redacted>",
+            ),
+        ];
+        for (packet, want) in cases {
+            assert_eq!(redacted_frame(packet), want, "{packet}");
+        }
+        // No payload, or not a CONNECT: kept as is (a namespace may look like JSON).
+        for packet in [
+            r#"40/a{"token":"s1"}"#,
+            "40/chat,",
+            "40",
+            r#"42["a",{"b":1}]"#,
+            r#"41/a{b,"#,
+            "2probe",
+        ] {
+            assert!(matches!(redacted_frame(packet), Cow::Borrowed(_)), "{packet}");
+        }
+    }
+
+    #[test]
+    fn answer_headers_and_rest_queries_go_by_name() {
+        let mut pairs = vec![
+            ("set-cookie".to_owned(), "s1".to_owned()),
+            ("x-session-token".to_owned(), "s2".to_owned()),
+            ("content-type".to_owned(), "text/plain".to_owned()),
+        ];
+        redact_pairs(&mut pairs);
+        assert_eq!(pairs[0].1, REDACTED);
+        assert_eq!(pairs[1].1, REDACTED);
+        assert_eq!(pairs[2].1, "text/plain");
+        let mut rest: RecordLine = serde_json::from_str(
+            r#"{"type":"rest","t":1,"method":"POST","operation":"SendToAll","hub":"h",
+                "path":"/api/hubs/h/:send","query":{"sig":["s3"],"api-version":["2024-01-01"]},
+                "body":"","status":202}"#,
+        )
+        .unwrap();
+        redact_line(&mut rest);
+        let RecordLine::Rest { call, .. } = rest else {
+            panic!("a rest line")
+        };
+        assert_eq!(call.query["sig"], [REDACTED]);
+        assert_eq!(call.query["api-version"], ["2024-01-01"]);
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub struct WebhookEvent {
 pub struct CallDetails {
     pub stamp: cloudevents::CeStamp,
     /// The answer's headers (name, value), when there was an answer: copies, so that they do
-    /// not keep the connection's read buffer alive.
+    /// not keep the connection's read buffer alive, with secret values redacted
+    /// ([`crate::traffic::redact`]).
     pub answer_headers: Option<Vec<(String, String)>>,
 }
 
@@ -122,7 +123,8 @@ impl CallDetails {
     /// The details of a call stamped `stamp` that got `response`.
     pub fn new(stamp: cloudevents::CeStamp, response: Option<&WebhookResponse>) -> CallDetails {
         let answer_headers = response.map(|r| {
-            r.headers
+            let mut pairs: Vec<(String, String)> = r
+                .headers
                 .iter()
                 .map(|(n, v)| {
                     (
@@ -130,7 +132,9 @@ impl CallDetails {
                         String::from_utf8_lossy(v.as_bytes()).into_owned(),
                     )
                 })
-                .collect()
+                .collect();
+            crate::traffic::redact::redact_pairs(&mut pairs);
+            pairs
         });
         CallDetails {
             stamp,

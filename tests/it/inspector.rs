@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use crate::util::*;
 
 /// A live `GET /_emu/events` stream, read as server-sent events.
-struct Stream {
+pub struct Stream {
     body: hyper::body::Incoming,
     buffer: String,
 }
 
 impl Stream {
-    async fn open(emu: &Emu, query: &str) -> Stream {
+    pub async fn open(emu: &Emu, query: &str) -> Stream {
         let base = emu.base();
         let authority = base.trim_start_matches("http://").to_owned();
         let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
@@ -68,7 +68,7 @@ impl Stream {
     }
 
     /// Timeline objects until one matches `pred`; returns all of them.
-    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    pub async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let mut seen = Vec::new();
         loop {
             let (event, data) = self.next().await;

@@ -13,6 +13,7 @@ mod inject;
 mod inspector;
 mod lint;
 mod output;
+mod redaction;
 mod replay;
 mod rest;
 mod rust_client;

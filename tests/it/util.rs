@@ -1268,3 +1268,46 @@ impl Drop for RssSampler {
         self.task.abort();
     }
 }
+
+// =============================================================================================
+// The pretty live log
+// =============================================================================================
+
+impl Emu {
+    /// Starts `serve --port 0 --format pretty --color never` plus `args`; the port comes from
+    /// the banner's `listening` line, and every stdout line after it lands in `log`.
+    pub fn start_pretty(args: &[&str]) -> Emu {
+        let mut child = Command::new(bin())
+            .args([
+                "serve", "--port", "0", "--format", "pretty", "--color", "never",
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start sio-emu");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                let url = line.trim().strip_prefix("listening")?.trim();
+                let port = url.split_whitespace().next()?.rsplit(':').next()?;
+                port.trim_end_matches('/').parse::<u16>().ok()
+            })
+            .expect("a `listening` line with the port");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Emu {
+            child: Some(child),
+            port,
+            ready: Value::Null,
+            log,
+        }
+    }
+}
