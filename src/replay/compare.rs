@@ -1023,6 +1023,13 @@ mod tests {
         let to_all = call(http::Method::POST, "/api/hubs/chat/:send", "42[\"a\"]");
         let no_filter = CallView::new(&to_all, &rules(&["query:filter"]));
         assert!(no_filter.query.is_empty());
+        // A recording holds a secret query value redacted; the live call still matches it.
+        let mut live = to_all.clone();
+        live.query.insert("sig".into(), vec!["s1".into()]);
+        let mut recorded = to_all.clone();
+        recorded.query.insert("sig".into(), vec![REDACTED.into()]);
+        assert_eq!(CallView::new(&live, &r), CallView::new(&recorded, &r));
+        assert!(!CallView::new(&live, &r).key().contains("s1"));
     }
 
     mod properties {

@@ -8,10 +8,10 @@
 //!   client's headers in that body, the query of a REST call, and the headers of a webhook's
 //!   answer.
 //! - **By structure**: the Socket.IO CONNECT `auth` payload, found by reading the client's
-//!   frame with the Socket.IO codec ([`crate::socketio::packet::parse_header`]), whatever its
-//!   namespace holds (`40/a{b,{"token":…}`) and with or without an ack id; a CONNECT whose
-//!   payload does not parse is redacted whole. With `serve --forward-auth` the `auth` in the
-//!   `connect` body is redacted too.
+//!   frame with the Socket.IO codec ([`parse_header`]), whatever its namespace holds
+//!   (`40/a{b,{"token":…}`) and with or without an ack id; a CONNECT whose payload does not
+//!   parse is redacted whole. With `serve --forward-auth` the `auth` in the `connect` body is
+//!   redacted too.
 //!
 //! Keys stay, values become [`REDACTED`], so what was sent is still visible and a recording
 //! replays unchanged otherwise. [`redact_line`] runs on every session line as the recorder
@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::record::{Direction, REDACTED, RecordLine};
-use crate::socketio::packet as sio;
+use crate::socketio::packet::parse_header;
 
 /// Parts of a query key or header name that mark its value as a secret (compared
 /// case-insensitively). They cover the names redacted before this rule (`Authorization`,
@@ -87,7 +87,7 @@ pub fn redacted_frame(packet: &str) -> Cow<'_, str> {
     let Some(text) = packet.strip_prefix('4').filter(|t| t.starts_with('0')) else {
         return Cow::Borrowed(packet);
     };
-    let Ok(header) = sio::parse_header(text) else {
+    let Ok(header) = parse_header(text) else {
         return Cow::Owned(format!("40{REDACTED}"));
     };
     if header.payload.is_empty() {
@@ -259,7 +259,10 @@ mod tests {
                 r#"40/a{b,7{"n":"<redacted>","token":"<redacted>"}"#,
             ),
             (r#"40{"token":"s1"}"#, r#"40{"token":"<redacted>"}"#),
-            (r#"40/chat,12{"token":"s1"}"#, r#"40/chat,12{"token":"<redacted>"}"#),
+            (
+                r#"40/chat,12{"token":"s1"}"#,
+                r#"40/chat,12{"token":"<redacted>"}"#,
+            ),
             // Payloads that do not parse (or are no object) go whole; the framing stays.
             (r#"40/a{b,{"token":"s1""#, "40/a{b,<redacted>"),
             (r#"40/chat,["s1"]"#, "40/chat,<redacted>"),
@@ -283,7 +286,10 @@ mod tests {
             r#"41/a{b,"#,
             "2probe",
         ] {
-            assert!(matches!(redacted_frame(packet), Cow::Borrowed(_)), "{packet}");
+            assert!(
+                matches!(redacted_frame(packet), Cow::Borrowed(_)),
+                "{packet}"
+            );
         }
     }
 

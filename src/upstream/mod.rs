@@ -214,3 +214,34 @@ impl WebhookError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answers_secret_headers_are_not_kept() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("set-cookie", "s1".parse().unwrap());
+        headers.insert("x-session-token", "s2".parse().unwrap());
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        let response = WebhookResponse {
+            url: "http://localhost/x".into(),
+            status: 200,
+            reason: "OK".into(),
+            content_type: None,
+            headers,
+            body: Bytes::new(),
+            latency: Duration::ZERO,
+            attempts: 1,
+        };
+        let stamp = cloudevents::CeStamp::new("1", std::time::SystemTime::UNIX_EPOCH);
+        let kept = CallDetails::new(stamp, Some(&response))
+            .answer_headers
+            .unwrap();
+        let value = |name: &str| kept.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(value("set-cookie"), "<redacted>");
+        assert_eq!(value("x-session-token"), "<redacted>");
+        assert_eq!(value("content-type"), "text/plain");
+    }
+}
