@@ -370,4 +370,42 @@ mod tests {
         redact_line(&mut frame);
         assert!(!serde_json::to_string(&frame).unwrap().contains("s2"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the namespace holds (`{`, `"`, digits) and whether an ack id follows,
+            /// the token never survives and the framing before the payload is kept.
+            #[test]
+            fn a_connect_token_never_survives(
+                nsp in "(/[a-z{}\"0-9:]{0,8})?",
+                id in proptest::option::of(0u32..1000),
+                cut in any::<bool>(),
+            ) {
+                let head = match nsp.as_str() {
+                    "" => String::new(),
+                    nsp => format!("{nsp},"),
+                };
+                let id = id.map(|i| i.to_string()).unwrap_or_default();
+                let mut packet = format!(r#"40{head}{id}{{"token":"zz-secret"}}"#);
+                if cut {
+                    packet.pop();
+                }
+                let redacted = redacted_frame(&packet);
+                prop_assert!(!redacted.contains("zz-secret"), "{packet} -> {redacted}");
+                prop_assert!(redacted.starts_with(&format!("40{head}{id}")), "{packet} -> {redacted}");
+            }
+
+            /// Any text at all: no panic, and only a CONNECT is ever changed.
+            #[test]
+            fn other_packets_are_kept(text in "\\PC{0,40}") {
+                let redacted = redacted_frame(&text);
+                if !text.starts_with("40") {
+                    prop_assert_eq!(redacted.as_ref(), text.as_str());
+                }
+            }
+        }
+    }
 }
