@@ -13,6 +13,10 @@
 //!
 //! A closed session is forgotten at once: its sid is unknown to any later request. A GET held at
 //! the moment of close receives the close packet (a noop when the client closed).
+//!
+//! Heartbeat deadlines come from the schedule, not from the timers (docs/protocol.md §1): the
+//! pong is due `pingTimeout` after the ping was due, and from that instant on the session is
+//! closed, so a request processed after it finds the sid unknown even if no timer has run yet.
 
 use std::collections::VecDeque;
 use std::future::pending;
@@ -289,6 +293,14 @@ pub trait Handler: Send + 'static {
     }
 }
 
+/// What woke a session's actor.
+enum Woke<E> {
+    Shutdown,
+    Input(Option<Input<E>>),
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Timer,
+}
+
 /// A long-polling POST whose remaining packets wait for the handler (docs/protocol.md §14 decision 21). The POST is
 /// answered once its last packet is delivered.
 struct HeldPost {
@@ -400,6 +412,7 @@ impl<H: Handler> Actor<H> {
         }
         self.after_input();
         self.flush().await;
+        let mut late = None;
         while self.close.is_none() {
             // A handler that is not ready leaves the client's frames in the socket.
             let reading = self.handler.ready();
@@ -407,25 +420,57 @@ impl<H: Handler> Actor<H> {
                 Carrier::WebSocket(ws) if reading => Some(ws),
                 _ => None,
             };
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => {
-                    self.close = Some(CloseReason::Shutdown);
+                _ = self.shutdown.cancelled() => Woke::Shutdown,
+                input = self.rx.recv() => Woke::Input(input),
+                frame = next_frame(ws) => Woke::Frame(frame),
+                _ = &mut self.timer => Woke::Timer,
+            };
+            if self.overdue() {
+                // Past the pong deadline the session is closed, whatever woke it: a request
+                // that arrives now is answered as the closed session's (docs/protocol.md §1).
+                self.close = Some(CloseReason::PingTimeout);
+                if let Woke::Input(Some(input)) = woke {
+                    late = Some(input);
                 }
-                input = self.rx.recv() => match input {
-                    Some(input) => self.on_input(input),
-                    // Unreachable while the actor holds a sender; treat as shutdown.
-                    None => self.close = Some(CloseReason::Shutdown),
-                },
-                frame = next_frame(ws) => self.on_frame(frame),
-                _ = &mut self.timer => self.on_timer(),
+                break;
+            }
+            match woke {
+                Woke::Shutdown => self.close = Some(CloseReason::Shutdown),
+                Woke::Input(Some(input)) => self.on_input(input),
+                // Unreachable while the actor holds a sender; treat as shutdown.
+                Woke::Input(None) => self.close = Some(CloseReason::Shutdown),
+                Woke::Frame(frame) => self.on_frame(frame),
+                Woke::Timer => self.on_timer(),
             }
             self.after_input();
             self.check_backlog();
             self.flush().await;
         }
         // Boxed: the closing steps are large and would otherwise sit in every idle session's future.
-        Box::pin(self.finish()).await;
+        Box::pin(self.finish(late)).await;
+    }
+
+    /// When a missing pong closes the session: the ping's due time plus `pingTimeout`, taken
+    /// from the schedule, never from when a (possibly late) timer fired, and whether or not the
+    /// ping timer has fired yet.
+    fn pong_deadline(&self) -> Instant {
+        let due = self.timer.deadline();
+        if self.awaiting_pong {
+            due
+        } else {
+            due + self.config.ping_timeout
+        }
+    }
+
+    /// The pong deadline has passed, so the session is closed from that instant on, even before
+    /// its close timer fires. A handler that is or was not ready (docs/protocol.md §14 decision 21) leaves
+    /// the client its pong, as [`Self::on_timer`] does.
+    fn overdue(&self) -> bool {
+        self.handler.ready()
+            && !(self.awaiting_pong && self.stalled)
+            && Instant::now() >= self.pong_deadline()
     }
 
     fn on_input(&mut self, input: Input<H::Event>) {
@@ -615,7 +660,8 @@ impl<H: Handler> Actor<H> {
         self.stalled = !self.handler.ready();
         self.outbox_bytes += 1;
         self.outbox.push_back(Out::Text("2".into()));
-        let at = Instant::now() + self.config.ping_timeout;
+        // From when the ping was due: a timer that fired late does not lend the client time.
+        let at = self.timer.deadline() + self.config.ping_timeout;
         self.timer.as_mut().reset(at);
     }
 
@@ -678,7 +724,7 @@ impl<H: Handler> Actor<H> {
     /// Ends the session: the handler hears the close once, the registry forgets the sid (a later
     /// request is told it is unknown), the client gets the close packet (or frame), and queued
     /// inputs are drained.
-    async fn finish(mut self) {
+    async fn finish(mut self, late: Option<Input<H::Event>>) {
         let reason = self.close.take().unwrap_or(CloseReason::Shutdown);
         self.handler.on_close(&reason);
         if let Some(post) = self.held_post.take() {
@@ -721,6 +767,9 @@ impl<H: Handler> Actor<H> {
             }
         }
         self.rx.close();
+        if let Some(input) = late {
+            self.drain_one(input);
+        }
         while let Ok(input) = self.rx.try_recv() {
             self.drain_one(input);
         }
