@@ -293,14 +293,6 @@ pub trait Handler: Send + 'static {
     }
 }
 
-/// What woke a session's actor.
-enum Woke<E> {
-    Shutdown,
-    Input(Option<Input<E>>),
-    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
-    Timer,
-}
-
 /// A long-polling POST whose remaining packets wait for the handler (docs/protocol.md §14 decision 21). The POST is
 /// answered once its last packet is delivered.
 struct HeldPost {
@@ -420,29 +412,25 @@ impl<H: Handler> Actor<H> {
                 Carrier::WebSocket(ws) if reading => Some(ws),
                 _ => None,
             };
-            let woke = tokio::select! {
+            // Past the pong deadline the session is closed, whatever woke it: an input that
+            // arrives now is answered as the closed session's (docs/protocol.md §1).
+            tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => Woke::Shutdown,
-                input = self.rx.recv() => Woke::Input(input),
-                frame = next_frame(ws) => Woke::Frame(frame),
-                _ = &mut self.timer => Woke::Timer,
-            };
-            if self.overdue() {
-                // Past the pong deadline the session is closed, whatever woke it: a request
-                // that arrives now is answered as the closed session's (docs/protocol.md §1).
-                self.close = Some(CloseReason::PingTimeout);
-                if let Woke::Input(Some(input)) = woke {
-                    late = Some(input);
+                _ = self.shutdown.cancelled() => {
+                    self.close = Some(CloseReason::Shutdown);
                 }
-                break;
-            }
-            match woke {
-                Woke::Shutdown => self.close = Some(CloseReason::Shutdown),
-                Woke::Input(Some(input)) => self.on_input(input),
-                // Unreachable while the actor holds a sender; treat as shutdown.
-                Woke::Input(None) => self.close = Some(CloseReason::Shutdown),
-                Woke::Frame(frame) => self.on_frame(frame),
-                Woke::Timer => self.on_timer(),
+                input = self.rx.recv() => match input {
+                    Some(input) if self.expired() => late = Some(input),
+                    Some(input) => self.on_input(input),
+                    // Unreachable while the actor holds a sender; treat as shutdown.
+                    None => self.close = Some(CloseReason::Shutdown),
+                },
+                frame = next_frame(ws) => if !self.expired() {
+                    self.on_frame(frame);
+                },
+                _ = &mut self.timer => if !self.expired() {
+                    self.on_timer();
+                },
             }
             self.after_input();
             self.check_backlog();
@@ -464,13 +452,17 @@ impl<H: Handler> Actor<H> {
         }
     }
 
-    /// The pong deadline has passed, so the session is closed from that instant on, even before
-    /// its close timer fires. A handler that is or was not ready (docs/protocol.md §14 decision 21) leaves
-    /// the client its pong, as [`Self::on_timer`] does.
-    fn overdue(&self) -> bool {
-        self.handler.ready()
+    /// Closes the session when its pong deadline has passed: it is closed from that instant on,
+    /// even before its close timer fires. A handler that is or was not ready (docs/protocol.md §14
+    /// decision 21) leaves the client its pong, as [`Self::on_timer`] does.
+    fn expired(&mut self) -> bool {
+        let overdue = self.handler.ready()
             && !(self.awaiting_pong && self.stalled)
-            && Instant::now() >= self.pong_deadline()
+            && Instant::now() >= self.pong_deadline();
+        if overdue {
+            self.close = Some(CloseReason::PingTimeout);
+        }
+        overdue
     }
 
     fn on_input(&mut self, input: Input<H::Event>) {
@@ -649,13 +641,10 @@ impl<H: Handler> Actor<H> {
         }
     }
 
-    /// Sends the next ping, or closes on a missing pong. A pong the client may have sent while
-    /// the handler was not ready is still unread: ping again instead of closing.
+    /// Sends the next ping. A missing pong has already closed the session ([`Self::expired`] runs
+    /// first) unless the client may have sent it while the handler was not ready, so it is still
+    /// unread: then ping again instead of closing.
     fn on_timer(&mut self) {
-        if self.awaiting_pong && !self.stalled && self.handler.ready() {
-            self.close = Some(CloseReason::PingTimeout);
-            return;
-        }
         self.awaiting_pong = true;
         self.stalled = !self.handler.ready();
         self.outbox_bytes += 1;
