@@ -500,22 +500,27 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
             ),
         );
     }
-    let reply = match user_event_reply(response) {
-        Ok(Some(reply)) => reply,
-        Ok(None) => return,
-        Err(violation) => {
-            report(
-                service,
-                Rule::ReplyNotPacket,
-                format!(
-                    "the handler's answer to {} was not forwarded: {violation}",
-                    who(event)
-                ),
-            );
-            return;
-        }
+    let reply = user_event_reply(response);
+    let what = if reply.several {
+        "a packet of the handler's answer"
+    } else {
+        "the handler's answer"
     };
-    let Ok(Packet::Message(data)) = Packet::decode_text(&reply) else {
+    for violation in &reply.violations {
+        report(
+            service,
+            Rule::ReplyNotPacket,
+            format!("{what} to {} was not forwarded: {violation}", who(event)),
+        );
+    }
+    for packet in &reply.packets {
+        check_reply_packet(service, event, packet);
+    }
+}
+
+/// Checks one forwarded packet of a user event's answer: its namespace and ack id.
+fn check_reply_packet(service: &dyn Findings, event: &WebhookEvent, packet: &str) {
+    let Ok(Packet::Message(data)) = Packet::decode_text(packet) else {
         return;
     };
     let Ok(header) = sio::parse_header(&data) else {

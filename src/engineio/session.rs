@@ -13,6 +13,10 @@
 //!
 //! A closed session is forgotten at once: its sid is unknown to any later request. A GET held at
 //! the moment of close receives the close packet (a noop when the client closed).
+//!
+//! Heartbeat deadlines come from the schedule, not from the timers (docs/protocol.md §1): the
+//! pong is due `pingTimeout` after the ping was due, and from that instant on the session is
+//! closed, so a request processed after it finds the sid unknown even if no timer has run yet.
 
 use std::collections::VecDeque;
 use std::future::pending;
@@ -400,6 +404,7 @@ impl<H: Handler> Actor<H> {
         }
         self.after_input();
         self.flush().await;
+        let mut late = None;
         while self.close.is_none() {
             // A handler that is not ready leaves the client's frames in the socket.
             let reading = self.handler.ready();
@@ -407,25 +412,57 @@ impl<H: Handler> Actor<H> {
                 Carrier::WebSocket(ws) if reading => Some(ws),
                 _ => None,
             };
+            // Past the pong deadline the session is closed, whatever woke it: an input that
+            // arrives now is answered as the closed session's (docs/protocol.md §1).
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => {
                     self.close = Some(CloseReason::Shutdown);
                 }
                 input = self.rx.recv() => match input {
+                    Some(input) if self.expired() => late = Some(input),
                     Some(input) => self.on_input(input),
                     // Unreachable while the actor holds a sender; treat as shutdown.
                     None => self.close = Some(CloseReason::Shutdown),
                 },
-                frame = next_frame(ws) => self.on_frame(frame),
-                _ = &mut self.timer => self.on_timer(),
+                frame = next_frame(ws) => if !self.expired() {
+                    self.on_frame(frame);
+                },
+                _ = &mut self.timer => if !self.expired() {
+                    self.on_timer();
+                },
             }
             self.after_input();
             self.check_backlog();
             self.flush().await;
         }
         // Boxed: the closing steps are large and would otherwise sit in every idle session's future.
-        Box::pin(self.finish()).await;
+        Box::pin(self.finish(late)).await;
+    }
+
+    /// When a missing pong closes the session: the ping's due time plus `pingTimeout`, taken
+    /// from the schedule, never from when a (possibly late) timer fired, and whether or not the
+    /// ping timer has fired yet.
+    fn pong_deadline(&self) -> Instant {
+        let due = self.timer.deadline();
+        if self.awaiting_pong {
+            due
+        } else {
+            due + self.config.ping_timeout
+        }
+    }
+
+    /// Closes the session when its pong deadline has passed: it is closed from that instant on,
+    /// even before its close timer fires. A handler that is or was not ready (docs/protocol.md §14
+    /// decision 21) leaves the client its pong, as [`Self::on_timer`] does.
+    fn expired(&mut self) -> bool {
+        let overdue = self.handler.ready()
+            && !(self.awaiting_pong && self.stalled)
+            && Instant::now() >= self.pong_deadline();
+        if overdue {
+            self.close = Some(CloseReason::PingTimeout);
+        }
+        overdue
     }
 
     fn on_input(&mut self, input: Input<H::Event>) {
@@ -604,18 +641,16 @@ impl<H: Handler> Actor<H> {
         }
     }
 
-    /// Sends the next ping, or closes on a missing pong. A pong the client may have sent while
-    /// the handler was not ready is still unread: ping again instead of closing.
+    /// Sends the next ping. A missing pong has already closed the session ([`Self::expired`] runs
+    /// first) unless the client may have sent it while the handler was not ready, so it is still
+    /// unread: then ping again instead of closing.
     fn on_timer(&mut self) {
-        if self.awaiting_pong && !self.stalled && self.handler.ready() {
-            self.close = Some(CloseReason::PingTimeout);
-            return;
-        }
         self.awaiting_pong = true;
         self.stalled = !self.handler.ready();
         self.outbox_bytes += 1;
         self.outbox.push_back(Out::Text("2".into()));
-        let at = Instant::now() + self.config.ping_timeout;
+        // From when the ping was due: a timer that fired late does not lend the client time.
+        let at = self.timer.deadline() + self.config.ping_timeout;
         self.timer.as_mut().reset(at);
     }
 
@@ -678,7 +713,7 @@ impl<H: Handler> Actor<H> {
     /// Ends the session: the handler hears the close once, the registry forgets the sid (a later
     /// request is told it is unknown), the client gets the close packet (or frame), and queued
     /// inputs are drained.
-    async fn finish(mut self) {
+    async fn finish(mut self, late: Option<Input<H::Event>>) {
         let reason = self.close.take().unwrap_or(CloseReason::Shutdown);
         self.handler.on_close(&reason);
         if let Some(post) = self.held_post.take() {
@@ -721,6 +756,9 @@ impl<H: Handler> Actor<H> {
             }
         }
         self.rx.close();
+        if let Some(input) = late {
+            self.drain_one(input);
+        }
         while let Ok(input) = self.rx.try_recv() {
             self.drain_one(input);
         }

@@ -37,11 +37,11 @@ pub enum SioEvent {
         /// Takes the receiver that fires once the client has its `40…` (see [`SentSlot`]).
         sent: SentSlot,
     },
-    /// A user event's webhook call finished; `reply` is the packet to forward, `cost` what the
-    /// event counted against its lane's bound.
+    /// A user event's webhook call finished; `replies` are the packets to forward, in order,
+    /// `cost` what the event counted against its lane's bound.
     EventDone {
         socket_id: Arc<str>,
-        reply: Option<String>,
+        replies: Vec<String>,
         cost: usize,
     },
     /// A command from the REST API.
@@ -283,7 +283,7 @@ impl SioConnection {
         &mut self,
         ctx: &mut Ctx<'_, SioEvent>,
         socket_id: &str,
-        reply: Option<String>,
+        replies: Vec<String>,
         cost: usize,
     ) {
         let Some(index) = self.socket_by_id(socket_id) else {
@@ -291,19 +291,23 @@ impl SioConnection {
         };
         let socket = &mut self.sockets[index];
         socket.queued = socket.queued.saturating_sub(cost);
-        let Some(reply) = reply.filter(|_| !ctx.is_closed()) else {
+        if ctx.is_closed() {
             return;
-        };
-        if self.service.traffic().verbose() {
-            self.service.traffic().emit(TrafficEvent::AckForwarded {
-                hub: self.caller.hub.clone(),
-                connection_id: self.caller.connection_id.to_string(),
-                namespace: self.sockets[index].namespace.clone(),
-                // Cut like a webhook line's body: a large ack must not make a large log line.
-                packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
-            });
         }
-        self.send(ctx, reply);
+        // Each packet of the answer is a packet of its own: a frame each on a WebSocket, a
+        // record each in the next long-polling payload (docs/protocol.md §5.4).
+        for reply in replies {
+            if self.service.traffic().verbose() {
+                self.service.traffic().emit(TrafficEvent::AckForwarded {
+                    hub: self.caller.hub.clone(),
+                    connection_id: self.caller.connection_id.to_string(),
+                    namespace: self.sockets[index].namespace.clone(),
+                    // Cut like a webhook line's body: a large ack must not make a large log line.
+                    packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
+                });
+            }
+            self.send(ctx, reply);
+        }
     }
 
     /// A socket leaves: its groups go and its lane sends `disconnected` after what it holds
@@ -514,9 +518,9 @@ impl Handler for SioConnection {
             } => self.on_connect_done(ctx, &socket_id, verdict, sent),
             SioEvent::EventDone {
                 socket_id,
-                reply,
+                replies,
                 cost,
-            } => self.on_event_done(ctx, &socket_id, reply, cost),
+            } => self.on_event_done(ctx, &socket_id, replies, cost),
             SioEvent::Command(command) => {
                 if !ctx.is_closed() {
                     self.on_command(ctx, command);

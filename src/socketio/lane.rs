@@ -225,10 +225,10 @@ impl Lane {
     }
 
     async fn user_event(&self, event: WebhookEvent, cost: usize) {
-        let reply = webhook::user_event(&self.service, &event).await;
+        let replies = webhook::user_event(&self.service, &event).await;
         let done = SioEvent::EventDone {
             socket_id: self.socket_id.clone(),
-            reply,
+            replies,
             cost,
         };
         let _ = self.sender.send(done).await;

@@ -340,28 +340,32 @@ fn retry_notice(service: &Service, event: &WebhookEvent, retry: &Retry<'_>) {
     });
 }
 
-/// Delivers a user event and returns the packet its answer sends back to the client (decision
-/// 10: nothing when the call failed or the answer breaks the contract, which is logged).
-pub async fn user_event(service: &Service, event: &WebhookEvent) -> Option<String> {
+/// Delivers a user event and returns the packets its answer sends back to the client, in order
+/// (decision 10: none when the call failed; a packet that breaks the contract is logged and left
+/// out, the valid ones of the same answer still go).
+pub async fn user_event(service: &Service, event: &WebhookEvent) -> Vec<String> {
     let Some(Ok(response)) = call(service, event).await else {
-        return None;
+        return Vec::new();
     };
-    match user_event_reply(&response) {
-        Ok(reply) => reply,
-        Err(violation) => {
-            service.traffic().emit(TrafficEvent::Warning {
-                message: format!(
-                    "the webhook's answer to `{}` was not forwarded: {violation}",
-                    event.kind.event_name()
-                ),
-                hint: Some(
-                    "answer 200 with an Engine.IO packet such as 43[\"ok\"] (text/plain), or 204 for no ack"
-                        .into(),
-                ),
-            });
-            None
-        }
+    let reply = user_event_reply(&response);
+    for violation in &reply.violations {
+        let what = if reply.several {
+            "a packet of the webhook's answer"
+        } else {
+            "the webhook's answer"
+        };
+        service.traffic().emit(TrafficEvent::Warning {
+            message: format!(
+                "{what} to `{}` was not forwarded: {violation}",
+                event.kind.event_name()
+            ),
+            hint: Some(
+                "answer 200 with Engine.IO packets such as 43[\"ok\"] (text/plain, several joined by \\x1e), or 204 for no ack"
+                    .into(),
+            ),
+        });
     }
+    reply.packets
 }
 
 /// The `disconnected` body `{"reason":"…"}` (the key is always present, docs/protocol.md §5.3).
@@ -505,19 +509,50 @@ mod tests {
         );
     }
 
+    /// The packets a body sends and how many it drops.
+    fn reply(status: u16, body: &str) -> (Vec<String>, usize) {
+        let reply = user_event_reply(&response(status, "", Some("text/plain"), body));
+        (reply.packets, reply.violations.len())
+    }
+
     #[test]
     fn replies() {
+        let sent = |packets: &[&str]| packets.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            user_event_reply(&response(200, "OK", Some("text/plain"), "43/ns,7[\"ok\"]")),
-            Ok(Some("43/ns,7[\"ok\"]".into()))
+            reply(200, "43/ns,7[\"ok\"]"),
+            (sent(&["43/ns,7[\"ok\"]"]), 0)
         );
-        assert_eq!(user_event_reply(&response(204, "", None, "")), Ok(None));
-        assert_eq!(user_event_reply(&response(200, "OK", None, "")), Ok(None));
-        assert!(user_event_reply(&response(200, "OK", None, "hello")).is_err());
-        assert!(user_event_reply(&response(200, "OK", None, "6")).is_err());
+        assert_eq!(reply(204, ""), (sent(&[]), 0));
+        assert_eq!(reply(200, ""), (sent(&[]), 0));
+        assert_eq!(reply(200, "hello"), (sent(&[]), 1));
+        assert_eq!(reply(200, "6"), (sent(&[]), 1));
+        assert_eq!(reply(500, "43[1]"), (sent(&[]), 0));
+    }
+
+    #[test]
+    fn a_reply_of_several_packets_sends_each_valid_one_in_order() {
+        let body = "43/chat,3[\"ok\"]\u{1e}hello\u{1e}42/chat,[\"extra\",1]\u{1e}";
+        let reply = user_event_reply(&response(200, "OK", Some("text/plain"), body));
         assert_eq!(
-            user_event_reply(&response(500, "", None, "43[1]")),
-            Ok(None)
+            reply.packets,
+            ["43/chat,3[\"ok\"]", "42/chat,[\"extra\",1]"]
+        );
+        assert!(reply.several);
+        assert_eq!(reply.violations.len(), 2, "{:?}", reply.violations);
+        assert!(
+            reply.violations[0].starts_with("packet 2 of the 4 "),
+            "{reply:?}"
+        );
+        assert!(
+            reply.violations[1].starts_with("packet 4 of the 4 "),
+            "{reply:?}"
+        );
+        // One packet: the message speaks of the body.
+        let one = user_event_reply(&response(200, "OK", None, "hello"));
+        assert!(!one.several);
+        assert!(
+            one.violations[0].starts_with("the response body "),
+            "{one:?}"
         );
     }
 }

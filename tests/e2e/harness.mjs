@@ -183,13 +183,14 @@ export function ackPacket(nsp, id, args) {
  *  - OPTIONS → 200 with `WebHook-Allowed-Origin: *`
  *  - connect → 200 empty, unless `refuse(nsp)` returns {status, body}
  *  - connected / disconnected → 200
- *  - user event with an ack id → 200 text/plain `43[/nsp,]<id>["ack", ...args]`; without → 204
+ *  - user event with an ack id → 200 text/plain `43[/nsp,]<id>["ack", ...args]`; without → 204,
+ *    unless `reply(record, packet)` returns {status, contentType, body}, which is answered instead
  * Every request is recorded in `requests` as {method, url, headers, body, event, type, at}; the
  * answer waits for `hooks.beforeAnswer(record)` when that is set.
  * `at` is a process-wide sequence number shared with `tick()`, so tests can order webhook
  * arrivals against client-side events.
  */
-export async function startWebhook({ refuse } = {}) {
+export async function startWebhook({ refuse, reply } = {}) {
   const requests = [];
   const hooks = { beforeAnswer: undefined };
   const server = createServer((req, res) => {
@@ -228,6 +229,13 @@ export async function startWebhook({ refuse } = {}) {
       }
       if (type.startsWith("azure.webpubsub.user.")) {
         const packet = parsePacket(body);
+        const custom = reply?.(record, packet);
+        if (custom) {
+          res
+            .writeHead(custom.status ?? 200, { "Content-Type": custom.contentType ?? "text/plain" })
+            .end(custom.body ?? "");
+          return;
+        }
         if (packet && packet.id !== undefined && Array.isArray(packet.data)) {
           const [, ...args] = packet.data;
           res

@@ -2,7 +2,8 @@
 //! sid is unknown at once (no lingering `200 "1"`), a client's own close answers the held GET
 //! with a noop, a second WebSocket for a session is accepted and then closed without disturbing
 //! the session, and a WebSocket client that breaks the protocol receives a close frame with the
-//! matching code (1002, 1007, 1009) instead of a bare TCP close.
+//! matching code (1002, 1007, 1009) instead of a bare TCP close. A session polled at the instant
+//! its pong deadline passes is closed, even before its close timer runs.
 
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -193,5 +194,41 @@ async fn protocol_breakers_get_a_close_frame_with_the_code() {
         // The server may close before a large frame is fully written.
         let _ = ws.send_message(message).await;
         assert_eq!(ws.ended().await, WsEnd::CloseFrame(Some(code)), "{what}");
+    }
+}
+
+/// Sessions polled at the instant their pong deadline passes are closed, however late their
+/// timers run: each session's clock starts before its handshake answer reaches the client, so a
+/// poll sent `pingInterval + pingTimeout` after that answer is past the session's deadline
+/// whatever the scheduling, and must find the sid unknown (never the ping, never the close
+/// packet of a session still open).
+#[tokio::test]
+async fn sessions_polled_exactly_at_their_pong_deadline_are_closed() {
+    let (_hook, emu) = pair(&[
+        "--anonymous",
+        "--ping-interval",
+        "300ms",
+        "--ping-timeout",
+        "200ms",
+    ])
+    .await;
+    let mut polls = Vec::new();
+    for _ in 0..20 {
+        let (reply, open) = poll_handshake(&emu, HUB, "").await;
+        let answered = tokio::time::Instant::now();
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let heartbeat =
+            open["pingInterval"].as_u64().unwrap() + open["pingTimeout"].as_u64().unwrap();
+        assert_eq!(heartbeat, 500, "{open}");
+        let deadline = answered + std::time::Duration::from_millis(heartbeat);
+        let sid = open["sid"].as_str().unwrap();
+        let url = client_url(&emu.base(), HUB, &format!("transport=polling&sid={sid}"));
+        polls.push(tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            http("GET", &url, &[], "").await
+        }));
+    }
+    for poll in polls {
+        assert_unknown_sid(&poll.await.unwrap());
     }
 }

@@ -286,6 +286,70 @@ async fn a_pong_resets_the_heartbeat() {
     assert!(s.closes().is_empty());
 }
 
+/// One millisecond, the finest step of tokio's timers.
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
+async fn the_pong_deadline_counts_from_when_the_ping_was_due_not_from_a_late_timer() {
+    let s = start(Setup::default(), None);
+    let t0 = Instant::now();
+    // The clock jumps past the ping's time, as on a busy runtime: the ping timer fires late.
+    let late = Duration::from_secs(5);
+    tokio::time::advance(PING_INTERVAL + late).await;
+    assert_eq!(answer(s.get().await).await, ok("2"));
+    // A GET held across the deadline carries the close packet, at the ping's due time plus the
+    // ping timeout, not at the late firing plus the timeout.
+    assert_eq!(answer(s.get().await).await, ok("1"));
+    assert_eq!(t0.elapsed(), PING_INTERVAL + PING_TIMEOUT);
+    assert_eq!(s.ended().await.0, CloseReason::PingTimeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_is_closed_from_the_instant_of_its_pong_deadline_on() {
+    // Two sessions started together: one is polled a millisecond before the deadline, the
+    // other exactly at it.
+    let before = start(Setup::default(), None);
+    let at = start(Setup::default(), None);
+    let t0 = Instant::now();
+    assert_eq!(answer(before.get().await).await, ok("2"));
+    assert_eq!(answer(at.get().await).await, ok("2"));
+    assert_eq!(t0.elapsed(), PING_INTERVAL);
+    // One millisecond before the deadline the session is open: the GET is held, and the close
+    // answers it with the close packet.
+    tokio::time::advance(PING_TIMEOUT - MS).await;
+    let held = before.get().await;
+    // A POST behind the GET, answered before the clock moves on: the GET reached the session
+    // before the deadline.
+    assert_eq!(before.post(&["4still here"]).await.await.unwrap(), Ok(()));
+    assert_eq!(before.messages(), ["still here"]);
+    // Exactly at the deadline the session is closed, whether or not its close timer has run:
+    // both a GET and a pong are told the sid is unknown.
+    tokio::time::advance(MS).await;
+    assert_eq!(t0.elapsed(), PING_INTERVAL + PING_TIMEOUT);
+    let (pong, pong_answer) = oneshot::channel();
+    let pong_packets = vec![Packet::decode_text("3").unwrap()];
+    at.send(Input::poll_post(pong_packets, pong)).await;
+    let get = at.get().await;
+    assert_eq!(pong_answer.await.unwrap(), Err(EngineError::UnknownSid));
+    assert_eq!(answer(get).await, Err(EngineError::UnknownSid));
+    assert_eq!(at.ended().await.0, CloseReason::PingTimeout);
+    assert_eq!(answer(held).await, ok("1"));
+    assert_eq!(before.ended().await.0, CloseReason::PingTimeout);
+    assert_eq!(t0.elapsed(), PING_INTERVAL + PING_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_timer_that_has_not_fired_by_the_pong_deadline_does_not_keep_the_session() {
+    let s = start(Setup::default(), None);
+    let t0 = Instant::now();
+    // The whole heartbeat passes in one jump: neither the ping nor the close has run, and the
+    // first request after it finds the session closed, not a ping.
+    tokio::time::advance(PING_INTERVAL + PING_TIMEOUT).await;
+    assert_eq!(answer(s.get().await).await, Err(EngineError::UnknownSid));
+    assert_eq!(s.ended().await.0, CloseReason::PingTimeout);
+    assert_eq!(t0.elapsed(), PING_INTERVAL + PING_TIMEOUT);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Long-polling
 // ---------------------------------------------------------------------------------------------
