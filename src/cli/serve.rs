@@ -303,15 +303,35 @@ impl ServeArgs {
     }
 }
 
+/// `sio-emu serve`: the service's flags (shared with `exec`) and the one that only makes sense
+/// for `serve`, whose stdin is its own.
+#[derive(Args, Debug, Clone)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub args: ServeArgs,
+    /// Shut down (as on SIGTERM) when stdin reaches end of file. A program that starts `serve`
+    /// with stdin on a pipe takes the service with it when it exits, however it exits (the npm
+    /// and Python packages' `start()` do this)
+    #[arg(long)]
+    pub stop_on_stdin_close: bool,
+}
+
 /// Runs `serve` to completion.
-pub fn run(args: ServeArgs) -> Result<u8, CliError> {
+pub fn run(command: ServeCommand) -> Result<u8, CliError> {
+    let ServeCommand {
+        args,
+        stop_on_stdin_close,
+    } = command;
     args.color.apply();
     let config = args.to_config()?;
     let traffic = args.traffic()?;
     runtime()?.block_on(async move {
         let running = Running::start(config, traffic).await?;
         watch_config(running.service.clone(), running.builtins.clone(), args);
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            _ = stdin_closed(), if stop_on_stdin_close => {}
+        }
         running.shutdown().await;
         Ok(0)
     })
@@ -506,6 +526,17 @@ fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent> {
             "the webhook was down or failing; these events did not reach your handler".into(),
         ),
     })
+}
+
+/// Resolves when stdin reaches end of file or can no longer be read. The read blocks a thread
+/// of its own, not the runtime's blocking pool, so a shutdown by signal never waits for it.
+async fn stdin_closed() {
+    let (closed, wait) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    let _ = wait.await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

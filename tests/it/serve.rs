@@ -809,3 +809,25 @@ async fn health_and_sigterm_sends_every_disconnected() {
     ids.dedup();
     assert_eq!(ids.len(), 7);
 }
+
+/// `--stop-on-stdin-close`: the parent holding stdin's other end goes away, and `serve` shuts
+/// down the graceful way (every socket's `disconnected`, exit 0), as on SIGTERM.
+#[tokio::test]
+async fn stop_on_stdin_close_shuts_down_gracefully() {
+    let hook = Webhook::start().await;
+    let template = hook.template();
+    let (mut emu, stdin) = Emu::start_with_stdin(&[
+        "--webhook",
+        &template,
+        "--anonymous",
+        "--stop-on-stdin-close",
+    ]);
+    let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
+    ws.join("/").await;
+    hook.wait_for("connected", 1).await;
+    drop(stdin);
+    assert_eq!(emu.exit_code("stdin closed").await, 0);
+    let gone = hook.named("disconnected");
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].json()["reason"], "server shutting down");
+}
