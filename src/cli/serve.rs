@@ -326,10 +326,11 @@ pub fn run(command: ServeCommand) -> Result<u8, CliError> {
     let config = args.to_config()?;
     let traffic = args.traffic()?;
     runtime()?.block_on(async move {
+        let signals = StopSignals::listen();
         let running = Running::start(config, traffic).await?;
         watch_config(running.service.clone(), running.builtins.clone(), args);
         tokio::select! {
-            _ = wait_for_signal() => {}
+            _ = signals.recv() => {}
             _ = stdin_closed(), if stop_on_stdin_close => {}
         }
         running.shutdown().await;
@@ -539,26 +540,52 @@ async fn stdin_closed() {
     let _ = wait.await;
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, listened for from the moment this is created. `serve` creates it before
+/// it announces itself, so a SIGTERM sent right after the banner or `ready` line is a graceful
+/// stop, never the default action (death without the `disconnected` webhooks).
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts listening (inside the runtime).
+    pub fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first Ctrl-C or SIGTERM.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(listener: Option<tokio::signal::unix::Signal>) {
+                match listener {
+                    Some(mut listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt) => {}
+                _ = next(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
