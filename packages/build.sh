@@ -5,7 +5,7 @@
 #
 #   ./packages/build.sh                   # release build (the default)
 #   ./packages/build.sh --profile debug   # pack the debug build instead (what ./test.sh does)
-#   ./packages/build.sh --out DIR         # write the packages to DIR
+#   ./packages/build.sh --out DIR         # write the packages to DIR (default: target/packages)
 #
 # Needs cargo, node/npm (for `npm pack`) and python3 (standard library only).
 set -euo pipefail
@@ -17,7 +17,7 @@ fail() {
 }
 
 profile=release
-out=target/packages
+out=
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) [ $# -ge 2 ] || fail "--profile needs release or debug"; profile=$2; shift 2 ;;
@@ -37,9 +37,17 @@ case "$profile" in
 esac
 exe=sio-emu
 case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) exe=sio-emu.exe ;; esac
-binary="target/$profile/$exe"
-version=$(cargo metadata --no-deps --format-version 1 --locked |
-  python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "sio-emu"))')
+# The version, and the target directory (CARGO_TARGET_DIR and .cargo/config.toml honoured).
+{
+  read -r version
+  read -r target_dir
+} < <(cargo metadata --no-deps --format-version 1 --locked | python3 -c '
+import json, sys
+meta = json.load(sys.stdin)
+print(next(p["version"] for p in meta["packages"] if p["name"] == "sio-emu"))
+print(meta["target_directory"])')
+binary="$target_dir/$profile/$exe"
+out=${out:-$target_dir/packages}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
