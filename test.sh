@@ -34,3 +34,6 @@ if [ ! -f "$venv/.installed" ] || [ tests/e2e/requirements.txt -nt "$venv/.insta
   touch "$venv/.installed"
 fi
 "$venv/bin/python" -m pytest tests/e2e -q -p no:cacheprovider
+
+step "packages: the npm tarball and the Python wheel, installed into a fresh project and venv"
+./packages/test.sh

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the emulated service: Socket.IO clients, webhook calls and the REST API.
-    Serve(serve::ServeArgs),
+    Serve(serve::ServeCommand),
     /// Mint an access token (or `token verify` one).
     Token(token::TokenArgs),
     /// Run a command against a service that lives as long as it (connection details in its

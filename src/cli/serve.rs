@@ -303,15 +303,36 @@ impl ServeArgs {
     }
 }
 
+/// `sio-emu serve`: the service's flags (shared with `exec`) and the one that only makes sense
+/// for `serve`, whose stdin is its own.
+#[derive(Args, Debug, Clone)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub args: ServeArgs,
+    /// Shut down (as on SIGTERM) when stdin reaches end of file. A program that starts `serve`
+    /// with stdin on a pipe takes the service with it when it exits, however it exits (the npm
+    /// and Python packages' `start()` do this)
+    #[arg(long)]
+    pub stop_on_stdin_close: bool,
+}
+
 /// Runs `serve` to completion.
-pub fn run(args: ServeArgs) -> Result<u8, CliError> {
+pub fn run(command: ServeCommand) -> Result<u8, CliError> {
+    let ServeCommand {
+        args,
+        stop_on_stdin_close,
+    } = command;
     args.color.apply();
     let config = args.to_config()?;
     let traffic = args.traffic()?;
     runtime()?.block_on(async move {
+        let signals = StopSignals::listen();
         let running = Running::start(config, traffic).await?;
         watch_config(running.service.clone(), running.builtins.clone(), args);
-        wait_for_signal().await;
+        tokio::select! {
+            _ = signals.recv() => {}
+            _ = stdin_closed(), if stop_on_stdin_close => {}
+        }
         running.shutdown().await;
         Ok(0)
     })
@@ -508,26 +529,63 @@ fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent> {
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
+/// Resolves when stdin reaches end of file or can no longer be read. The read blocks a thread
+/// of its own, not the runtime's blocking pool, so a shutdown by signal never waits for it.
+async fn stdin_closed() {
+    let (closed, wait) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        let _ = closed.send(());
+    });
+    let _ = wait.await;
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment this is created. `serve` creates it before
+/// it announces itself, so a SIGTERM sent right after the banner or `ready` line is a graceful
+/// stop, never the default action (death without the `disconnected` webhooks).
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Starts listening (inside the runtime).
+    pub fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first Ctrl-C or SIGTERM.
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(listener: Option<tokio::signal::unix::Signal>) {
+                match listener {
+                    Some(mut listener) => {
+                        listener.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt) => {}
+                _ = next(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -809,3 +809,44 @@ async fn health_and_sigterm_sends_every_disconnected() {
     ids.dedup();
     assert_eq!(ids.len(), 7);
 }
+
+/// `--stop-on-stdin-close`: the parent holding stdin's other end goes away, and `serve` shuts
+/// down the graceful way (every socket's `disconnected`, exit 0), as on SIGTERM.
+#[tokio::test]
+async fn stop_on_stdin_close_shuts_down_gracefully() {
+    let hook = Webhook::start().await;
+    let template = hook.template();
+    let (mut emu, stdin) = Emu::start_with_stdin(&[
+        "--webhook",
+        &template,
+        "--anonymous",
+        "--stop-on-stdin-close",
+    ]);
+    let mut ws = WsClient::connect(&emu, "h", "").await.unwrap();
+    ws.join("/").await;
+    hook.wait_for("connected", 1).await;
+    drop(stdin);
+    assert_eq!(emu.exit_code("stdin closed").await, 0);
+    let gone = hook.named("disconnected");
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].json()["reason"], "server shutting down");
+}
+
+/// A SIGTERM sent as soon as the `ready` line is read is a graceful stop (exit 0, the shutdown
+/// line), not death by the default action: the signal handlers are in place before the ready
+/// line is printed. Several rounds, since the window it guards is short.
+#[tokio::test]
+async fn sigterm_right_after_the_ready_line_is_graceful() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    for _ in 0..20 {
+        // With the stdin watch too, as the npm and Python packages run it.
+        let (mut emu, _stdin) =
+            Emu::start_with_stdin(&["--webhook", "builtin:echo", "--stop-on-stdin-close"]);
+        // Straight from this process: `kill(1)` would take long enough to hide the window.
+        kill(Pid::from_raw(emu.pid() as i32), Signal::SIGTERM).unwrap();
+        assert_eq!(emu.exit_code("SIGTERM").await, 0);
+        emu.wait_log("the shutdown line", |v| v["type"] == "shuttingDown")
+            .await;
+    }
+}

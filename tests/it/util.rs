@@ -48,11 +48,23 @@ pub struct Emu {
 impl Emu {
     /// Starts `serve --port 0 --format json --color never` plus `args`.
     pub fn start(args: &[&str]) -> Emu {
+        Emu::spawn(args, Stdio::inherit())
+    }
+
+    /// Like [`Emu::start`], with stdin on a pipe whose writing end is returned.
+    pub fn start_with_stdin(args: &[&str]) -> (Emu, std::process::ChildStdin) {
+        let mut emu = Emu::spawn(args, Stdio::piped());
+        let stdin = emu.child.as_mut().unwrap().stdin.take().unwrap();
+        (emu, stdin)
+    }
+
+    fn spawn(args: &[&str], stdin: Stdio) -> Emu {
         let mut child = Command::new(bin())
             .args([
                 "serve", "--port", "0", "--format", "json", "--color", "never",
             ])
             .args(args)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -129,10 +141,15 @@ impl Emu {
     /// Sends SIGTERM and waits for the exit code (without blocking the test's runtime, which
     /// may be serving the webhook).
     pub async fn terminate(&mut self) -> i32 {
-        let mut child = self.child.take().unwrap();
         let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status();
+        self.exit_code("SIGTERM").await
+    }
+
+    /// Waits up to 30 s for the process to exit after `cause`, and returns its exit code.
+    pub async fn exit_code(&mut self, cause: &str) -> i32 {
+        let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -140,7 +157,7 @@ impl Emu {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("sio-emu did not exit after SIGTERM");
+                panic!("sio-emu did not exit after {cause}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

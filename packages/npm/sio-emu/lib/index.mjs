@@ -1,0 +1,4 @@
+import sioEmu from "./index.js";
+
+export const { start, binaryPath } = sioEmu;
+export default sioEmu;
