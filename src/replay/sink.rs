@@ -643,3 +643,6 @@ fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse 
     }
     response
 }
+
+#[cfg(test)]
+mod tests;
