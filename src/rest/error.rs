@@ -43,16 +43,16 @@ const PROBLEM_TITLE: &str = "One or more validation errors occurred.";
 /// `:addToGroups` / `:removeFromGroups` body. The service names the first `filter` and the second
 /// `Filter` in its answer's `target` and `errors`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FilterSource {
+pub enum FilterOrigin {
     Query,
     Body,
 }
 
-impl FilterSource {
+impl FilterOrigin {
     fn target(self) -> &'static str {
         match self {
-            FilterSource::Query => "filter",
-            FilterSource::Body => "Filter",
+            FilterOrigin::Query => "filter",
+            FilterOrigin::Body => "Filter",
         }
     }
 }
@@ -135,7 +135,7 @@ pub enum RestError {
         /// The filter as sent.
         text: String,
         error: FilterError,
-        origin: FilterSource,
+        origin: FilterOrigin,
     },
     /// A JSON request body (`:addToGroups`) is malformed.
     #[error("{0}")]
@@ -176,7 +176,7 @@ struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
     target: Option<&'a str>,
-    details: Option<[Box<ErrorDetail<'a>>; 1]>,
+    details: Option<Vec<ErrorDetail<'a>>>,
     innererror: Option<()>,
 }
 
@@ -314,7 +314,7 @@ impl RestError {
             (_, Some(message)) => {
                 let mut detail = ErrorDetail::new(code, message, self.target());
                 let help = ErrorDetail::new(code, &explanation, None);
-                detail.details = Some([Box::new(help)]);
+                detail.details = Some(vec![help]);
                 (JSON, serde_json::to_vec(&detail))
             }
             (_, None) => {

@@ -42,7 +42,7 @@ use crate::service::odata::Filter;
 use crate::service::{ConnCommand, Hub, Service, group};
 use crate::traffic::{TrafficEvent, preview};
 
-use super::error::{self, Entity, FilterSource, RestError};
+use super::error::{self, Entity, FilterOrigin, RestError};
 use super::paging::Paging;
 use super::request::{self, Query, check_group, check_id};
 use super::send::{self, SendPayload};
@@ -505,7 +505,7 @@ where
     for g in &groups {
         check_group("groups", g)?;
     }
-    let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""), FilterSource::Body)?;
+    let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""), FilterOrigin::Body)?;
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
     let call_groups = GroupUse {
         hub: ctx.hub,

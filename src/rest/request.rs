@@ -20,7 +20,7 @@ use crate::auth::{self, Rejection};
 use crate::service::odata::{Filter, FilterError};
 use crate::traffic::{Traffic, TrafficEvent};
 
-use super::error::{FilterSource, RestError, SEND_MEDIA_TYPES};
+use super::error::{FilterOrigin, RestError, SEND_MEDIA_TYPES};
 
 /// `api-version` values the SDKs and the REST specification use.
 pub const KNOWN_API_VERSIONS: [&str; 5] = [
@@ -101,7 +101,7 @@ impl Query {
 
     /// The OData `filter`; absent or blank matches everything.
     pub fn filter(&self) -> Result<Filter, RestError> {
-        parse_filter(self.get("filter").unwrap_or(""), FilterSource::Query)
+        parse_filter(self.get("filter").unwrap_or(""), FilterOrigin::Query)
     }
 
     /// The `excluded` connection ids (repeatable).
@@ -139,7 +139,7 @@ impl Query {
 }
 
 /// Parses a filter text into a [`Filter`], or the 400 that names the position.
-pub fn parse_filter(text: &str, source: FilterSource) -> Result<Filter, RestError> {
+pub fn parse_filter(text: &str, source: FilterOrigin) -> Result<Filter, RestError> {
     Filter::parse(text).map_err(|error: FilterError| RestError::InvalidFilter {
         text: text.to_owned(),
         error,

@@ -64,7 +64,7 @@ async fn every_error_has_status_code_and_header() {
                     position: 2,
                     message: "m".into(),
                 },
-                origin: FilterSource::Query,
+                origin: FilterOrigin::Query,
             },
             400,
             "Error.BadRequest",
@@ -171,7 +171,7 @@ fn filter_error_carries_the_position() {
             position: 7,
             message: "expected `in`".into(),
         },
-        origin: FilterSource::Body,
+        origin: FilterOrigin::Body,
     };
     assert!(error.to_string().contains("position 7"), "{error}");
     assert_eq!(error.target(), Some("Filter"));
