@@ -29,8 +29,10 @@ use crate::auth::{self, TokenClaims};
 use crate::http::HttpResponse;
 use crate::http::{OnStop, serve_http};
 use crate::lint::{self, Collected, Findings};
+use crate::rest::error::{self as rest_error, Entity};
 use crate::rest::send::{self, PayloadError};
 use crate::rest::{Operation, RestError, request};
+use crate::service::odata::Filter;
 use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 
 /// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
@@ -261,7 +263,8 @@ impl Sink {
 /// Answers and captures one request.
 async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     if matches!(req.uri().path(), "/api/health" | "/api/health/") {
-        return respond(StatusCode::OK, None);
+        // The health check is no operation: no `api-supported-versions`, as `serve` answers it.
+        return Response::new(Full::new(Bytes::new()));
     }
     let arrived = Instant::now();
     let in_window = shared.lock().window.as_mut().map(|window| {
@@ -453,7 +456,7 @@ fn lint_call(
                 Operation::SendToGroup { group } => vec![group.as_str()],
                 _ => Vec::new(),
             };
-            let filter = request::parse_filter(filter_text).ok();
+            let filter = Filter::parse(filter_text).ok();
             let literals = filter
                 .as_ref()
                 .map(|f| f.group_literals())
@@ -471,7 +474,7 @@ fn lint_call(
                 .map(|g| g.iter().filter_map(|g| g.as_str()).collect())
                 .unwrap_or_default();
             let filter_text = map.get("filter").and_then(|f| f.as_str()).unwrap_or("");
-            let filter = request::parse_filter(filter_text).ok();
+            let filter = Filter::parse(filter_text).ok();
             let literals = filter
                 .as_ref()
                 .map(|f| f.group_literals())
@@ -568,6 +571,11 @@ fn answer(
             .into_response();
         }
     };
+    if status == StatusCode::NOT_FOUND
+        && let Some((entity, name)) = existence(op)
+    {
+        return rest_error::not_existed(entity, name);
+    }
     let body = match op {
         Operation::GenerateClientToken if status == StatusCode::OK => {
             Some(serde_json::json!({ "token": mint(shared, hub, query) }))
@@ -585,6 +593,16 @@ fn answer(
         _ => None,
     };
     respond(status, body)
+}
+
+/// What an existence check looks for, so its 404 is the same as `serve`'s.
+fn existence(op: &Operation) -> Option<(Entity, &str)> {
+    match op {
+        Operation::ConnectionExists { connection_id } => Some((Entity::Connection, connection_id)),
+        Operation::GroupExists { group } => Some((Entity::Group, group)),
+        Operation::UserExists { user_id } => Some((Entity::User, user_id)),
+        _ => None,
+    }
 }
 
 /// A client token like `:generateToken` returns (docs/protocol.md §10.1).
@@ -620,5 +638,11 @@ fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse 
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
     }
+    if status.is_success() {
+        rest_error::add_supported_versions(&mut response);
+    }
     response
 }
+
+#[cfg(test)]
+mod tests;

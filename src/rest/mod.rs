@@ -14,6 +14,7 @@
 
 pub mod error;
 pub mod operations;
+pub mod paging;
 pub mod request;
 pub mod send;
 
@@ -400,6 +401,11 @@ where
         Ok(reply) => (reply.into_response(), call.note.take()),
         Err(error) => (error.into_response(), Some(error.to_string())),
     };
+    let response = if parts.method == Method::HEAD {
+        without_body(response)
+    } else {
+        response
+    };
     let status = response.status().as_u16();
     let operation = OperationName::from_name(call.operation);
     let event = TrafficEvent::Rest {
@@ -429,6 +435,20 @@ where
     response
 }
 
+/// A HEAD answer: the headers of the GET answer, `Content-Length` included, and no body, as the
+/// service answers a HEAD for a missing user (docs/protocol.md §7.5).
+fn without_body(response: HttpResponse) -> HttpResponse {
+    let length = response.body().size_hint().exact().unwrap_or(0);
+    let (mut parts, _) = response.into_parts();
+    if length > 0 {
+        parts.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(length),
+        );
+    }
+    HttpResponse::from_parts(parts, http_body_util::Full::new(Bytes::new()))
+}
+
 /// The pipeline of one call (see the module docs for the order of the checks).
 async fn run<B>(
     service: &Service,
@@ -453,12 +473,12 @@ where
         .hooks()
         .rest
         .api_version(call.operation, version, &request::KNOWN_API_VERSIONS);
+    let fallback_host = service
+        .endpoint()
+        .split_once("://")
+        .map_or(service.endpoint(), |(_, host)| host);
+    let url = request::request_url(parts, fallback_host);
     if !service.config().rest_anonymous {
-        let fallback_host = service
-            .endpoint()
-            .split_once("://")
-            .map_or(service.endpoint(), |(_, host)| host);
-        let url = request::request_url(parts, fallback_host);
         request::authorize(&parts.headers, &service.config().access_keys, &url)?;
     }
     let config = service.config();
@@ -470,6 +490,7 @@ where
         hub: &hub,
         query: &query,
         headers: &parts.headers,
+        url: &url,
     };
     operations::execute(&ctx, operation, body, call).await
 }

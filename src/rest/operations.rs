@@ -42,7 +42,8 @@ use crate::service::odata::Filter;
 use crate::service::{ConnCommand, Hub, Service, group};
 use crate::traffic::{TrafficEvent, preview};
 
-use super::error::RestError;
+use super::error::{self, Entity, FilterOrigin, RestError};
+use super::paging::Paging;
 use super::request::{self, Query, check_group, check_id};
 use super::send::{self, SendPayload};
 use super::{Call, Operation, describe_group};
@@ -70,6 +71,8 @@ pub struct Ctx<'a> {
     pub hub: &'a str,
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
+    /// The request URL as the caller used it (`http://<Host><path>?<query>`), for `nextLink`.
+    pub url: &'a str,
 }
 
 impl Ctx<'_> {
@@ -84,17 +87,17 @@ impl Ctx<'_> {
     }
 }
 
-/// A successful answer.
+/// A successful answer; each carries `api-supported-versions` (docs/protocol.md §7.5).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// 202, empty: sends.
     Accepted,
-    /// 200, empty: adds.
+    /// 200, empty: adds, and existence checks that found what they looked for.
     Ok,
     /// 204: removes and closes.
     NoContent,
-    /// 200 or 404, empty: existence checks.
-    Exists(bool),
+    /// 404 `Warning.<Entity>.NotExisted`: an existence check that found nothing.
+    NotExisted(Entity, String),
     /// 200 with a JSON body.
     Json(serde_json::Value),
 }
@@ -104,8 +107,8 @@ impl Reply {
     pub fn into_response(self) -> HttpResponse {
         let (status, body) = match self {
             Reply::Accepted => (StatusCode::ACCEPTED, Bytes::new()),
-            Reply::Ok | Reply::Exists(true) => (StatusCode::OK, Bytes::new()),
-            Reply::Exists(false) => (StatusCode::NOT_FOUND, Bytes::new()),
+            Reply::Ok => (StatusCode::OK, Bytes::new()),
+            Reply::NotExisted(entity, name) => return error::not_existed(entity, &name),
             Reply::NoContent => (StatusCode::NO_CONTENT, Bytes::new()),
             Reply::Json(value) => (StatusCode::OK, Bytes::from(value.to_string())),
         };
@@ -118,6 +121,7 @@ impl Reply {
                 HeaderValue::from_static("application/json; charset=utf-8"),
             );
         }
+        error::add_supported_versions(&mut response);
         response
     }
 }
@@ -203,16 +207,25 @@ fn check_scope(scope: Scope<'_>) -> Result<(), RestError> {
     }
 }
 
-/// ConnectionExists / GroupExists / UserExists: 200 or 404.
+/// ConnectionExists / GroupExists / UserExists: 200, or the service's 404 warning.
 fn exists(ctx: &Ctx<'_>, scope: Scope<'_>) -> Result<Reply, RestError> {
     check_scope(scope)?;
-    let exists = ctx.hub().is_some_and(|hub| match scope {
-        Scope::All => hub.connection_count() > 0,
-        Scope::Group(group) => hub.has_group(group),
-        Scope::User(user_id) => hub.has_user(user_id),
-        Scope::Connection(connection_id) => hub.has_connection(connection_id),
+    let (entity, name) = match scope {
+        Scope::All => return Ok(Reply::Ok),
+        Scope::Group(group) => (Entity::Group, group),
+        Scope::User(user_id) => (Entity::User, user_id),
+        Scope::Connection(connection_id) => (Entity::Connection, connection_id),
+    };
+    let exists = ctx.hub().is_some_and(|hub| match entity {
+        Entity::Group => hub.has_group(name),
+        Entity::User => hub.has_user(name),
+        Entity::Connection => hub.has_connection(name),
     });
-    Ok(Reply::Exists(exists))
+    Ok(if exists {
+        Reply::Ok
+    } else {
+        Reply::NotExisted(entity, name.to_owned())
+    })
 }
 
 /// RemoveConnectionFromGroup.
@@ -492,7 +505,7 @@ where
     for g in &groups {
         check_group("groups", g)?;
     }
-    let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""))?;
+    let filter = request::parse_filter(body.filter.as_deref().unwrap_or(""), FilterOrigin::Body)?;
     let names: Vec<&str> = groups.iter().map(String::as_str).collect();
     let call_groups = GroupUse {
         hub: ctx.hub,
@@ -620,31 +633,40 @@ fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, Rest
     Ok(Reply::NoContent)
 }
 
-/// One member of a group, as the 2024-12-01 ListConnectionsInGroup returns it.
+/// One member of a group, as the 2024-12-01 ListConnectionsInGroup returns it: `userId` is
+/// `null` for an anonymous connection.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GroupMember<'a> {
     connection_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
 }
 
-/// ListConnectionsInGroup (2024-12-01): one page holding every member, sorted by id.
+/// ListConnectionsInGroup (2024-12-01): one page of members in connection-id order, with a
+/// `nextLink` while more remain (docs/protocol.md §7.6).
 fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
     check_group("group", group)?;
+    let paging = Paging::from_query(ctx.query)?;
     let members = ctx
         .hub()
         .map(|hub| hub.group_members(group))
         .unwrap_or_default();
-    call.matched = Some(members.len());
-    let value: Vec<GroupMember<'_>> = members
+    let page = paging.page(members.iter().map(|m| m.connection_id.as_ref()));
+    let value: Vec<GroupMember<'_>> = members[page.range]
         .iter()
         .map(|m| GroupMember {
             connection_id: &m.connection_id,
             user_id: m.user_id.as_deref(),
         })
         .collect();
-    Ok(Reply::Json(serde_json::json!({ "value": value })))
+    call.matched = Some(value.len());
+    let mut body = serde_json::json!({ "value": value });
+    if let Some(next) = &page.next {
+        let base = ctx.url.split_once('?').map_or(ctx.url, |(base, _)| base);
+        let link = format!("{base}?{}", paging.next_query(ctx.query, next));
+        body["nextLink"] = serde_json::Value::String(link);
+    }
+    Ok(Reply::Json(body))
 }
 
 /// GenerateClientToken: a Socket.IO client token for this hub, signed with the primary key.

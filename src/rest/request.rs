@@ -20,7 +20,7 @@ use crate::auth::{self, Rejection};
 use crate::service::odata::{Filter, FilterError};
 use crate::traffic::{Traffic, TrafficEvent};
 
-use super::error::{RestError, SEND_MEDIA_TYPES};
+use super::error::{FilterOrigin, RestError, SEND_MEDIA_TYPES};
 
 /// `api-version` values the SDKs and the REST specification use.
 pub const KNOWN_API_VERSIONS: [&str; 5] = [
@@ -30,6 +30,11 @@ pub const KNOWN_API_VERSIONS: [&str; 5] = [
     "2024-01-01",
     "2024-12-01",
 ];
+
+/// The `api-supported-versions` header of every answer of an operation: [`KNOWN_API_VERSIONS`]
+/// written as the service writes its list (docs/protocol.md §7.5).
+pub const API_SUPPORTED_VERSIONS: &str =
+    "2021-10-01, 2022-11-01, 2023-07-01, 2024-01-01, 2024-12-01";
 
 /// How many distinct unknown `api-version` values are remembered (each is logged once).
 const MAX_REMEMBERED_API_VERSIONS: usize = 16;
@@ -96,7 +101,7 @@ impl Query {
 
     /// The OData `filter`; absent or blank matches everything.
     pub fn filter(&self) -> Result<Filter, RestError> {
-        parse_filter(self.get("filter").unwrap_or(""))
+        parse_filter(self.get("filter").unwrap_or(""), FilterOrigin::Query)
     }
 
     /// The `excluded` connection ids (repeatable).
@@ -134,8 +139,12 @@ impl Query {
 }
 
 /// Parses a filter text into a [`Filter`], or the 400 that names the position.
-pub fn parse_filter(text: &str) -> Result<Filter, RestError> {
-    Filter::parse(text).map_err(|e: FilterError| RestError::InvalidFilter(e))
+pub fn parse_filter(text: &str, source: FilterOrigin) -> Result<Filter, RestError> {
+    Filter::parse(text).map_err(|error: FilterError| RestError::InvalidFilter {
+        text: text.to_owned(),
+        error,
+        origin: source,
+    })
 }
 
 /// Whether this unknown `api-version` is seen for the first time (bounded memory).

@@ -276,3 +276,39 @@ test("errors come back as ErrorDetail the SDK surfaces", async (t) => {
 function keyOf(emu) {
   return /AccessKey=([^;]+)/.exec(emu.ready.connectionString)[1];
 }
+
+// Paging as Azure/azure-rest-api-specs
+// `specification/webpubsub/data-plane/WebPubSub/stable/2024-12-01/examples/WebPubSub_ListConnectionsInGroup.json`
+// defines it: `maxpagesize` and `top` query parameters, `{"value":[{connectionId,userId}],
+// "nextLink"}` pages. The SDK follows each nextLink verbatim (it signs it as the token's `aud`).
+test("listConnections pages through a group with maxPageSize and top, following nextLink", async (t) => {
+  const { endpoint, client } = await setup(t);
+  const users = ["ann", undefined, "cat", undefined, "eve"];
+  const sockets = [];
+  for (const userId of users) sockets.push(await connectSocket(t, endpoint, client, "/", { userId }));
+  const expected = sockets
+    .map((s, i) => ({ connectionId: connectionId(s), userId: users[i] ?? null }))
+    .sort((a, b) => (a.connectionId < b.connectionId ? -1 : 1));
+  const group = client.group(nsGroup("/"));
+
+  // SDK 1.2 wraps the paged iterator in a promise.
+  const pages = [];
+  for await (const page of (await group.listConnections({ maxPageSize: 2 })).byPage()) {
+    pages.push(page.map(({ connectionId, userId }) => ({ connectionId, userId })));
+  }
+  assert.deepEqual(pages.map((p) => p.length), [2, 2, 1]);
+  assert.deepEqual(pages.flat(), expected);
+
+  // Item by item, `top` bounds the whole listing across pages.
+  const top = [];
+  for await (const m of await group.listConnections({ maxPageSize: 2, top: 3 })) top.push(m.connectionId);
+  assert.deepEqual(top, expected.slice(0, 3).map((m) => m.connectionId));
+
+  // A connection that does not exist: the service's code and message reach the caller.
+  await assert.rejects(group.addConnection("no-such-connection"), (err) => {
+    assert.equal(err.statusCode, 404);
+    assert.equal(err.code, "Error.Connection.NotExisted");
+    assert.equal(err.message, "Connection `no-such-connection` is not found.");
+    return true;
+  });
+});

@@ -247,7 +247,10 @@ async fn add_to_a_room_then_send_then_remove() {
     )
     .await;
     assert_eq!(missing.status, 404);
-    assert_eq!(missing.headers["x-ms-error-code"], "ConnectionNotFound");
+    assert_eq!(
+        missing.headers["x-ms-error-code"],
+        "Error.Connection.NotExisted"
+    );
 }
 
 #[tokio::test]
@@ -754,7 +757,7 @@ async fn request_refusals() {
     )
     .await;
     assert_eq!(filter.status, 400);
-    assert_eq!(filter.headers["x-ms-error-code"], "InvalidFilter");
+    assert_eq!(filter.headers["x-ms-error-code"], "Error.BadRequest");
     assert!(
         filter.json()["message"]
             .as_str()
@@ -779,4 +782,449 @@ async fn request_refusals() {
     let method = rest(&emu, "GET", &format!("/api/hubs/{HUB}/:send?{V}"), "").await;
     assert_eq!(method.status, 405);
     assert_eq!(method.headers["allow"], "POST");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service's error codes and shapes, and its `api-supported-versions` header
+
+/// The versions sio-emu answers in `api-supported-versions`: the recorded form (comma and space
+/// between versions, e.g. "2021-10-01, 2022-11-01, 2023-07-01" in Azure/azure-sdk-for-js
+/// `sdk/web-pubsub/web-pubsub/recordings/node/client_working_with_multiple_groups/recording_can_join_multiple_groups_with_filter.json`)
+/// listing every version sio-emu knows.
+const SUPPORTED: &str = "2021-10-01, 2022-11-01, 2023-07-01, 2024-01-01, 2024-12-01";
+
+/// The keys of an error body, sorted, to compare with the recorded ones.
+fn error_detail_keys(json: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}
+
+/// The recorded keys of an `ErrorDetail` body, sorted.
+const ERROR_DETAIL_KEYS: [&str; 5] = ["code", "details", "innererror", "message", "target"];
+
+// Azure/azure-sdk-for-js
+// `sdk/web-pubsub/web-pubsub/recordings/node/group_client_working_with_a_group/recording_can_manage_connections.json`:
+// PUT /groups/group/connections/xxxx → 404, `x-ms-error-code: Error.Connection.NotExisted`,
+// `application/json; charset=utf-8`, `api-supported-versions`, body
+// {"code":"Error.Connection.NotExisted","message":"Connection `xxxx` is not found.",
+//  "target":"Connection","details":null,"innererror":null}.
+#[tokio::test]
+async fn a_missing_connection_is_the_services_error_detail() {
+    let (_hook, emu) = pair(&[]).await;
+    let reply = rest(
+        &emu,
+        "PUT",
+        &format!("/api/hubs/{HUB}/groups/group/connections/xxxx?{V}"),
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert_eq!(
+        reply.headers["x-ms-error-code"],
+        "Error.Connection.NotExisted"
+    );
+    assert_eq!(
+        reply.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert_eq!(reply.headers["api-supported-versions"], SUPPORTED);
+    let json = reply.json();
+    assert_eq!(error_detail_keys(&json), ERROR_DETAIL_KEYS, "{json}");
+    assert_eq!(json["code"], "Error.Connection.NotExisted");
+    assert_eq!(json["message"], "Connection `xxxx` is not found.");
+    assert_eq!(json["target"], "Connection");
+    assert_eq!(json["innererror"], Value::Null);
+    // sio-emu's explanation rides in `details`, an array of ErrorDetail in the specification.
+    let help = json["details"][0]["message"].as_str().unwrap_or_default();
+    assert!(help.contains("may have closed"), "{json}");
+    assert_eq!(json["details"][0]["code"], "Error.Connection.NotExisted");
+    // The live log keeps the explanation.
+    let line = &rest_lines(&emu, 1).await[0];
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("may have closed"),
+        "{line}"
+    );
+}
+
+/// The recorded answer to `filter=invalid filter`: the same message wherever the filter is.
+const BAD_FILTER_MESSAGE: &str = "Invalid syntax for 'invalid filter': Syntax error at position \
+                                  14 in 'invalid filter'. (Parameter 'filter')";
+
+/// Checks a 400 for `invalid filter` against the recorded problem+json answer, `target` being
+/// `filter` for the query parameter and `Filter` for the `:addToGroups` body field.
+fn assert_bad_filter(reply: &HttpReply, target: &str) {
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.headers["x-ms-error-code"], "Error.BadRequest");
+    assert_eq!(
+        reply.headers["content-type"],
+        "application/problem+json; charset=utf-8"
+    );
+    assert!(
+        !reply.headers.contains_key("api-supported-versions"),
+        "the recorded validation error has no api-supported-versions"
+    );
+    let json = reply.json();
+    assert_eq!(
+        error_detail_keys(&json),
+        [
+            "code",
+            "detail",
+            "errors",
+            "extensions",
+            "instance",
+            "message",
+            "status",
+            "target",
+            "title",
+            "type"
+        ],
+        "{json}"
+    );
+    assert_eq!(json["code"], "Error.BadRequest");
+    assert_eq!(json["message"], BAD_FILTER_MESSAGE);
+    assert_eq!(json["target"], target);
+    assert_eq!(
+        json["errors"][target],
+        serde_json::json!([BAD_FILTER_MESSAGE])
+    );
+    assert_eq!(json["type"], Value::Null);
+    assert_eq!(json["title"], "One or more validation errors occurred.");
+    assert_eq!(json["status"], 400);
+    assert_eq!(json["instance"], Value::Null);
+    assert_eq!(json["extensions"], serde_json::json!({}));
+    // sio-emu's explanation rides in `detail`, RFC 9457's human-readable explanation.
+    let detail = json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("invalid OData filter"), "{json}");
+    assert!(detail.contains("'filter'"), "{json}");
+}
+
+// Azure/azure-sdk-for-js `sdk/web-pubsub/web-pubsub/recordings/node/`
+// `hubclient_working_with_a_hub/recording_can_broadcast_with_filter.json` (SendToAll),
+// `group_client_working_with_a_group/recording_can_broadcast_to_group_with_filter.json`
+// (SendToGroup), `hubclient_working_with_a_hub/recording_can_send_to_a_user_with_filter.json`
+// (SendToUser): target `filter`; `client_working_with_multiple_groups/`
+// `recording_can_join_multiple_groups_with_filter.json` and
+// `recording_can_leave_multiple_groups_with_filter.json`: target `Filter`.
+#[tokio::test]
+async fn a_bad_filter_is_the_services_problem_details() {
+    let (_hook, emu) = pair(&[]).await;
+    let filter = enc("invalid filter");
+    for target in ["", "groups/group/", "users/brian/"] {
+        let path = format!("/api/hubs/{HUB}/{target}:send?{V}&filter={filter}");
+        let reply = rest(&emu, "POST", &path, r#"42["a"]"#).await;
+        assert_bad_filter(&reply, "filter");
+    }
+    let body = serde_json::json!({"groups": ["group1", "group2"], "filter": "invalid filter"});
+    for op in [":addToGroups", ":removeFromGroups"] {
+        let reply = rest_typed(
+            &emu,
+            "POST",
+            &format!("/api/hubs/{HUB}/{op}?{V}"),
+            "application/json",
+            &body.to_string(),
+        )
+        .await;
+        assert_bad_filter(&reply, "Filter");
+    }
+    // The live log keeps sio-emu's explanation.
+    let lines = rest_lines(&emu, 5).await;
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid OData filter"),
+        "{}",
+        lines[0]
+    );
+}
+
+// Azure/azure-sdk-for-js `sdk/web-pubsub/web-pubsub/recordings/node/`
+// `hubclient_working_with_a_hub/recording_can_manage_users.json` (HEAD users/foo: 404,
+// `Warning.User.NotExisted`, `application/json; charset=utf-8`, Content-Length 120, no body),
+// `hubclient_working_with_a_hub/recording_can_trace_through_the_various_options.json` (HEAD
+// groups/foo: `Warning.Group.NotExisted`; HEAD connections/xxxx: `Warning.Connection.NotExisted`,
+// Content-Length 139); Azure/azure-sdk-for-python
+// `sdk/webpubsub/azure-messaging-webpubsubservice/tests/recordings/test_smoke.test_no_users_groups.yaml`
+// (HEAD users/fake%20user and groups/fake%20group: the same codes, Content-Length 126) and
+// `test_smoke.test_add_user_to_group.yaml` (the user body: {"code":"Warning.User.NotExisted",
+// "message":"User `some_user` is not found.","target":"User","details":null,"innererror":null}).
+#[tokio::test]
+async fn missing_users_groups_and_connections_are_the_services_warnings() {
+    let (_hook, emu) = pair(&[]).await;
+    for (path, code, length) in [
+        ("users/foo", "Warning.User.NotExisted", Some("120")),
+        ("users/fake%20user", "Warning.User.NotExisted", Some("126")),
+        ("groups/foo", "Warning.Group.NotExisted", None),
+        (
+            "connections/xxxx",
+            "Warning.Connection.NotExisted",
+            Some("139"),
+        ),
+    ] {
+        let head = rest(&emu, "HEAD", &format!("/api/hubs/{HUB}/{path}?{V}"), "").await;
+        assert_eq!(head.status, 404, "{path}");
+        assert_eq!(head.headers["x-ms-error-code"], code, "{path}");
+        assert_eq!(
+            head.headers["content-type"], "application/json; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(head.headers["api-supported-versions"], SUPPORTED, "{path}");
+        assert!(head.body.is_empty(), "{path}: HEAD has no body");
+        if let Some(length) = length {
+            assert_eq!(head.headers["content-length"], length, "{path}");
+        }
+        // The same call as GET shows the body HEAD announces.
+        let get = rest(&emu, "GET", &format!("/api/hubs/{HUB}/{path}?{V}"), "").await;
+        assert_eq!(get.status, 404, "{path}");
+        assert_eq!(get.headers["x-ms-error-code"], code, "{path}");
+        let json = get.json();
+        assert_eq!(json["code"], code, "{path}");
+        assert_eq!(error_detail_keys(&json), ERROR_DETAIL_KEYS, "{json}");
+        assert_eq!(
+            get.headers["content-length"], head.headers["content-length"],
+            "{path}"
+        );
+    }
+    let get = rest(
+        &emu,
+        "GET",
+        &format!("/api/hubs/{HUB}/users/some_user?{V}"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        get.body,
+        r#"{"code":"Warning.User.NotExisted","message":"User `some_user` is not found.","target":"User","details":null,"innererror":null}"#
+    );
+}
+
+// Every recorded success carries `api-supported-versions` (e.g. Azure/azure-sdk-for-js
+// `sdk/web-pubsub/web-pubsub/recordings/node/hubclient_working_with_a_hub/recording_can_trace_through_the_various_options.json`:
+// 202 sends, 204 closes and removals; `client_working_with_multiple_groups/recording_can_join_multiple_groups_with_filter.json`:
+// 200 :addToGroups).
+#[tokio::test]
+async fn every_success_carries_api_supported_versions() {
+    let (_hook, emu) = pair(&[]).await;
+    let a = connect(&emu, Some("alice"), "/").await;
+    let conn = a.conn().to_owned();
+    let ns = namespace_group("/");
+    let groups = serde_json::json!({"groups": ["g"], "filter": "userId eq 'alice'"}).to_string();
+    let calls: Vec<(&str, String, &str, String, u16)> = vec![
+        (
+            "POST",
+            format!("/api/hubs/{HUB}/:send?{V}"),
+            "text/plain",
+            r#"42["a"]"#.into(),
+            202,
+        ),
+        (
+            "POST",
+            format!("/api/hubs/{HUB}/:addToGroups?{V}"),
+            "application/json",
+            groups,
+            200,
+        ),
+        (
+            "HEAD",
+            format!("/api/hubs/{HUB}/users/alice?{V}"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "HEAD",
+            format!("/api/hubs/{HUB}/groups/{ns}?{V}"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "HEAD",
+            format!("/api/hubs/{HUB}/connections/{conn}?{V}"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "GET",
+            format!("/api/hubs/{HUB}/groups/g/connections?api-version=2024-12-01"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "PUT",
+            format!("/api/hubs/{HUB}/users/bob/groups/g?{V}"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "DELETE",
+            format!("/api/hubs/{HUB}/users/bob/groups?{V}"),
+            "",
+            String::new(),
+            204,
+        ),
+        (
+            "POST",
+            format!("/api/hubs/{HUB}/:generateToken?{V}"),
+            "",
+            String::new(),
+            200,
+        ),
+        (
+            "DELETE",
+            format!("/api/hubs/{HUB}/connections/{conn}?{V}"),
+            "",
+            String::new(),
+            204,
+        ),
+    ];
+    for (method, path, content_type, body, status) in calls {
+        let reply = rest_typed(&emu, method, &path, content_type, &body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+        assert_eq!(
+            reply
+                .headers
+                .get("api-supported-versions")
+                .map(String::as_str),
+            Some(SUPPORTED),
+            "{method} {path}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListConnectionsInGroup pages (2024-12-01)
+
+/// One page of ListConnectionsInGroup: its members as (connectionId, userId) and its nextLink
+/// made relative to the emulator (the link is absolute, like the service's).
+async fn list_page(emu: &Emu, path_and_query: &str) -> (Vec<(String, Value)>, Option<String>) {
+    let reply = rest(emu, "GET", path_and_query, "").await;
+    assert_eq!(reply.status, 200, "{path_and_query}: {}", reply.body);
+    let json = reply.json();
+    let members = json["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{json}"))
+        .iter()
+        .map(|m| {
+            let fields = m.as_object().unwrap();
+            assert!(fields.contains_key("userId"), "userId is always there: {m}");
+            (
+                m["connectionId"].as_str().unwrap().to_owned(),
+                m["userId"].clone(),
+            )
+        })
+        .collect();
+    let next = json.get("nextLink").and_then(Value::as_str).map(|link| {
+        link.strip_prefix(&emu.base())
+            .unwrap_or_else(|| panic!("nextLink {link} is not on {}", emu.base()))
+            .to_owned()
+    });
+    (members, next)
+}
+
+/// Follows nextLinks from `first`; returns every page's members.
+async fn list_all(emu: &Emu, first: &str) -> Vec<Vec<(String, Value)>> {
+    let mut pages = Vec::new();
+    let mut next = Some(first.to_owned());
+    while let Some(link) = next {
+        let (members, following) = list_page(emu, &link).await;
+        pages.push(members);
+        next = following;
+        assert!(pages.len() <= 10, "nextLink never ends");
+    }
+    pages
+}
+
+// Azure/azure-rest-api-specs
+// `specification/webpubsub/data-plane/WebPubSub/stable/2024-12-01/examples/WebPubSub_ListConnectionsInGroup.json`:
+// `maxpagesize` and `top` query parameters, a page `{"value":[{"connectionId","userId"}…],
+// "nextLink"}` whose nextLink is the absolute URL of the next page (with `continuationToken`);
+// the operation's parameters (`maxpagesize` 1..200, `top` ≥ 1: "If the value is not set, then
+// all the connections in a group are returned") as `@azure/web-pubsub` 1.2's generated client
+// carries them from `stable/2024-12-01/webpubsub.json`.
+#[tokio::test]
+async fn list_connections_in_group_pages_like_the_service() {
+    let (hook, emu) = pair(&[]).await;
+    let mut socks = Vec::new();
+    for user in [Some("u1"), None, Some("u3"), None, Some("u5")] {
+        socks.push(connect(&emu, user, "/").await);
+    }
+    let mut expected: Vec<(String, Value)> = socks
+        .iter()
+        .zip([Some("u1"), None, Some("u3"), None, Some("u5")])
+        .map(|(s, u)| (s.conn().to_owned(), u.map_or(Value::Null, Value::from)))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let group = namespace_group("/");
+    let base = format!("/api/hubs/{HUB}/groups/{group}/connections?api-version=2024-12-01");
+
+    // Pages of 2: 2, 2, 1, in connection-id order, every member once.
+    let pages = list_all(&emu, &format!("{base}&maxpagesize=2")).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(pages.concat(), expected);
+
+    // `top` bounds the whole listing, across pages.
+    let pages = list_all(&emu, &format!("{base}&maxpagesize=2&top=3")).await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [2, 1]);
+    assert_eq!(pages.concat(), expected[..3]);
+    let pages = list_all(&emu, &format!("{base}&top=4")).await;
+    assert_eq!(pages, [expected[..4].to_vec()]);
+
+    // Without either, one page holds every member and there is no nextLink.
+    let (all, next) = list_page(&emu, &base).await;
+    assert_eq!(all, expected);
+    assert_eq!(next, None);
+
+    // A member that leaves between pages is not listed, and nobody is listed twice.
+    let (first, next) = list_page(&emu, &format!("{base}&maxpagesize=2")).await;
+    assert_eq!(first, expected[..2]);
+    let leaving = &expected[2].0;
+    let close = rest(
+        &emu,
+        "DELETE",
+        &format!("/api/hubs/{HUB}/connections/{leaving}?{V}"),
+        "",
+    )
+    .await;
+    assert_eq!(close.status, 204);
+    hook.wait_for("disconnected", 1).await;
+    let rest_pages = list_all(&emu, &next.expect("a nextLink after the first page")).await;
+    assert_eq!(rest_pages.concat(), expected[3..]);
+}
+
+// The parameter ranges of `@azure/web-pubsub` 1.2's generated client (from Azure/azure-rest-api-specs
+// `specification/webpubsub/data-plane/WebPubSub/stable/2024-12-01/webpubsub.json`): `maxpagesize`
+// 1..200, `top` 1..2147483647; a `continuationToken` sio-emu never issued is refused too.
+#[tokio::test]
+async fn list_connections_in_group_refuses_bad_paging_parameters() {
+    let (_hook, emu) = pair(&[]).await;
+    let base = format!("/api/hubs/{HUB}/groups/g/connections?api-version=2024-12-01");
+    for (query, target) in [
+        ("maxpagesize=0", "maxpagesize"),
+        ("maxpagesize=201", "maxpagesize"),
+        ("maxpagesize=two", "maxpagesize"),
+        ("top=0", "top"),
+        ("top=-1", "top"),
+        ("continuationToken=nonsense", "continuationToken"),
+    ] {
+        let reply = rest(&emu, "GET", &format!("{base}&{query}"), "").await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.json()["target"], target, "{query}: {}", reply.body);
+    }
+    for query in ["maxpagesize=1", "maxpagesize=200", "top=2147483647"] {
+        let reply = rest(&emu, "GET", &format!("{base}&{query}"), "").await;
+        assert_eq!(reply.status, 200, "{query}: {}", reply.body);
+    }
 }

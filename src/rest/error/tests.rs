@@ -58,12 +58,16 @@ async fn every_error_has_status_code_and_header() {
             "InvalidParameter",
         ),
         (
-            RestError::InvalidFilter(FilterError {
-                position: 3,
-                message: "m".into(),
-            }),
+            RestError::InvalidFilter {
+                text: "a b".into(),
+                error: FilterError {
+                    position: 2,
+                    message: "m".into(),
+                },
+                origin: FilterOrigin::Query,
+            },
             400,
-            "InvalidFilter",
+            "Error.BadRequest",
         ),
         (
             RestError::InvalidBody("b".into()),
@@ -95,7 +99,7 @@ async fn every_error_has_status_code_and_header() {
                 connection_id: "c".into(),
             },
             404,
-            "ConnectionNotFound",
+            "Error.Connection.NotExisted",
         ),
         (
             RestError::PermissionsNotSupported {
@@ -106,23 +110,43 @@ async fn every_error_has_status_code_and_header() {
         ),
     ];
     for (error, status, code) in cases {
-        let message = error.to_string();
+        let explanation = error.to_string();
         let target = error.target().map(str::to_owned);
+        let service = error.service_message();
         let response = error.into_response();
         assert_eq!(response.status().as_u16(), status, "{error:?}");
         assert_eq!(response.headers()["x-ms-error-code"], code);
-        assert!(
-            response.headers()[header::CONTENT_TYPE]
-                .to_str()
-                .unwrap()
-                .starts_with("application/json")
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        let problem = matches!(error, RestError::InvalidFilter { .. });
+        assert_eq!(
+            content_type,
+            if problem { PROBLEM_JSON } else { JSON },
+            "{error:?}"
         );
         let json = body_json(response).await;
         assert_eq!(json["code"], code);
-        assert_eq!(json["message"], message.as_str());
-        match target {
-            Some(t) => assert_eq!(json["target"], t.as_str()),
-            None => assert!(json.get("target").is_none()),
+        assert_eq!(
+            json["target"],
+            target.map_or(serde_json::Value::Null, Into::into)
+        );
+        match (service, problem) {
+            // sio-emu's own explanation is the message.
+            (None, _) => {
+                assert_eq!(json["message"], explanation.as_str());
+                assert_eq!(json["details"], serde_json::Value::Null);
+            }
+            // The service's message; the explanation in `detail` or `details`.
+            (Some(message), true) => {
+                assert_eq!(json["message"], message.as_str());
+                assert_eq!(json["detail"], explanation.as_str());
+            }
+            (Some(message), false) => {
+                assert_eq!(json["message"], message.as_str());
+                assert_eq!(json["details"][0]["message"], explanation.as_str());
+            }
+        }
+        if !problem {
+            assert_eq!(json["innererror"], serde_json::Value::Null, "{json}");
         }
     }
 }
@@ -141,11 +165,22 @@ fn unauthorized_names_the_check() {
 
 #[test]
 fn filter_error_carries_the_position() {
-    let error = RestError::InvalidFilter(FilterError {
-        position: 7,
-        message: "expected `in`".into(),
-    });
+    let error = RestError::InvalidFilter {
+        text: "groups in".into(),
+        error: FilterError {
+            position: 7,
+            message: "expected `in`".into(),
+        },
+        origin: FilterOrigin::Body,
+    };
     assert!(error.to_string().contains("position 7"), "{error}");
+    assert_eq!(error.target(), Some("Filter"));
+    // The service counts to the end of the token it stopped at (docs/protocol.md §7.5).
+    assert_eq!(
+        error.service_message().unwrap(),
+        "Invalid syntax for 'groups in': Syntax error at position 9 in 'groups in'. \
+         (Parameter 'filter')"
+    );
 }
 
 #[test]

@@ -66,10 +66,11 @@ fn bad_filter_names_the_position() {
     let error = Query::parse(Some("filter=userId%20eq"))
         .filter()
         .unwrap_err();
-    let RestError::InvalidFilter(e) = &error else {
+    let RestError::InvalidFilter { error: e, text, .. } = &error else {
         panic!("{error:?}")
     };
     assert_eq!(e.position, 9);
+    assert_eq!(text, "userId eq");
     assert!(error.to_string().contains("position 9"), "{error}");
 }
 
@@ -173,4 +174,9 @@ async fn body_bound() {
         read_body(&declared, Full::new(Bytes::new()), 9).await,
         Err(RestError::PayloadTooLarge { .. })
     ));
+}
+
+#[test]
+fn api_supported_versions_lists_the_known_versions() {
+    assert_eq!(API_SUPPORTED_VERSIONS, KNOWN_API_VERSIONS.join(", "));
 }

@@ -47,6 +47,7 @@
 //! connection; only `tolower`/`toupper` that change ASCII case or meet non-ASCII text, `concat` of
 //! two non-empty strings, and `length(groups)` (through [`FilterTarget::groups`]) allocate.
 
+use std::borrow::Cow;
 use std::fmt;
 
 mod ast;
@@ -97,6 +98,34 @@ impl FilterError {
             message: message.into(),
         }
     }
+}
+
+/// Where the service's own message puts a syntax error in `text`: the character offset just past
+/// the token `error` names, which is where an OData lexer stands when it gives up (docs/protocol.md
+/// §7.5: `invalid filter` fails at 14, past `filter`). `error.position` is the token's start.
+pub fn service_position(text: &str, error: &FilterError) -> usize {
+    let Ok(tokens) = lex(text) else {
+        return error.position;
+    };
+    tokens
+        .iter()
+        .find(|t| t.pos == error.position)
+        .map_or(error.position, |t| {
+            t.pos + text[t.start..t.end].chars().count()
+        })
+}
+
+/// A filter text as the service's message quotes it: whole, unless it is longer than
+/// [`MAX_FILTER_LEN`] bytes (it was refused for that), then cut there with `...`.
+pub fn clip_for_message(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_FILTER_LEN {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = MAX_FILTER_LEN;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}...", &text[..cut]))
 }
 
 /// What a filter can see of a connection.

@@ -426,7 +426,9 @@ impl<'s> Parser<'s> {
                     _ if matches!(self.peek().tok, Tok::LParen) => self.parse_call(&t, w),
                     _ => match Prop::lookup(w) {
                         Some(p) => leaf(Expr::Prop(p), p.ty()),
-                        None => Err(self.unknown_identifier(&t, w)),
+                        None => Err(self
+                            .misplaced_word()
+                            .unwrap_or_else(|| self.unknown_identifier(&t, w))),
                     },
                 }
             }
@@ -440,6 +442,26 @@ impl<'s> Parser<'s> {
             t.pos,
             format!("expected an expression{after}, found {}", self.describe(t)),
         )
+    }
+
+    /// After an operand, a word that is neither a keyword nor a function call is a syntax error,
+    /// and syntax is checked before names (as the service's OData parser does: `invalid filter`
+    /// fails at `filter`, docs/protocol.md §7.5), so it is reported before an unknown identifier.
+    pub(super) fn misplaced_word(&self) -> Option<FilterError> {
+        let next = self.peek();
+        let w = self.word(next)?;
+        if KEYWORDS.contains(&w.to_ascii_lowercase().as_str())
+            || matches!(self.toks.get(self.i + 1).map(|t| &t.tok), Some(Tok::LParen))
+        {
+            return None;
+        }
+        Some(FilterError::new(
+            next.pos,
+            format!(
+                "expected 'and', 'or', a comparison operator or the end of the filter, found {}",
+                self.describe(next)
+            ),
+        ))
     }
 
     pub(super) fn unknown_identifier(&self, t: &Token, w: &str) -> FilterError {

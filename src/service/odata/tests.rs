@@ -664,3 +664,36 @@ proptest! {
         }
     }
 }
+
+// The service's answer to `filter=invalid filter` puts the syntax error at 14, past `filter`
+// (Azure/azure-sdk-for-js
+// `sdk/web-pubsub/web-pubsub/recordings/node/hubclient_working_with_a_hub/recording_can_broadcast_with_filter.json`):
+// syntax is checked before names, and the position counts to the end of the token.
+#[test]
+fn syntax_errors_come_before_unknown_names_and_end_past_their_token() {
+    let text = "invalid filter";
+    let e = Filter::parse(text).unwrap_err();
+    assert_eq!(e.position, 8, "{e}");
+    assert!(e.message.contains("found 'filter'"), "{e}");
+    assert_eq!(service_position(text, &e), 14);
+    // An unknown name alone, or before an operator, is still named.
+    for text in ["invalid", "invalid eq 'a'"] {
+        let e = Filter::parse(text).unwrap_err();
+        assert!(
+            e.message.contains("unknown identifier 'invalid'"),
+            "{text}: {e}"
+        );
+        assert_eq!(service_position(text, &e), 7, "{text}");
+    }
+    // At the end of the text the position is the text's length.
+    let e = Filter::parse("userId eq").unwrap_err();
+    assert_eq!(service_position("userId eq", &e), 9);
+}
+
+#[test]
+fn messages_quote_long_filters_clipped() {
+    let long = "x".repeat(MAX_FILTER_LEN + 10);
+    let clipped = clip_for_message(&long);
+    assert_eq!(clipped.len(), MAX_FILTER_LEN + 3);
+    assert_eq!(clip_for_message("userId eq 'a'"), "userId eq 'a'");
+}
