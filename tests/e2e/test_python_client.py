@@ -208,8 +208,12 @@ class Emulator:
         self.ready: dict | None = None
         self._ready = threading.Event()
         self.stderr = ""
-        threading.Thread(target=self._drain_stdout, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._drains = [
+            threading.Thread(target=self._drain_stdout, daemon=True),
+            threading.Thread(target=self._drain_stderr, daemon=True),
+        ]
+        for drain in self._drains:
+            drain.start()
         if not self._ready.wait(15) or self.ready is None:
             self.stop()
             pytest.fail(f"sio-emu serve did not become ready: {self.stderr}")
@@ -244,6 +248,10 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        # The process has exited, but its last lines may still be in the pipes: read them all
+        # before a test looks at `log` or `stderr`.
+        for drain in self._drains:
+            drain.join(timeout=15)
         return self.proc.returncode
 
 
