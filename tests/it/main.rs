@@ -18,5 +18,6 @@ mod rest;
 mod rust_client;
 mod seed;
 mod serve;
+mod terminal;
 mod token;
 mod util;
