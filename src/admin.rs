@@ -15,6 +15,7 @@
 //! call as one [`TrafficEvent::Admin`] line.
 
 pub mod actions;
+pub mod curl;
 pub mod gate;
 pub mod resend;
 pub mod timeline;

@@ -4,6 +4,7 @@ mod admin;
 mod builtin;
 mod cli_docs;
 mod config;
+mod copy_as_curl;
 mod delivery;
 mod engineio_edges;
 mod exec;
