@@ -11,6 +11,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -52,6 +53,8 @@ async function setup(t) {
   const pageErrors = [];
   page.on("pageerror", (err) => pageErrors.push(err));
   cleanups.push(() => assert.deepEqual(pageErrors, [], "the page raised script errors"));
+  const violations = cspViolations(page);
+  cleanups.push(() => assert.deepEqual(violations, [], "the page broke its Content-Security-Policy"));
   await page.goto(`${endpoint}/_emu/`);
   await page.locator('[data-testid="stream-status"]', { hasText: "live" }).waitFor({ timeout: WAIT });
   const token = mintToken({ hub: HUB, user: USER, endpoint });
@@ -63,6 +66,15 @@ async function setup(t) {
     return socket;
   };
   return { webhook, emu, endpoint, page, token, connect, cleanups };
+}
+
+/** Collects the Content-Security-Policy violations Chromium reports on `page`'s console. */
+function cspViolations(page) {
+  const found = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) found.push(message.text());
+  });
+  return found;
 }
 
 function connectSocket(endpoint, nsp, token) {
@@ -289,4 +301,54 @@ test("5,000 events while the page is open: clicks still answer and every ack arr
   assert.ok(rows < 200, `${rows} row elements`);
   const discarded = Number(await byTestId(page, "count-discarded").textContent());
   t.diagnostic(`kept ${kept}, discarded ${discarded}, row elements ${rows}`);
+});
+
+test("under its Content-Security-Policy the page styles itself, streams and answers clicks, with no violation", async (t) => {
+  const { page, endpoint, connect } = await setup(t);
+  const policy = (await fetch(`${endpoint}/_emu/`)).headers.get("content-security-policy");
+  assert.match(policy, /default-src 'self'/);
+  assert.match(policy, /frame-ancestors 'none'/);
+  // The stylesheet applied (the header is a flex row), the script runs (the stream is live)...
+  assert.equal(await page.locator("header").evaluate((h) => getComputedStyle(h).display), "flex");
+  // ...and handles clicks on rows it built from the stream.
+  const socket = await connect("/chat");
+  await emitWithAck(socket, "say", "csp");
+  await row(page, "webhook", "say").first().click();
+  await waitText(byTestId(page, "details").locator('[data-testid="details-request-body"]'), /"say","csp"/);
+  await byTestId(page, "tab-faults").click();
+  await byTestId(page, "fault-input").fill("event=nothing,status=500");
+  await byTestId(page, "fault-add").click();
+  await waitText(byTestId(page, "fault-list"), /event=nothing/);
+  // The violations collected by setup() are checked when the test ends.
+});
+
+test("a page on another localhost origin cannot frame the inspector", async (t) => {
+  const { page, endpoint } = await setup(t);
+  const other = createServer((req, res) => {
+    if (req.url === "/plain") {
+      res.writeHead(200, { "content-type": "text/html" }).end("<p id=plain>framed fine</p>");
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html" }).end(
+      `<iframe id=plain src="/plain"></iframe><iframe id=emu src="${endpoint}/_emu/"></iframe>`,
+    );
+  });
+  await new Promise((resolve) => other.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise((resolve) => other.close(resolve)));
+  const framer = await page.context().newPage();
+  t.after(() => framer.close());
+  const blocked = [];
+  framer.on("console", (m) => blocked.push(m.text()));
+  await framer.goto(`http://localhost:${other.address().port}/`);
+  // Positive control: a frame that allows it renders inside the same page.
+  await framer.frameLocator("#plain").locator("#plain").waitFor({ timeout: WAIT });
+  const emuFrame = await (await framer.$("#emu")).contentFrame();
+  await waitUntil(() => blocked.some((text) => /frame-ancestors/.test(text)), {
+    timeout: WAIT,
+    what: "Chromium refusing to frame /_emu/",
+    describe: () => blocked.join("\n"),
+  });
+  assert.equal(await emuFrame.locator('[data-testid="stream-status"]').count(), 0, "the inspector did not render");
+  // The inspector itself, opened directly, still works.
+  assert.match(await page.locator('[data-testid="stream-status"]').textContent(), /live/);
 });

@@ -9,6 +9,7 @@ mod delivery;
 mod engineio_edges;
 mod exec;
 mod faults;
+mod framing;
 mod hardening;
 mod inject;
 mod inspector;
