@@ -352,3 +352,47 @@ test("a page on another localhost origin cannot frame the inspector", async (t) 
   // The inspector itself, opened directly, still works.
   assert.match(await page.locator('[data-testid="stream-status"]').textContent(), /live/);
 });
+
+test("400 events of 500 KB with the page open: the page keeps a bounded amount of text, says what it let go and shows all on demand", async (t) => {
+  const { page, connect, webhook } = await setup(t);
+  // The webhook keeps no copy of the big bodies (this process's memory is not under test).
+  webhook.hooks.beforeAnswer = (record) => {
+    if (record.body.length > 1_000) record.body = "";
+  };
+  const cdp = await page.context().newCDPSession(page);
+  const heapUsed = async () => {
+    await cdp.send("HeapProfiler.collectGarbage");
+    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  };
+  const before = await heapUsed();
+  const socket = await connect("/chat");
+  const big = "x".repeat(500_000);
+  for (let i = 0; i < 400; i++) socket.emit("big", i, big);
+  await webhook.waitFor("big", { count: 400, timeout: 120_000 });
+  assert.deepEqual(await emitWithAck(socket, "done", "end"), ["ack", "end"]);
+  // Positive control: the stream brought the events to the page.
+  await row(page, "webhook", "done").first().waitFor({ timeout: 60_000 });
+  await row(page, "frame", "big").first().waitFor({ timeout: WAIT });
+  const letGo = await byTestId(page, "count-let-go").getAttribute("data-bytes");
+  const dropped = Number(await byTestId(page, "count-dropped").textContent());
+  t.diagnostic(`let go ${letGo} bytes of entry text; the server dropped ${dropped} entries for the page`);
+  assert.ok(Number(letGo) + dropped * 500_000 >= 400 * 500_000, `let go ${letGo}, dropped ${dropped}`);
+  assert.match(await byTestId(page, "count-let-go").textContent(), /\d+(\.\d+)? [KMG]iB/);
+
+  const after = await heapUsed();
+  t.diagnostic(`JS heap ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after`);
+  assert.ok(after - before < (32 + 16) * 2 ** 20, `the heap grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+
+  // The newest big call: its body is cut on screen, and "show all" fetches the whole of it.
+  await row(page, "webhook", "big").last().click();
+  const details = byTestId(page, "details");
+  const body = details.locator('[data-testid="details-request-body"]');
+  await waitText(body, /big/);
+  assert.ok((await body.textContent()).length < 100_000, "the body is cut on screen");
+  await details.locator('[data-testid="details-request-body-show-all"]').click();
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="details-request-body"]').textContent.length > 500_000,
+    null,
+    { timeout: WAIT },
+  );
+});

@@ -9,6 +9,10 @@
 
 const MAX_ENTRIES = 5000;
 const TRIM_BATCH = 250;
+const BUDGET_CHARS = 32 * 1024 * 1024; // entry text the page keeps in all (JSON characters)
+const ENTRY_CHARS = 16 * 1024;   // an entry larger than this is cut down to about this much...
+const VALUE_CHARS = 2048;        // ...each string in it to at most this many characters
+const SHOWN_CHARS = 20_000;      // a details block shows this much until "show all" is clicked
 const MAX_IDS = 20_000;        // sockets and connections remembered for the socket/user filters
 const MAX_VIEW_BASE = 200_000; // rows layer offset stays far below the browser's layout limits
 const ROW_HEIGHT = 22;
@@ -30,6 +34,8 @@ const model = {
   entries: [],          // kept entries, by increasing seq (at most MAX_ENTRIES)
   bySeq: new Map(),     // seq → entry
   discarded: 0,         // entries the page let go of to stay bounded
+  chars: 0,             // entry text kept (the JSON length of every kept entry)
+  letGo: 0,             // entry text let go: values cut on arrival and entries discarded
   dropped: 0,           // entries the server dropped for this page (`event: dropped`)
   lastSeq: 0,
   socketConn: new Map(),  // socketId → {connectionId, namespace}
@@ -80,11 +86,41 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** A two-column key/value table. */
+/** A two-column key/value table (long values cut to SHOWN_CHARS). */
 function kvTable(pairs, testid) {
   return el("table", { class: "kv", testid },
     pairs.filter(([, v]) => v !== undefined).map(([k, v]) =>
-      el("tr", {}, el("td", {}, k), el("td", {}, v === null ? "—" : String(v)))));
+      el("tr", {}, el("td", {}, k), el("td", {}, v === null ? "—" : cut(String(v))))));
+}
+
+/** `text`, or its first SHOWN_CHARS characters and an ellipsis. */
+function cut(text) {
+  return text.length <= SHOWN_CHARS ? text : detached(text.slice(0, SHOWN_CHARS)) + "…";
+}
+
+/**
+ * A block of text cut to SHOWN_CHARS, with a "show all" button that fetches the entry again
+ * (`/_emu/entries/<seq>`, only when clicked) and shows the whole text `pick` takes from it.
+ * Nothing here keeps the long text: the page holds only what is on screen.
+ */
+function longPre(text, testid, seq, pick) {
+  if (text.length <= SHOWN_CHARS) return el("pre", { testid }, text);
+  const pre = el("pre", { testid }, cut(text));
+  const note = el("span", { class: "note" }, `${fmtBytes(text.length - SHOWN_CHARS)} more`);
+  const more = el("button", { testid: `${testid}-show-all`, onclick: () => showAll(pre, more, note, seq, pick) },
+    "show all");
+  return el("div", {}, pre, el("div", { class: "buttons" }, more, note));
+}
+
+async function showAll(pre, button, note, seq, pick) {
+  note.textContent = "loading…";
+  try {
+    pre.textContent = pick(await api("GET", `/_emu/entries/${seq}`)) ?? "";
+    button.remove();
+    note.remove();
+  } catch (err) {
+    note.textContent = err.status === 404 ? "this entry has left the server's ring; only its start is shown" : err.message;
+  }
 }
 
 /** Pretty JSON text, or the text itself when it is not JSON. */
@@ -133,8 +169,67 @@ async function api(method, path, body) {
 // Model: ingest entries from the stream, stay bounded
 // ---------------------------------------------------------------------------------------------
 
-function ingest(entry) {
-  if (typeof entry.seq !== "number" || entry.seq <= model.lastSeq) return;
+/** A copy of `text` that shares no memory with the (possibly huge) string it was cut from. */
+function detached(text) {
+  return JSON.parse(JSON.stringify(text));
+}
+
+/**
+ * `value` with every string cut to VALUE_CHARS and, past ENTRY_CHARS in all, the remaining
+ * items of arrays and objects left out (an ellipsis marks each cut).
+ */
+function clipValue(value, room) {
+  if (typeof value === "string") {
+    const keep = Math.max(0, Math.min(value.length, VALUE_CHARS, room.left));
+    room.left -= keep;
+    return keep === value.length ? value : value.slice(0, keep) + "…";
+  }
+  if (value === null || typeof value !== "object") {
+    room.left -= 8;
+    return value;
+  }
+  if (Array.isArray(value)) {
+    const out = [];
+    for (const item of value) {
+      if (room.left <= 0) {
+        out.push(`… ${value.length - out.length} more`);
+        break;
+      }
+      out.push(clipValue(item, room));
+    }
+    return out;
+  }
+  const out = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (room.left <= 0) {
+      out["…"] = "more keys not kept";
+      break;
+    }
+    out[clipValue(key, room)] = clipValue(item, room);
+  }
+  return out;
+}
+
+/**
+ * The entry as the page keeps it and what that costs: an entry whose JSON is longer than
+ * ENTRY_CHARS is cut down ([`clipValue`]) and parsed again from its own short text, so nothing
+ * kept refers to the long original.
+ */
+function keepable(entry, size) {
+  if (size <= ENTRY_CHARS) return { entry, cost: size };
+  const text = JSON.stringify(clipValue(entry, { left: ENTRY_CHARS }));
+  const kept = JSON.parse(text);
+  Object.defineProperty(kept, "_cut", { value: size - text.length, enumerable: false });
+  return { entry: kept, cost: text.length };
+}
+
+/** Takes one timeline entry of the stream, `size` characters of JSON. */
+function ingest(parsed, size) {
+  if (typeof parsed.seq !== "number" || parsed.seq <= model.lastSeq) return;
+  const { entry, cost } = keepable(parsed, size);
+  Object.defineProperty(entry, "_cost", { value: cost, enumerable: false });
+  model.chars += cost;
+  model.letGo += size - cost;
   model.lastSeq = entry.seq;
   model.entries.push(entry);
   model.bySeq.set(entry.seq, entry);
@@ -169,17 +264,31 @@ function remember(map, key, value) {
   if (map.size > MAX_IDS) map.delete(map.keys().next().value);
 }
 
-/** Drops the oldest entries beyond MAX_ENTRIES (TRIM_BATCH at a time) and counts them. */
+/**
+ * Drops the oldest entries beyond MAX_ENTRIES or beyond BUDGET_CHARS of text (at least
+ * TRIM_BATCH at a time) and counts them.
+ */
 function trimModel() {
-  const excess = model.entries.length - MAX_ENTRIES;
-  if (excess <= 0) return;
-  const gone = model.entries.splice(0, Math.max(excess, TRIM_BATCH));
-  for (const e of gone) model.bySeq.delete(e.seq);
+  if (model.entries.length <= MAX_ENTRIES && model.chars <= BUDGET_CHARS) return;
+  let count = Math.max(model.entries.length - MAX_ENTRIES, TRIM_BATCH);
+  let chars = model.chars;
+  for (let i = 0; i < model.entries.length && (i < count || chars > BUDGET_CHARS); i++) {
+    chars -= model.entries[i]._cost;
+    count = Math.max(count, i + 1);
+  }
+  const gone = model.entries.splice(0, count);
+  for (const e of gone) {
+    model.bySeq.delete(e.seq);
+    model.chars -= e._cost;
+    model.letGo += e._cost;
+  }
   model.discarded += gone.length;
 }
 
 function clearModel() {
   model.discarded += model.entries.length;
+  model.letGo += model.chars;
+  model.chars = 0;
   model.entries = [];
   model.bySeq.clear();
   ui.rebuild = true;
@@ -470,6 +579,17 @@ function renderCounters() {
   byTestId("count-kept").textContent = model.entries.length;
   byTestId("count-discarded").textContent = model.discarded;
   byTestId("count-dropped").textContent = model.dropped;
+  const letGo = byTestId("count-let-go");
+  letGo.textContent = fmtBytes(model.letGo);
+  letGo.dataset.bytes = model.letGo;
+  letGo.title = `${fmtBytes(model.chars)} of entry text kept, at most ${fmtBytes(BUDGET_CHARS)}`;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 /** A scroll by the user: follow the newest rows again only when scrolled to the bottom. */
@@ -566,19 +686,25 @@ function renderDetails(pane, data, local) {
     pane.replaceChildren(...parts.filter(Boolean));
     return;
   }
+  if (!data.entry && local?._cut) {
+    parts.push(el("p", { class: "note", testid: "details-cut" },
+      `This page kept only the start of this entry's long values (${fmtBytes(local._cut)} let go).`));
+  }
+  const seq = data.seq;
   if (entry.type === "webhook") parts.push(...webhookDetails(data, entry));
   if (entry.type === "rest") parts.push(...restDetails(data));
-  if (entry.type === "handshake") parts.push(...handshakeDetails(entry));
-  if (entry.type === "frame") parts.push(...frameDetails(entry));
+  if (entry.type === "handshake") parts.push(...handshakeDetails(entry, seq));
+  if (entry.type === "frame") parts.push(...frameDetails(entry, seq));
   parts.push(el("h3", {}, "Entry"),
     kvTable(Object.entries(entry).filter(([, v]) => typeof v !== "object" || v === null), "details-summary"),
-    el("details", {}, el("summary", {}, "Raw entry (JSON)"), el("pre", { testid: "details-raw" }, pretty(entry))));
+    el("details", {}, el("summary", {}, "Raw entry (JSON)"),
+      longPre(pretty(entry), "details-raw", seq, (d) => pretty(d.entry))));
   pane.replaceChildren(...parts.filter(Boolean));
 }
 
 function headersTable(headers, testid) {
   return el("table", { class: "kv", testid },
-    (headers ?? []).map(([name, value]) => el("tr", {}, el("td", {}, name), el("td", {}, value))));
+    (headers ?? []).map(([name, value]) => el("tr", {}, el("td", {}, cut(name)), el("td", {}, cut(value)))));
 }
 
 /** A webhook call: Copy as curl and Resend (its result on top), the request, the answer. */
@@ -596,14 +722,14 @@ function webhookDetails(data, entry) {
       req.method ? el("div", { class: "mono", testid: "details-request-line" }, `${req.method} ${req.url}`) : null,
       req.note ? el("p", { class: "note" }, req.note) : null,
       req.headers ? headersTable(req.headers, "details-request-headers") : null,
-      el("pre", { testid: "details-request-body" }, pretty(req.body ?? "")));
+      longPre(pretty(req.body ?? ""), "details-request-body", data.seq, (d) => pretty(d.request?.body ?? "")));
   }
-  out.push(el("h3", {}, "Answer"), answerBlock(data.response, data.error, "details-response"));
+  out.push(el("h3", {}, "Answer"), answerBlock(data.response, data.error, "details-response", data.seq));
   return out;
 }
 
-/** A handler's answer: status, latency, headers, body (or the error). */
-function answerBlock(response, error, testid) {
+/** A handler's answer: status, latency, headers, body (or the error); `seq` to show all of it. */
+function answerBlock(response, error, testid, seq) {
   if (!response) {
     return el("div", { testid }, el("p", { class: "error-text" }, error ? `No answer: ${error}` : "No answer"));
   }
@@ -611,7 +737,8 @@ function answerBlock(response, error, testid) {
     el("div", { class: "mono", testid: `${testid}-status` },
       `${response.status} · ${fmtMs(response.latencyMs)}`),
     response.headers ? headersTable(response.headers, `${testid}-headers`) : null,
-    el("pre", { testid: `${testid}-body` }, pretty(response.body ?? "")));
+    seq === undefined ? el("pre", { testid: `${testid}-body` }, cut(pretty(response.body ?? "")))
+      : longPre(pretty(response.body ?? ""), `${testid}-body`, seq, (d) => pretty(d.response?.body ?? "")));
 }
 
 async function copyText(text, near) {
@@ -654,25 +781,29 @@ function restDetails(data) {
       kvTable([["method", call.method], ["operation", call.operation], ["hub", call.hub],
         ["path", call.path], ["query", JSON.stringify(call.query ?? {})], ["status", call.status],
         ["matched", data.matched ?? null]], "details-rest-call"),
-      el("pre", { testid: "details-rest-body" }, pretty(call.body ?? "")));
+      longPre(pretty(call.body ?? ""), "details-rest-body", data.seq, (d) => pretty(d.call?.body ?? "")));
   }
   return out;
 }
 
-function handshakeDetails(entry) {
+function handshakeDetails(entry, seq) {
   const out = [];
-  if (entry.refused) out.push(el("h3", {}, "Refused"), el("p", { class: "error-text", testid: "details-refused" }, entry.refused));
-  if (entry.claims) out.push(el("h3", {}, "Token claims (decoded, unverified)"), el("pre", { testid: "details-claims" }, pretty(entry.claims)));
+  if (entry.refused) out.push(el("h3", {}, "Refused"), el("p", { class: "error-text", testid: "details-refused" }, cut(entry.refused)));
+  if (entry.claims) {
+    out.push(el("h3", {}, "Token claims (decoded, unverified)"),
+      longPre(pretty(entry.claims), "details-claims", seq, (d) => pretty(d.entry?.claims)));
+  }
   return out;
 }
 
-function frameDetails(entry) {
+function frameDetails(entry, seq) {
   const s = entry.socketio;
-  const out = [el("h3", {}, "Packet"), el("pre", { testid: "details-packet" }, entry.packet ?? "")];
+  const out = [el("h3", {}, "Packet"),
+    longPre(entry.packet ?? "", "details-packet", seq, (d) => d.entry?.packet ?? "")];
   if (s) {
     out.push(el("h3", {}, "Socket.IO"), kvTable([["type", s.type], ["namespace", s.namespace],
       ["event", s.event ?? null], ["ack id", s.ackId ?? null]], "details-socketio"),
-      el("pre", { testid: "details-args" }, pretty(s.args ?? null)));
+      longPre(pretty(s.args ?? null), "details-args", seq, (d) => pretty(d.entry?.socketio?.args ?? null)));
   }
   return out;
 }
@@ -922,7 +1053,7 @@ function connectStream() {
     status.className = "status down";
   };
   source.onmessage = (msg) => {
-    try { ingest(JSON.parse(msg.data)); } catch (err) { console.warn("bad entry", err, msg.data); }
+    try { ingest(JSON.parse(msg.data), msg.data.length); } catch (err) { console.warn("bad entry", err); }
   };
   source.addEventListener("dropped", (msg) => {
     try { model.dropped += JSON.parse(msg.data).dropped ?? 0; } catch { /* ignore */ }
