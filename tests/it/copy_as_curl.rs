@@ -147,16 +147,8 @@ async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
     ws.send(&format!("42{namespace},{args}")).await;
     let deadline = Instant::now() + WAIT;
     let original = loop {
-        let sent: Vec<RawRequest> = hook
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.header("ce-type") == "azure.webpubsub.user.message")
-            .cloned()
-            .collect();
-        if let Some(first) = sent.first() {
-            break first.clone();
+        if let Some(first) = user_events(&hook).into_iter().next() {
+            break first;
         }
         assert!(
             Instant::now() < deadline,
@@ -175,14 +167,7 @@ async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
     let dir = std::env::temp_dir().join(format!("sio-emu-curl-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let posts = || {
-        hook.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.header("ce-type") == "azure.webpubsub.user.message")
-            .count()
-    };
+    let posts = || user_events(&hook).len();
     for (n, (name, shell)) in shells(&dir).into_iter().enumerate() {
         let screen = paste(shell, &curl, || posts() > n + 1).await;
         let ran: Vec<&str> = MARKERS
@@ -194,20 +179,21 @@ async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
             "pasted into {name}, it ran {ran:?}:\n{screen}"
         );
         assert_eq!(posts(), n + 2, "{name} ran exactly one curl:\n{screen}");
-        assert_same(&original, &last_post(&hook), name);
+        let again = user_events(&hook).pop().unwrap();
+        assert_same(&original, &again, name);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The last user-event call the hook received.
-fn last_post(hook: &RawHook) -> RawRequest {
+/// The user-event calls the hook received, in order.
+fn user_events(hook: &RawHook) -> Vec<RawRequest> {
     hook.requests
         .lock()
         .unwrap()
         .iter()
-        .rfind(|r| r.header("ce-type") == "azure.webpubsub.user.message")
+        .filter(|r| r.header("ce-type") == "azure.webpubsub.user.message")
         .cloned()
-        .unwrap()
+        .collect()
 }
 
 /// The same method, path, body and headers (and no others).
