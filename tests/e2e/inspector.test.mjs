@@ -396,3 +396,40 @@ test("400 events of 500 KB with the page open: the page keeps a bounded amount o
     { timeout: WAIT },
   );
 });
+
+test("many mid-size entries: the page lets the oldest go at its 32 MiB text budget, before its entry cap", async (t) => {
+  const { page, connect, webhook } = await setup(t);
+  webhook.hooks.beforeAnswer = (record) => {
+    if (record.body.length > 1_000) record.body = "";
+  };
+  const cdp = await page.context().newCDPSession(page);
+  const heapUsed = async () => {
+    await cdp.send("HeapProfiler.collectGarbage");
+    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  };
+  const before = await heapUsed();
+  const socket = await connect("/chat");
+  // Each frame entry (packet and decoded args) stays under the size at which the page cuts one.
+  const COUNT = 2_300;
+  const mid = "y".repeat(7_500);
+  for (let i = 0; i < COUNT; i++) socket.emit("mid", i, mid);
+  await webhook.waitFor("mid", { count: COUNT, timeout: 120_000 });
+  assert.deepEqual(await emitWithAck(socket, "done", "end"), ["ack", "end"]);
+  await row(page, "webhook", "done").first().waitFor({ timeout: 60_000 });
+  const counter = byTestId(page, "count-let-go");
+  const kept = Number(await counter.getAttribute("data-kept"));
+  const keptEntries = Number(await byTestId(page, "count-kept").textContent());
+  const discarded = Number(await byTestId(page, "count-discarded").textContent());
+  const dropped = Number(await byTestId(page, "count-dropped").textContent());
+  t.diagnostic(`kept ${keptEntries} entries, ${(kept / 2 ** 20).toFixed(1)} MiB of text; discarded ${discarded}, dropped ${dropped}`);
+  // Positive control: more text arrived than the budget holds, and fewer entries than the cap.
+  assert.equal(dropped, 0, "the server skipped nothing for the page");
+  assert.ok(keptEntries + discarded < 5_000 + 250, `${keptEntries} + ${discarded} entries arrived`);
+  assert.ok(discarded > 0, "the oldest entries were let go");
+  assert.ok(kept <= 32 * 2 ** 20, `kept ${kept} characters`);
+  assert.ok(kept > 24 * 2 ** 20, `kept ${kept} characters: close to the budget`);
+  assert.ok(Number(await counter.getAttribute("data-bytes")) > 0);
+  const after = await heapUsed();
+  t.diagnostic(`JS heap ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after`);
+  assert.ok(after - before < (2 * 32 + 16) * 2 ** 20, `the heap grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+});

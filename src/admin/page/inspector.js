@@ -582,6 +582,7 @@ function renderCounters() {
   const letGo = byTestId("count-let-go");
   letGo.textContent = fmtBytes(model.letGo);
   letGo.dataset.bytes = model.letGo;
+  letGo.dataset.kept = model.chars;
   letGo.title = `${fmtBytes(model.chars)} of entry text kept, at most ${fmtBytes(BUDGET_CHARS)}`;
 }
 
