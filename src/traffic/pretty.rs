@@ -250,7 +250,7 @@ fn socket_disconnected(event: &TrafficEvent) -> String {
     let reason = if reason.is_empty() {
         "\"\" (client)".to_string()
     } else {
-        format!("{reason:?}")
+        format!("\"{}\"", Term(reason))
     };
     format!(
         "{} hub={} conn={} {} reason={}",
@@ -258,7 +258,7 @@ fn socket_disconnected(event: &TrafficEvent) -> String {
         Term(hub),
         Term(connection_id),
         ns_sock(namespace, socket_id),
-        Term(&reason)
+        reason
     )
 }
 
