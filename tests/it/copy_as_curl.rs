@@ -131,19 +131,15 @@ async fn paste(mut shell: Command, text: &str, done: impl Fn() -> bool) -> Strin
     shown()
 }
 
-#[tokio::test]
-async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
+/// Sends one event on `namespace` named `event`, takes the `curl` text of its webhook call
+/// and pastes it into each shell: each sends the same request again and nothing else runs.
+async fn paste_checks(namespace: &str, event: &str, arg: &str) {
     let hook = RawHook::with(|_: &RawRequest| RawAnswer::Ok).await;
     let emu = Emu::start(&["--webhook", &hook.template(), "--anonymous"]);
     let mut ws = WsClient::connect(&emu, "chat", "").await.unwrap();
-    // A namespace can hold anything but a comma; the packet carries it raw in the body.
-    let namespace =
-        "/ns'\"$(touch m1)`touch m2`\x1b[2J\x15\rtouch m3\n;touch m4 ! % \\ \t\u{202e}é";
     let joined = ws.join(namespace).await;
     assert!(joined.starts_with(&format!("40{namespace},")), "{joined:?}");
-    // The event name travels raw in `ce-eventName` (UTF-8, no controls), quotes and all.
-    let event = "ev'$(touch m5)\\' \"x\u{202e}\u{9b}";
-    let args = serde_json::json!([event, "it's \"q\" \\ $HOME %s"]).to_string();
+    let args = serde_json::json!([event, arg]).to_string();
     ws.send(&format!("42{namespace},{args}")).await;
     let deadline = Instant::now() + WAIT;
     let original = loop {
@@ -164,7 +160,8 @@ async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
     let raw: Vec<char> = curl.chars().filter(|c| !(' '..='~').contains(c)).collect();
     assert!(raw.is_empty(), "the curl text holds {raw:?}: {curl}");
 
-    let dir = std::env::temp_dir().join(format!("sio-emu-curl-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("sio-emu-curl-{}-{}", std::process::id(), emu.port));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let posts = || user_events(&hook).len();
@@ -183,6 +180,30 @@ async fn copy_as_curl_pasted_into_bash_sends_the_same_bytes() {
         assert_same(&original, &again, name);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Control characters in the body (a namespace can hold anything but a comma, and the packet
+/// carries it raw), UTF-8 and a C1 control in a header (`ce-eventName`).
+#[tokio::test]
+async fn copy_as_curl_with_control_characters_pasted_into_a_shell_sends_the_same_bytes() {
+    paste_checks(
+        "/ns'\"$(touch m1)`touch m2`\x1b[2J\x15\rtouch m3\n;touch m4 ! % \\ \t\u{202e}é",
+        "ev'$(touch m5)\\' \"x\u{202e}\u{9b}",
+        "it's \"q\" \\ $HOME %s",
+    )
+    .await;
+}
+
+/// Printable text only, so every value is single-quoted: quotes, backslashes (which fish reads
+/// even inside single quotes), `$(…)`, backticks and `!` survive as they are.
+#[tokio::test]
+async fn copy_as_curl_of_printable_text_pasted_into_a_shell_sends_the_same_bytes() {
+    paste_checks(
+        "/p'$(touch m1)`touch m2`\\!x\\'y\\\\",
+        "ev'\\'$(touch m3)",
+        "a\\'b\\\\ `touch m4` !! %d",
+    )
+    .await;
 }
 
 /// The user-event calls the hook received, in order.
