@@ -410,7 +410,7 @@ test("many mid-size entries: the page lets the oldest go at its 32 MiB text budg
   const before = await heapUsed();
   const socket = await connect("/chat");
   // Each frame entry (packet and decoded args) stays under the size at which the page cuts one.
-  const COUNT = 2_300;
+  const COUNT = 2_400;
   const mid = "y".repeat(7_500);
   for (let i = 0; i < COUNT; i++) socket.emit("mid", i, mid);
   await webhook.waitFor("mid", { count: COUNT, timeout: 120_000 });
@@ -422,13 +422,13 @@ test("many mid-size entries: the page lets the oldest go at its 32 MiB text budg
   const discarded = Number(await byTestId(page, "count-discarded").textContent());
   const dropped = Number(await byTestId(page, "count-dropped").textContent());
   t.diagnostic(`kept ${keptEntries} entries, ${(kept / 2 ** 20).toFixed(1)} MiB of text; discarded ${discarded}, dropped ${dropped}`);
-  // Positive control: more text arrived than the budget holds, and fewer entries than the cap.
-  assert.equal(dropped, 0, "the server skipped nothing for the page");
-  assert.ok(keptEntries + discarded < 5_000 + 250, `${keptEntries} + ${discarded} entries arrived`);
+  // Positive control: more text arrived than the budget holds, in fewer entries than the cap.
+  const letGo = Number(await counter.getAttribute("data-bytes"));
+  assert.ok(kept + letGo > 32 * 2 ** 20, `${kept + letGo} characters arrived`);
+  assert.ok(keptEntries + discarded < 5_000, `${keptEntries} + ${discarded} entries arrived`);
   assert.ok(discarded > 0, "the oldest entries were let go");
   assert.ok(kept <= 32 * 2 ** 20, `kept ${kept} characters`);
   assert.ok(kept > 24 * 2 ** 20, `kept ${kept} characters: close to the budget`);
-  assert.ok(Number(await counter.getAttribute("data-bytes")) > 0);
   const after = await heapUsed();
   t.diagnostic(`JS heap ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after`);
   assert.ok(after - before < (2 * 32 + 16) * 2 ** 20, `the heap grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
