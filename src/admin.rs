@@ -15,6 +15,7 @@
 //! call as one [`TrafficEvent::Admin`] line.
 
 pub mod actions;
+pub mod curl;
 pub mod gate;
 pub mod resend;
 pub mod timeline;
@@ -33,8 +34,31 @@ use actions::Action;
 /// Path prefix of every admin route.
 pub const PREFIX: &str = "/_emu/";
 
-/// The inspector page: one self-contained file (HTML, CSS and JS), part of the binary.
-pub const INSPECTOR_PAGE: &str = include_str!("admin/inspector.html");
+/// The inspector page and the files it loads, part of the binary: path (without a trailing
+/// slash), content type, content. A file is added with one line here and one tag in the page.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "/_emu",
+        "text/html; charset=utf-8",
+        include_str!("admin/page/inspector.html"),
+    ),
+    (
+        "/_emu/inspector.css",
+        "text/css; charset=utf-8",
+        include_str!("admin/page/inspector.css"),
+    ),
+    (
+        "/_emu/inspector.js",
+        "text/javascript; charset=utf-8",
+        include_str!("admin/page/inspector.js"),
+    ),
+];
+
+/// The policy of every `/_emu/` answer: the page's own files and requests only (no inline
+/// script, style or event handler, nothing from elsewhere), and no page may frame it
+/// (clickjacking); `X-Frame-Options` says the same to older browsers.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'none'; \
+    object-src 'none'; frame-ancestors 'none'";
 
 /// The `disconnected` reason of every socket closed by `POST /_emu/reset`.
 pub const RESET_REASON: &str = "reset by /_emu/reset";
@@ -42,7 +66,8 @@ pub const RESET_REASON: &str = "reset by /_emu/reset";
 /// One admin operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AdminOp {
-    Page,
+    /// One of [`ASSETS`], by index.
+    Asset(usize),
     Status,
     Events,
     Entry(u64),
@@ -63,7 +88,7 @@ impl AdminOp {
     fn logged(self) -> bool {
         !matches!(
             self,
-            AdminOp::Page
+            AdminOp::Asset(_)
                 | AdminOp::Connections
                 | AdminOp::Status
                 | AdminOp::Events
@@ -84,7 +109,8 @@ impl AdminOp {
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every route, for the 404 answer.
-const ROUTES: &str = "GET /_emu/ (the inspector), GET /_emu/status, GET /_emu/events, \
+const ROUTES: &str = "GET /_emu/ (the inspector, with /_emu/inspector.css and \
+    /_emu/inspector.js), GET /_emu/status, GET /_emu/events, \
     GET /_emu/entries/<seq>, GET /_emu/export, GET /_emu/lint, GET /_emu/connections, \
     POST /_emu/reset, GET/POST/DELETE /_emu/faults, POST /_emu/actions/<emit|join|leave|disconnect|close>, \
     POST /_emu/resend";
@@ -113,8 +139,10 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     if let Some(name) = path.strip_prefix("/_emu/actions/") {
         return Action::from_name(name).map(|a| post(AdminOp::Act(a)));
     }
+    if let Some(i) = ASSETS.iter().position(|(at, _, _)| *at == path) {
+        return Some(get(AdminOp::Asset(i)));
+    }
     Some(match (method, path) {
-        (_, "/_emu") => get(AdminOp::Page),
         (_, "/_emu/status") => get(AdminOp::Status),
         (_, "/_emu/events") => get(AdminOp::Events),
         (_, "/_emu/export") => get(AdminOp::Export),
@@ -160,7 +188,8 @@ impl AdminError {
     }
 }
 
-/// Reads the body of one `/_emu/…` request (at most [`MAX_BODY`]) and answers it.
+/// Reads the body of one `/_emu/…` request (at most [`MAX_BODY`]) and answers it, every
+/// answer with the [`CONTENT_SECURITY_POLICY`] and its companions.
 pub async fn handle(
     service: &Service,
     req: Request<hyper::body::Incoming>,
@@ -168,17 +197,38 @@ pub async fn handle(
 ) -> HttpResponse {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
-    let bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
-                format!("admin request bodies are at most {MAX_BODY} bytes"),
-            );
+    let response = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => {
+            serve(
+                service,
+                &Request::from_parts(parts, collected.to_bytes()),
+                peer,
+            )
+            .await
         }
+        Err(_) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("admin request bodies are at most {MAX_BODY} bytes"),
+        ),
     };
-    serve(service, &Request::from_parts(parts, bytes), peer).await
+    secured(response)
+}
+
+/// `response` with the headers that keep the inspector from being framed or sniffed.
+fn secured(mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            http::header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ),
+        (http::header::X_FRAME_OPTIONS, "DENY"),
+        (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// `GET /_emu/faults`: the rules in force.
@@ -262,12 +312,13 @@ fn either(result: Result<HttpResponse, AdminError>) -> (HttpResponse, Option<Str
     (result.unwrap_or_else(AdminError::into_response), None)
 }
 
-/// The inspector page.
-fn page() -> HttpResponse {
+/// One of the inspector's files.
+fn asset(index: usize) -> HttpResponse {
+    let (_, content_type, body) = ASSETS[index];
     with_headers(
-        bytes::Bytes::from_static(INSPECTOR_PAGE.as_bytes()),
+        bytes::Bytes::from_static(body.as_bytes()),
         [
-            (http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (http::header::CONTENT_TYPE, content_type),
             (http::header::CACHE_CONTROL, "no-store"),
         ],
     )
@@ -309,7 +360,7 @@ async fn answer<B>(
 ) -> (HttpResponse, Option<String>) {
     let path = req.uri().path();
     match table(req.method(), path) {
-        Some(Ok(AdminOp::Page)) => (page(), None),
+        Some(Ok(AdminOp::Asset(index))) => (asset(index), None),
         Some(Ok(AdminOp::Status)) => ok_json(timeline::status(service)),
         Some(Ok(AdminOp::Events)) => either(timeline::events(service, stream_after(req))),
         Some(Ok(AdminOp::Entry(seq))) => either(

@@ -213,7 +213,7 @@ fn webhook_details(
     });
     match request {
         Some(request) => {
-            out["curl"] = json!(curl(&request));
+            out["curl"] = json!(super::curl::command(&request));
             out["request"] = request_json(&request);
         }
         None => {
@@ -258,24 +258,6 @@ pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetail
         "body": r.body,
         "latencyMs": r.latency_ms,
     })
-}
-
-/// A shell command that sends the same request again: same headers (so the same
-/// `ce-signature`, valid while the access key is the same) and the same body.
-pub fn curl(request: &WebhookRequest) -> String {
-    let quote = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));
-    let mut out = format!("curl -sS -X {} {}", request.method, quote(&request.url));
-    for (name, value) in &request.headers {
-        let header = format!("{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
-        out.push_str(&format!(" \\\n  -H {}", quote(&header)));
-    }
-    if !request.body.is_empty() {
-        out.push_str(&format!(
-            " \\\n  --data-binary {}",
-            quote(&String::from_utf8_lossy(&request.body))
-        ));
-    }
-    out
 }
 
 /// `GET /_emu/export`: a session file of what the ring still holds — a `header` line, then

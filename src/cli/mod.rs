@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::traffic::escape::terminal_lines;
+
 /// A local emulator of Azure Web PubSub for Socket.IO (Serverless mode).
 #[derive(Parser, Debug)]
 #[command(name = "sio-emu", version, about, propagate_version = true)]
@@ -149,8 +151,8 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let (message, hint) = one_line_usage_error(&e.render().to_string());
-            eprintln!("sio-emu: {message}");
-            eprintln!("hint: {hint}");
+            eprintln!("sio-emu: {}", terminal_lines(&message));
+            eprintln!("hint: {}", terminal_lines(&hint));
             return ExitCode::from(2);
         }
     };
@@ -166,9 +168,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("sio-emu: {}", e.message);
+            // A message may quote a peer's text (a recording's line, a webhook's answer).
+            eprintln!("sio-emu: {}", terminal_lines(&e.message));
             if let Some(hint) = e.hint {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", terminal_lines(&hint));
             }
             ExitCode::from(e.code)
         }

@@ -20,6 +20,7 @@ use crate::replay::compare::{Rule, Rules};
 use crate::replay::runner::{self, EventResult, Observer, Options, Speed};
 use crate::replay::session::Session;
 use crate::replay::{ReplayError, report};
+use crate::traffic::escape::terminal_lines;
 
 const AFTER_HELP: &str = "\
 Before replaying, start the handler with its Web PubSub connection string pointing at the REST \
@@ -157,7 +158,7 @@ impl Printer {
         match self.format {
             ReportFormat::Pretty => self
                 .bar
-                .suspend(|| eprintln!("sio-emu: warning: {message}")),
+                .suspend(|| eprintln!("sio-emu: warning: {}", terminal_lines(message))),
             ReportFormat::Json => {
                 self.out(&serde_json::json!({ "type": "warning", "message": message }).to_string())
             }

@@ -4,6 +4,7 @@
 
 use colored::{ColoredString, Colorize};
 
+use super::escape::{Term, terminal};
 use super::{TrafficEvent, preview};
 
 const PREVIEW: usize = 80;
@@ -33,7 +34,7 @@ fn http_status(status: u16) -> ColoredString {
 }
 
 fn ns_sock(namespace: &str, socket_id: &str) -> String {
-    format!("{}#{}", namespace, socket_id.dimmed())
+    format!("{}#{}", Term(namespace), terminal(socket_id).dimmed())
 }
 
 /// A fixed-width label in bold yellow (warnings and contract findings).
@@ -44,7 +45,7 @@ fn notice(label: &str) -> ColoredString {
 /// Appends an indented `hint:` line when there is a hint.
 fn with_hint(mut line: String, hint: &Option<String>) -> String {
     if let Some(h) = hint {
-        line.push_str(&format!("\n    {} {h}", "hint:".yellow()));
+        line.push_str(&format!("\n    {} {}", "hint:".yellow(), Term(h)));
     }
     line
 }
@@ -53,7 +54,7 @@ fn with_hint(mut line: String, hint: &Option<String>) -> String {
 fn dimmed_message(message: &Option<String>) -> String {
     message
         .as_deref()
-        .map(|m| format!(" {}", m.dimmed()))
+        .map(|m| format!(" {}", terminal(m).dimmed()))
         .unwrap_or_default()
 }
 
@@ -67,8 +68,10 @@ fn body(event: &TrafficEvent) -> String {
     match event {
         TrafficEvent::Handshake { .. } => handshake(event),
         TrafficEvent::Upgrade { hub, connection_id } => format!(
-            "{} hub={hub} conn={connection_id} polling → websocket",
-            kind("upgrade", true)
+            "{} hub={} conn={} polling → websocket",
+            kind("upgrade", true),
+            Term(hub),
+            Term(connection_id)
         ),
         TrafficEvent::NamespaceConnect { .. } => namespace_connect(event),
         TrafficEvent::Webhook { .. } => webhook(event),
@@ -78,18 +81,21 @@ fn body(event: &TrafficEvent) -> String {
             namespace,
             packet,
         } => format!(
-            "{} hub={hub} conn={connection_id} {namespace} ← {}",
+            "{} hub={} conn={} {} ← {}",
             kind("ack", true),
-            preview(packet, PREVIEW)
+            Term(hub),
+            Term(connection_id),
+            Term(namespace),
+            Term(&preview(packet, PREVIEW))
         ),
         TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
         TrafficEvent::ConnectionClosed { .. } => connection_closed(event),
         TrafficEvent::Rest { .. } => rest(event),
         TrafficEvent::Warning { message, hint } => {
-            with_hint(format!("{} {message}", notice("warning")), hint)
+            with_hint(format!("{} {}", notice("warning"), Term(message)), hint)
         }
         TrafficEvent::Error { message, hint } => {
-            with_hint(format!("{} {message}", kind("error", false)), hint)
+            with_hint(format!("{} {}", kind("error", false), Term(message)), hint)
         }
         TrafficEvent::ShuttingDown { connections } => format!(
             "{} closing {connections} connection(s); sending their disconnected events",
@@ -119,21 +125,24 @@ fn handshake(event: &TrafficEvent) -> String {
     };
     let Some(why) = refused else {
         return format!(
-            "{} hub={hub} conn={} {transport} user={} {}",
+            "{} hub={} conn={} {transport} user={} {}",
             kind("handshake", true),
-            connection_id.as_deref().unwrap_or("-"),
-            user_id.as_deref().unwrap_or("anonymous"),
+            Term(hub),
+            Term(connection_id.as_deref().unwrap_or("-")),
+            Term(user_id.as_deref().unwrap_or("anonymous")),
             "accepted".green()
         );
     };
     let claims = claims
         .as_ref()
-        .map(|c| format!(" claims={}", preview(&c.to_string(), 120)))
+        .map(|c| format!(" claims={}", Term(&preview(&c.to_string(), 120))))
         .unwrap_or_default();
     format!(
-        "{} hub={hub} {transport} {} {why}{}",
+        "{} hub={} {transport} {} {}{}",
         kind("handshake", false),
+        Term(hub),
         "refused:".red(),
+        Term(why),
         claims.dimmed()
     )
 }
@@ -151,16 +160,21 @@ fn namespace_connect(event: &TrafficEvent) -> String {
     };
     match refused {
         None => format!(
-            "{} hub={hub} conn={connection_id} {} {}",
+            "{} hub={} conn={} {} {}",
             kind("connect", true),
+            Term(hub),
+            Term(connection_id),
             ns_sock(namespace, socket_id),
             "accepted".green()
         ),
         Some(why) => format!(
-            "{} hub={hub} conn={connection_id} {} {} {why}",
+            "{} hub={} conn={} {} {} {}",
             kind("connect", false),
+            Term(hub),
+            Term(connection_id),
             ns_sock(namespace, socket_id),
-            "refused:".red()
+            "refused:".red(),
+            Term(why)
         ),
     }
 }
@@ -184,17 +198,22 @@ fn webhook(event: &TrafficEvent) -> String {
         return String::new();
     };
     let mut line = format!(
-        "{} {event} hub={hub} {} → {} {latency_ms:.1}ms{}",
+        "{} {} hub={} {} → {} {latency_ms:.1}ms{}",
         kind("webhook", *ok),
+        Term(event),
+        Term(hub),
         ns_sock(namespace, socket_id),
         webhook_status(*status, *ok),
         attempts_text(*attempts),
     );
     if !detail.is_empty() {
-        line.push_str(&format!(" {}", preview(detail, PREVIEW).dimmed()));
+        line.push_str(&format!(
+            " {}",
+            terminal(&preview(detail, PREVIEW)).dimmed()
+        ));
     }
     if !ok {
-        line.push_str(&format!(" {}", url.dimmed()));
+        line.push_str(&format!(" {}", terminal(url).dimmed()));
     }
     with_hint(line, hint)
 }
@@ -231,12 +250,15 @@ fn socket_disconnected(event: &TrafficEvent) -> String {
     let reason = if reason.is_empty() {
         "\"\" (client)".to_string()
     } else {
-        format!("{reason:?}")
+        format!("\"{}\"", Term(reason))
     };
     format!(
-        "{} hub={hub} conn={connection_id} {} reason={reason}",
+        "{} hub={} conn={} {} reason={}",
         kind("leave", true),
+        Term(hub),
+        Term(connection_id),
         ns_sock(namespace, socket_id),
+        reason
     )
 }
 
@@ -255,8 +277,11 @@ fn connection_closed(event: &TrafficEvent) -> String {
         reason
     };
     format!(
-        "{} hub={hub} conn={connection_id} {reason}",
-        kind("close", true)
+        "{} hub={} conn={} {}",
+        kind("close", true),
+        Term(hub),
+        Term(connection_id),
+        Term(reason)
     )
 }
 
@@ -276,8 +301,10 @@ fn rest(event: &TrafficEvent) -> String {
     };
     let matched = matched.map(|m| format!(" matched={m}")).unwrap_or_default();
     format!(
-        "{} {method} {operation} hub={hub} {target}{matched} → {} {latency_ms:.1}ms{}",
+        "{} {method} {operation} hub={} {}{matched} → {} {latency_ms:.1}ms{}",
         kind("rest", *status < 400),
+        Term(hub),
+        Term(target),
         http_status(*status),
         dimmed_message(message)
     )
@@ -293,7 +320,13 @@ fn lint(event: &TrafficEvent) -> String {
     else {
         return String::new();
     };
-    let line = format!("{} [{rule} {section}] {message}", notice("lint"));
+    let line = format!(
+        "{} [{} {}] {}",
+        notice("lint"),
+        Term(rule),
+        Term(section),
+        Term(message)
+    );
     with_hint(line, hint)
 }
 
@@ -301,7 +334,10 @@ fn lint_summary(total: u64, rules: &std::collections::BTreeMap<String, u64>) -> 
     if total == 0 {
         return format!("{} no contract findings", kind("lint", true));
     }
-    let counts: Vec<String> = rules.iter().map(|(r, n)| format!("{r} ×{n}")).collect();
+    let counts: Vec<String> = rules
+        .iter()
+        .map(|(r, n)| format!("{} ×{n}", Term(r)))
+        .collect();
     format!(
         "{} {total} contract finding(s): {}",
         notice("lint"),
@@ -321,9 +357,13 @@ fn fault(event: &TrafficEvent) -> String {
         return String::new();
     };
     format!(
-        "{} {action} on `{event}` (hub {hub}): {detail} {}",
+        "{} {} on `{}` (hub {}): {} {}",
         format!("{:<10}", "fault").magenta().bold(),
-        format!("[{rule}]").dimmed()
+        Term(action),
+        Term(event),
+        Term(hub),
+        Term(detail),
+        format!("[{}]", Term(rule)).dimmed()
     )
 }
 
@@ -339,8 +379,10 @@ fn admin(event: &TrafficEvent) -> String {
         return String::new();
     };
     format!(
-        "{} {method} {path} → {}{}",
+        "{} {} {} → {}{}",
         kind("admin", *status < 400),
+        Term(method),
+        Term(path),
         http_status(*status),
         dimmed_message(message)
     )

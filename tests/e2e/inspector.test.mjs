@@ -11,6 +11,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -52,6 +53,8 @@ async function setup(t) {
   const pageErrors = [];
   page.on("pageerror", (err) => pageErrors.push(err));
   cleanups.push(() => assert.deepEqual(pageErrors, [], "the page raised script errors"));
+  const violations = cspViolations(page);
+  cleanups.push(() => assert.deepEqual(violations, [], "the page broke its Content-Security-Policy"));
   await page.goto(`${endpoint}/_emu/`);
   await page.locator('[data-testid="stream-status"]', { hasText: "live" }).waitFor({ timeout: WAIT });
   const token = mintToken({ hub: HUB, user: USER, endpoint });
@@ -63,6 +66,15 @@ async function setup(t) {
     return socket;
   };
   return { webhook, emu, endpoint, page, token, connect, cleanups };
+}
+
+/** Collects the Content-Security-Policy violations Chromium reports on `page`'s console. */
+function cspViolations(page) {
+  const found = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy|Refused to/i.test(message.text())) found.push(message.text());
+  });
+  return found;
 }
 
 function connectSocket(endpoint, nsp, token) {
@@ -289,4 +301,135 @@ test("5,000 events while the page is open: clicks still answer and every ack arr
   assert.ok(rows < 200, `${rows} row elements`);
   const discarded = Number(await byTestId(page, "count-discarded").textContent());
   t.diagnostic(`kept ${kept}, discarded ${discarded}, row elements ${rows}`);
+});
+
+test("under its Content-Security-Policy the page styles itself, streams and answers clicks, with no violation", async (t) => {
+  const { page, endpoint, connect } = await setup(t);
+  const policy = (await fetch(`${endpoint}/_emu/`)).headers.get("content-security-policy");
+  assert.match(policy, /default-src 'self'/);
+  assert.match(policy, /frame-ancestors 'none'/);
+  // The stylesheet applied (the header is a flex row), the script runs (the stream is live)...
+  assert.equal(await page.locator("header").evaluate((h) => getComputedStyle(h).display), "flex");
+  // ...and handles clicks on rows it built from the stream.
+  const socket = await connect("/chat");
+  await emitWithAck(socket, "say", "csp");
+  await row(page, "webhook", "say").first().click();
+  await waitText(byTestId(page, "details").locator('[data-testid="details-request-body"]'), /"say","csp"/);
+  await byTestId(page, "tab-faults").click();
+  await byTestId(page, "fault-input").fill("event=nothing,status=500");
+  await byTestId(page, "fault-add").click();
+  await waitText(byTestId(page, "fault-list"), /event=nothing/);
+  // The violations collected by setup() are checked when the test ends.
+});
+
+test("a page on another localhost origin cannot frame the inspector", async (t) => {
+  const { page, endpoint } = await setup(t);
+  const other = createServer((req, res) => {
+    if (req.url === "/plain") {
+      res.writeHead(200, { "content-type": "text/html" }).end("<p id=plain>framed fine</p>");
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html" }).end(
+      `<iframe id=plain src="/plain"></iframe><iframe id=emu src="${endpoint}/_emu/"></iframe>`,
+    );
+  });
+  await new Promise((resolve) => other.listen(0, "127.0.0.1", resolve));
+  t.after(() => new Promise((resolve) => other.close(resolve)));
+  const framer = await page.context().newPage();
+  t.after(() => framer.close());
+  const blocked = [];
+  framer.on("console", (m) => blocked.push(m.text()));
+  await framer.goto(`http://localhost:${other.address().port}/`);
+  // Positive control: a frame that allows it renders inside the same page.
+  await framer.frameLocator("#plain").locator("#plain").waitFor({ timeout: WAIT });
+  const emuFrame = await (await framer.$("#emu")).contentFrame();
+  await waitUntil(() => blocked.some((text) => /frame-ancestors/.test(text)), {
+    timeout: WAIT,
+    what: "Chromium refusing to frame /_emu/",
+    describe: () => blocked.join("\n"),
+  });
+  assert.equal(await emuFrame.locator('[data-testid="stream-status"]').count(), 0, "the inspector did not render");
+  // The inspector itself, opened directly, still works.
+  assert.match(await page.locator('[data-testid="stream-status"]').textContent(), /live/);
+});
+
+test("400 events of 500 KB with the page open: the page keeps a bounded amount of text, says what it let go and shows all on demand", async (t) => {
+  const { page, connect, webhook } = await setup(t);
+  // The webhook keeps no copy of the big bodies (this process's memory is not under test).
+  webhook.hooks.beforeAnswer = (record) => {
+    if (record.body.length > 1_000) record.body = "";
+  };
+  const cdp = await page.context().newCDPSession(page);
+  const heapUsed = async () => {
+    await cdp.send("HeapProfiler.collectGarbage");
+    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  };
+  const before = await heapUsed();
+  const socket = await connect("/chat");
+  const big = "x".repeat(500_000);
+  for (let i = 0; i < 400; i++) socket.emit("big", i, big);
+  await webhook.waitFor("big", { count: 400, timeout: 120_000 });
+  assert.deepEqual(await emitWithAck(socket, "done", "end"), ["ack", "end"]);
+  // Positive control: the stream brought the events to the page.
+  await row(page, "webhook", "done").first().waitFor({ timeout: 60_000 });
+  await row(page, "frame", "big").first().waitFor({ timeout: WAIT });
+  const letGo = await byTestId(page, "count-let-go").getAttribute("data-bytes");
+  const dropped = Number(await byTestId(page, "count-dropped").textContent());
+  t.diagnostic(`let go ${letGo} bytes of entry text; the server dropped ${dropped} entries for the page`);
+  assert.ok(Number(letGo) + dropped * 500_000 >= 400 * 500_000, `let go ${letGo}, dropped ${dropped}`);
+  assert.match(await byTestId(page, "count-let-go").textContent(), /\d+(\.\d+)? [KMG]iB/);
+
+  const after = await heapUsed();
+  t.diagnostic(`JS heap ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after`);
+  assert.ok(after - before < (32 + 16) * 2 ** 20, `the heap grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
+
+  // The newest big call: its body is cut on screen, and "show all" fetches the whole of it.
+  await row(page, "webhook", "big").last().click();
+  const details = byTestId(page, "details");
+  const body = details.locator('[data-testid="details-request-body"]');
+  await waitText(body, /big/);
+  assert.ok((await body.textContent()).length < 100_000, "the body is cut on screen");
+  await details.locator('[data-testid="details-request-body-show-all"]').click();
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="details-request-body"]').textContent.length > 500_000,
+    null,
+    { timeout: WAIT },
+  );
+});
+
+test("many mid-size entries: the page lets the oldest go at its 32 MiB text budget, before its entry cap", async (t) => {
+  const { page, connect, webhook } = await setup(t);
+  webhook.hooks.beforeAnswer = (record) => {
+    if (record.body.length > 1_000) record.body = "";
+  };
+  const cdp = await page.context().newCDPSession(page);
+  const heapUsed = async () => {
+    await cdp.send("HeapProfiler.collectGarbage");
+    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
+  };
+  const before = await heapUsed();
+  const socket = await connect("/chat");
+  // Each frame entry (packet and decoded args) stays under the size at which the page cuts one.
+  const COUNT = 2_400;
+  const mid = "y".repeat(7_500);
+  for (let i = 0; i < COUNT; i++) socket.emit("mid", i, mid);
+  await webhook.waitFor("mid", { count: COUNT, timeout: 120_000 });
+  assert.deepEqual(await emitWithAck(socket, "done", "end"), ["ack", "end"]);
+  await row(page, "webhook", "done").first().waitFor({ timeout: 60_000 });
+  const counter = byTestId(page, "count-let-go");
+  const kept = Number(await counter.getAttribute("data-kept"));
+  const keptEntries = Number(await byTestId(page, "count-kept").textContent());
+  const discarded = Number(await byTestId(page, "count-discarded").textContent());
+  const dropped = Number(await byTestId(page, "count-dropped").textContent());
+  t.diagnostic(`kept ${keptEntries} entries, ${(kept / 2 ** 20).toFixed(1)} MiB of text; discarded ${discarded}, dropped ${dropped}`);
+  // Positive control: more text arrived than the budget holds, in fewer entries than the cap.
+  const letGo = Number(await counter.getAttribute("data-bytes"));
+  assert.ok(kept + letGo > 32 * 2 ** 20, `${kept + letGo} characters arrived`);
+  assert.ok(keptEntries + discarded < 5_000, `${keptEntries} + ${discarded} entries arrived`);
+  assert.ok(discarded > 0, "the oldest entries were let go");
+  assert.ok(kept <= 32 * 2 ** 20, `kept ${kept} characters`);
+  assert.ok(kept > 24 * 2 ** 20, `kept ${kept} characters: close to the budget`);
+  const after = await heapUsed();
+  t.diagnostic(`JS heap ${(before / 2 ** 20).toFixed(1)} MiB before, ${(after / 2 ** 20).toFixed(1)} MiB after`);
+  assert.ok(after - before < (2 * 32 + 16) * 2 ** 20, `the heap grew by ${((after - before) / 2 ** 20).toFixed(1)} MiB`);
 });

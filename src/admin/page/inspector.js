@@ -1,259 +1,6 @@
-<!doctype html>
-<!--
-  sio-emu inspector: a live view of everything the emulator does, served at /_emu/.
+// sio-emu inspector: the page's script (served at /_emu/inspector.js; see inspector.html for
+// what the page shows and the endpoints it uses).
 
-  One self-contained file (inline CSS and JS, no external URL, no framework, no build step).
-  It shows a live timeline of every hop (handshakes and refusals, Socket.IO frames in and out,
-  webhook calls, REST calls, lint findings, injected faults, closes), the details of one entry,
-  the hubs' connections and sockets with actions on them, fault rules and lint findings, and a
-  link that downloads the session as a replayable file.
-
-  Endpoints used (all under /_emu/, same origin):
-    GET    /_emu/events?after=<seq>      timeline stream (Server-Sent Events; `event: dropped`)
-    GET    /_emu/entries/<seq>           one entry's details (webhook request/answer, REST call)
-    GET    /_emu/status                  version, endpoint, hubs
-    GET    /_emu/connections             hubs → connections → sockets and rooms
-    POST   /_emu/actions/emit|join|leave|disconnect|close   drive sockets and connections
-    POST   /_emu/resend                  re-send a webhook call, compare the answers
-    GET    /_emu/faults, POST /_emu/faults, DELETE /_emu/faults[?rule=…]   fault rules
-    GET    /_emu/lint                    lint findings per rule
-    GET    /_emu/export                  the session as a `--record` file for `sio-emu replay`
-
-  Responsiveness: the page keeps at most MAX_ENTRIES entries (older ones are discarded and
-  counted), renders only the rows in view (fixed row height, pooled rows on a layer that moves
-  as old rows leave) and updates the DOM in one batch per animation frame, at most ten times a
-  second. Pausing stops the rendering only; entries keep arriving into the model.
-  All data is shown with textContent, never as HTML.
--->
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sio-emu inspector</title>
-<style>
-  :root {
-    --bg: #fafafa; --panel: #ffffff; --fg: #1f2328; --muted: #6a737d; --line: #d8dee4;
-    --accent: #0969da; --sel: #ddf4ff; --err: #cf222e; --warn: #9a6700; --ok: #1a7f37;
-    --row-alt: #f6f8fa; --chip: #eaeef2;
-    --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
-    --sans: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-  }
-  @media (prefers-color-scheme: dark) {
-    :root {
-      --bg: #0d1117; --panel: #161b22; --fg: #e6edf3; --muted: #8d96a0; --line: #30363d;
-      --accent: #4493f8; --sel: #1f3550; --err: #f85149; --warn: #d29922; --ok: #3fb950;
-      --row-alt: #12171e; --chip: #21262d;
-    }
-  }
-  * { box-sizing: border-box; }
-  [hidden] { display: none !important; }
-  html, body { height: 100%; margin: 0; }
-  body {
-    display: flex; flex-direction: column; background: var(--bg); color: var(--fg);
-    font: 13px/1.4 var(--sans);
-  }
-  button, input, select, textarea { font: inherit; color: inherit; }
-  button {
-    background: var(--chip); border: 1px solid var(--line); border-radius: 4px;
-    padding: 2px 8px; cursor: pointer;
-  }
-  button:hover { border-color: var(--accent); }
-  button.danger { color: var(--err); }
-  input, select, textarea {
-    background: var(--panel); border: 1px solid var(--line); border-radius: 4px; padding: 2px 6px;
-  }
-  a { color: var(--accent); }
-  pre, code, .mono { font-family: var(--mono); font-size: 12px; }
-  pre {
-    margin: 0; padding: 6px; background: var(--row-alt); border: 1px solid var(--line);
-    border-radius: 4px; white-space: pre-wrap; word-break: break-all; max-height: 320px; overflow: auto;
-  }
-
-  /* Header: title, counters, global buttons */
-  header {
-    display: flex; align-items: center; gap: 12px; padding: 6px 10px;
-    border-bottom: 1px solid var(--line); background: var(--panel);
-  }
-  header h1 { font-size: 15px; margin: 0; }
-  .status { color: var(--muted); }
-  .status.live { color: var(--ok); }
-  .status.down { color: var(--err); }
-  .counters { display: flex; gap: 10px; color: var(--muted); }
-  .counters b { color: var(--fg); font-weight: 600; }
-  .spacer { flex: 1; }
-
-  /* Filter bar */
-  .filters {
-    display: flex; flex-wrap: wrap; gap: 6px; align-items: center; padding: 6px 10px;
-    border-bottom: 1px solid var(--line);
-  }
-  .filters input { width: 84px; }
-  .filters input[type="checkbox"] { width: auto; }
-  .filters select { width: 120px; }
-  .filters input, .filters select { font-size: 12px; }
-  .filters input.search { width: 110px; }
-  .filters label { display: inline-flex; gap: 4px; align-items: center; color: var(--muted); }
-
-  /* Main split: timeline | side panel */
-  main { flex: 1; display: flex; min-height: 0; }
-  .timeline { flex: 1; display: flex; flex-direction: column; min-width: 0; }
-  .viewport { flex: 1; overflow-y: auto; position: relative; contain: strict; }
-  .spacer-rows { position: relative; width: 100%; overflow: hidden; }
-  /* Rows sit at their absolute index; the layer moves up as old rows leave, so a row that
-     stays on screen is neither laid out nor repainted again. */
-  .rows-layer { position: absolute; top: 0; left: 0; right: 0; will-change: transform; }
-  .row {
-    position: absolute; left: 0; right: 0; height: 22px; line-height: 22px; padding: 0 8px;
-    display: flex; gap: 8px; white-space: nowrap; overflow: hidden; cursor: pointer;
-    font-family: var(--mono); font-size: 12px; border-bottom: 1px solid transparent;
-    contain: strict;
-  }
-  .row.alt { background: var(--row-alt); }
-  .row:hover { border-bottom-color: var(--line); }
-  .row.selected { background: var(--sel); }
-  .row.bad .kind { color: var(--err); }
-  .row.finding .kind { color: var(--warn); }
-  .row .time { color: var(--muted); flex: none; width: 92px; }
-  .row .seq { color: var(--muted); flex: none; width: 52px; text-align: right; }
-  .row .kind { flex: none; width: 124px; font-weight: 600; overflow: hidden; text-overflow: ellipsis; }
-  .row .who { flex: none; width: 170px; overflow: hidden; text-overflow: ellipsis; color: var(--muted); }
-  .row .who a { color: var(--accent); text-decoration: none; }
-  .row .who a:hover { text-decoration: underline; }
-  .row .summary { flex: 1; overflow: hidden; text-overflow: ellipsis; }
-  .empty { padding: 20px; color: var(--muted); }
-
-  /* Side panel with tabs */
-  aside {
-    width: 42%; max-width: 640px; min-width: 360px; border-left: 1px solid var(--line);
-    display: flex; flex-direction: column; background: var(--panel);
-  }
-  .tabs { display: flex; border-bottom: 1px solid var(--line); }
-  .tabs button {
-    border: none; border-radius: 0; background: none; padding: 6px 12px;
-    border-bottom: 2px solid transparent;
-  }
-  .tabs button.active { border-bottom-color: var(--accent); font-weight: 600; }
-  .pane { flex: 1; overflow: auto; padding: 10px; display: none; }
-  .pane.active { display: block; }
-  .pane h2 { font-size: 14px; margin: 0 0 8px; }
-  .pane h3 { font-size: 13px; margin: 12px 0 4px; }
-  .kv { border-collapse: collapse; width: 100%; }
-  .kv td { border-bottom: 1px solid var(--line); padding: 2px 6px; vertical-align: top; }
-  .kv td:first-child { color: var(--muted); white-space: nowrap; width: 1%; }
-  .kv td:last-child { font-family: var(--mono); font-size: 12px; word-break: break-all; }
-  .buttons { display: flex; gap: 6px; flex-wrap: wrap; margin: 8px 0; }
-  .compare { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
-  .note { color: var(--muted); }
-  .error-text { color: var(--err); }
-
-  /* Connections tree and action form */
-  .form { display: grid; grid-template-columns: auto 1fr; gap: 4px 8px; align-items: center; }
-  .form input, .form select, .form textarea { width: 100%; }
-  .hub { margin-top: 10px; }
-  .conn { border: 1px solid var(--line); border-radius: 4px; margin: 6px 0; padding: 4px 6px; }
-  .conn-head, .sock { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
-  .sock { margin-left: 16px; padding: 2px 0; }
-  .chip { background: var(--chip); border-radius: 10px; padding: 0 6px; font-family: var(--mono); font-size: 12px; }
-  .list-row { display: flex; gap: 8px; align-items: center; padding: 3px 0; border-bottom: 1px solid var(--line); }
-  .list-row .grow { flex: 1; }
-</style>
-</head>
-<body>
-<header>
-  <h1>sio-emu inspector</h1>
-  <span class="status" data-testid="stream-status">connecting…</span>
-  <span class="counters">
-    <span>shown <b data-testid="count-shown">0</b></span>
-    <span>kept <b data-testid="count-kept">0</b></span>
-    <span>discarded <b data-testid="count-discarded">0</b></span>
-    <span>dropped <b data-testid="count-dropped">0</b></span>
-  </span>
-  <span class="spacer"></span>
-  <span class="note" data-testid="server-info"></span>
-  <button data-testid="pause" title="Pause rendering; entries keep arriving">Pause</button>
-  <button data-testid="clear" title="Forget the entries shown so far">Clear</button>
-  <a data-testid="download" href="/_emu/export" download="sio-emu-session.jsonl"
-     title="The session as a file for `sio-emu replay`">Download as session file</a>
-</header>
-
-<div class="filters">
-  <input data-testid="filter-hub" placeholder="hub" data-filter="hub">
-  <input data-testid="filter-namespace" placeholder="namespace" data-filter="namespace">
-  <input data-testid="filter-connection" placeholder="connection" data-filter="connection">
-  <input data-testid="filter-socket" placeholder="socket" data-filter="socket">
-  <input data-testid="filter-user" placeholder="user" data-filter="user">
-  <input data-testid="filter-event" placeholder="event name" data-filter="event">
-  <select data-testid="filter-kind" data-filter="kind">
-    <option value="">all kinds</option>
-  </select>
-  <label><input type="checkbox" data-testid="filter-errors" data-filter="errors"> errors and findings only</label>
-  <label title="GET requests to /_emu/ (this page's own refreshes)"><input type="checkbox" data-testid="filter-reads" data-filter="reads"> admin reads</label>
-  <input class="search" data-testid="filter-search" placeholder="search…" data-filter="search">
-  <button data-testid="filter-reset">Reset filters</button>
-</div>
-
-<main>
-  <section class="timeline">
-    <div class="viewport" data-testid="timeline">
-      <div class="spacer-rows"><div class="rows-layer"></div></div>
-    </div>
-  </section>
-  <aside>
-    <nav class="tabs">
-      <button data-tab="details" data-testid="tab-details" class="active">Details</button>
-      <button data-tab="connections" data-testid="tab-connections">Connections</button>
-      <button data-tab="faults" data-testid="tab-faults">Faults</button>
-      <button data-tab="lint" data-testid="tab-lint">Lint <span data-testid="lint-total"></span></button>
-    </nav>
-    <div class="pane active" data-pane="details" data-testid="details">
-      <p class="note">Click a timeline entry to see its details.</p>
-    </div>
-    <div class="pane" data-pane="connections" data-testid="connections">
-      <h2>Action</h2>
-      <div class="form">
-        <label>hub</label><input data-testid="action-hub" placeholder="chat">
-        <label>namespace</label><input data-testid="action-namespace" value="/">
-        <label>socket</label><input data-testid="action-socket" placeholder="socket id">
-        <label>connection</label><input data-testid="action-connection" placeholder="connection id">
-        <label>emit to</label>
-        <select data-testid="action-to">
-          <option value="socket">socket</option>
-          <option value="room">room</option>
-          <option value="namespace">namespace</option>
-        </select>
-        <label>room</label><input data-testid="action-room" placeholder="room">
-        <label>event</label><input data-testid="action-event" placeholder="event name">
-        <label>args (JSON array)</label><input data-testid="action-args" value="[]">
-      </div>
-      <div class="buttons">
-        <button data-testid="action-emit">Emit</button>
-        <button data-testid="action-join">Join room</button>
-        <button data-testid="action-leave">Leave room</button>
-        <button data-testid="action-disconnect" class="danger">Disconnect socket</button>
-        <button data-testid="action-close" class="danger">Close connection</button>
-      </div>
-      <div data-testid="action-result" class="note"></div>
-      <h2>Hubs</h2>
-      <div data-testid="connections-tree"></div>
-    </div>
-    <div class="pane" data-pane="faults" data-testid="faults">
-      <h2>Fault rules</h2>
-      <div class="buttons">
-        <input data-testid="fault-input" placeholder="event=connect,status=500" style="flex:1">
-        <button data-testid="fault-add">Add</button>
-        <button data-testid="fault-clear" class="danger">Remove all</button>
-      </div>
-      <div data-testid="fault-result" class="note"></div>
-      <div data-testid="fault-list"></div>
-    </div>
-    <div class="pane" data-pane="lint" data-testid="lint">
-      <h2>Lint findings</h2>
-      <div data-testid="lint-list"></div>
-    </div>
-  </aside>
-</main>
-
-<script>
 "use strict";
 
 // ---------------------------------------------------------------------------------------------
@@ -262,6 +9,10 @@
 
 const MAX_ENTRIES = 5000;
 const TRIM_BATCH = 250;
+const BUDGET_CHARS = 32 * 1024 * 1024; // entry text the page keeps in all (JSON characters)
+const ENTRY_CHARS = 16 * 1024;   // an entry larger than this is cut down to about this much...
+const VALUE_CHARS = 2048;        // ...each string in it to at most this many characters
+const SHOWN_CHARS = 20_000;      // a details block shows this much until "show all" is clicked
 const MAX_IDS = 20_000;        // sockets and connections remembered for the socket/user filters
 const MAX_VIEW_BASE = 200_000; // rows layer offset stays far below the browser's layout limits
 const ROW_HEIGHT = 22;
@@ -283,6 +34,8 @@ const model = {
   entries: [],          // kept entries, by increasing seq (at most MAX_ENTRIES)
   bySeq: new Map(),     // seq → entry
   discarded: 0,         // entries the page let go of to stay bounded
+  chars: 0,             // entry text kept (the JSON length of every kept entry)
+  letGo: 0,             // entry text let go: values cut on arrival and entries discarded
   dropped: 0,           // entries the server dropped for this page (`event: dropped`)
   lastSeq: 0,
   socketConn: new Map(),  // socketId → {connectionId, namespace}
@@ -333,11 +86,41 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** A two-column key/value table. */
+/** A two-column key/value table (long values cut to SHOWN_CHARS). */
 function kvTable(pairs, testid) {
   return el("table", { class: "kv", testid },
     pairs.filter(([, v]) => v !== undefined).map(([k, v]) =>
-      el("tr", {}, el("td", {}, k), el("td", {}, v === null ? "—" : String(v)))));
+      el("tr", {}, el("td", {}, k), el("td", {}, v === null ? "—" : cut(String(v))))));
+}
+
+/** `text`, or its first SHOWN_CHARS characters and an ellipsis. */
+function cut(text) {
+  return text.length <= SHOWN_CHARS ? text : detached(text.slice(0, SHOWN_CHARS)) + "…";
+}
+
+/**
+ * A block of text cut to SHOWN_CHARS, with a "show all" button that fetches the entry again
+ * (`/_emu/entries/<seq>`, only when clicked) and shows the whole text `pick` takes from it.
+ * Nothing here keeps the long text: the page holds only what is on screen.
+ */
+function longPre(text, testid, seq, pick) {
+  if (text.length <= SHOWN_CHARS) return el("pre", { testid }, text);
+  const pre = el("pre", { testid }, cut(text));
+  const note = el("span", { class: "note" }, `${fmtBytes(text.length - SHOWN_CHARS)} more`);
+  const more = el("button", { testid: `${testid}-show-all`, onclick: () => showAll(pre, more, note, seq, pick) },
+    "show all");
+  return el("div", {}, pre, el("div", { class: "buttons" }, more, note));
+}
+
+async function showAll(pre, button, note, seq, pick) {
+  note.textContent = "loading…";
+  try {
+    pre.textContent = pick(await api("GET", `/_emu/entries/${seq}`)) ?? "";
+    button.remove();
+    note.remove();
+  } catch (err) {
+    note.textContent = err.status === 404 ? "this entry has left the server's ring; only its start is shown" : err.message;
+  }
 }
 
 /** Pretty JSON text, or the text itself when it is not JSON. */
@@ -386,8 +169,67 @@ async function api(method, path, body) {
 // Model: ingest entries from the stream, stay bounded
 // ---------------------------------------------------------------------------------------------
 
-function ingest(entry) {
-  if (typeof entry.seq !== "number" || entry.seq <= model.lastSeq) return;
+/** A copy of `text` that shares no memory with the (possibly huge) string it was cut from. */
+function detached(text) {
+  return JSON.parse(JSON.stringify(text));
+}
+
+/**
+ * `value` with every string cut to VALUE_CHARS and, past ENTRY_CHARS in all, the remaining
+ * items of arrays and objects left out (an ellipsis marks each cut).
+ */
+function clipValue(value, room) {
+  if (typeof value === "string") {
+    const keep = Math.max(0, Math.min(value.length, VALUE_CHARS, room.left));
+    room.left -= keep;
+    return keep === value.length ? value : value.slice(0, keep) + "…";
+  }
+  if (value === null || typeof value !== "object") {
+    room.left -= 8;
+    return value;
+  }
+  if (Array.isArray(value)) {
+    const out = [];
+    for (const item of value) {
+      if (room.left <= 0) {
+        out.push(`… ${value.length - out.length} more`);
+        break;
+      }
+      out.push(clipValue(item, room));
+    }
+    return out;
+  }
+  const out = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (room.left <= 0) {
+      out["…"] = "more keys not kept";
+      break;
+    }
+    out[clipValue(key, room)] = clipValue(item, room);
+  }
+  return out;
+}
+
+/**
+ * The entry as the page keeps it and what that costs: an entry whose JSON is longer than
+ * ENTRY_CHARS is cut down ([`clipValue`]) and parsed again from its own short text, so nothing
+ * kept refers to the long original.
+ */
+function keepable(entry, size) {
+  if (size <= ENTRY_CHARS) return { entry, cost: size };
+  const text = JSON.stringify(clipValue(entry, { left: ENTRY_CHARS }));
+  const kept = JSON.parse(text);
+  Object.defineProperty(kept, "_cut", { value: size - text.length, enumerable: false });
+  return { entry: kept, cost: text.length };
+}
+
+/** Takes one timeline entry of the stream, `size` characters of JSON. */
+function ingest(parsed, size) {
+  if (typeof parsed.seq !== "number" || parsed.seq <= model.lastSeq) return;
+  const { entry, cost } = keepable(parsed, size);
+  Object.defineProperty(entry, "_cost", { value: cost, enumerable: false });
+  model.chars += cost;
+  model.letGo += size - cost;
   model.lastSeq = entry.seq;
   model.entries.push(entry);
   model.bySeq.set(entry.seq, entry);
@@ -422,17 +264,31 @@ function remember(map, key, value) {
   if (map.size > MAX_IDS) map.delete(map.keys().next().value);
 }
 
-/** Drops the oldest entries beyond MAX_ENTRIES (TRIM_BATCH at a time) and counts them. */
+/**
+ * Drops the oldest entries beyond MAX_ENTRIES or beyond BUDGET_CHARS of text (at least
+ * TRIM_BATCH at a time) and counts them.
+ */
 function trimModel() {
-  const excess = model.entries.length - MAX_ENTRIES;
-  if (excess <= 0) return;
-  const gone = model.entries.splice(0, Math.max(excess, TRIM_BATCH));
-  for (const e of gone) model.bySeq.delete(e.seq);
+  if (model.entries.length <= MAX_ENTRIES && model.chars <= BUDGET_CHARS) return;
+  let count = Math.max(model.entries.length - MAX_ENTRIES, TRIM_BATCH);
+  let chars = model.chars;
+  for (let i = 0; i < model.entries.length && (i < count || chars > BUDGET_CHARS); i++) {
+    chars -= model.entries[i]._cost;
+    count = Math.max(count, i + 1);
+  }
+  const gone = model.entries.splice(0, count);
+  for (const e of gone) {
+    model.bySeq.delete(e.seq);
+    model.chars -= e._cost;
+    model.letGo += e._cost;
+  }
   model.discarded += gone.length;
 }
 
 function clearModel() {
   model.discarded += model.entries.length;
+  model.letGo += model.chars;
+  model.chars = 0;
   model.entries = [];
   model.bySeq.clear();
   ui.rebuild = true;
@@ -723,6 +579,18 @@ function renderCounters() {
   byTestId("count-kept").textContent = model.entries.length;
   byTestId("count-discarded").textContent = model.discarded;
   byTestId("count-dropped").textContent = model.dropped;
+  const letGo = byTestId("count-let-go");
+  letGo.textContent = fmtBytes(model.letGo);
+  letGo.dataset.bytes = model.letGo;
+  letGo.dataset.kept = model.chars;
+  letGo.title = `${fmtBytes(model.chars)} of entry text kept, at most ${fmtBytes(BUDGET_CHARS)}`;
+}
+
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 /** A scroll by the user: follow the newest rows again only when scrolled to the bottom. */
@@ -819,19 +687,25 @@ function renderDetails(pane, data, local) {
     pane.replaceChildren(...parts.filter(Boolean));
     return;
   }
+  if (!data.entry && local?._cut) {
+    parts.push(el("p", { class: "note", testid: "details-cut" },
+      `This page kept only the start of this entry's long values (${fmtBytes(local._cut)} let go).`));
+  }
+  const seq = data.seq;
   if (entry.type === "webhook") parts.push(...webhookDetails(data, entry));
   if (entry.type === "rest") parts.push(...restDetails(data));
-  if (entry.type === "handshake") parts.push(...handshakeDetails(entry));
-  if (entry.type === "frame") parts.push(...frameDetails(entry));
+  if (entry.type === "handshake") parts.push(...handshakeDetails(entry, seq));
+  if (entry.type === "frame") parts.push(...frameDetails(entry, seq));
   parts.push(el("h3", {}, "Entry"),
     kvTable(Object.entries(entry).filter(([, v]) => typeof v !== "object" || v === null), "details-summary"),
-    el("details", {}, el("summary", {}, "Raw entry (JSON)"), el("pre", { testid: "details-raw" }, pretty(entry))));
+    el("details", {}, el("summary", {}, "Raw entry (JSON)"),
+      longPre(pretty(entry), "details-raw", seq, (d) => pretty(d.entry))));
   pane.replaceChildren(...parts.filter(Boolean));
 }
 
 function headersTable(headers, testid) {
   return el("table", { class: "kv", testid },
-    (headers ?? []).map(([name, value]) => el("tr", {}, el("td", {}, name), el("td", {}, value))));
+    (headers ?? []).map(([name, value]) => el("tr", {}, el("td", {}, cut(name)), el("td", {}, cut(value)))));
 }
 
 /** A webhook call: Copy as curl and Resend (its result on top), the request, the answer. */
@@ -849,14 +723,14 @@ function webhookDetails(data, entry) {
       req.method ? el("div", { class: "mono", testid: "details-request-line" }, `${req.method} ${req.url}`) : null,
       req.note ? el("p", { class: "note" }, req.note) : null,
       req.headers ? headersTable(req.headers, "details-request-headers") : null,
-      el("pre", { testid: "details-request-body" }, pretty(req.body ?? "")));
+      longPre(pretty(req.body ?? ""), "details-request-body", data.seq, (d) => pretty(d.request?.body ?? "")));
   }
-  out.push(el("h3", {}, "Answer"), answerBlock(data.response, data.error, "details-response"));
+  out.push(el("h3", {}, "Answer"), answerBlock(data.response, data.error, "details-response", data.seq));
   return out;
 }
 
-/** A handler's answer: status, latency, headers, body (or the error). */
-function answerBlock(response, error, testid) {
+/** A handler's answer: status, latency, headers, body (or the error); `seq` to show all of it. */
+function answerBlock(response, error, testid, seq) {
   if (!response) {
     return el("div", { testid }, el("p", { class: "error-text" }, error ? `No answer: ${error}` : "No answer"));
   }
@@ -864,7 +738,8 @@ function answerBlock(response, error, testid) {
     el("div", { class: "mono", testid: `${testid}-status` },
       `${response.status} · ${fmtMs(response.latencyMs)}`),
     response.headers ? headersTable(response.headers, `${testid}-headers`) : null,
-    el("pre", { testid: `${testid}-body` }, pretty(response.body ?? "")));
+    seq === undefined ? el("pre", { testid: `${testid}-body` }, cut(pretty(response.body ?? "")))
+      : longPre(pretty(response.body ?? ""), `${testid}-body`, seq, (d) => pretty(d.response?.body ?? "")));
 }
 
 async function copyText(text, near) {
@@ -907,25 +782,29 @@ function restDetails(data) {
       kvTable([["method", call.method], ["operation", call.operation], ["hub", call.hub],
         ["path", call.path], ["query", JSON.stringify(call.query ?? {})], ["status", call.status],
         ["matched", data.matched ?? null]], "details-rest-call"),
-      el("pre", { testid: "details-rest-body" }, pretty(call.body ?? "")));
+      longPre(pretty(call.body ?? ""), "details-rest-body", data.seq, (d) => pretty(d.call?.body ?? "")));
   }
   return out;
 }
 
-function handshakeDetails(entry) {
+function handshakeDetails(entry, seq) {
   const out = [];
-  if (entry.refused) out.push(el("h3", {}, "Refused"), el("p", { class: "error-text", testid: "details-refused" }, entry.refused));
-  if (entry.claims) out.push(el("h3", {}, "Token claims (decoded, unverified)"), el("pre", { testid: "details-claims" }, pretty(entry.claims)));
+  if (entry.refused) out.push(el("h3", {}, "Refused"), el("p", { class: "error-text", testid: "details-refused" }, cut(entry.refused)));
+  if (entry.claims) {
+    out.push(el("h3", {}, "Token claims (decoded, unverified)"),
+      longPre(pretty(entry.claims), "details-claims", seq, (d) => pretty(d.entry?.claims)));
+  }
   return out;
 }
 
-function frameDetails(entry) {
+function frameDetails(entry, seq) {
   const s = entry.socketio;
-  const out = [el("h3", {}, "Packet"), el("pre", { testid: "details-packet" }, entry.packet ?? "")];
+  const out = [el("h3", {}, "Packet"),
+    longPre(entry.packet ?? "", "details-packet", seq, (d) => d.entry?.packet ?? "")];
   if (s) {
     out.push(el("h3", {}, "Socket.IO"), kvTable([["type", s.type], ["namespace", s.namespace],
       ["event", s.event ?? null], ["ack id", s.ackId ?? null]], "details-socketio"),
-      el("pre", { testid: "details-args" }, pretty(s.args ?? null)));
+      longPre(pretty(s.args ?? null), "details-args", seq, (d) => pretty(d.entry?.socketio?.args ?? null)));
   }
   return out;
 }
@@ -1175,7 +1054,7 @@ function connectStream() {
     status.className = "status down";
   };
   source.onmessage = (msg) => {
-    try { ingest(JSON.parse(msg.data)); } catch (err) { console.warn("bad entry", err, msg.data); }
+    try { ingest(JSON.parse(msg.data), msg.data.length); } catch (err) { console.warn("bad entry", err); }
   };
   source.addEventListener("dropped", (msg) => {
     try { model.dropped += JSON.parse(msg.data).dropped ?? 0; } catch { /* ignore */ }
@@ -1237,6 +1116,3 @@ readFilters();
 loadStatus();
 refreshLint();
 connectStream();
-</script>
-</body>
-</html>
