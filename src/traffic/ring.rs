@@ -31,9 +31,9 @@ use super::record::RecordLine;
 pub const RING_BYTES: usize = 4 << 20;
 /// Bound of one subscriber's queue of entries not yet sent, in bytes.
 pub const SUBSCRIBER_BYTES: usize = 4 << 20;
-/// What each entry is charged beyond its values' text: the entry itself (event, line, fixed
-/// fields, its reference count) and, per text field, the allocator's header and rounding.
-pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16 + STRING_OVERHEAD * 16;
+/// What each entry is charged beyond its text fields: the entry itself (event, line, fixed
+/// fields, its reference count, the allocator's share of it).
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 64;
 /// The allocator's share of one heap string beyond its bytes, charged per text field.
 const STRING_OVERHEAD: usize = 32;
 
@@ -199,10 +199,7 @@ impl Ring {
     /// Appends one entry, evicting the oldest past the bound, and hands it to every
     /// subscriber when it is on the timeline. Returns its `seq`.
     pub fn push(&self, new: NewEntry) -> u64 {
-        let weight = ENTRY_OVERHEAD
-            + new.attachment_bytes
-            + new.event.as_ref().map_or(0, event_weight)
-            + new.record.as_ref().map_or(0, line_weight);
+        let weight = entry_cost(&new);
         let at = SystemTime::now();
         let mut state = self.lock();
         state.last_seq += 1;
@@ -254,6 +251,19 @@ impl Ring {
         }
     }
 
+    /// The oldest entry still in the ring after `seq`, if any: a reader walks the ring one
+    /// entry at a time, holding one entry, never a copy of the whole.
+    pub fn next_after(&self, seq: u64) -> Option<Arc<Entry>> {
+        let state = self.lock();
+        let index = state.entries.partition_point(|e| e.seq <= seq);
+        state.entries.get(index).cloned()
+    }
+
+    /// The `seq` of the newest entry so far.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
     /// Every entry still in the ring, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Entry>> {
         self.lock().entries.iter().cloned().collect()
@@ -263,7 +273,7 @@ impl Ring {
     /// then each new one.
     pub fn subscribe(&self, after: u64) -> Arc<Subscriber> {
         let mut state = self.lock();
-        let subscriber = Arc::new(Subscriber::default());
+        let subscriber = Arc::new(Subscriber::new(self.capacity.min(SUBSCRIBER_BYTES)));
         for entry in state
             .entries
             .iter()
@@ -301,12 +311,13 @@ struct Queue {
     dropped: u64,
 }
 
-/// One reader of the live stream: a queue bounded in bytes, and a wake-up.
-#[derive(Default)]
+/// One reader of the live stream: a queue bounded in bytes (by [`entry_cost`], at most the
+/// ring's own bound), and a wake-up.
 pub struct Subscriber {
     queue: Mutex<Queue>,
     notify: Notify,
     closed: AtomicBool,
+    capacity: usize,
 }
 
 /// What a subscriber takes at once: the entries, and how many were dropped before them.
@@ -317,6 +328,15 @@ pub struct Batch {
 }
 
 impl Subscriber {
+    fn new(capacity: usize) -> Subscriber {
+        Subscriber {
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            capacity,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -324,7 +344,7 @@ impl Subscriber {
     fn offer(&self, entry: &Arc<Entry>) {
         let size = entry.weight;
         let mut queue = self.lock();
-        if queue.bytes + size > SUBSCRIBER_BYTES {
+        if queue.bytes + size > self.capacity {
             queue.dropped += 1;
         } else {
             queue.bytes += size;
@@ -334,18 +354,28 @@ impl Subscriber {
         self.notify.notify_one();
     }
 
-    /// Waits until something is queued, then takes all of it.
-    pub async fn next(&self) -> Batch {
+    /// Waits until something is queued, then takes entries worth at most `bytes` (at least
+    /// one): what is taken no longer counts against the queue, so the caller bounds it.
+    pub async fn next(&self, bytes: usize) -> Batch {
         loop {
             let notified = self.notify.notified();
             {
                 let mut queue = self.lock();
                 if !queue.entries.is_empty() || queue.dropped > 0 {
-                    queue.bytes = 0;
-                    return Batch {
+                    let mut batch = Batch {
                         dropped: std::mem::take(&mut queue.dropped),
-                        entries: queue.entries.drain(..).collect(),
+                        entries: Vec::new(),
                     };
+                    let mut taken = 0;
+                    while let Some(entry) = queue.entries.front() {
+                        if taken > 0 && taken + entry.weight > bytes {
+                            break;
+                        }
+                        taken += entry.weight;
+                        batch.entries.extend(queue.entries.pop_front());
+                    }
+                    queue.bytes -= taken;
+                    return batch;
                 }
             }
             notified.await;
@@ -359,51 +389,91 @@ impl Subscriber {
 }
 
 fn len(text: &str) -> usize {
-    text.len()
+    text.len() + STRING_OVERHEAD
 }
 
 fn opt(text: &Option<String>) -> usize {
     text.as_deref().map_or(0, len)
 }
 
-/// The bytes an event's text takes, estimated from its variable fields.
+fn map<'a>(pairs: impl Iterator<Item = (&'a String, usize)>) -> usize {
+    pairs.map(|(k, v)| len(k) + v + STRING_OVERHEAD).sum()
+}
+
+/// The cost of one entry: everything it keeps (every text field of its event, its session
+/// line and its attachment, with the allocator's share of each) plus the entry itself. The
+/// ring's bound, each reader's queue and each export count entries by this one measure.
+pub fn entry_cost(new: &NewEntry) -> usize {
+    ENTRY_OVERHEAD
+        + new.attachment_bytes
+        + new.event.as_ref().map_or(0, event_weight)
+        + new.record.as_ref().map_or(0, line_weight)
+}
+
+/// The bytes an event keeps: every text field, whoever controls it.
 pub fn event_weight(event: &TrafficEvent) -> usize {
     use TrafficEvent as E;
     match event {
         E::Handshake {
             hub,
+            connection_id,
+            user_id,
             refused,
             claims,
             ..
-        } => len(hub) + opt(refused) + claims.as_ref().map_or(0, |c| c.to_string().len()),
-        E::Upgrade { hub, .. } | E::ConnectionClosed { hub, .. } => len(hub),
+        } => {
+            len(hub)
+                + opt(connection_id)
+                + opt(user_id)
+                + opt(refused)
+                + claims.as_ref().map_or(0, |c| 2 * c.to_string().len())
+        }
+        E::Upgrade { hub, connection_id } => len(hub) + len(connection_id),
+        E::ConnectionClosed {
+            hub,
+            connection_id,
+            reason,
+        } => len(hub) + len(connection_id) + len(reason),
         E::NamespaceConnect {
             hub,
+            connection_id,
             namespace,
+            socket_id,
             refused,
-            ..
-        } => len(hub) + len(namespace) + opt(refused),
+        } => len(hub) + len(connection_id) + len(namespace) + len(socket_id) + opt(refused),
         E::Webhook {
             hub,
             event,
             namespace,
+            socket_id,
+            connection_id,
             url,
             detail,
             hint,
             ..
-        } => len(hub) + len(event) + len(namespace) + len(url) + len(detail) + opt(hint),
+        } => {
+            len(hub)
+                + len(event)
+                + len(namespace)
+                + len(socket_id)
+                + len(connection_id)
+                + len(url)
+                + len(detail)
+                + opt(hint)
+        }
         E::AckForwarded {
             hub,
+            connection_id,
             namespace,
             packet,
-            ..
-        } => len(hub) + len(namespace) + len(packet),
+        } => len(hub) + len(connection_id) + len(namespace) + len(packet),
         E::SocketDisconnected {
             hub,
+            connection_id,
             namespace,
+            socket_id,
             reason,
-            ..
-        } => len(hub) + len(namespace) + len(reason),
+        } => len(hub) + len(connection_id) + len(namespace) + len(socket_id) + len(reason),
         E::Rest {
             hub,
             target,
@@ -411,26 +481,64 @@ pub fn event_weight(event: &TrafficEvent) -> usize {
             ..
         } => len(hub) + len(target) + opt(message),
         E::Warning { message, hint } | E::Error { message, hint } => len(message) + opt(hint),
-        E::Lint { message, hint, .. } => len(message) + opt(hint),
-        E::LintSummary { rules, .. } => rules.keys().map(|k| len(k) + 16).sum(),
-        E::Fault { detail, event, .. } => len(detail) + len(event),
-        E::Admin { path, message, .. } => len(path) + opt(message),
+        E::Lint {
+            rule,
+            section,
+            message,
+            hint,
+        } => len(rule) + len(section) + len(message) + opt(hint),
+        E::LintSummary { rules, .. } => map(rules.keys().map(|k| (k, 16))),
+        E::Fault {
+            rule,
+            hub,
+            event,
+            action,
+            detail,
+        } => len(rule) + len(hub) + len(event) + len(action) + len(detail),
+        E::Admin {
+            method,
+            path,
+            message,
+            ..
+        } => len(method) + len(path) + opt(message),
         E::ShuttingDown { .. } => 0,
     }
 }
 
-/// The bytes a session line's text takes, estimated from its variable fields.
+/// The bytes a session line keeps: every text field, whoever controls it.
 pub fn line_weight(line: &RecordLine) -> usize {
     use RecordLine as L;
     match line {
-        L::Handshake { hub, query, .. } => {
-            len(hub) + query.iter().map(|(k, v)| len(k) + len(v)).sum::<usize>()
+        L::Handshake {
+            hub,
+            connection_id,
+            transport,
+            user_id,
+            query,
+            refused,
+            ..
+        } => {
+            len(hub)
+                + opt(connection_id)
+                + len(transport)
+                + opt(user_id)
+                + map(query.iter().map(|(k, v)| (k, len(v))))
+                + opt(refused)
         }
-        L::Frame { hub, packet, .. } => len(hub) + len(packet),
+        L::Frame {
+            hub,
+            connection_id,
+            packet,
+            ..
+        } => len(hub) + len(connection_id) + len(packet),
         L::Webhook {
             hub,
             event,
+            ce_type,
             namespace,
+            socket_id,
+            connection_id,
+            user_id,
             body,
             response,
             error,
@@ -438,15 +546,47 @@ pub fn line_weight(line: &RecordLine) -> usize {
         } => {
             len(hub)
                 + len(event)
+                + len(ce_type)
                 + len(namespace)
+                + len(socket_id)
+                + len(connection_id)
+                + opt(user_id)
                 + len(body)
-                + response.as_ref().map_or(0, |r| len(&r.body))
+                + response
+                    .as_ref()
+                    .map_or(0, |r| len(&r.body) + opt(&r.content_type))
                 + opt(error)
         }
-        L::Rest { call, .. } => len(&call.hub) + len(&call.path) + len(&call.body),
-        L::Closed { reason, .. } => len(reason),
-        L::Lint { message, .. } => len(message),
-        L::Header { .. } | L::Fault { .. } | L::Unknown => 0,
+        L::Rest { call, .. } => {
+            len(&call.hub)
+                + len(&call.path)
+                + len(&call.body)
+                + map(call.query.iter().map(|(k, vs)| {
+                    (
+                        k,
+                        vs.iter().map(|v| len(v)).sum::<usize>() + STRING_OVERHEAD,
+                    )
+                }))
+        }
+        L::Closed {
+            hub,
+            connection_id,
+            reason,
+            ..
+        } => len(hub) + len(connection_id) + len(reason),
+        L::Lint {
+            rule,
+            section,
+            message,
+            ..
+        } => len(rule) + len(section) + len(message),
+        L::Fault {
+            rule,
+            event,
+            action,
+            ..
+        } => len(rule) + len(event) + len(action),
+        L::Header { .. } | L::Unknown => 0,
     }
 }
 
@@ -497,7 +637,7 @@ mod tests {
         ring.push(view("b"));
         let sub = ring.subscribe(1);
         ring.push(view("c"));
-        let batch = sub.next().await;
+        let batch = sub.next(usize::MAX).await;
         let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![2, 3]);
         assert_eq!(batch.dropped, 0);
@@ -511,11 +651,11 @@ mod tests {
         for _ in 0..100 {
             ring.push(view(&big));
         }
-        let batch = sub.next().await;
+        let batch = sub.next(usize::MAX).await;
         assert!(batch.dropped > 0);
         assert_eq!(batch.dropped as usize + batch.entries.len(), 100);
         ring.push(view("z"));
-        let next = sub.next().await;
+        let next = sub.next(usize::MAX).await;
         assert_eq!(next.dropped, 0);
         assert_eq!(next.entries.len(), 1);
     }
