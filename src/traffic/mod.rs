@@ -294,7 +294,8 @@ impl Traffic {
 
     /// Resolves once the recording's queue is below its bound (at once without a recording).
     pub async fn recording_room(&self) {
-        if let Some(recorder) = &self.inner.recorder {
+        // One atomic load on the per-event path while the file keeps up.
+        if let Some(recorder) = self.inner.recorder.as_ref().filter(|r| r.full()) {
             recorder.room().await;
         }
     }

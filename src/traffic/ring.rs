@@ -7,14 +7,14 @@
 //! like `--record`) when it belongs in an export, and an optional typed attachment the layer
 //! that made it reads back for the entry's details (the webhook call's `ce-id` and answer
 //! headers). Rendering happens on the reader's side ([`Entry::view`]), so serving pays one
-//! allocation and one short lock per hop. Each entry is charged an estimate of its bytes
-//! ([`event_weight`], [`line_weight`]); the oldest entries leave when the bound is reached, so
+//! allocation and one short lock per hop. Each entry is charged what it keeps, every text field
+//! whoever controls it ([`entry_cost`]); the oldest entries leave when the bound is reached, so
 //! memory stays bounded however long the emulator runs.
 //!
-//! Each subscriber has a queue of its own, bounded in bytes ([`SUBSCRIBER_BYTES`]): a page that
-//! cannot keep up loses entries (counted, and told with the next one it gets), never slows the
-//! service (docs/protocol.md §14 decision 22). Pushing costs one short lock and, per subscriber,
-//! one more.
+//! Each subscriber has a queue of its own, bounded in bytes by the same measure (the ring's
+//! bound, at most [`SUBSCRIBER_BYTES`]): a page that cannot keep up loses entries (counted, and
+//! told with the next one it gets), never slows the service (docs/protocol.md §14 decision 22).
+//! Pushing costs one short lock and, per subscriber, one more.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -29,7 +29,8 @@ use super::record::RecordLine;
 
 /// Default bound of the ring, in estimated bytes of its entries.
 pub const RING_BYTES: usize = 4 << 20;
-/// Bound of one subscriber's queue of entries not yet sent, in bytes.
+/// The largest bound of one subscriber's queue of entries not yet sent, in bytes (a smaller
+/// ring bounds it to its own size).
 pub const SUBSCRIBER_BYTES: usize = 4 << 20;
 /// What each entry is charged beyond its text fields: the entry itself (event, line, fixed
 /// fields, its reference count, the allocator's share of it).
