@@ -660,4 +660,47 @@ mod tests {
         assert_eq!(next.dropped, 0);
         assert_eq!(next.entries.len(), 1);
     }
+
+    #[test]
+    fn a_reader_walks_the_ring_one_entry_at_a_time() {
+        let ring = Ring::new(10 * (ENTRY_OVERHEAD + 64));
+        for _ in 0..30 {
+            ring.push(view("x"));
+        }
+        let first = ring.stats().first_seq;
+        assert!(first > 1, "some left");
+        assert_eq!(ring.next_after(0).unwrap().seq, first);
+        assert_eq!(ring.next_after(first).unwrap().seq, first + 1);
+        assert!(ring.next_after(30).is_none());
+        assert_eq!(ring.last_seq(), 30);
+    }
+
+    #[tokio::test]
+    async fn every_field_counts_and_a_reader_takes_a_bounded_batch() {
+        let long = "u".repeat(45_000);
+        let line = |user: &str| RecordLine::Webhook {
+            t: 0.0,
+            hub: "h".into(),
+            event: "e".into(),
+            ce_type: "t".into(),
+            namespace: "/".into(),
+            socket_id: "s".into(),
+            connection_id: "c".into(),
+            user_id: Some(user.into()),
+            body: String::new(),
+            response: None,
+            error: None,
+        };
+        assert!(line_weight(&line(&long)) >= line_weight(&line("")) + 45_000);
+        let ring = Ring::new(1 << 20);
+        let sub = ring.subscribe(0);
+        for _ in 0..10 {
+            ring.push(view(&"y".repeat(1000)));
+        }
+        let one = entry_cost(&view(&"y".repeat(1000)));
+        let batch = sub.next(2 * one + one / 2).await;
+        assert_eq!(batch.entries.len(), 2, "two entries' worth");
+        let rest = sub.next(usize::MAX).await;
+        assert_eq!(rest.entries.len(), 8, "the rest stayed queued");
+    }
 }
