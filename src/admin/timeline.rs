@@ -28,7 +28,7 @@ use super::{AdminError, with_headers};
 
 /// How often an idle event stream gets a comment line, so proxies and the browser keep it.
 pub const STREAM_PING: Duration = Duration::from_secs(15);
-/// Entries (by their cost in the ring) rendered into one chunk of the event stream. A chunk is
+/// Entries (by what a reader is charged for them) rendered into one chunk of the event stream. A chunk is
 /// rendered only once the previous one left for the socket, so what waits for a slow page is
 /// its ring queue (entries, bounded like the ring) plus about three chunks of rendered text:
 /// the one queued, the one hyper is writing, the one being rendered.

@@ -69,8 +69,9 @@ struct Socket {
     lane: super::queue::Sender<Step>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
-    /// What the socket keeps for its whole life and every waiting event shares: its namespace
-    /// and the connection's user id, counted once against the lane's bound.
+    /// What the socket keeps for its whole life and every waiting event shares: its namespace,
+    /// the connection's user id and its `connect` body (the token's claims), counted once
+    /// against the lane's bound.
     kept: usize,
 }
 
@@ -236,7 +237,9 @@ impl SioConnection {
         let _ = lane.send(Step::Connect(event));
         // Most connections join one namespace: no room for four.
         self.sockets.reserve_exact(1);
-        let kept = namespace.len() + self.caller.user_id.as_deref().map_or(0, str::len);
+        let kept = namespace.len()
+            + self.caller.user_id.as_deref().map_or(0, str::len)
+            + self.connect_body.len();
         self.sockets.push(Socket {
             namespace: namespace.to_owned(),
             id,

@@ -72,6 +72,20 @@ impl Entry {
         self.event.is_some() || matches!(self.record, Some(RecordLine::Frame { .. }))
     }
 
+    /// What a reader of the timeline is charged for the entry while it waits: the larger of
+    /// what it keeps and what it renders to (an estimate from its fields as JSON strings; a
+    /// client frame shows its packet twice, as sent and decoded). Control characters render
+    /// as six bytes each, so a namespace of them costs a reader six times its length.
+    pub fn reader_cost(&self) -> usize {
+        const OBJECT: usize = 256;
+        let shown = match (&self.event, &self.record) {
+            (Some(event), _) => event_measure(event, &SHOWN),
+            (None, Some(line @ RecordLine::Frame { .. })) => 2 * line_measure(line, &SHOWN),
+            _ => 0,
+        };
+        self.weight.max(OBJECT + shown)
+    }
+
     /// The timeline object: the event's `--format json` object with `seq`, or for a client
     /// frame one built from its session line (`socketio` is filled in by whoever decodes it).
     pub fn view(&self) -> Option<serde_json::Value> {
@@ -226,8 +240,9 @@ impl Ring {
             state
                 .subscribers
                 .retain(|s| !s.closed.load(Ordering::Relaxed));
+            let size = entry.reader_cost();
             for subscriber in &state.subscribers {
-                subscriber.offer(&entry);
+                subscriber.offer(&entry, size);
             }
         }
         if weight <= self.capacity {
@@ -280,7 +295,7 @@ impl Ring {
             .iter()
             .filter(|e| e.seq > after && e.on_timeline())
         {
-            subscriber.offer(entry);
+            subscriber.offer(entry, entry.reader_cost());
         }
         state.subscribers.push(subscriber.clone());
         subscriber
@@ -306,14 +321,15 @@ impl Ring {
 
 #[derive(Default)]
 struct Queue {
-    entries: VecDeque<Arc<Entry>>,
+    /// Each entry with what it is charged ([`Entry::reader_cost`]).
+    entries: VecDeque<(Arc<Entry>, usize)>,
     bytes: usize,
     /// Dropped since the subscriber last took its queue.
     dropped: u64,
 }
 
-/// One reader of the live stream: a queue bounded in bytes (by [`entry_cost`], at most the
-/// ring's own bound), and a wake-up.
+/// One reader of the live stream: a queue bounded in bytes (by [`Entry::reader_cost`], at most
+/// the ring's own bound), and a wake-up.
 pub struct Subscriber {
     queue: Mutex<Queue>,
     notify: Notify,
@@ -342,14 +358,13 @@ impl Subscriber {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn offer(&self, entry: &Arc<Entry>) {
-        let size = entry.weight;
+    fn offer(&self, entry: &Arc<Entry>, size: usize) {
         let mut queue = self.lock();
         if queue.bytes + size > self.capacity {
             queue.dropped += 1;
         } else {
             queue.bytes += size;
-            queue.entries.push_back(entry.clone());
+            queue.entries.push_back((entry.clone(), size));
         }
         drop(queue);
         self.notify.notify_one();
@@ -368,12 +383,14 @@ impl Subscriber {
                         entries: Vec::new(),
                     };
                     let mut taken = 0;
-                    while let Some(entry) = queue.entries.front() {
-                        if taken > 0 && taken + entry.weight > bytes {
+                    while let Some(&(_, size)) = queue.entries.front() {
+                        if taken > 0 && taken + size > bytes {
                             break;
                         }
-                        taken += entry.weight;
-                        batch.entries.extend(queue.entries.pop_front());
+                        taken += size;
+                        batch
+                            .entries
+                            .extend(queue.entries.pop_front().map(|(e, _)| e));
                     }
                     queue.bytes -= taken;
                     return batch;
@@ -389,16 +406,38 @@ impl Subscriber {
     }
 }
 
-fn len(text: &str) -> usize {
-    text.len() + STRING_OVERHEAD
-}
+/// How a text field is measured: by what it keeps ([`KEPT`]) or by what it renders to as JSON
+/// on the timeline ([`SHOWN`]).
+struct Measure(fn(&str) -> usize);
 
-fn opt(text: &Option<String>) -> usize {
-    text.as_deref().map_or(0, len)
-}
+/// A field's bytes and the allocator's share of it.
+const KEPT: Measure = Measure(|text| text.len() + STRING_OVERHEAD);
+/// A field rendered as a JSON string: control characters become six-byte escapes, quotes and
+/// backslashes two; a few bytes for its quotes and its key.
+const SHOWN: Measure = Measure(|text| {
+    let escaped: usize = text
+        .bytes()
+        .map(|b| match b {
+            0..=0x1f => 5,
+            b'"' | b'\\' => 1,
+            _ => 0,
+        })
+        .sum();
+    text.len() + escaped + 16
+});
 
-fn map<'a>(pairs: impl Iterator<Item = (&'a String, usize)>) -> usize {
-    pairs.map(|(k, v)| len(k) + v + STRING_OVERHEAD).sum()
+impl Measure {
+    fn len(&self, text: &str) -> usize {
+        (self.0)(text)
+    }
+
+    fn opt(&self, text: &Option<String>) -> usize {
+        text.as_deref().map_or(0, |t| self.len(t))
+    }
+
+    fn map<'a>(&self, pairs: impl Iterator<Item = (&'a String, usize)>) -> usize {
+        pairs.map(|(k, v)| self.len(k) + v + STRING_OVERHEAD).sum()
+    }
 }
 
 /// The cost of one entry: everything it keeps (every text field of its event, its session
@@ -413,6 +452,15 @@ pub fn entry_cost(new: &NewEntry) -> usize {
 
 /// The bytes an event keeps: every text field, whoever controls it.
 pub fn event_weight(event: &TrafficEvent) -> usize {
+    event_measure(event, &KEPT)
+}
+
+/// The bytes a session line keeps: every text field, whoever controls it.
+pub fn line_weight(line: &RecordLine) -> usize {
+    line_measure(line, &KEPT)
+}
+
+fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
     use TrafficEvent as E;
     match event {
         E::Handshake {
@@ -423,25 +471,27 @@ pub fn event_weight(event: &TrafficEvent) -> usize {
             claims,
             ..
         } => {
-            len(hub)
-                + opt(connection_id)
-                + opt(user_id)
-                + opt(refused)
+            m.len(hub)
+                + m.opt(connection_id)
+                + m.opt(user_id)
+                + m.opt(refused)
                 + claims.as_ref().map_or(0, |c| 2 * c.to_string().len())
         }
-        E::Upgrade { hub, connection_id } => len(hub) + len(connection_id),
+        E::Upgrade { hub, connection_id } => m.len(hub) + m.len(connection_id),
         E::ConnectionClosed {
             hub,
             connection_id,
             reason,
-        } => len(hub) + len(connection_id) + len(reason),
+        } => m.len(hub) + m.len(connection_id) + m.len(reason),
         E::NamespaceConnect {
             hub,
             connection_id,
             namespace,
             socket_id,
             refused,
-        } => len(hub) + len(connection_id) + len(namespace) + len(socket_id) + opt(refused),
+        } => {
+            m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.opt(refused)
+        }
         E::Webhook {
             hub,
             event,
@@ -453,61 +503,62 @@ pub fn event_weight(event: &TrafficEvent) -> usize {
             hint,
             ..
         } => {
-            len(hub)
-                + len(event)
-                + len(namespace)
-                + len(socket_id)
-                + len(connection_id)
-                + len(url)
-                + len(detail)
-                + opt(hint)
+            m.len(hub)
+                + m.len(event)
+                + m.len(namespace)
+                + m.len(socket_id)
+                + m.len(connection_id)
+                + m.len(url)
+                + m.len(detail)
+                + m.opt(hint)
         }
         E::AckForwarded {
             hub,
             connection_id,
             namespace,
             packet,
-        } => len(hub) + len(connection_id) + len(namespace) + len(packet),
+        } => m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(packet),
         E::SocketDisconnected {
             hub,
             connection_id,
             namespace,
             socket_id,
             reason,
-        } => len(hub) + len(connection_id) + len(namespace) + len(socket_id) + len(reason),
+        } => {
+            m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.len(reason)
+        }
         E::Rest {
             hub,
             target,
             message,
             ..
-        } => len(hub) + len(target) + opt(message),
-        E::Warning { message, hint } | E::Error { message, hint } => len(message) + opt(hint),
+        } => m.len(hub) + m.len(target) + m.opt(message),
+        E::Warning { message, hint } | E::Error { message, hint } => m.len(message) + m.opt(hint),
         E::Lint {
             rule,
             section,
             message,
             hint,
-        } => len(rule) + len(section) + len(message) + opt(hint),
-        E::LintSummary { rules, .. } => map(rules.keys().map(|k| (k, 16))),
+        } => m.len(rule) + m.len(section) + m.len(message) + m.opt(hint),
+        E::LintSummary { rules, .. } => m.map(rules.keys().map(|k| (k, 16))),
         E::Fault {
             rule,
             hub,
             event,
             action,
             detail,
-        } => len(rule) + len(hub) + len(event) + len(action) + len(detail),
+        } => m.len(rule) + m.len(hub) + m.len(event) + m.len(action) + m.len(detail),
         E::Admin {
             method,
             path,
             message,
             ..
-        } => len(method) + len(path) + opt(message),
+        } => m.len(method) + m.len(path) + m.opt(message),
         E::ShuttingDown { .. } => 0,
     }
 }
 
-/// The bytes a session line keeps: every text field, whoever controls it.
-pub fn line_weight(line: &RecordLine) -> usize {
+fn line_measure(line: &RecordLine, m: &Measure) -> usize {
     use RecordLine as L;
     match line {
         L::Handshake {
@@ -519,19 +570,19 @@ pub fn line_weight(line: &RecordLine) -> usize {
             refused,
             ..
         } => {
-            len(hub)
-                + opt(connection_id)
-                + len(transport)
-                + opt(user_id)
-                + map(query.iter().map(|(k, v)| (k, len(v))))
-                + opt(refused)
+            m.len(hub)
+                + m.opt(connection_id)
+                + m.len(transport)
+                + m.opt(user_id)
+                + m.map(query.iter().map(|(k, v)| (k, m.len(v))))
+                + m.opt(refused)
         }
         L::Frame {
             hub,
             connection_id,
             packet,
             ..
-        } => len(hub) + len(connection_id) + len(packet),
+        } => m.len(hub) + m.len(connection_id) + m.len(packet),
         L::Webhook {
             hub,
             event,
@@ -545,27 +596,27 @@ pub fn line_weight(line: &RecordLine) -> usize {
             error,
             ..
         } => {
-            len(hub)
-                + len(event)
-                + len(ce_type)
-                + len(namespace)
-                + len(socket_id)
-                + len(connection_id)
-                + opt(user_id)
-                + len(body)
+            m.len(hub)
+                + m.len(event)
+                + m.len(ce_type)
+                + m.len(namespace)
+                + m.len(socket_id)
+                + m.len(connection_id)
+                + m.opt(user_id)
+                + m.len(body)
                 + response
                     .as_ref()
-                    .map_or(0, |r| len(&r.body) + opt(&r.content_type))
-                + opt(error)
+                    .map_or(0, |r| m.len(&r.body) + m.opt(&r.content_type))
+                + m.opt(error)
         }
         L::Rest { call, .. } => {
-            len(&call.hub)
-                + len(&call.path)
-                + len(&call.body)
-                + map(call.query.iter().map(|(k, vs)| {
+            m.len(&call.hub)
+                + m.len(&call.path)
+                + m.len(&call.body)
+                + m.map(call.query.iter().map(|(k, vs)| {
                     (
                         k,
-                        vs.iter().map(|v| len(v)).sum::<usize>() + STRING_OVERHEAD,
+                        vs.iter().map(|v| m.len(v)).sum::<usize>() + STRING_OVERHEAD,
                     )
                 }))
         }
@@ -574,19 +625,19 @@ pub fn line_weight(line: &RecordLine) -> usize {
             connection_id,
             reason,
             ..
-        } => len(hub) + len(connection_id) + len(reason),
+        } => m.len(hub) + m.len(connection_id) + m.len(reason),
         L::Lint {
             rule,
             section,
             message,
             ..
-        } => len(rule) + len(section) + len(message),
+        } => m.len(rule) + m.len(section) + m.len(message),
         L::Fault {
             rule,
             event,
             action,
             ..
-        } => len(rule) + len(event) + len(action),
+        } => m.len(rule) + m.len(event) + m.len(action),
         L::Header { .. } | L::Unknown => 0,
     }
 }
@@ -693,14 +744,44 @@ mod tests {
         };
         assert!(line_weight(&line(&long)) >= line_weight(&line("")) + 45_000);
         let ring = Ring::new(1 << 20);
-        let sub = ring.subscribe(0);
+        ring.push(view(&"y".repeat(1000)));
+        let one = ring.get(1).unwrap().reader_cost();
+        let sub = ring.subscribe(1);
         for _ in 0..10 {
             ring.push(view(&"y".repeat(1000)));
         }
-        let one = entry_cost(&view(&"y".repeat(1000)));
         let batch = sub.next(2 * one + one / 2).await;
         assert_eq!(batch.entries.len(), 2, "two entries' worth");
         let rest = sub.next(usize::MAX).await;
         assert_eq!(rest.entries.len(), 8, "the rest stayed queued");
+    }
+
+    #[test]
+    fn a_reader_is_charged_what_an_entry_renders_to() {
+        let ring = Ring::new(1 << 20);
+        let frame = |packet: String| NewEntry {
+            record: Some(RecordLine::Frame {
+                t: 0.0,
+                hub: "h".into(),
+                connection_id: "c".into(),
+                direction: super::super::record::Direction::In,
+                packet,
+            }),
+            ..NewEntry::default()
+        };
+        ring.push(frame(format!("40/{},", "a".repeat(10_000))));
+        ring.push(frame(format!("40/{},", "\u{1}".repeat(10_000))));
+        let plain = ring.get(1).unwrap();
+        let controls = ring.get(2).unwrap();
+        assert_eq!(plain.weight, controls.weight, "they keep the same bytes");
+        assert!(plain.reader_cost() < 2 * 10_000 + 1000);
+        // Positive control: rendered, the control characters really are that long.
+        let shown = controls.view().unwrap().to_string().len();
+        assert!(shown > 6 * 10_000, "{shown}");
+        assert!(
+            controls.reader_cost() >= shown,
+            "{}",
+            controls.reader_cost()
+        );
     }
 }
