@@ -77,7 +77,16 @@ impl Server {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let path = req.uri().path().to_owned();
         match classify(&path) {
-            Route::Client(hub) => self.engine.handle(hub, req).await,
+            Route::Client(hub) => {
+                let handshake = is_handshake(req.uri().query());
+                let response = self.engine.handle(hub, req).await;
+                // A handshake's session line waits for the recording's file: so does its
+                // answer, so a stalled recording is not fed by a flood of handshakes.
+                if handshake {
+                    self.service.traffic().recording_room().await;
+                }
+                response
+            }
             Route::Health if req.method() == Method::GET || req.method() == Method::HEAD => {
                 json_response(StatusCode::OK, json!({ "status": "healthy" }).to_string())
             }
@@ -175,6 +184,11 @@ pub fn public_endpoint(host: &str, port: u16) -> String {
         h => h.to_owned(),
     };
     format!("http://{shown}:{port}")
+}
+
+/// Whether a client-path request opens a session (an Engine.IO request without `sid`).
+fn is_handshake(query: Option<&str>) -> bool {
+    !form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == "sid")
 }
 
 #[cfg(test)]

@@ -28,8 +28,11 @@ use super::{AdminError, with_headers};
 
 /// How often an idle event stream gets a comment line, so proxies and the browser keep it.
 pub const STREAM_PING: Duration = Duration::from_secs(15);
-/// Chunks of the event stream that may wait for a slow page before its ring queue fills.
-const STREAM_CHUNKS: usize = 16;
+/// Entries (by what a reader is charged for them) rendered into one chunk of the event stream. A chunk is
+/// rendered only once the previous one left for the socket, so what waits for a slow page is
+/// its ring queue (entries, bounded like the ring) plus about three chunks of rendered text:
+/// the one queued, the one hyper is writing, the one being rendered.
+const STREAM_BATCH_BYTES: usize = 16 << 10;
 
 /// The ring, or the answer explaining that `--inspector-buffer 0` turned it off.
 pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
@@ -88,6 +91,7 @@ pub fn status(service: &Service) -> Value {
         "hubs": config.hub_names(),
         "ring": service.traffic().ring().map(|r| r.stats()),
         "droppedLogLines": service.traffic().dropped_lines(),
+        "recording": service.traffic().recording_stats(),
     })
 }
 
@@ -95,7 +99,7 @@ pub fn status(service: &Service) -> Value {
 /// each new one, until the page goes away or the service shuts down.
 pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
     let subscriber = ring(service)?.subscribe(after);
-    let (tx, body) = Streaming::channel(STREAM_CHUNKS);
+    let (tx, body) = Streaming::channel(1);
     let stop = service.shutdown().clone();
     tokio::spawn(async move {
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
@@ -103,7 +107,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         while open {
             let batch = tokio::select! {
                 _ = stop.cancelled() => break,
-                batch = subscriber.next() => batch,
+                batch = subscriber.next(STREAM_BATCH_BYTES) => batch,
                 _ = tokio::time::sleep(STREAM_PING) => {
                     open = tx.send(Bytes::from_static(b": ping\n\n")).await.is_ok();
                     continue;
@@ -184,7 +188,7 @@ pub fn recorded_event(line: &RecordLine) -> Option<WebhookEvent> {
         connection_id: connection_id.clone(),
         namespace: namespace.clone(),
         socket_id: socket_id.clone(),
-        user_id: user_id.clone(),
+        user_id: user_id.as_deref().map(std::sync::Arc::from),
         body: Bytes::from(body.clone()),
     })
 }
@@ -260,8 +264,12 @@ pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetail
     })
 }
 
-/// `GET /_emu/export`: a session file of what the ring still holds — a `header` line, then
-/// every recorded line in order (redacted as `--record` redacts them).
+/// `GET /_emu/export`: a session file of what the ring holds — a `header` line, then every
+/// recorded line in order (redacted as `--record` redacts them), up to the newest entry when
+/// the export began. The lines are written as they are read from the ring, one entry at a
+/// time, each only once the previous one left for the socket: an export holds one entry and
+/// its line, however slowly it is read, and serving goes on between two lines. Entries that
+/// leave the ring before a slow download reaches them are not in it.
 pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     let ring = ring(service)?;
     let header = RecordLine::Header {
@@ -272,18 +280,37 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
         endpoint: service.endpoint().to_owned(),
         started_at: humantime::format_rfc3339_millis(ring.started_at()).to_string(),
     };
-    let mut text = serde_json::to_string(&header).unwrap_or_default();
-    text.push('\n');
-    for entry in ring.snapshot() {
-        if let (true, Some(line)) = (entry.exported, &entry.record)
-            && let Ok(line) = serde_json::to_string(line)
-        {
-            text.push_str(&line);
-            text.push('\n');
+    let mut text = serde_json::to_vec(&header).unwrap_or_default();
+    text.push(b'\n');
+    let (tx, body) = Streaming::channel(1);
+    let (traffic, stop) = (service.traffic().clone(), service.shutdown().clone());
+    let last = ring.last_seq();
+    tokio::spawn(async move {
+        let Some(ring) = traffic.ring() else { return };
+        let mut line = Some(text);
+        let mut seq = 0;
+        while let Some(chunk) = line.take() {
+            let sent = tokio::select! {
+                _ = stop.cancelled() => false,
+                sent = tx.send(Bytes::from(chunk)) => sent.is_ok(),
+            };
+            if !sent {
+                return;
+            }
+            while let Some(entry) = ring.next_after(seq).filter(|e| e.seq <= last) {
+                seq = entry.seq;
+                if let (true, Some(record)) = (entry.exported, &entry.record)
+                    && let Ok(mut bytes) = serde_json::to_vec(record)
+                {
+                    bytes.push(b'\n');
+                    line = Some(bytes);
+                    break;
+                }
+            }
         }
-    }
-    Ok(with_headers(
-        Bytes::from(text),
+    });
+    let mut response = with_headers(
+        Bytes::new(),
         [
             (http::header::CONTENT_TYPE, "application/x-ndjson"),
             (
@@ -291,7 +318,9 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
                 "attachment; filename=\"sio-emu-session.jsonl\"",
             ),
         ],
-    ))
+    );
+    response.extensions_mut().insert(body);
+    Ok(response)
 }
 
 /// `GET /_emu/lint`: the lint's counts per rule since the start, and per rule the findings

@@ -97,7 +97,7 @@ impl Event {
             connection_id: self.connection_id.clone(),
             namespace: self.namespace.clone(),
             socket_id: self.socket_id.clone(),
-            user_id: self.user_id.clone(),
+            user_id: self.user_id.as_deref().map(std::sync::Arc::from),
             body: Bytes::from(self.body.clone()),
         }
     }

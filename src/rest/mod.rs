@@ -432,6 +432,8 @@ where
         event: None,
     };
     service.traffic().report(event, line, true, None);
+    // The call's session line waits for the recording's file: so does the caller's answer.
+    service.traffic().recording_room().await;
     response
 }
 

@@ -48,6 +48,8 @@ pub enum SioEvent {
     Command(ConnCommand),
     /// A `disconnect-transport` fault fired: drop the transport.
     FaultDisconnect,
+    /// The recording's queue has room again: reading from the client resumes.
+    RecordingRoom,
 }
 
 /// How many `maxPayload`s of user events may wait in one socket's lane before the connection
@@ -67,6 +69,10 @@ struct Socket {
     lane: super::queue::Sender<Step>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
+    /// What the socket keeps for its whole life and every waiting event shares: its namespace,
+    /// the connection's user id and its `connect` body (the token's claims), counted once
+    /// against the lane's bound.
+    kept: usize,
 }
 
 /// The Socket.IO state of one connection.
@@ -88,6 +94,9 @@ pub struct SioConnection {
     /// The connect-timeout task, stopped by the first CONNECT so an idle connection holds no
     /// timer.
     connect_timer: Option<tokio::task::AbortHandle>,
+    /// Lines of this connection wait for the recording's file: reading stops until it has
+    /// room (docs/protocol.md §14 decision 22: sessions wait, the rest of the service does not).
+    awaiting_recording: bool,
 }
 
 impl SioConnection {
@@ -111,7 +120,7 @@ impl SioConnection {
         let caller = Caller {
             hub: hub.name().to_owned(),
             connection_id,
-            user_id,
+            user_id: user_id.map(Arc::from),
         };
         SioConnection {
             service,
@@ -126,7 +135,26 @@ impl SioConnection {
             end: Some(end),
             lane_limit,
             connect_timer: None,
+            awaiting_recording: false,
         }
+    }
+
+    /// After recording: when the recording's queue holds its bound, stop reading from the
+    /// client until a task hears that it has room again.
+    fn hold_for_recording(&mut self, ctx: &mut Ctx<'_, SioEvent>) {
+        if self.awaiting_recording || !self.service.traffic().recording_full() {
+            return;
+        }
+        self.awaiting_recording = true;
+        let (service, sender) = (self.service.clone(), ctx.sender());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = service.traffic().recording_room() => {
+                    let _ = sender.send(SioEvent::RecordingRoom).await;
+                }
+                _ = sender.closed() => {}
+            }
+        });
     }
 
     fn socket_index(&self, namespace: &str) -> Option<usize> {
@@ -209,12 +237,16 @@ impl SioConnection {
         let _ = lane.send(Step::Connect(event));
         // Most connections join one namespace: no room for four.
         self.sockets.reserve_exact(1);
+        let kept = namespace.len()
+            + self.caller.user_id.as_deref().map_or(0, str::len)
+            + self.connect_body.len();
         self.sockets.push(Socket {
             namespace: namespace.to_owned(),
             id,
             connected: false,
             lane,
             queued: 0,
+            kept,
         });
     }
 
@@ -262,12 +294,13 @@ impl SioConnection {
     }
 
     /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
+    /// An event keeps its packet, its name and a copy of the namespace; the user id is shared.
     fn on_event_packet(&mut self, index: usize, data: &str, name: String) {
         let mut text = String::with_capacity(data.len() + 1);
         text.push('4');
         text.push_str(data);
-        let cost = text.len() + STEP_OVERHEAD;
         let socket = &mut self.sockets[index];
+        let cost = text.len() + name.len() + socket.namespace.len() + STEP_OVERHEAD;
         let event = self.caller.event(
             EventKind::User(name),
             &socket.namespace,
@@ -381,7 +414,7 @@ impl Handler for SioConnection {
             ConnHandle::new(move |command| commands.try_send(SioEvent::Command(command)).is_ok());
         self.hub.register(
             self.caller.connection_id.clone(),
-            self.caller.user_id.as_deref().map(Arc::from),
+            self.caller.user_id.clone(),
             &self.token_groups,
             self.transport,
             handle,
@@ -409,6 +442,7 @@ impl Handler for SioConnection {
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
         if self.service.traffic().recording() {
             self.record_frame(Direction::In, &format!("4{data}"));
+            self.hold_for_recording(ctx);
         }
         if self.partial.is_some() {
             self.violation(
@@ -526,6 +560,10 @@ impl Handler for SioConnection {
                     self.on_command(ctx, command);
                 }
             }
+            SioEvent::RecordingRoom => {
+                self.awaiting_recording = false;
+                self.hold_for_recording(ctx);
+            }
             SioEvent::FaultDisconnect => {
                 if !ctx.is_closed() {
                     ctx.close(CloseReason::TransportError(
@@ -556,8 +594,13 @@ impl Handler for SioConnection {
         });
     }
 
-    /// Reading stops while a socket's lane holds its bound (docs/protocol.md §14 decision 21).
+    /// Reading stops while a socket's lane holds its bound (docs/protocol.md §14 decision 21),
+    /// counting what the socket keeps once; an empty lane always takes the next event.
     fn ready(&self) -> bool {
-        self.sockets.iter().all(|s| s.queued < self.lane_limit)
+        !self.awaiting_recording
+            && self
+                .sockets
+                .iter()
+                .all(|s| s.queued == 0 || s.kept + s.queued < self.lane_limit)
     }
 }

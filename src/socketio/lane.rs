@@ -135,6 +135,8 @@ impl Lane {
                     break;
                 }
             }
+            // The exchange's session line waits for the recording's file: so does the lane.
+            self.service.traffic().recording_room().await;
         }
         if dropped > 0 {
             let why = if self.accepted {

@@ -34,7 +34,8 @@ const MAX_REFUSAL_TEXT: usize = 200;
 pub struct Caller {
     pub hub: String,
     pub connection_id: Arc<str>,
-    pub user_id: Option<String>,
+    /// Shared with every event of the connection (kept once, counted once by its lanes).
+    pub user_id: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -198,7 +199,7 @@ fn exchange_line(
         namespace: event.namespace.clone(),
         socket_id: event.socket_id.clone(),
         connection_id: event.connection_id.clone(),
-        user_id: event.user_id.clone(),
+        user_id: event.user_id.as_deref().map(str::to_owned),
         body: String::from_utf8_lossy(&event.body).into_owned(),
         response: result.as_ref().ok().map(|r| RecordedResponse {
             status: r.status,

@@ -287,6 +287,25 @@ impl Traffic {
         self.inner.ring.as_ref()
     }
 
+    /// Whether the recording's queue holds its bound: the session that just recorded a line
+    /// should wait for [`Traffic::recording_room`] before it takes more from its client.
+    pub fn recording_full(&self) -> bool {
+        self.inner.recorder.as_ref().is_some_and(|r| r.full())
+    }
+
+    /// Resolves once the recording's queue is below its bound (at once without a recording).
+    pub async fn recording_room(&self) {
+        // One atomic load on the per-event path while the file keeps up.
+        if let Some(recorder) = self.inner.recorder.as_ref().filter(|r| r.full()) {
+            recorder.room().await;
+        }
+    }
+
+    /// The recording queue's figures, when recording.
+    pub fn recording_stats(&self) -> Option<spool::SpoolStats> {
+        self.inner.recorder.as_ref().map(|r| r.stats())
+    }
+
     /// Whether session lines are wanted (a recording, or the inspector's ring); callers skip
     /// building them otherwise.
     pub fn recording(&self) -> bool {
@@ -465,16 +484,18 @@ impl Traffic {
     /// at most [`LOG_FLUSH_WAIT`], so a stuck stdout cannot hold up the exit.
     pub fn finish(&self) {
         if let Some(recorder) = &self.inner.recorder {
-            recorder.flush();
+            let flushed = recorder.flush();
             self.report_record_error(recorder);
-            let failed = recorder.failed_lines();
-            if failed > 0 {
+            if let Some(message) = recorder.missing() {
                 self.emit(TrafficEvent::Error {
-                    message: format!(
-                        "{} line(s) could not be written to the recording",
-                        log::thousands(failed)
-                    ),
-                    hint: None,
+                    message,
+                    hint: (!flushed).then(|| {
+                        format!(
+                            "the file took no more lines for {}s (a pipe whose reader stopped, \
+                             a stalled disk); the lines still queued were abandoned at exit",
+                            record::RECORD_FLUSH_WAIT.as_secs()
+                        )
+                    }),
                 });
             }
         }

@@ -16,15 +16,16 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::redact;
 pub use super::redact::{redacted_frame, redacted_query};
 use super::rest_call::RestCall;
-use super::spool::{RECORD_QUEUE_BYTES, Spool};
+use super::spool::{RECORD_QUEUE_BYTES, Spool, SpoolStats};
 
 /// The `format` value of every session file.
 pub const FORMAT: &str = "sio-emu-session";
@@ -164,7 +165,14 @@ pub struct Recorder {
     logical: bool,
     start: Instant,
     spool: Spool,
+    /// Where the lines go, as the messages about it name it.
+    target: String,
+    /// A flush gave up on a file that stopped taking lines: dropping waits no more.
+    abandoned: AtomicBool,
 }
+
+/// How long shutdown waits for the recording's file to take the lines still queued.
+pub const RECORD_FLUSH_WAIT: Duration = Duration::from_secs(3);
 
 impl Recorder {
     /// Opens (creating or appending to) `path`. A file whose last byte is not a newline (a run
@@ -175,7 +183,9 @@ impl Recorder {
         if ends_mid_line(path).unwrap_or(false) {
             file.write_all(b"\n")?;
         }
-        Self::to_writer(Box::new(file), RECORD_QUEUE_BYTES)
+        let mut recorder = Self::to_writer(Box::new(file), RECORD_QUEUE_BYTES)?;
+        recorder.target = path.display().to_string();
+        Ok(recorder)
     }
 
     /// A recorder appending to any writer through a queue of `capacity` bytes.
@@ -185,6 +195,8 @@ impl Recorder {
             logical: false,
             start: Instant::now(),
             spool: Spool::start(out, capacity)?,
+            target: "the recording".into(),
+            abandoned: AtomicBool::new(false),
         })
     }
 
@@ -219,7 +231,8 @@ impl Recorder {
     }
 
     /// Reads the clock, builds the line, redacts it and queues it under one lock, so lines
-    /// reach the file in the order of their times. Waits while the queue is full.
+    /// reach the file in the order of their times. Never waits: the caller's session waits for
+    /// [`Recorder::room`] when [`Recorder::full`] says so.
     /// Returns the (redacted) line when `keep` asks for it.
     pub fn record(&self, build: impl FnOnce(f64) -> RecordLine, keep: bool) -> Option<RecordLine> {
         let mut ticks = self.lock();
@@ -233,26 +246,62 @@ impl Recorder {
         keep.then_some(line)
     }
 
-    /// Waits until every recorded line is in the file.
-    pub fn flush(&self) {
-        self.spool.flush();
+    /// Whether the queue holds its bound: the session that just recorded waits for room.
+    pub fn full(&self) -> bool {
+        self.spool.full()
+    }
+
+    /// Resolves once the queue is below its bound.
+    pub async fn room(&self) {
+        self.spool.room().await
+    }
+
+    /// The queue's figures (`GET /_emu/status`).
+    pub fn stats(&self) -> SpoolStats {
+        self.spool.stats()
+    }
+
+    /// Waits until every recorded line is in the file, for at most [`RECORD_FLUSH_WAIT`].
+    /// Returns whether they all are; when not, later flushes (and dropping) wait no more.
+    pub fn flush(&self) -> bool {
+        if self.abandoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        let done = self.spool.flush(RECORD_FLUSH_WAIT);
+        if !done {
+            self.abandoned.store(true, Ordering::Relaxed);
+        }
+        done
+    }
+
+    /// After a flush: how many lines never reached the file and where it stops, or `None`
+    /// when every line is there.
+    pub fn missing(&self) -> Option<String> {
+        let stats = self.spool.stats();
+        let lost = stats.failed_lines + stats.waiting_lines;
+        (lost > 0).then(|| {
+            format!(
+                "{} line(s) could not be written to {}: it stops after line {} of this run \
+                 ({} bytes)",
+                super::log::thousands(lost),
+                self.target,
+                stats.written_lines,
+                stats.written_bytes
+            )
+        })
     }
 
     /// The first error writing the file, once.
     pub fn take_error(&self) -> Option<String> {
         self.spool.take_error()
     }
-
-    /// Lines that could not be written so far.
-    pub fn failed_lines(&self) -> u64 {
-        self.spool.failed_lines()
-    }
 }
 
 impl Drop for Recorder {
-    /// Whatever was recorded reaches the file, even on a path that skipped the shutdown.
+    /// Whatever was recorded reaches the file, even on a path that skipped the shutdown
+    /// (for a bounded time, and not again after a flush gave up).
     fn drop(&mut self) {
-        self.spool.flush();
+        self.flush();
     }
 }
 

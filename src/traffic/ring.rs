@@ -7,14 +7,14 @@
 //! like `--record`) when it belongs in an export, and an optional typed attachment the layer
 //! that made it reads back for the entry's details (the webhook call's `ce-id` and answer
 //! headers). Rendering happens on the reader's side ([`Entry::view`]), so serving pays one
-//! allocation and one short lock per hop. Each entry is charged an estimate of its bytes
-//! ([`event_weight`], [`line_weight`]); the oldest entries leave when the bound is reached, so
+//! allocation and one short lock per hop. Each entry is charged what it keeps, every text field
+//! whoever controls it ([`entry_cost`]); the oldest entries leave when the bound is reached, so
 //! memory stays bounded however long the emulator runs.
 //!
-//! Each subscriber has a queue of its own, bounded in bytes ([`SUBSCRIBER_BYTES`]): a page that
-//! cannot keep up loses entries (counted, and told with the next one it gets), never slows the
-//! service (docs/protocol.md §14 decision 22). Pushing costs one short lock and, per subscriber,
-//! one more.
+//! Each subscriber has a queue of its own, bounded in bytes by the same measure (the ring's
+//! bound, at most [`SUBSCRIBER_BYTES`]): a page that cannot keep up loses entries (counted, and
+//! told with the next one it gets), never slows the service (docs/protocol.md §14 decision 22).
+//! Pushing costs one short lock and, per subscriber, one more.
 
 use std::any::Any;
 use std::collections::VecDeque;
@@ -29,11 +29,12 @@ use super::record::RecordLine;
 
 /// Default bound of the ring, in estimated bytes of its entries.
 pub const RING_BYTES: usize = 4 << 20;
-/// Bound of one subscriber's queue of entries not yet sent, in bytes.
+/// The largest bound of one subscriber's queue of entries not yet sent, in bytes (a smaller
+/// ring bounds it to its own size).
 pub const SUBSCRIBER_BYTES: usize = 4 << 20;
-/// What each entry is charged beyond its values' text: the entry itself (event, line, fixed
-/// fields, its reference count) and, per text field, the allocator's header and rounding.
-pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 16 + STRING_OVERHEAD * 16;
+/// What each entry is charged beyond its text fields: the entry itself (event, line, fixed
+/// fields, its reference count, the allocator's share of it).
+pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 64;
 /// The allocator's share of one heap string beyond its bytes, charged per text field.
 const STRING_OVERHEAD: usize = 32;
 
@@ -69,6 +70,20 @@ impl Entry {
     /// Shown on the timeline: it has an event, or it is a client frame.
     pub fn on_timeline(&self) -> bool {
         self.event.is_some() || matches!(self.record, Some(RecordLine::Frame { .. }))
+    }
+
+    /// What a reader of the timeline is charged for the entry while it waits: the larger of
+    /// what it keeps and what it renders to (an estimate from its fields as JSON strings; a
+    /// client frame shows its packet twice, as sent and decoded). Control characters render
+    /// as six bytes each, so a namespace of them costs a reader six times its length.
+    pub fn reader_cost(&self) -> usize {
+        const OBJECT: usize = 256;
+        let shown = match (&self.event, &self.record) {
+            (Some(event), _) => event_measure(event, &SHOWN),
+            (None, Some(line @ RecordLine::Frame { .. })) => 2 * line_measure(line, &SHOWN),
+            _ => 0,
+        };
+        self.weight.max(OBJECT + shown)
     }
 
     /// The timeline object: the event's `--format json` object with `seq`, or for a client
@@ -199,10 +214,7 @@ impl Ring {
     /// Appends one entry, evicting the oldest past the bound, and hands it to every
     /// subscriber when it is on the timeline. Returns its `seq`.
     pub fn push(&self, new: NewEntry) -> u64 {
-        let weight = ENTRY_OVERHEAD
-            + new.attachment_bytes
-            + new.event.as_ref().map_or(0, event_weight)
-            + new.record.as_ref().map_or(0, line_weight);
+        let weight = entry_cost(&new);
         let at = SystemTime::now();
         let mut state = self.lock();
         state.last_seq += 1;
@@ -228,8 +240,9 @@ impl Ring {
             state
                 .subscribers
                 .retain(|s| !s.closed.load(Ordering::Relaxed));
+            let size = entry.reader_cost();
             for subscriber in &state.subscribers {
-                subscriber.offer(&entry);
+                subscriber.offer(&entry, size);
             }
         }
         if weight <= self.capacity {
@@ -254,6 +267,19 @@ impl Ring {
         }
     }
 
+    /// The oldest entry still in the ring after `seq`, if any: a reader walks the ring one
+    /// entry at a time, holding one entry, never a copy of the whole.
+    pub fn next_after(&self, seq: u64) -> Option<Arc<Entry>> {
+        let state = self.lock();
+        let index = state.entries.partition_point(|e| e.seq <= seq);
+        state.entries.get(index).cloned()
+    }
+
+    /// The `seq` of the newest entry so far.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
     /// Every entry still in the ring, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Entry>> {
         self.lock().entries.iter().cloned().collect()
@@ -263,13 +289,13 @@ impl Ring {
     /// then each new one.
     pub fn subscribe(&self, after: u64) -> Arc<Subscriber> {
         let mut state = self.lock();
-        let subscriber = Arc::new(Subscriber::default());
+        let subscriber = Arc::new(Subscriber::new(self.capacity.min(SUBSCRIBER_BYTES)));
         for entry in state
             .entries
             .iter()
             .filter(|e| e.seq > after && e.on_timeline())
         {
-            subscriber.offer(entry);
+            subscriber.offer(entry, entry.reader_cost());
         }
         state.subscribers.push(subscriber.clone());
         subscriber
@@ -295,18 +321,20 @@ impl Ring {
 
 #[derive(Default)]
 struct Queue {
-    entries: VecDeque<Arc<Entry>>,
+    /// Each entry with what it is charged ([`Entry::reader_cost`]).
+    entries: VecDeque<(Arc<Entry>, usize)>,
     bytes: usize,
     /// Dropped since the subscriber last took its queue.
     dropped: u64,
 }
 
-/// One reader of the live stream: a queue bounded in bytes, and a wake-up.
-#[derive(Default)]
+/// One reader of the live stream: a queue bounded in bytes (by [`Entry::reader_cost`], at most
+/// the ring's own bound), and a wake-up.
 pub struct Subscriber {
     queue: Mutex<Queue>,
     notify: Notify,
     closed: AtomicBool,
+    capacity: usize,
 }
 
 /// What a subscriber takes at once: the entries, and how many were dropped before them.
@@ -317,35 +345,55 @@ pub struct Batch {
 }
 
 impl Subscriber {
+    fn new(capacity: usize) -> Subscriber {
+        Subscriber {
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            capacity,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn offer(&self, entry: &Arc<Entry>) {
-        let size = entry.weight;
+    fn offer(&self, entry: &Arc<Entry>, size: usize) {
         let mut queue = self.lock();
-        if queue.bytes + size > SUBSCRIBER_BYTES {
+        if queue.bytes + size > self.capacity {
             queue.dropped += 1;
         } else {
             queue.bytes += size;
-            queue.entries.push_back(entry.clone());
+            queue.entries.push_back((entry.clone(), size));
         }
         drop(queue);
         self.notify.notify_one();
     }
 
-    /// Waits until something is queued, then takes all of it.
-    pub async fn next(&self) -> Batch {
+    /// Waits until something is queued, then takes entries worth at most `bytes` (at least
+    /// one): what is taken no longer counts against the queue, so the caller bounds it.
+    pub async fn next(&self, bytes: usize) -> Batch {
         loop {
             let notified = self.notify.notified();
             {
                 let mut queue = self.lock();
                 if !queue.entries.is_empty() || queue.dropped > 0 {
-                    queue.bytes = 0;
-                    return Batch {
+                    let mut batch = Batch {
                         dropped: std::mem::take(&mut queue.dropped),
-                        entries: queue.entries.drain(..).collect(),
+                        entries: Vec::new(),
                     };
+                    let mut taken = 0;
+                    while let Some(&(_, size)) = queue.entries.front() {
+                        if taken > 0 && taken + size > bytes {
+                            break;
+                        }
+                        taken += size;
+                        batch
+                            .entries
+                            .extend(queue.entries.pop_front().map(|(e, _)| e));
+                    }
+                    queue.bytes -= taken;
+                    return batch;
                 }
             }
             notified.await;
@@ -358,95 +406,239 @@ impl Subscriber {
     }
 }
 
-fn len(text: &str) -> usize {
-    text.len()
+/// How a text field is measured: by what it keeps ([`KEPT`]) or by what it renders to as JSON
+/// on the timeline ([`SHOWN`]).
+struct Measure(fn(&str) -> usize);
+
+/// A field's bytes and the allocator's share of it.
+const KEPT: Measure = Measure(|text| text.len() + STRING_OVERHEAD);
+/// A field rendered as a JSON string: control characters become six-byte escapes, quotes and
+/// backslashes two; a few bytes for its quotes and its key.
+const SHOWN: Measure = Measure(|text| {
+    let escaped: usize = text
+        .bytes()
+        .map(|b| match b {
+            0..=0x1f => 5,
+            b'"' | b'\\' => 1,
+            _ => 0,
+        })
+        .sum();
+    text.len() + escaped + 16
+});
+
+impl Measure {
+    fn len(&self, text: &str) -> usize {
+        (self.0)(text)
+    }
+
+    fn opt(&self, text: &Option<String>) -> usize {
+        text.as_deref().map_or(0, |t| self.len(t))
+    }
+
+    fn map<'a>(&self, pairs: impl Iterator<Item = (&'a String, usize)>) -> usize {
+        pairs.map(|(k, v)| self.len(k) + v + STRING_OVERHEAD).sum()
+    }
 }
 
-fn opt(text: &Option<String>) -> usize {
-    text.as_deref().map_or(0, len)
+/// The cost of one entry: everything it keeps (every text field of its event, its session
+/// line and its attachment, with the allocator's share of each) plus the entry itself. The
+/// ring's bound, each reader's queue and each export count entries by this one measure.
+pub fn entry_cost(new: &NewEntry) -> usize {
+    ENTRY_OVERHEAD
+        + new.attachment_bytes
+        + new.event.as_ref().map_or(0, event_weight)
+        + new.record.as_ref().map_or(0, line_weight)
 }
 
-/// The bytes an event's text takes, estimated from its variable fields.
+/// The bytes an event keeps: every text field, whoever controls it.
 pub fn event_weight(event: &TrafficEvent) -> usize {
+    event_measure(event, &KEPT)
+}
+
+/// The bytes a session line keeps: every text field, whoever controls it.
+pub fn line_weight(line: &RecordLine) -> usize {
+    line_measure(line, &KEPT)
+}
+
+fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
     use TrafficEvent as E;
     match event {
         E::Handshake {
             hub,
+            connection_id,
+            user_id,
             refused,
             claims,
             ..
-        } => len(hub) + opt(refused) + claims.as_ref().map_or(0, |c| c.to_string().len()),
-        E::Upgrade { hub, .. } | E::ConnectionClosed { hub, .. } => len(hub),
+        } => {
+            m.len(hub)
+                + m.opt(connection_id)
+                + m.opt(user_id)
+                + m.opt(refused)
+                + claims.as_ref().map_or(0, |c| 2 * c.to_string().len())
+        }
+        E::Upgrade { hub, connection_id } => m.len(hub) + m.len(connection_id),
+        E::ConnectionClosed {
+            hub,
+            connection_id,
+            reason,
+        } => m.len(hub) + m.len(connection_id) + m.len(reason),
         E::NamespaceConnect {
             hub,
+            connection_id,
             namespace,
+            socket_id,
             refused,
-            ..
-        } => len(hub) + len(namespace) + opt(refused),
+        } => {
+            m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.opt(refused)
+        }
         E::Webhook {
             hub,
             event,
             namespace,
+            socket_id,
+            connection_id,
             url,
             detail,
             hint,
             ..
-        } => len(hub) + len(event) + len(namespace) + len(url) + len(detail) + opt(hint),
+        } => {
+            m.len(hub)
+                + m.len(event)
+                + m.len(namespace)
+                + m.len(socket_id)
+                + m.len(connection_id)
+                + m.len(url)
+                + m.len(detail)
+                + m.opt(hint)
+        }
         E::AckForwarded {
             hub,
+            connection_id,
             namespace,
             packet,
-            ..
-        } => len(hub) + len(namespace) + len(packet),
+        } => m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(packet),
         E::SocketDisconnected {
             hub,
+            connection_id,
             namespace,
+            socket_id,
             reason,
-            ..
-        } => len(hub) + len(namespace) + len(reason),
+        } => {
+            m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.len(reason)
+        }
         E::Rest {
             hub,
             target,
             message,
             ..
-        } => len(hub) + len(target) + opt(message),
-        E::Warning { message, hint } | E::Error { message, hint } => len(message) + opt(hint),
-        E::Lint { message, hint, .. } => len(message) + opt(hint),
-        E::LintSummary { rules, .. } => rules.keys().map(|k| len(k) + 16).sum(),
-        E::Fault { detail, event, .. } => len(detail) + len(event),
-        E::Admin { path, message, .. } => len(path) + opt(message),
+        } => m.len(hub) + m.len(target) + m.opt(message),
+        E::Warning { message, hint } | E::Error { message, hint } => m.len(message) + m.opt(hint),
+        E::Lint {
+            rule,
+            section,
+            message,
+            hint,
+        } => m.len(rule) + m.len(section) + m.len(message) + m.opt(hint),
+        E::LintSummary { rules, .. } => m.map(rules.keys().map(|k| (k, 16))),
+        E::Fault {
+            rule,
+            hub,
+            event,
+            action,
+            detail,
+        } => m.len(rule) + m.len(hub) + m.len(event) + m.len(action) + m.len(detail),
+        E::Admin {
+            method,
+            path,
+            message,
+            ..
+        } => m.len(method) + m.len(path) + m.opt(message),
         E::ShuttingDown { .. } => 0,
     }
 }
 
-/// The bytes a session line's text takes, estimated from its variable fields.
-pub fn line_weight(line: &RecordLine) -> usize {
+fn line_measure(line: &RecordLine, m: &Measure) -> usize {
     use RecordLine as L;
     match line {
-        L::Handshake { hub, query, .. } => {
-            len(hub) + query.iter().map(|(k, v)| len(k) + len(v)).sum::<usize>()
+        L::Handshake {
+            hub,
+            connection_id,
+            transport,
+            user_id,
+            query,
+            refused,
+            ..
+        } => {
+            m.len(hub)
+                + m.opt(connection_id)
+                + m.len(transport)
+                + m.opt(user_id)
+                + m.map(query.iter().map(|(k, v)| (k, m.len(v))))
+                + m.opt(refused)
         }
-        L::Frame { hub, packet, .. } => len(hub) + len(packet),
+        L::Frame {
+            hub,
+            connection_id,
+            packet,
+            ..
+        } => m.len(hub) + m.len(connection_id) + m.len(packet),
         L::Webhook {
             hub,
             event,
+            ce_type,
             namespace,
+            socket_id,
+            connection_id,
+            user_id,
             body,
             response,
             error,
             ..
         } => {
-            len(hub)
-                + len(event)
-                + len(namespace)
-                + len(body)
-                + response.as_ref().map_or(0, |r| len(&r.body))
-                + opt(error)
+            m.len(hub)
+                + m.len(event)
+                + m.len(ce_type)
+                + m.len(namespace)
+                + m.len(socket_id)
+                + m.len(connection_id)
+                + m.opt(user_id)
+                + m.len(body)
+                + response
+                    .as_ref()
+                    .map_or(0, |r| m.len(&r.body) + m.opt(&r.content_type))
+                + m.opt(error)
         }
-        L::Rest { call, .. } => len(&call.hub) + len(&call.path) + len(&call.body),
-        L::Closed { reason, .. } => len(reason),
-        L::Lint { message, .. } => len(message),
-        L::Header { .. } | L::Fault { .. } | L::Unknown => 0,
+        L::Rest { call, .. } => {
+            m.len(&call.hub)
+                + m.len(&call.path)
+                + m.len(&call.body)
+                + m.map(call.query.iter().map(|(k, vs)| {
+                    (
+                        k,
+                        vs.iter().map(|v| m.len(v)).sum::<usize>() + STRING_OVERHEAD,
+                    )
+                }))
+        }
+        L::Closed {
+            hub,
+            connection_id,
+            reason,
+            ..
+        } => m.len(hub) + m.len(connection_id) + m.len(reason),
+        L::Lint {
+            rule,
+            section,
+            message,
+            ..
+        } => m.len(rule) + m.len(section) + m.len(message),
+        L::Fault {
+            rule,
+            event,
+            action,
+            ..
+        } => m.len(rule) + m.len(event) + m.len(action),
+        L::Header { .. } | L::Unknown => 0,
     }
 }
 
@@ -497,7 +689,7 @@ mod tests {
         ring.push(view("b"));
         let sub = ring.subscribe(1);
         ring.push(view("c"));
-        let batch = sub.next().await;
+        let batch = sub.next(usize::MAX).await;
         let seqs: Vec<u64> = batch.entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![2, 3]);
         assert_eq!(batch.dropped, 0);
@@ -511,12 +703,85 @@ mod tests {
         for _ in 0..100 {
             ring.push(view(&big));
         }
-        let batch = sub.next().await;
+        let batch = sub.next(usize::MAX).await;
         assert!(batch.dropped > 0);
         assert_eq!(batch.dropped as usize + batch.entries.len(), 100);
         ring.push(view("z"));
-        let next = sub.next().await;
+        let next = sub.next(usize::MAX).await;
         assert_eq!(next.dropped, 0);
         assert_eq!(next.entries.len(), 1);
+    }
+
+    #[test]
+    fn a_reader_walks_the_ring_one_entry_at_a_time() {
+        let ring = Ring::new(10 * (ENTRY_OVERHEAD + 64));
+        for _ in 0..30 {
+            ring.push(view("x"));
+        }
+        let first = ring.stats().first_seq;
+        assert!(first > 1, "some left");
+        assert_eq!(ring.next_after(0).unwrap().seq, first);
+        assert_eq!(ring.next_after(first).unwrap().seq, first + 1);
+        assert!(ring.next_after(30).is_none());
+        assert_eq!(ring.last_seq(), 30);
+    }
+
+    #[tokio::test]
+    async fn every_field_counts_and_a_reader_takes_a_bounded_batch() {
+        let long = "u".repeat(45_000);
+        let line = |user: &str| RecordLine::Webhook {
+            t: 0.0,
+            hub: "h".into(),
+            event: "e".into(),
+            ce_type: "t".into(),
+            namespace: "/".into(),
+            socket_id: "s".into(),
+            connection_id: "c".into(),
+            user_id: Some(user.into()),
+            body: String::new(),
+            response: None,
+            error: None,
+        };
+        assert!(line_weight(&line(&long)) >= line_weight(&line("")) + 45_000);
+        let ring = Ring::new(1 << 20);
+        ring.push(view(&"y".repeat(1000)));
+        let one = ring.get(1).unwrap().reader_cost();
+        let sub = ring.subscribe(1);
+        for _ in 0..10 {
+            ring.push(view(&"y".repeat(1000)));
+        }
+        let batch = sub.next(2 * one + one / 2).await;
+        assert_eq!(batch.entries.len(), 2, "two entries' worth");
+        let rest = sub.next(usize::MAX).await;
+        assert_eq!(rest.entries.len(), 8, "the rest stayed queued");
+    }
+
+    #[test]
+    fn a_reader_is_charged_what_an_entry_renders_to() {
+        let ring = Ring::new(1 << 20);
+        let frame = |packet: String| NewEntry {
+            record: Some(RecordLine::Frame {
+                t: 0.0,
+                hub: "h".into(),
+                connection_id: "c".into(),
+                direction: super::super::record::Direction::In,
+                packet,
+            }),
+            ..NewEntry::default()
+        };
+        ring.push(frame(format!("40/{},", "a".repeat(10_000))));
+        ring.push(frame(format!("40/{},", "\u{1}".repeat(10_000))));
+        let plain = ring.get(1).unwrap();
+        let controls = ring.get(2).unwrap();
+        assert_eq!(plain.weight, controls.weight, "they keep the same bytes");
+        assert!(plain.reader_cost() < 2 * 10_000 + 1000);
+        // Positive control: rendered, the control characters really are that long.
+        let shown = controls.view().unwrap().to_string().len();
+        assert!(shown > 6 * 10_000, "{shown}");
+        assert!(
+            controls.reader_cost() >= shown,
+            "{}",
+            controls.reader_cost()
+        );
     }
 }

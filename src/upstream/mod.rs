@@ -18,6 +18,7 @@ pub use client::Upstream;
 pub use hint::body_preview;
 pub use reply::{Reply, user_event_reply};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -102,8 +103,9 @@ pub struct WebhookEvent {
     pub connection_id: String,
     pub namespace: String,
     pub socket_id: String,
-    /// Sent as `ce-userId` only when `Some` and non-empty.
-    pub user_id: Option<String>,
+    /// Sent as `ce-userId` only when `Some` and non-empty. Shared by every event of the
+    /// connection: a token's `sub` is kept once, however many events wait.
+    pub user_id: Option<Arc<str>>,
     /// The request body: JSON for system events, the Engine.IO-framed packet for user events.
     pub body: Bytes,
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one test binary that runs the real `sio-emu` binary and servers on port 0.
 
 mod admin;
+mod bounds;
 mod builtin;
 mod cli_docs;
 mod config;
