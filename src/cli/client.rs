@@ -1,0 +1,701 @@
+//! `sio-emu client`: be a Socket.IO client of a hub (or of any Socket.IO server) from the
+//! command line: emit one event and print its ack, listen and print what arrives, run a
+//! script of commands from stdin, or type them at a terminal ([`script`] is the language).
+//!
+//! The client itself is [`crate::client`]; this module turns flags into its options (minting
+//! the token with [`crate::auth::mint`], as `sio-emu token` does) and renders what happens.
+//! Received events are one JSON line each, `{"event":…,"args":[…]}`; acks are one JSON array
+//! line. Everything a peer sent is escaped before it reaches a terminal ([`json_line`],
+//! [`crate::client::terminal_safe`]). Exit codes: 0 done, 1 refused, timed out or
+//! disconnected by the server (the reason on stderr), 2 usage.
+
+pub mod script;
+
+use std::collections::VecDeque;
+use std::io::{IsTerminal, Read as _};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{CliError, emit};
+use crate::auth::{self, TokenClaims};
+use crate::client::{self, Client, ConnectError, Options, Received, Target, TransportChoice};
+use script::Command;
+
+/// Lifetime of a minted token.
+const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// Received events kept for a later `wait` (oldest dropped first).
+const MAX_PENDING: usize = 1024;
+/// Longest script or interactive line, in bytes.
+const MAX_LINE: usize = 1024 * 1024;
+
+const AFTER_HELP: &str = concat!(
+    "\
+Modes: with --emit, send one event (and with --ack print its ack's arguments as one JSON array \
+line); with --listen, print one JSON line {\"event\":…,\"args\":[…]} per event received, until \
+Ctrl-C or --count; otherwise run commands from stdin, one a line (a script when stdin is a file \
+or a pipe, typed when it is a terminal). Received events print as they come.
+
+Commands:
+",
+    // Keep in step with script::COMMANDS.
+    "  emit EVENT [ARG_JSON…]        send EVENT asking for an ack; prints the ack's arguments as one JSON array line
+  emit-noack EVENT [ARG_JSON…]  send EVENT without asking for an ack
+  wait EVENT [TIMEOUT]          wait until EVENT is received (default timeout: --timeout)
+  sleep DURATION                pause (500ms, 2s, 1m; a bare number is milliseconds)
+  disconnect                    leave the namespace and close the session
+  quit                          end, disconnecting first
+  (blank lines and lines starting with # are skipped)
+",
+    "
+In a script, `emit` waits for its ack (up to --timeout) before the next line; a missing ack, a \
+failed `wait` or a refused connect ends the run with exit 1 and names the line. Typed at a \
+terminal, `emit` prints the ack when it comes and errors do not end the session.
+
+Token: minted for --hub with --access-key (default: $SIO_EMU_ACCESS_KEY, else the development \
+key `serve` uses), --user and --group; or given with --token; --no-token for anonymous hubs and \
+plain Socket.IO servers. It is sent as the `access_token` query parameter.
+
+Exit codes: 0 done, 1 refused, timed out or disconnected by the server (the reason on stderr), \
+2 usage.
+
+Examples:
+  sio-emu client --hub chat --namespace /chat --user alice --emit say '\"hi\"' --ack
+  sio-emu client --hub chat --listen --count 1
+  sio-emu client --hub chat < script.txt
+  sio-emu client --url http://localhost:3000 --path /socket.io --no-token --listen"
+);
+
+/// `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TransportArg {
+    /// WebSocket only
+    Websocket,
+    /// Long-polling only
+    Polling,
+}
+
+/// Flags of `sio-emu client`.
+#[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
+pub struct ClientArgs {
+    /// Service URL (http://host:port)
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SIO_EMU_ENDPOINT",
+        default_value = super::token::DEFAULT_ENDPOINT
+    )]
+    pub url: String,
+
+    /// Hub to connect to (names the client path and the token's audience)
+    #[arg(long, value_name = "NAME", env = "SIO_EMU_HUB", default_value = "hub")]
+    pub hub: String,
+
+    /// Namespace to join
+    #[arg(long, value_name = "NSP", default_value = "/")]
+    pub namespace: String,
+
+    /// Engine.IO path instead of /clients/socketio/hubs/<hub> (e.g. /socket.io for a plain
+    /// Socket.IO server)
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// Access key that signs the minted token [default: the development key]
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "SIO_EMU_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub access_key: Option<String>,
+
+    /// User id of the minted token (`sub`)
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+
+    /// A group the minted token joins on connect (repeatable)
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    /// Use this token instead of minting one
+    #[arg(long, value_name = "JWT", conflicts_with_all = ["user", "groups", "no_token"])]
+    pub token: Option<String>,
+
+    /// Send no token (anonymous hubs, plain Socket.IO servers)
+    #[arg(long, conflicts_with_all = ["user", "groups"])]
+    pub no_token: bool,
+
+    /// The CONNECT payload (`auth`), a JSON object
+    #[arg(long, value_name = "JSON")]
+    pub auth: Option<String>,
+
+    /// Extra handshake query parameter (repeatable)
+    #[arg(long = "query", value_name = "K=V")]
+    pub query: Vec<String>,
+
+    /// Transport [default: long-polling, then an upgrade to WebSocket, like socket.io-client]
+    #[arg(long, value_name = "T", value_enum)]
+    pub transport: Option<TransportArg>,
+
+    /// Send one event with these JSON arguments
+    #[arg(
+        long,
+        value_name = "EVENT",
+        num_args = 1..,
+        allow_negative_numbers = true,
+        value_names = ["EVENT", "ARG_JSON"]
+    )]
+    pub emit: Option<Vec<String>>,
+
+    /// With --emit: wait for the ack and print its arguments as one JSON array line
+    #[arg(long, requires = "emit")]
+    pub ack: bool,
+
+    /// Bound on connecting, on an ack and on `wait`
+    #[arg(long, value_name = "DUR", default_value = "10s")]
+    pub timeout: String,
+
+    /// Print one JSON line per event received, until Ctrl-C (after --emit, if given)
+    #[arg(long)]
+    pub listen: bool,
+
+    /// With --listen: stop after this many events
+    #[arg(long, value_name = "N", requires = "listen")]
+    pub count: Option<u64>,
+}
+
+/// What the flags ask for.
+struct Plan {
+    options: Options,
+    timeout: Duration,
+    emit: Option<(String, Vec<Value>)>,
+}
+
+impl ClientArgs {
+    fn plan(&self) -> Result<Plan, CliError> {
+        let timeout = crate::duration::parse(&self.timeout)
+            .map_err(|e| CliError::usage(format!("--timeout: {e}")))?;
+        let base = crate::auth::connection_string::normalize_endpoint(&self.url)
+            .map_err(|e| CliError::usage(format!("--url: {e}")))?;
+        if !base.starts_with("http://") {
+            return Err(
+                CliError::usage(format!("--url `{base}`: only http:// is supported"))
+                    .hint("sio-emu client speaks plain HTTP and WebSocket, like `serve`"),
+            );
+        }
+        if !crate::config::valid_hub_name(&self.hub) {
+            return Err(CliError::usage(format!("--hub `{}` is not a valid hub name", self.hub))
+                .hint("a hub name starts with a letter and has at most 128 letters, digits or _ ` , . [ ]"));
+        }
+        if !self.namespace.starts_with('/') {
+            return Err(CliError::usage(format!(
+                "--namespace `{}` must start with /",
+                self.namespace
+            )));
+        }
+        let auth = match &self.auth {
+            None => None,
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(v @ Value::Object(_)) => Some(v),
+                _ => {
+                    return Err(CliError::usage("--auth must be a JSON object")
+                        .hint(r#"e.g. --auth '{"name":"alice"}'"#));
+                }
+            },
+        };
+        let mut query = Vec::new();
+        for pair in &self.query {
+            let Some((k, v)) = pair.split_once('=') else {
+                return Err(CliError::usage(format!("--query `{pair}` is not k=v")));
+            };
+            query.push((k.to_owned(), v.to_owned()));
+        }
+        if let Some(token) = self.token()? {
+            query.push(("access_token".into(), token));
+        }
+        let emit = match &self.emit {
+            None => None,
+            Some(words) => {
+                let (event, args) = words.split_first().expect("clap requires one value");
+                let args = args
+                    .iter()
+                    .map(|a| {
+                        serde_json::from_str(a).map_err(|e| {
+                            CliError::usage(format!("--emit argument `{a}` is not JSON: {e}"))
+                                .hint(r#"quote strings for the shell and JSON: --emit say '"hi"'"#)
+                        })
+                    })
+                    .collect::<Result<Vec<Value>, _>>()?;
+                Some((event.clone(), args))
+            }
+        };
+        let path = self
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("/clients/socketio/hubs/{}", self.hub));
+        Ok(Plan {
+            options: Options {
+                target: Target { base, path, query },
+                transport: match self.transport {
+                    None => TransportChoice::Upgrade,
+                    Some(TransportArg::Websocket) => TransportChoice::WebSocket,
+                    Some(TransportArg::Polling) => TransportChoice::Polling,
+                },
+                namespace: self.namespace.clone(),
+                auth,
+            },
+            timeout,
+            emit,
+        })
+    }
+
+    /// The token to send, if any: `--token`, none, or one minted for the hub.
+    fn token(&self) -> Result<Option<String>, CliError> {
+        if self.no_token {
+            return Ok(None);
+        }
+        if let Some(token) = &self.token {
+            return Ok(Some(token.trim().to_owned()));
+        }
+        if self.user.as_deref() == Some("") || self.groups.iter().any(String::is_empty) {
+            return Err(CliError::usage(
+                "--user and --group values must not be empty",
+            ));
+        }
+        let key = match self.access_key.as_deref() {
+            Some(k) if !k.is_empty() => k,
+            _ => auth::DEV_ACCESS_KEY,
+        };
+        Ok(Some(auth::mint(
+            key,
+            &TokenClaims {
+                aud: auth::client_audience(&self.url, &self.hub),
+                sub: self.user.clone(),
+                groups: self.groups.clone(),
+                lifetime_secs: TOKEN_LIFETIME_SECS,
+                now: auth::now_unix(),
+                ..TokenClaims::default()
+            },
+        )))
+    }
+}
+
+/// Runs `sio-emu client`.
+pub fn run(args: ClientArgs) -> Result<u8, CliError> {
+    let plan = args.plan()?;
+    let interactive = args.emit.is_none() && !args.listen && std::io::stdin().is_terminal();
+    super::serve::runtime()?.block_on(async move {
+        let (client, received) = connect(&plan).await?;
+        let mut session = Session {
+            client,
+            received,
+            pending: VecDeque::new(),
+            timeout: plan.timeout,
+            gone: None,
+        };
+        if let Some((event, emit_args)) = &plan.emit {
+            session
+                .emit_once(event, emit_args.clone(), args.ack)
+                .await?;
+            if !args.listen {
+                session.close().await;
+                return Ok(0);
+            }
+        }
+        if args.listen {
+            return session.listen(args.count).await;
+        }
+        let lines = stdin_lines();
+        if interactive {
+            session.interactive(lines).await
+        } else {
+            session.script(lines).await
+        }
+    })
+}
+
+/// Connects within the timeout, turning each failure into its message.
+async fn connect(plan: &Plan) -> Result<(Client, mpsc::Receiver<Received>), CliError> {
+    let url = format!("{}{}", plan.options.target.base, plan.options.target.path);
+    let failed = |message: String| CliError {
+        message,
+        hint: None,
+        code: 1,
+    };
+    match tokio::time::timeout(plan.timeout, client::connect(plan.options.clone())).await {
+        Ok(Ok(pair)) => Ok(pair),
+        Err(_) => Err(failed(format!(
+            "connecting to {url}: no answer within {}",
+            humantime::format_duration(plan.timeout)
+        ))),
+        Ok(Err(e)) => Err(connect_error(&url, &plan.options.namespace, e)),
+    }
+}
+
+/// A failed connect as its message and hint (exit 1).
+fn connect_error(url: &str, namespace: &str, e: ConnectError) -> CliError {
+    let (message, hint) = match &e {
+        ConnectError::Engine(client::EngineError::Refused { status: 401, .. }) => (
+            format!("connecting to {url}: {e}"),
+            Some(
+                "the token was refused: pass --access-key with the key `serve` uses, --token, or --no-token for an anonymous hub",
+            ),
+        ),
+        ConnectError::Engine(client::EngineError::Io(_)) => (
+            format!("cannot reach {url}: {e}"),
+            Some("is the server running? --url (or $SIO_EMU_ENDPOINT) names it"),
+        ),
+        ConnectError::Refused(_) => (
+            format!("namespace {namespace}: {e}"),
+            Some("the handler refused the connect (its answer to the `connect` event)"),
+        ),
+        _ => (format!("connecting to {url}: {e}"), None),
+    };
+    CliError {
+        message: client::terminal_safe(&message).into_owned(),
+        hint: hint.map(str::to_owned),
+        code: 1,
+    }
+}
+
+/// One JSON value as one output line, with DEL, C1 controls and bidi overrides escaped too
+/// (serde_json escapes only C0), so the line is safe on a terminal and still JSON.
+pub fn json_line(value: &Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if matches!(c, '\u{7f}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// A failure that ends a run with exit 1, its reason escaped.
+fn failure(message: String) -> CliError {
+    CliError {
+        message: client::terminal_safe(&message).into_owned(),
+        hint: None,
+        code: 1,
+    }
+}
+
+/// Lines of stdin, read on a thread of their own (bounded in length; `None` at the end).
+fn stdin_lines() -> mpsc::Receiver<Result<String, String>> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut stdin = std::io::stdin().lock();
+        loop {
+            let mut line = Vec::new();
+            let read = (&mut stdin)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line);
+            let item = match read {
+                Ok(0) => return,
+                Err(e) => Err(format!("reading stdin: {e}")),
+                Ok(_) if line.len() > MAX_LINE => {
+                    Err(format!("a line is longer than {MAX_LINE} bytes"))
+                }
+                Ok(_) => String::from_utf8(line).map_err(|_| "a line is not UTF-8".to_owned()),
+            };
+            let stop = item.is_err();
+            if tx.blocking_send(item).is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A connected client and what it has received.
+struct Session {
+    client: Client,
+    received: mpsc::Receiver<Received>,
+    /// Events received and not yet matched by a `wait`.
+    pending: VecDeque<(String, Vec<Value>)>,
+    timeout: Duration,
+    /// Set once the socket is gone (its reason).
+    gone: Option<String>,
+}
+
+/// Why a step stopped.
+enum Stop {
+    /// The server ended the socket.
+    Disconnected(String),
+    TimedOut,
+}
+
+impl Session {
+    /// Prints one received item; `Err` with the reason once the socket is gone.
+    fn on_received(&mut self, item: Option<Received>) -> Result<(), Stop> {
+        match item {
+            Some(Received::Event { event, args }) => {
+                let _ = emit(&json_line(
+                    &Received::Event {
+                        event: event.clone(),
+                        args: args.clone(),
+                    }
+                    .to_json(),
+                ));
+                if self.pending.len() == MAX_PENDING {
+                    self.pending.pop_front();
+                }
+                self.pending.push_back((event, args));
+                Ok(())
+            }
+            Some(Received::Disconnected { reason }) => {
+                self.gone = Some(reason.clone());
+                Err(Stop::Disconnected(reason))
+            }
+            None => {
+                let reason = self
+                    .gone
+                    .clone()
+                    .unwrap_or_else(|| "transport close".into());
+                Err(Stop::Disconnected(reason))
+            }
+        }
+    }
+
+    /// Runs `step` to completion within `limit`, printing what arrives meanwhile.
+    async fn until<T>(
+        &mut self,
+        limit: Duration,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, Stop> {
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(step, deadline);
+        loop {
+            tokio::select! {
+                biased;
+                item = self.received.recv() => self.on_received(item)?,
+                out = &mut step => return Ok(out),
+                () = &mut deadline => return Err(Stop::TimedOut),
+            }
+        }
+    }
+
+    /// Sends one event; with `ack`, waits for it and prints its arguments.
+    async fn emit_ack(&mut self, event: &str, args: Vec<Value>, ack: bool) -> Result<(), String> {
+        let Some(rx) = self.client.emit(event, args, ack) else {
+            return Ok(());
+        };
+        match self.until(self.timeout, rx).await {
+            Ok(Ok(args)) => {
+                let _ = emit(&json_line(&Value::Array(args)));
+                Ok(())
+            }
+            Ok(Err(_)) => Err(format!("emit {event}: disconnected before the ack")),
+            Err(Stop::Disconnected(reason)) => Err(format!(
+                "emit {event}: disconnected by the server before the ack: {reason}"
+            )),
+            Err(Stop::TimedOut) => Err(format!(
+                "emit {event}: no ack within {}",
+                humantime::format_duration(self.timeout)
+            )),
+        }
+    }
+
+    /// `--emit`.
+    async fn emit_once(
+        &mut self,
+        event: &str,
+        args: Vec<Value>,
+        ack: bool,
+    ) -> Result<(), CliError> {
+        self.emit_ack(event, args, ack).await.map_err(failure)
+    }
+
+    /// Waits for the first pending or next event named `event`.
+    async fn wait(&mut self, event: &str, limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(at) = self.pending.iter().position(|(e, _)| e == event) {
+                self.pending.drain(..=at);
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.until(left, std::future::pending::<()>()).await {
+                Ok(()) => {}
+                Err(Stop::TimedOut) if self.pending.iter().any(|(e, _)| e == event) => {}
+                Err(Stop::TimedOut) => {
+                    return Err(format!(
+                        "wait {event}: not received within {}",
+                        humantime::format_duration(limit)
+                    ));
+                }
+                Err(Stop::Disconnected(reason)) => {
+                    return Err(format!(
+                        "wait {event}: disconnected by the server: {reason}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `--listen`: until `count` events, Ctrl-C, or the server ends the socket.
+    async fn listen(mut self, count: Option<u64>) -> Result<u8, CliError> {
+        let mut seen = 0u64;
+        loop {
+            if count.is_some_and(|n| seen >= n) {
+                self.close().await;
+                return Ok(0);
+            }
+            tokio::select! {
+                item = self.received.recv() => match self.on_received(item) {
+                    Ok(()) => seen += 1,
+                    Err(Stop::Disconnected(reason)) => {
+                        return Err(failure(format!("disconnected by the server: {reason}")));
+                    }
+                    Err(Stop::TimedOut) => {}
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    self.close().await;
+                    return Ok(0);
+                }
+            }
+        }
+    }
+
+    /// A script from stdin: each line in turn; the first failure ends the run.
+    async fn script(
+        mut self,
+        mut lines: mpsc::Receiver<Result<String, String>>,
+    ) -> Result<u8, CliError> {
+        let mut number = 0usize;
+        while let Some(line) = lines.recv().await {
+            number += 1;
+            let line = line.map_err(|e| CliError::usage(format!("line {number}: {e}")))?;
+            let command = match script::parse(&line) {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Err(CliError::usage(format!("line {number}: {e}"))
+                        .hint("the commands are listed in sio-emu client --help"));
+                }
+            };
+            if matches!(command, Command::Quit) {
+                break;
+            }
+            if let Err(e) = self.run_command(command, true).await {
+                return Err(failure(format!("line {number}: {e}")));
+            }
+        }
+        self.close().await;
+        Ok(0)
+    }
+
+    /// Lines typed at a terminal: errors are shown and the session goes on; acks print as
+    /// they come.
+    async fn interactive(
+        mut self,
+        mut lines: mpsc::Receiver<Result<String, String>>,
+    ) -> Result<u8, CliError> {
+        eprintln!(
+            "connected to {} (connectionId {}, socket {}); commands:\n{}",
+            self.client.transport,
+            client::terminal_safe(&self.client.connection_id),
+            client::terminal_safe(&self.client.socket_id),
+            script::COMMANDS
+        );
+        let (ack_tx, mut acks) = mpsc::unbounded_channel::<String>();
+        loop {
+            tokio::select! {
+                item = self.received.recv() => {
+                    if let Err(Stop::Disconnected(reason)) = self.on_received(item) {
+                        return Err(failure(format!("disconnected by the server: {reason}")));
+                    }
+                }
+                Some(line) = acks.recv() => { let _ = emit(&line); }
+                line = lines.recv() => {
+                    let Some(line) = line else { break };
+                    let command = match line.and_then(|l| script::parse(&l)) {
+                        Ok(Some(c)) => c,
+                        Ok(None) => continue,
+                        Err(e) => { eprintln!("error: {e}"); continue; }
+                    };
+                    match command {
+                        Command::Quit => break,
+                        Command::Emit { event, args, ack: true } => {
+                            if let Some(rx) = self.client.emit(&event, args, true) {
+                                let tx = ack_tx.clone();
+                                tokio::spawn(async move {
+                                    if let Ok(args) = rx.await {
+                                        let _ = tx.send(json_line(&Value::Array(args)));
+                                    }
+                                });
+                            }
+                        }
+                        other => {
+                            if let Err(e) = self.run_command(other, false).await {
+                                eprintln!("error: {}", client::terminal_safe(&e));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.close().await;
+        Ok(0)
+    }
+
+    /// Runs one command (not `quit`).
+    async fn run_command(&mut self, command: Command, wait_for_ack: bool) -> Result<(), String> {
+        if self.gone.is_some() {
+            return match command {
+                Command::Sleep(d) => {
+                    tokio::time::sleep(d).await;
+                    Ok(())
+                }
+                Command::Disconnect | Command::Quit => Ok(()),
+                _ => Err("not connected (the socket was disconnected)".into()),
+            };
+        }
+        match command {
+            Command::Emit { event, args, ack } => {
+                self.emit_ack(&event, args, ack && wait_for_ack).await
+            }
+            Command::Wait { event, timeout } => {
+                self.wait(&event, timeout.unwrap_or(self.timeout)).await
+            }
+            Command::Sleep(d) => match self.until(d, std::future::pending::<()>()).await {
+                Err(Stop::Disconnected(reason)) => {
+                    Err(format!("sleep: disconnected by the server: {reason}"))
+                }
+                _ => Ok(()),
+            },
+            Command::Disconnect => {
+                self.close().await;
+                Ok(())
+            }
+            Command::Quit => Ok(()),
+        }
+    }
+
+    /// Disconnects and waits (bounded) until the session has sent its last packets.
+    async fn close(&mut self) {
+        if self.gone.is_some() {
+            return;
+        }
+        self.client.disconnect();
+        let _ = tokio::time::timeout(self.timeout, async {
+            while let Some(item) = self.received.recv().await {
+                if let Received::Disconnected { reason } = item {
+                    return reason;
+                }
+            }
+            "transport close".to_owned()
+        })
+        .await
+        .map(|reason| self.gone = Some(reason));
+        self.gone
+            .get_or_insert_with(|| "io client disconnect".into());
+    }
+}
