@@ -15,6 +15,7 @@
 //! call as one [`TrafficEvent::Admin`] line.
 
 pub mod actions;
+pub mod clients;
 pub mod gate;
 pub mod resend;
 pub mod timeline;
@@ -55,6 +56,11 @@ enum AdminOp {
     FaultsClear,
     Act(Action),
     Resend,
+    ClientsList,
+    ClientCreate,
+    ClientEmit(u64),
+    ClientEvents(u64),
+    ClientDelete(u64),
 }
 
 impl AdminOp {
@@ -71,6 +77,8 @@ impl AdminOp {
                 | AdminOp::Export
                 | AdminOp::Lint
                 | AdminOp::FaultsList
+                | AdminOp::ClientsList
+                | AdminOp::ClientEvents(_)
         )
     }
 
@@ -87,7 +95,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 const ROUTES: &str = "GET /_emu/ (the inspector), GET /_emu/status, GET /_emu/events, \
     GET /_emu/entries/<seq>, GET /_emu/export, GET /_emu/lint, GET /_emu/connections, \
     POST /_emu/reset, GET/POST/DELETE /_emu/faults, POST /_emu/actions/<emit|join|leave|disconnect|close>, \
-    POST /_emu/resend";
+    POST /_emu/resend, GET/POST /_emu/clients, POST /_emu/clients/<id>/emit, \
+    GET /_emu/clients/<id>/events, DELETE /_emu/clients/<id>";
 
 /// THE admin routing table: method and path → operation; `Err` lists the allowed methods of a
 /// known path.
@@ -110,6 +119,9 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     if let Some(seq) = path.strip_prefix("/_emu/entries/") {
         return seq.parse().ok().map(|seq| get(AdminOp::Entry(seq)));
     }
+    if let Some(rest) = path.strip_prefix("/_emu/clients/") {
+        return client_route(method, rest);
+    }
     if let Some(name) = path.strip_prefix("/_emu/actions/") {
         return Action::from_name(name).map(|a| post(AdminOp::Act(a)));
     }
@@ -126,6 +138,24 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
         (&Method::POST, "/_emu/faults") => Ok(AdminOp::FaultsAdd),
         (&Method::DELETE, "/_emu/faults") => Ok(AdminOp::FaultsClear),
         (_, "/_emu/faults") => Err("GET, POST, DELETE"),
+        (&Method::GET | &Method::HEAD, "/_emu/clients") => Ok(AdminOp::ClientsList),
+        (&Method::POST, "/_emu/clients") => Ok(AdminOp::ClientCreate),
+        (_, "/_emu/clients") => Err("GET, POST"),
+        _ => return None,
+    })
+}
+
+/// `/_emu/clients/<id>`, `/_emu/clients/<id>/emit`, `/_emu/clients/<id>/events`.
+fn client_route(method: &Method, rest: &str) -> Option<Result<AdminOp, &'static str>> {
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let id: u64 = id.parse().ok()?;
+    Some(match (tail, method) {
+        ("", &Method::DELETE) => Ok(AdminOp::ClientDelete(id)),
+        ("", _) => Err("DELETE"),
+        ("emit", &Method::POST) => Ok(AdminOp::ClientEmit(id)),
+        ("emit", _) => Err("POST"),
+        ("events", &Method::GET) => Ok(AdminOp::ClientEvents(id)),
+        ("events", _) => Err("GET"),
         _ => return None,
     })
 }
@@ -319,6 +349,11 @@ async fn answer<B>(
         Some(Ok(AdminOp::Lint)) => ok_json(timeline::lint(service)),
         Some(Ok(AdminOp::Act(action))) => acted(actions::run(service, action, body)),
         Some(Ok(AdminOp::Resend)) => acted(resend::run(service, body).await),
+        Some(Ok(AdminOp::ClientsList)) => ok_json(clients::list(service)),
+        Some(Ok(AdminOp::ClientCreate)) => created(clients::create(service, body).await),
+        Some(Ok(AdminOp::ClientEmit(id))) => acted(clients::emit(service, id, body).await),
+        Some(Ok(AdminOp::ClientEvents(id))) => either(clients::events(service, id)),
+        Some(Ok(AdminOp::ClientDelete(id))) => acted(clients::delete(service, id).await),
         Some(Ok(op)) => answer_state(service, op, req.uri().query(), body),
         Some(Err(allow)) => {
             let mut response = error(
@@ -350,6 +385,21 @@ fn acted(outcome: Result<(Value, String), AdminError>) -> (HttpResponse, Option<
             Some(message),
         ),
         Err(e) => (e.into_response(), None),
+    }
+}
+
+/// The answer of a creation: 201 with its JSON and log message, or its error (with the
+/// reason in the log line too).
+fn created(outcome: Result<(Value, String), AdminError>) -> (HttpResponse, Option<String>) {
+    match outcome {
+        Ok((value, message)) => (
+            json_response(StatusCode::CREATED, value.to_string()),
+            Some(message),
+        ),
+        Err(e) => {
+            let note = e.message.clone();
+            (e.into_response(), Some(note))
+        }
     }
 }
 
@@ -437,7 +487,7 @@ fn group_json(name: &str) -> Value {
 
 /// One connection of `GET /_emu/connections`, each socket with the rooms its connection is
 /// in for the socket's namespace.
-fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
+fn connection_json(service: &Service, e: &crate::service::hub::SnapshotConnection) -> Value {
     let age = std::time::SystemTime::now()
         .duration_since(e.opened)
         .unwrap_or_default();
@@ -449,7 +499,7 @@ fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
             .filter_map(|g| g.room)
             .collect()
     };
-    json!({
+    let mut value = json!({
         "connectionId": &*e.connection_id,
         "userId": e.user_id.as_deref(),
         "transport": e.transport.as_str(),
@@ -461,7 +511,11 @@ fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
             "socketId": &**id,
             "rooms": rooms(namespace),
         })).collect::<Vec<_>>(),
-    })
+    });
+    if clients::is_virtual(service, &e.connection_id) {
+        value["virtual"] = Value::Bool(true);
+    }
+    value
 }
 
 /// `GET /_emu/connections`: hubs by name, connections by id, groups by name — sorted, so two
@@ -475,8 +529,11 @@ fn connections(service: &Service) -> Value {
         .map(|hub| {
             let snapshot = hub.snapshot();
             total += snapshot.connections.len();
-            let connections: Vec<Value> =
-                snapshot.connections.iter().map(connection_json).collect();
+            let connections: Vec<Value> = snapshot
+                .connections
+                .iter()
+                .map(|c| connection_json(service, c))
+                .collect();
             let user_groups: serde_json::Map<String, Value> = snapshot
                 .user_groups
                 .iter()

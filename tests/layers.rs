@@ -58,8 +58,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "admin",
         &[
-            "client", "config", "engineio", "fault", "hooks", "http", "service", "socketio",
-            "traffic", "upstream",
+            "auth", "client", "config", "engineio", "fault", "hooks", "http", "service",
+            "socketio", "traffic", "upstream",
         ],
     ),
     (

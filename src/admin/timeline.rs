@@ -97,6 +97,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
     let subscriber = ring(service)?.subscribe(after);
     let (tx, body) = Streaming::channel(STREAM_CHUNKS);
     let stop = service.shutdown().clone();
+    let virtual_clients = super::clients::marker(service);
     tokio::spawn(async move {
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
         let mut open = tx.send(hello).await.is_ok();
@@ -117,7 +118,8 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
                 ));
             }
             for entry in &batch.entries {
-                if let Some(view) = view(entry) {
+                if let Some(mut view) = view(entry) {
+                    virtual_clients.mark(&mut view);
                     let _ = write!(chunk, "id: {}\ndata: {view}\n\n", entry.seq);
                 }
             }
