@@ -3,6 +3,7 @@
 mod admin;
 mod builtin;
 mod cli_docs;
+mod client;
 mod config;
 mod delivery;
 mod engineio_edges;
