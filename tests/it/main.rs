@@ -21,3 +21,4 @@ mod seed;
 mod serve;
 mod token;
 mod util;
+mod virtual_clients;
