@@ -295,6 +295,7 @@ pub fn run(args: ClientArgs) -> Result<u8, CliError> {
             pending: VecDeque::new(),
             timeout: plan.timeout,
             gone: None,
+            print_events: plan.emit.is_none() || args.listen,
         };
         if let Some((event, emit_args)) = &plan.emit {
             session
@@ -423,6 +424,8 @@ struct Session {
     timeout: Duration,
     /// Set once the socket is gone (its reason).
     gone: Option<String>,
+    /// Whether received events are printed (not while `--emit` alone waits for its ack).
+    print_events: bool,
 }
 
 /// Why a step stopped.
@@ -437,13 +440,15 @@ impl Session {
     fn on_received(&mut self, item: Option<Received>) -> Result<(), Stop> {
         match item {
             Some(Received::Event { event, args }) => {
-                let _ = emit(&json_line(
-                    &Received::Event {
-                        event: event.clone(),
-                        args: args.clone(),
-                    }
-                    .to_json(),
-                ));
+                if self.print_events {
+                    let _ = emit(&json_line(
+                        &Received::Event {
+                            event: event.clone(),
+                            args: args.clone(),
+                        }
+                        .to_json(),
+                    ));
+                }
                 if self.pending.len() == MAX_PENDING {
                     self.pending.pop_front();
                 }
@@ -521,21 +526,19 @@ impl Session {
                 self.pending.drain(..=at);
                 return Ok(());
             }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.until(left, std::future::pending::<()>()).await {
-                Ok(()) => {}
-                Err(Stop::TimedOut) if self.pending.iter().any(|(e, _)| e == event) => {}
-                Err(Stop::TimedOut) => {
+            let item = tokio::select! {
+                item = self.received.recv() => item,
+                () = tokio::time::sleep_until(deadline) => {
                     return Err(format!(
                         "wait {event}: not received within {}",
                         humantime::format_duration(limit)
                     ));
                 }
-                Err(Stop::Disconnected(reason)) => {
-                    return Err(format!(
-                        "wait {event}: disconnected by the server: {reason}"
-                    ));
-                }
+            };
+            if let Err(Stop::Disconnected(reason)) = self.on_received(item) {
+                return Err(format!(
+                    "wait {event}: disconnected by the server: {reason}"
+                ));
             }
         }
     }
