@@ -37,6 +37,10 @@ pub const PREFIX: &str = "/_emu/";
 /// The inspector page: one self-contained file (HTML, CSS and JS), part of the binary.
 pub const INSPECTOR_PAGE: &str = include_str!("admin/inspector.html");
 
+/// The inspector's virtual-client panel (`/_emu/playground.js`, `/_emu/playground.css`).
+pub const PLAYGROUND_JS: &str = include_str!("admin/page/playground.js");
+pub const PLAYGROUND_CSS: &str = include_str!("admin/page/playground.css");
+
 /// The `disconnected` reason of every socket closed by `POST /_emu/reset`.
 pub const RESET_REASON: &str = "reset by /_emu/reset";
 
@@ -44,6 +48,7 @@ pub const RESET_REASON: &str = "reset by /_emu/reset";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AdminOp {
     Page,
+    Asset(&'static str, &'static str),
     Status,
     Events,
     Entry(u64),
@@ -70,6 +75,7 @@ impl AdminOp {
         !matches!(
             self,
             AdminOp::Page
+                | AdminOp::Asset(..)
                 | AdminOp::Connections
                 | AdminOp::Status
                 | AdminOp::Events
@@ -92,7 +98,7 @@ impl AdminOp {
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every route, for the 404 answer.
-const ROUTES: &str = "GET /_emu/ (the inspector), GET /_emu/status, GET /_emu/events, \
+const ROUTES: &str = "GET /_emu/ (the inspector), GET /_emu/playground.js and .css, GET /_emu/status, GET /_emu/events, \
     GET /_emu/entries/<seq>, GET /_emu/export, GET /_emu/lint, GET /_emu/connections, \
     POST /_emu/reset, GET/POST/DELETE /_emu/faults, POST /_emu/actions/<emit|join|leave|disconnect|close>, \
     POST /_emu/resend, GET/POST /_emu/clients, POST /_emu/clients/<id>/emit, \
@@ -127,6 +133,13 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     }
     Some(match (method, path) {
         (_, "/_emu") => get(AdminOp::Page),
+        (_, "/_emu/playground.js") => get(AdminOp::Asset(
+            PLAYGROUND_JS,
+            "text/javascript; charset=utf-8",
+        )),
+        (_, "/_emu/playground.css") => {
+            get(AdminOp::Asset(PLAYGROUND_CSS, "text/css; charset=utf-8"))
+        }
         (_, "/_emu/status") => get(AdminOp::Status),
         (_, "/_emu/events") => get(AdminOp::Events),
         (_, "/_emu/export") => get(AdminOp::Export),
@@ -303,6 +316,17 @@ fn page() -> HttpResponse {
     )
 }
 
+/// A static file of the page, with its type.
+fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
+    with_headers(
+        bytes::Bytes::from_static(body.as_bytes()),
+        [
+            (http::header::CONTENT_TYPE, content_type),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+}
+
 /// A 200 answer with `body` and these headers.
 pub fn with_headers<const N: usize>(
     body: bytes::Bytes,
@@ -340,6 +364,7 @@ async fn answer<B>(
     let path = req.uri().path();
     match table(req.method(), path) {
         Some(Ok(AdminOp::Page)) => (page(), None),
+        Some(Ok(AdminOp::Asset(body, content_type))) => (asset(body, content_type), None),
         Some(Ok(AdminOp::Status)) => ok_json(timeline::status(service)),
         Some(Ok(AdminOp::Events)) => either(timeline::events(service, stream_after(req))),
         Some(Ok(AdminOp::Entry(seq))) => either(

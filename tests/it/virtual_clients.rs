@@ -309,6 +309,19 @@ async fn bad_requests_are_explained() {
     assert_eq!(r.status, 405);
     let r = http("GET", &format!("{base}/_emu/clients/999/events"), &[], "").await;
     assert_eq!(r.status, 404);
+    // The page's panel is served with its type.
+    for (file, kind) in [
+        ("playground.js", "text/javascript"),
+        ("playground.css", "text/css"),
+    ] {
+        let r = http("GET", &format!("{base}/_emu/{file}"), &[], "").await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.headers["content-type"].starts_with(kind),
+            "{file}: {:?}",
+            r.headers
+        );
+    }
     // The same loopback gate as every admin route.
     let r = http(
         "POST",
