@@ -56,6 +56,9 @@ pub struct VirtualClients {
 struct State {
     /// Live clients by id.
     clients: HashMap<u64, Arc<VirtualClient>>,
+    /// Clients the server disconnected, newest last (at most [`MAX_CLIENTS`]): their stream
+    /// still tells why, until DELETE or until newer ones push them out.
+    ended: VecDeque<Arc<VirtualClient>>,
     /// Slots taken by clients still connecting.
     connecting: usize,
     /// Connection ids of virtual clients, the newest [`REMEMBERED`] (for the timeline).
@@ -327,20 +330,29 @@ async fn pump(
             break;
         }
     }
-    lock(&clients).clients.remove(&vc.id);
+    let mut state = lock(&clients);
+    if state.clients.remove(&vc.id).is_some() {
+        state.ended.push_back(vc);
+        if state.ended.len() > MAX_CLIENTS {
+            state.ended.pop_front();
+        }
+    }
 }
 
-/// The client `id`, or 404.
+/// The client `id` (live, or ended and not yet deleted), or 404.
 fn find(service: &Service, id: u64) -> Result<Arc<VirtualClient>, AdminError> {
-    lock(&registry(service))
+    let clients = registry(service);
+    let state = lock(&clients);
+    state
         .clients
         .get(&id)
+        .or_else(|| state.ended.iter().find(|c| c.id == id))
         .cloned()
         .ok_or_else(|| {
             AdminError::new(
                 StatusCode::NOT_FOUND,
                 "NotFound",
-                format!("no virtual client {id}: it was never created or is disconnected"),
+                format!("no virtual client {id}: it was never created or was deleted"),
             )
         })
 }
@@ -377,6 +389,13 @@ pub async fn emit(service: &Service, id: u64, body: &[u8]) -> Result<(Value, Str
         )));
     }
     let vc = find(service, id)?;
+    if !vc.client.is_open() {
+        return Err(AdminError::new(
+            StatusCode::CONFLICT,
+            "Disconnected",
+            format!("virtual client {id} is disconnected"),
+        ));
+    }
     let note = format!("virtual client {id} emitted {}", body.event);
     let Some(rx) = vc.client.emit(&body.event, body.args, body.ack) else {
         return Ok((json!({ "sent": true }), note));
@@ -417,7 +436,11 @@ pub async fn delete(service: &Service, id: u64) -> Result<(Value, String), Admin
         })
         .await;
     }
-    lock(&registry(service)).clients.remove(&id);
+    let clients = registry(service);
+    let mut state = lock(&clients);
+    state.clients.remove(&id);
+    state.ended.retain(|c| c.id != id);
+    drop(state);
     Ok((
         json!({ "disconnected": true, "connectionId": vc.client.connection_id }),
         format!("virtual client {id} disconnected"),

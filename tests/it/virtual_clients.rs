@@ -264,6 +264,35 @@ async fn a_server_disconnect_ends_the_stream_and_the_client() {
         assert!(tokio::time::Instant::now() < deadline, "{list}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Its stream still tells why, an emit is refused, and DELETE forgets it.
+    let text = stream_until(&base, &format!("/_emu/clients/{}/events", c["id"]), |t| {
+        t.contains("disconnected")
+    })
+    .await;
+    assert!(text.contains("data: {\"disconnected\":"), "{text}");
+    let r = post(
+        &base,
+        &format!("/_emu/clients/{}/emit", c["id"]),
+        json!({"event": "x"}),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = http(
+        "DELETE",
+        &format!("{base}/_emu/clients/{}", c["id"]),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http(
+        "GET",
+        &format!("{base}/_emu/clients/{}/events", c["id"]),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
 }
 
 #[tokio::test]
