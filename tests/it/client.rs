@@ -573,3 +573,91 @@ async fn exec_gives_client_everything_it_needs() {
     assert!(stdout.lines().any(|l| l == "[\"ok\"]"), "{stdout}");
     hook.wait_for("x", 1).await;
 }
+
+/// Reads a child's stdout into a shared buffer as it comes.
+fn collect(mut pipe: tokio::process::ChildStdout) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use tokio::io::AsyncReadExt;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = text.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// Waits until the collected text contains `what`.
+async fn wait_text(text: &std::sync::Mutex<String>, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !text.lock().unwrap().contains(what) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {what:?} in {:?}",
+            text.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn typed_at_a_terminal_peer_text_is_escaped_and_errors_do_not_end_it() {
+    // A terminal for stdin and stdout, from util-linux `script`.
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("util-linux `script` provides the terminal for this test");
+    let (hook, emu) = pair(&[]).await;
+    let base = emu.base();
+    let command = format!("{} client --url {base}", bin());
+    let mut child = tokio::process::Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = collect(child.stdout.take().unwrap());
+    hook.wait_for("connected", 1).await;
+    wait_text(&out, "commands:").await;
+    let nasty = "a\u{1b}]0;owned\u{7}\u{9b}2J\u{202e}z";
+    let body = json!({"hub": "hub", "to": "namespace", "event": "x", "args": [nasty]});
+    let r = http(
+        "POST",
+        &format!("{base}/_emu/actions/emit"),
+        &[],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_text(&out, "\"event\":\"x\"").await;
+    stdin.write_all(b"bogus\nemit say 1\n").await.unwrap();
+    wait_text(&out, "unknown command `bogus`").await;
+    wait_text(&out, "[\"ok\"]").await;
+    stdin.write_all(b"quit\n").await.unwrap();
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = out.lock().unwrap().clone();
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(
+            !text.contains(raw),
+            "raw {raw:?} reached the terminal: {text:?}"
+        );
+    }
+    assert!(
+        text.contains("a\\u001b]0;owned\\u0007\\u009b2J\\u202ez"),
+        "{text:?}"
+    );
+    hook.wait_for("disconnected", 1).await;
+}
