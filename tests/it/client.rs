@@ -661,3 +661,34 @@ async fn typed_at_a_terminal_peer_text_is_escaped_and_errors_do_not_end_it() {
     );
     hook.wait_for("disconnected", 1).await;
 }
+
+#[tokio::test]
+async fn a_server_that_stops_pinging_is_a_ping_timeout() {
+    let (hook, mut emu) = pair(&["--ping-interval", "200ms", "--ping-timeout", "200ms"]).await;
+    let child = spawn(&["--url", &emu.base(), "--listen"], &[], "");
+    hook.wait_for("connected", 1).await;
+    // Freeze the server: the connection stays open, the pings stop.
+    let pid = emu.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = finish(child).await;
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.err.contains("disconnected by the server: ping timeout"),
+        "{}",
+        run.err
+    );
+    emu.terminate().await;
+}

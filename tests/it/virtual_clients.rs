@@ -361,3 +361,35 @@ async fn bad_requests_are_explained() {
     .await;
     assert_eq!(r.status, 403, "{}", r.body);
 }
+
+#[tokio::test]
+async fn their_traffic_is_recorded_like_any_clients() {
+    let dir =
+        std::env::temp_dir().join(format!("sio-emu-vc-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("session.jsonl");
+    let (hook, mut emu) = pair(&["--record", file.to_str().unwrap()]).await;
+    let base = emu.base();
+    let c = post(
+        &base,
+        "/_emu/clients",
+        json!({"hub": "hub", "userId": "vera"}),
+    )
+    .await
+    .json();
+    let r = post(
+        &base,
+        &format!("/_emu/clients/{}/emit", c["id"]),
+        json!({"event": "say", "args": [1], "ack": true}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    hook.wait_for("say", 1).await;
+    assert_eq!(emu.terminate().await, 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let id = c["connectionId"].as_str().unwrap();
+    let mine: Vec<&str> = text.lines().filter(|l| l.contains(id)).collect();
+    assert!(mine.iter().any(|l| l.contains("\"say\"")), "{text}");
+    assert!(mine.iter().any(|l| l.contains("disconnected")), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
