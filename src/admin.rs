@@ -4,7 +4,7 @@
 //! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
 //! reason [`RESET_REASON`]) and forgets every group and user-group assignment;
 //! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
-//! ([`crate::fault`]).
+//! ([`crate::fault`]); `/_emu/clients…` creates and drives virtual clients ([`clients`]).
 //!
 //! None of this exists in the cloud service, and it can close connections and make webhooks
 //! fail, so [`gate`] lets through only loopback peers that name this server by a loopback

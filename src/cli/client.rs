@@ -31,25 +31,18 @@ const MAX_PENDING: usize = 1024;
 /// Longest script or interactive line, in bytes.
 const MAX_LINE: usize = 1024 * 1024;
 
-const AFTER_HELP: &str = concat!(
-    "\
+/// `--help`'s text after the flags: the modes, the command language, tokens and exit codes.
+fn after_help() -> String {
+    format!(
+        "\
 Modes: with --emit, send one event (and with --ack print its ack's arguments as one JSON array \
-line); with --listen, print one JSON line {\"event\":…,\"args\":[…]} per event received, until \
+line); with --listen, print one JSON line {{\"event\":…,\"args\":[…]}} per event received, until \
 Ctrl-C or --count; otherwise run commands from stdin, one a line (a script when stdin is a file \
 or a pipe, typed when it is a terminal). Received events print as they come.
 
 Commands:
-",
-    // Keep in step with script::COMMANDS.
-    "  emit EVENT [ARG_JSON…]        send EVENT asking for an ack; prints the ack's arguments as one JSON array line
-  emit-noack EVENT [ARG_JSON…]  send EVENT without asking for an ack
-  wait EVENT [TIMEOUT]          wait until EVENT is received (default timeout: --timeout)
-  sleep DURATION                pause (500ms, 2s, 1m; a bare number is milliseconds)
-  disconnect                    leave the namespace and close the session
-  quit                          end, disconnecting first
-  (blank lines and lines starting with # are skipped)
-",
-    "
+{}
+
 In a script, `emit` waits for its ack (up to --timeout) before the next line; a missing ack, a \
 failed `wait` or a refused connect ends the run with exit 1 and names the line. Typed at a \
 terminal, `emit` prints the ack when it comes and errors do not end the session.
@@ -65,8 +58,10 @@ Examples:
   sio-emu client --hub chat --namespace /chat --user alice --emit say '\"hi\"' --ack
   sio-emu client --hub chat --listen --count 1
   sio-emu client --hub chat < script.txt
-  sio-emu client --url http://localhost:3000 --path /socket.io --no-token --listen"
-);
+  sio-emu client --url http://localhost:3000 --path /socket.io --no-token --listen",
+        script::COMMANDS
+    )
+}
 
 /// `--transport`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,7 +74,7 @@ pub enum TransportArg {
 
 /// Flags of `sio-emu client`.
 #[derive(Args, Debug)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = after_help())]
 pub struct ClientArgs {
     /// Service URL (http://host:port)
     #[arg(

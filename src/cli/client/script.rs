@@ -18,8 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// The help text for `--help` and the interactive banner.
-pub const COMMANDS: &str = "\
-  emit EVENT [ARG_JSON…]        send EVENT asking for an ack; prints the ack's arguments as one JSON array line
+pub const COMMANDS: &str = "  emit EVENT [ARG_JSON…]        send EVENT asking for an ack; prints the ack's arguments as one JSON array line
   emit-noack EVENT [ARG_JSON…]  send EVENT without asking for an ack
   wait EVENT [TIMEOUT]          wait until EVENT is received (default timeout: --timeout)
   sleep DURATION                pause (500ms, 2s, 1m; a bare number is milliseconds)
