@@ -42,6 +42,8 @@ pub const HISTORY_BYTES: usize = 1024 * 1024;
 pub const WAIT: Duration = Duration::from_secs(10);
 /// Connection ids remembered as virtual after their client is gone (for the timeline).
 const REMEMBERED: usize = 1024;
+/// Query parameters the handshake sets itself; a body's values for them are ignored.
+const RESERVED_QUERY: [&str; 5] = ["EIO", "transport", "sid", "t", "access_token"];
 /// Lifetime of the minted token.
 const TOKEN_LIFETIME_SECS: u64 = 3600;
 
@@ -272,7 +274,7 @@ fn options(service: &Service, body: &CreateBody) -> Options {
     let mut query: Vec<(String, String)> = body
         .query
         .iter()
-        .filter(|(k, _)| k.as_str() != "access_token")
+        .filter(|(k, _)| !RESERVED_QUERY.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     query.sort();

@@ -39,7 +39,7 @@ async fn stream_until(base: &str, path: &str, pred: impl Fn(&str) -> bool) -> St
 async fn two_virtual_clients_chat_through_the_handler() {
     let (hook, emu) = pair(&[]).await;
     let base = emu.base();
-    let alice = post(&base, "/_emu/clients", json!({"hub": "chat", "namespace": "/chat", "userId": "alice", "auth": {"k": 1}, "query": {"q": "v"}})).await;
+    let alice = post(&base, "/_emu/clients", json!({"hub": "chat", "namespace": "/chat", "userId": "alice", "auth": {"k": 1}, "query": {"q": "v", "EIO": "3", "access_token": "forged"}})).await;
     assert_eq!(alice.status, 201, "{}", alice.body);
     let alice = alice.json();
     let bob = post(
@@ -56,6 +56,9 @@ async fn two_virtual_clients_chat_through_the_handler() {
     assert_eq!(connects[0].header("ce-socketId"), alice["socketId"]);
     let connect = &hook.named("connect")[0];
     assert_eq!(connect.json()["query"]["q"], json!(["v"]));
+    // The handshake's own parameters cannot be overridden from the body.
+    assert_eq!(connect.json()["query"]["EIO"], json!(["4"]));
+    // (A forged `access_token` in the body would have been a 401: the minted one is used.)
 
     // Alice emits with an ack: the event goes through her lane to the webhook, the ack comes back.
     let r = post(
