@@ -30,7 +30,7 @@ use crate::client::{self, Client, ConnectError, Options, Received, Target, Trans
 use crate::http::{HttpResponse, Streaming};
 use crate::service::Service;
 
-use super::{AdminError, with_headers};
+use super::AdminError;
 
 /// Most virtual clients at once.
 pub const MAX_CLIENTS: usize = 100;
@@ -157,16 +157,12 @@ impl VirtualClients {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateBody {
     hub: String,
-    #[serde(default = "root")]
+    #[serde(default = "super::actions::root")]
     namespace: String,
     user_id: Option<String>,
     auth: Option<Value>,
     #[serde(default)]
     query: HashMap<String, String>,
-}
-
-fn root() -> String {
-    "/".into()
 }
 
 fn bad(message: String) -> AdminError {
@@ -501,13 +497,5 @@ pub fn events(service: &Service, id: u64) -> Result<HttpResponse, AdminError> {
             }
         }
     });
-    let mut response = with_headers(
-        Bytes::new(),
-        [
-            (http::header::CONTENT_TYPE, "text/event-stream"),
-            (http::header::CACHE_CONTROL, "no-store"),
-        ],
-    );
-    response.extensions_mut().insert(body);
-    Ok(response)
+    Ok(super::timeline::event_stream(body))
 }

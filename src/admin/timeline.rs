@@ -127,6 +127,11 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         }
         subscriber.close();
     });
+    Ok(event_stream(body))
+}
+
+/// A `200 text/event-stream` answer whose body is the chunks of `body`.
+pub fn event_stream(body: Streaming) -> HttpResponse {
     let mut response = with_headers(
         Bytes::new(),
         [
@@ -135,7 +140,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         ],
     );
     response.extensions_mut().insert(body);
-    Ok(response)
+    response
 }
 
 /// `GET /_emu/entries/<seq>`: the entry and, for a webhook call, the request as sent and the
