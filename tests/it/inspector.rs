@@ -388,11 +388,14 @@ async fn foreign_pages_cannot_read_the_stream_or_export() {
     let page = get_json(&emu, "/_emu/").await;
     assert_eq!(page.status, 200);
     assert!(page.headers["content-type"].starts_with("text/html"));
-    assert!(
-        page.body.contains("EventSource"),
-        "the page is the inspector"
-    );
     assert!(!page.body.contains("https://"), "no external resource");
+    let script = get_json(&emu, "/_emu/inspector.js").await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script.body.contains("EventSource"),
+        "the page's script is the inspector"
+    );
+    assert!(!script.body.contains("https://"), "no external resource");
 }
 
 #[tokio::test]
