@@ -425,9 +425,10 @@ impl<H: Handler> Actor<H> {
                     // Unreachable while the actor holds a sender; treat as shutdown.
                     None => self.close = Some(CloseReason::Shutdown),
                 },
-                frame = next_frame(ws) => if !self.expired() {
+                frame = next_frame(ws) => {
+                    self.on_client_data();
                     self.on_frame(frame);
-                },
+                }
                 _ = &mut self.timer => if !self.expired() {
                     self.on_timer();
                 },
@@ -449,6 +450,19 @@ impl<H: Handler> Actor<H> {
             due
         } else {
             due + self.config.ping_timeout
+        }
+    }
+
+    /// A WebSocket frame shows the client alive. A busy session reads its timer last, so a ping
+    /// may be overdue: it goes out now. A pong the client sent may wait behind frames not read
+    /// yet, so a missing pong is not held against it this round (the next ping's deadline is
+    /// kept as strictly as any); a client that sends nothing is closed at its deadline.
+    fn on_client_data(&mut self) {
+        if !self.awaiting_pong && Instant::now() >= self.timer.deadline() {
+            self.on_timer();
+        }
+        if self.awaiting_pong {
+            self.stalled = true;
         }
     }
 

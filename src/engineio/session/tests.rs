@@ -664,3 +664,28 @@ async fn a_paused_websocket_keeps_pinging_and_survives() {
     assert_eq!(recv(&mut client, ten_minutes, true).await, None);
     assert!(s.closes().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_websocket_busy_with_frames_past_its_pong_deadline_is_pinged_not_closed() {
+    let (ws, mut client) = websocket_pair().await;
+    let s = start(Setup::default(), Some(ws));
+    // The client's frames wait in the socket while the clock passes the ping and its pong
+    // deadline, as when a busy session reads a flood: the first thing the session sees is the
+    // client's data, so its pong may be queued behind frames not read yet.
+    for i in 0..20 {
+        client.send(Message::text(format!("4m{i}"))).await.unwrap();
+    }
+    tokio::time::advance(PING_INTERVAL + PING_TIMEOUT + Duration::from_secs(1)).await;
+    // The overdue ping goes out, the client answers it, and the session lives on.
+    assert_eq!(recv(&mut client, PING_INTERVAL * 4, true).await, None);
+    assert!(s.closes().is_empty(), "closed: {:?}", s.closes());
+    assert_eq!(s.messages().len(), 20);
+    // Positive control: a client that stops answering is closed by the same session.
+    let silent = tokio::time::timeout(PING_INTERVAL * 4, async {
+        while let Some(Ok(frame)) = client.next().await {
+            assert!(!matches!(frame, Message::Text(ref t) if t.as_str() != "2"));
+        }
+    });
+    assert!(silent.await.is_ok(), "the session closed the socket");
+    assert_eq!(s.closes(), [CloseReason::PingTimeout]);
+}
