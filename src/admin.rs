@@ -4,7 +4,7 @@
 //! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
 //! reason [`RESET_REASON`]) and forgets every group and user-group assignment;
 //! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
-//! ([`crate::fault`]).
+//! ([`crate::fault`]); `/_emu/clients…` creates and drives virtual clients ([`clients`]).
 //!
 //! None of this exists in the cloud service, and it can close connections and make webhooks
 //! fail, so [`gate`] lets through only loopback peers that name this server by a loopback
@@ -15,6 +15,7 @@
 //! call as one [`TrafficEvent::Admin`] line.
 
 pub mod actions;
+pub mod clients;
 pub mod curl;
 pub mod gate;
 pub mod resend;
@@ -52,6 +53,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("admin/page/inspector.js"),
     ),
+    (
+        "/_emu/playground.css",
+        "text/css; charset=utf-8",
+        include_str!("admin/page/playground.css"),
+    ),
+    (
+        "/_emu/playground.js",
+        "text/javascript; charset=utf-8",
+        include_str!("admin/page/playground.js"),
+    ),
 ];
 
 /// The policy of every `/_emu/` answer: the page's own files and requests only (no inline
@@ -80,6 +91,11 @@ enum AdminOp {
     FaultsClear,
     Act(Action),
     Resend,
+    ClientsList,
+    ClientCreate,
+    ClientEmit(u64),
+    ClientEvents(u64),
+    ClientDelete(u64),
 }
 
 impl AdminOp {
@@ -96,6 +112,8 @@ impl AdminOp {
                 | AdminOp::Export
                 | AdminOp::Lint
                 | AdminOp::FaultsList
+                | AdminOp::ClientsList
+                | AdminOp::ClientEvents(_)
         )
     }
 
@@ -109,11 +127,12 @@ impl AdminOp {
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// Every route, for the 404 answer.
-const ROUTES: &str = "GET /_emu/ (the inspector, with /_emu/inspector.css and \
-    /_emu/inspector.js), GET /_emu/status, GET /_emu/events, \
+const ROUTES: &str = "GET /_emu/ (the inspector, with /_emu/inspector.css, /_emu/inspector.js, \
+    /_emu/playground.css and /_emu/playground.js), GET /_emu/status, GET /_emu/events, \
     GET /_emu/entries/<seq>, GET /_emu/export, GET /_emu/lint, GET /_emu/connections, \
     POST /_emu/reset, GET/POST/DELETE /_emu/faults, POST /_emu/actions/<emit|join|leave|disconnect|close>, \
-    POST /_emu/resend";
+    POST /_emu/resend, GET/POST /_emu/clients, POST /_emu/clients/<id>/emit, \
+    GET /_emu/clients/<id>/events, DELETE /_emu/clients/<id>";
 
 /// THE admin routing table: method and path → operation; `Err` lists the allowed methods of a
 /// known path.
@@ -136,6 +155,9 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
     if let Some(seq) = path.strip_prefix("/_emu/entries/") {
         return seq.parse().ok().map(|seq| get(AdminOp::Entry(seq)));
     }
+    if let Some(rest) = path.strip_prefix("/_emu/clients/") {
+        return client_route(method, rest);
+    }
     if let Some(name) = path.strip_prefix("/_emu/actions/") {
         return Action::from_name(name).map(|a| post(AdminOp::Act(a)));
     }
@@ -154,6 +176,24 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
         (&Method::POST, "/_emu/faults") => Ok(AdminOp::FaultsAdd),
         (&Method::DELETE, "/_emu/faults") => Ok(AdminOp::FaultsClear),
         (_, "/_emu/faults") => Err("GET, POST, DELETE"),
+        (&Method::GET | &Method::HEAD, "/_emu/clients") => Ok(AdminOp::ClientsList),
+        (&Method::POST, "/_emu/clients") => Ok(AdminOp::ClientCreate),
+        (_, "/_emu/clients") => Err("GET, POST"),
+        _ => return None,
+    })
+}
+
+/// `/_emu/clients/<id>`, `/_emu/clients/<id>/emit`, `/_emu/clients/<id>/events`.
+fn client_route(method: &Method, rest: &str) -> Option<Result<AdminOp, &'static str>> {
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let id: u64 = id.parse().ok()?;
+    Some(match (tail, method) {
+        ("", &Method::DELETE) => Ok(AdminOp::ClientDelete(id)),
+        ("", _) => Err("DELETE"),
+        ("emit", &Method::POST) => Ok(AdminOp::ClientEmit(id)),
+        ("emit", _) => Err("POST"),
+        ("events", &Method::GET) => Ok(AdminOp::ClientEvents(id)),
+        ("events", _) => Err("GET"),
         _ => return None,
     })
 }
@@ -370,6 +410,11 @@ async fn answer<B>(
         Some(Ok(AdminOp::Lint)) => ok_json(timeline::lint(service)),
         Some(Ok(AdminOp::Act(action))) => acted(actions::run(service, action, body)),
         Some(Ok(AdminOp::Resend)) => acted(resend::run(service, body).await),
+        Some(Ok(AdminOp::ClientsList)) => ok_json(clients::list(service)),
+        Some(Ok(AdminOp::ClientCreate)) => created(clients::create(service, body).await),
+        Some(Ok(AdminOp::ClientEmit(id))) => acted(clients::emit(service, id, body).await),
+        Some(Ok(AdminOp::ClientEvents(id))) => either(clients::events(service, id)),
+        Some(Ok(AdminOp::ClientDelete(id))) => acted(clients::delete(service, id).await),
         Some(Ok(op)) => answer_state(service, op, req.uri().query(), body),
         Some(Err(allow)) => {
             let mut response = error(
@@ -401,6 +446,21 @@ fn acted(outcome: Result<(Value, String), AdminError>) -> (HttpResponse, Option<
             Some(message),
         ),
         Err(e) => (e.into_response(), None),
+    }
+}
+
+/// The answer of a creation: 201 with its JSON and log message, or its error (with the
+/// reason in the log line too).
+fn created(outcome: Result<(Value, String), AdminError>) -> (HttpResponse, Option<String>) {
+    match outcome {
+        Ok((value, message)) => (
+            json_response(StatusCode::CREATED, value.to_string()),
+            Some(message),
+        ),
+        Err(e) => {
+            let note = e.message.clone();
+            (e.into_response(), Some(note))
+        }
     }
 }
 
@@ -488,7 +548,7 @@ fn group_json(name: &str) -> Value {
 
 /// One connection of `GET /_emu/connections`, each socket with the rooms its connection is
 /// in for the socket's namespace.
-fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
+fn connection_json(service: &Service, e: &crate::service::hub::SnapshotConnection) -> Value {
     let age = std::time::SystemTime::now()
         .duration_since(e.opened)
         .unwrap_or_default();
@@ -500,7 +560,7 @@ fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
             .filter_map(|g| g.room)
             .collect()
     };
-    json!({
+    let mut value = json!({
         "connectionId": &*e.connection_id,
         "userId": e.user_id.as_deref(),
         "transport": e.transport.as_str(),
@@ -512,7 +572,11 @@ fn connection_json(e: &crate::service::hub::SnapshotConnection) -> Value {
             "socketId": &**id,
             "rooms": rooms(namespace),
         })).collect::<Vec<_>>(),
-    })
+    });
+    if clients::is_virtual(service, &e.connection_id) {
+        value["virtual"] = Value::Bool(true);
+    }
+    value
 }
 
 /// `GET /_emu/connections`: hubs by name, connections by id, groups by name — sorted, so two
@@ -526,8 +590,11 @@ fn connections(service: &Service) -> Value {
         .map(|hub| {
             let snapshot = hub.snapshot();
             total += snapshot.connections.len();
-            let connections: Vec<Value> =
-                snapshot.connections.iter().map(connection_json).collect();
+            let connections: Vec<Value> = snapshot
+                .connections
+                .iter()
+                .map(|c| connection_json(service, c))
+                .collect();
             let user_groups: serde_json::Map<String, Value> = snapshot
                 .user_groups
                 .iter()

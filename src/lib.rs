@@ -23,6 +23,7 @@
 //! lint: checks webhook answers and REST calls against the contract; a hook, naming no caller
 //! fault: decides injected faults and keeps their rules; a hook; admin edits its rules
 //! admin: loopback-only `/_emu/` views and controls, routed by server, working through service
+//! client: a Socket.IO client over the codecs (cli's `client`, admin's virtual clients)
 //! ```
 //!
 //! `tests/layers.rs` checks these directions on every `cargo test`: lint and fault name none of
@@ -32,6 +33,7 @@ pub mod admin;
 pub mod auth;
 pub mod builtin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod duration;
 pub mod engineio;

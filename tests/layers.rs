@@ -54,11 +54,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         "fault",
         &["config", "duration", "glob", "hooks", "traffic", "upstream"],
     ),
+    ("client", &[]),
     (
         "admin",
         &[
-            "config", "engineio", "fault", "hooks", "http", "service", "socketio", "traffic",
-            "upstream",
+            "auth", "client", "config", "engineio", "fault", "hooks", "http", "service",
+            "socketio", "traffic", "upstream",
         ],
     ),
     (
@@ -81,8 +82,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "admin", "auth", "builtin", "config", "duration", "fault", "hooks", "http", "lint",
-            "replay", "server", "service", "traffic", "upstream",
+            "admin", "auth", "builtin", "client", "config", "duration", "fault", "hooks", "http",
+            "lint", "replay", "server", "service", "traffic", "upstream",
         ],
     ),
 ];

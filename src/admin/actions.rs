@@ -69,7 +69,8 @@ struct Body {
     args: Vec<Value>,
 }
 
-fn root() -> String {
+/// The default namespace of a request body.
+pub(super) fn root() -> String {
     "/".into()
 }
 

@@ -101,6 +101,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
     let subscriber = ring(service)?.subscribe(after);
     let (tx, body) = Streaming::channel(1);
     let stop = service.shutdown().clone();
+    let virtual_clients = super::clients::marker(service);
     tokio::spawn(async move {
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
         let mut open = tx.send(hello).await.is_ok();
@@ -121,7 +122,8 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
                 ));
             }
             for entry in &batch.entries {
-                if let Some(view) = view(entry) {
+                if let Some(mut view) = view(entry) {
+                    virtual_clients.mark(&mut view);
                     let _ = write!(chunk, "id: {}\ndata: {view}\n\n", entry.seq);
                 }
             }
@@ -129,6 +131,11 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         }
         subscriber.close();
     });
+    Ok(event_stream(body))
+}
+
+/// A `200 text/event-stream` answer whose body is the chunks of `body`.
+pub fn event_stream(body: Streaming) -> HttpResponse {
     let mut response = with_headers(
         Bytes::new(),
         [
@@ -137,7 +144,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
         ],
     );
     response.extensions_mut().insert(body);
-    Ok(response)
+    response
 }
 
 /// `GET /_emu/entries/<seq>`: the entry and, for a webhook call, the request as sent and the

@@ -21,7 +21,7 @@ use super::{Check, Rejection, TokenClaims, codec};
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
 /// The path prefix of every Socket.IO client audience.
-const CLIENT_PATH: &str = "/clients/socketio/hubs/";
+pub const CLIENT_PATH: &str = "/clients/socketio/hubs/";
 
 /// What the token's `aud` must name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

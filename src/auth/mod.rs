@@ -19,7 +19,8 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 pub use jwt::{
-    CLOCK_SKEW_SECS, CheckResult, Expected, Outcome, Report, client_audience, mint, verify_report,
+    CLIENT_PATH, CLOCK_SKEW_SECS, CheckResult, Expected, Outcome, Report, client_audience, mint,
+    verify_report,
 };
 pub use signature::ce_signature;
 

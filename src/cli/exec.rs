@@ -55,8 +55,9 @@ pub fn run(args: ExecArgs) -> Result<u8, CliError> {
 /// The variables the command gets: `SIO_EMU_ENDPOINT` (`http://localhost:<port>`),
 /// `SIO_EMU_PORT`, `SIO_EMU_CONNECTION_STRING` and the Azure Functions setting
 /// `WebPubSubForSocketIOConnectionString` (both `Endpoint=…;AccessKey=…;Version=1.0;`),
-/// `SIO_EMU_HUB` (the first declared hub, or `hub`) and `SIO_EMU_TOKEN` (a 1-hour client token
-/// for that hub, signed with the primary key).
+/// `SIO_EMU_HUB` (the first declared hub, or `hub`), `SIO_EMU_TOKEN` (a 1-hour client token
+/// for that hub, signed with the primary key) and `SIO_EMU_ACCESS_KEY` (that key, which
+/// `sio-emu client` and `sio-emu token` read).
 pub fn environment(running: &Running) -> Vec<(&'static str, String)> {
     let service = &running.service;
     let config = service.config();
@@ -84,6 +85,7 @@ pub fn environment(running: &Running) -> Vec<(&'static str, String)> {
         ("WebPubSubForSocketIOConnectionString", connection),
         ("SIO_EMU_HUB", hub),
         ("SIO_EMU_TOKEN", token),
+        ("SIO_EMU_ACCESS_KEY", key.to_owned()),
     ]
 }
 

@@ -4,6 +4,7 @@
 //! Each subcommand module turns its flags into library settings and calls the library; nothing
 //! below this module prints to the terminal except through the traffic renderers.
 
+pub mod client;
 pub mod docs;
 pub mod exec;
 pub mod init;
@@ -38,6 +39,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Replay recorded sessions against an event handler and compare its answers.
     Replay(replay::ReplayArgs),
+    /// Be a Socket.IO client of a hub: emit an event and print its ack, listen, or run a script
+    /// of commands (exits 1 when refused, timed out or disconnected by the server).
+    Client(client::ClientArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell or elvish) to stdout.
     Completions(docs::CompletionsArgs),
     /// Print the manual pages (roff) of sio-emu and every subcommand to stdout.
@@ -162,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => exec::run(args),
         Command::Init(args) => init::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Client(args) => client::run(args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
     };

@@ -105,6 +105,8 @@ pub struct Service {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     hubs: Mutex<registry::Registry>,
+    /// State a layer above keeps per service (one value per type; see [`Service::extension`]).
+    extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -155,7 +157,22 @@ impl Service {
             tracker: TaskTracker::new(),
             shutdown,
             hubs: Mutex::new(hubs),
+            extensions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The one value of type `T` kept with this service, made on first use: how a layer above
+    /// (the admin surface's virtual clients) keeps state that lives as long as the service
+    /// without the service knowing its type.
+    pub fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
+        let value = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone();
+        value
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("keyed by its type"))
     }
 
     /// The public endpoint, e.g. `http://localhost:8080` (no trailing slash).
