@@ -14,7 +14,7 @@
 //! - `chat` ([`chat`]): first broadcasts the event to the rest of its namespace through the
 //!   service's REST API, then acks like `echo` (502 with the reason when the broadcast failed).
 //!
-//! [`Builtins`] owns the running handlers of one service. `cli::serve`'s `Running::start` creates
+//! [`Builtins`] owns the running handlers of one service. `cli::running`'s `Running::start` creates
 //! it after binding (when the endpoint is known) and before the service, and calls
 //! [`Builtins::apply`] on the configuration, as the `--config` watcher does on every reload, so
 //! every handler URL of every hub is resolved and the handlers learn the current access keys.

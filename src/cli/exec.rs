@@ -1,7 +1,7 @@
 //! `sio-emu exec [serve options] -- <command> [args…]`: runs a command (a test suite, a dev
 //! server) against an emulator that lives exactly as long as it.
 //!
-//! The service starts in-process through [`serve::Running::start`], so it is listening and
+//! The service starts in-process through [`Running::start`], so it is listening and
 //! announced (banner or `ready` line, then the live log on stdout unless `--quiet`) before the
 //! command starts. The command inherits stdin, stdout and stderr, plus the connection details
 //! in its environment ([`environment`]). SIGINT and SIGTERM received meanwhile are forwarded
@@ -17,7 +17,8 @@ use std::process::ExitStatus;
 use clap::Args;
 
 use super::CliError;
-use super::serve::{self, Running, ServeArgs};
+use super::running::Running;
+use super::serve::{self, ServeArgs};
 use crate::auth::{self, TokenClaims, connection_string};
 
 /// Lifetime of the `SIO_EMU_TOKEN` client token, like the banner's.

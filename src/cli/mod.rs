@@ -9,6 +9,7 @@ pub mod docs;
 pub mod exec;
 pub mod init;
 pub mod replay;
+pub mod running;
 pub mod serve;
 pub mod token;
 

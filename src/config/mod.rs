@@ -6,8 +6,11 @@
 //! REST API read it. Hubs carry their own anonymous policy and an ordered list of event
 //! handlers shaped like the cloud's hub settings ([`HubConfig`], [`HandlerConfig`]).
 
+pub mod describe;
 pub mod fault;
 pub mod file;
+pub mod reload;
+pub mod resolve;
 
 use std::time::Duration;
 
