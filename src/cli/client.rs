@@ -7,7 +7,8 @@
 //! Received events are one JSON line each, `{"event":…,"args":[…]}`; acks are one JSON array
 //! line. Everything a peer sent is escaped before it reaches a terminal ([`session::json_line`],
 //! [`crate::client::terminal_safe`]). Exit codes: 0 done, 1 refused, timed out or
-//! disconnected by the server (the reason on stderr), 2 usage.
+//! disconnected by the server (the reason on stderr), 2 usage or a server that cannot be
+//! reached.
 
 pub mod script;
 mod session;
@@ -48,7 +49,7 @@ key `serve` uses), --user and --group; or given with --token; --no-token for ano
 plain Socket.IO servers. It is sent as the `access_token` query parameter.
 
 Exit codes: 0 done, 1 refused, timed out or disconnected by the server (the reason on stderr), \
-2 usage.
+2 usage or a server that cannot be reached.
 
 Examples:
   sio-emu client --hub chat --namespace /chat --user alice --emit say '\"hi\"' --ack
@@ -321,8 +322,13 @@ async fn connect(plan: &Plan) -> Result<(Client, mpsc::Receiver<Received>), CliE
     }
 }
 
-/// A failed connect as its message and hint (exit 1).
+/// A failed connect as its message and hint: exit 1 when the server answered and refused, 2
+/// when it could not be reached (an infrastructure failure, as the command-line contract says).
 fn connect_error(url: &str, namespace: &str, e: ConnectError) -> CliError {
+    let code = match &e {
+        ConnectError::Engine(client::EngineError::Io(_)) => 2,
+        _ => 1,
+    };
     let (message, hint) = match &e {
         ConnectError::Engine(client::EngineError::Refused { status: 401, .. }) => (
             format!("connecting to {url}: {e}"),
@@ -343,6 +349,6 @@ fn connect_error(url: &str, namespace: &str, e: ConnectError) -> CliError {
     CliError {
         message: client::terminal_safe(&message).into_owned(),
         hint: hint.map(str::to_owned),
-        code: 1,
+        code,
     }
 }

@@ -492,14 +492,16 @@ async fn usage_errors_exit_2() {
 }
 
 #[tokio::test]
-async fn an_unreachable_server_exits_1() {
+/// The command-line contract: an infrastructure failure (target unreachable) is exit 2, like
+/// `replay` against a target it cannot reach; a server that answers and refuses is exit 1.
+async fn an_unreachable_server_exits_2() {
     let port = free_port();
     let run = client(
         &["--url", &format!("http://127.0.0.1:{port}"), "--emit", "x"],
         "",
     )
     .await;
-    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.code, 2, "{run:?}");
     assert!(run.err.contains("cannot reach"), "{}", run.err);
 }
 
