@@ -37,15 +37,16 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{self, TokenClaims};
 use crate::hooks::GroupUse;
 use crate::http::HttpResponse;
+use crate::service::group;
 use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
-use crate::service::{ConnCommand, Hub, Service, group};
-use crate::traffic::{TrafficEvent, preview};
+use crate::traffic::preview;
 
 use super::error::{self, Entity, FilterOrigin, RestError};
 use super::paging::Paging;
 use super::request::{self, Query, check_group, check_id};
 use super::send::{self, SendPayload};
+use super::store::{Reached, Store};
 use super::{Call, Operation, describe_group};
 
 /// Largest JSON body of `:addToGroups` / `:removeFromGroups`, in bytes.
@@ -64,9 +65,9 @@ const LOG_PREVIEW: usize = 120;
 const MAX_IDS_IN_WARNING: usize = 5;
 
 /// What one call needs besides its operation and body.
-#[derive(Debug)]
 pub struct Ctx<'a> {
-    pub service: &'a Service,
+    /// The live service or a replay's recorded world.
+    pub store: &'a dyn Store,
     /// The hub as written in the path (matched case-insensitively).
     pub hub: &'a str,
     pub query: &'a Query,
@@ -76,14 +77,8 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn hub(&self) -> Option<Arc<Hub>> {
-        self.service.hub(self.hub)
-    }
-
     fn warn(&self, message: String, hint: Option<String>) {
-        self.service
-            .traffic()
-            .emit(TrafficEvent::Warning { message, hint });
+        self.store.warn(message, hint);
     }
 }
 
@@ -216,12 +211,7 @@ fn exists(ctx: &Ctx<'_>, scope: Scope<'_>) -> Result<Reply, RestError> {
         Scope::User(user_id) => (Entity::User, user_id),
         Scope::Connection(connection_id) => (Entity::Connection, connection_id),
     };
-    let exists = ctx.hub().is_some_and(|hub| match entity {
-        Entity::Group => hub.has_group(name),
-        Entity::User => hub.has_user(name),
-        Entity::Connection => hub.has_connection(name),
-    });
-    Ok(if exists {
+    Ok(if ctx.store.exists(ctx.hub, entity, name) {
         Reply::Ok
     } else {
         Reply::NotExisted(entity, name.to_owned())
@@ -237,7 +227,7 @@ fn remove_connection_from_group(
 ) -> Result<Reply, RestError> {
     check_group("group", group)?;
     check_id("connectionId", connection_id)?;
-    let left = ctx.hub().is_some_and(|hub| hub.leave(connection_id, group));
+    let left = ctx.store.leave(ctx.hub, connection_id, group);
     call.matched = Some(usize::from(left));
     Ok(Reply::NoContent)
 }
@@ -249,10 +239,7 @@ fn remove_connection_from_all_groups(
     call: &mut Call,
 ) -> Result<Reply, RestError> {
     check_id("connectionId", connection_id)?;
-    let left = match ctx.hub() {
-        Some(hub) => hub.leave_all_groups(&[Arc::from(connection_id)]),
-        None => LeftGroups::default(),
-    };
+    let left = ctx.store.leave_all_groups(ctx.hub, connection_id);
     warn_implicit_dropped(ctx, &left);
     call.matched = Some(left.existing);
     Ok(Reply::NoContent)
@@ -267,9 +254,8 @@ fn remove_user_from_group(
 ) -> Result<Reply, RestError> {
     check_id("userId", user_id)?;
     check_group("group", group)?;
-    if let Some(hub) = ctx.hub() {
-        call.matched = Some(hub.remove_user_from_group(user_id, group));
-        ctx.service.release_hub(&hub);
+    if let Some(matched) = ctx.store.remove_user_from_group(ctx.hub, user_id, group) {
+        call.matched = Some(matched);
     }
     Ok(Reply::NoContent)
 }
@@ -281,11 +267,9 @@ fn remove_user_from_all_groups(
     call: &mut Call,
 ) -> Result<Reply, RestError> {
     check_id("userId", user_id)?;
-    if let Some(hub) = ctx.hub() {
-        let left = hub.remove_user_from_all_groups(user_id);
+    if let Some(left) = ctx.store.remove_user_from_all_groups(ctx.hub, user_id) {
         warn_implicit_dropped(ctx, &left);
         call.matched = Some(left.existing);
-        ctx.service.release_hub(&hub);
     }
     Ok(Reply::NoContent)
 }
@@ -314,23 +298,13 @@ where
     ctx.query.message_ttl()?;
     let payload = read_payload(ctx, body, call).await?;
     lint_send(ctx, scope, &selection, &payload, call);
-    let namespace = match &payload {
-        SendPayload::Disconnect { namespace, .. } => Some(namespace.as_str()),
-        SendPayload::Packet { .. } => None,
-    };
-    let hub = ctx.hub();
-    let recipients = hub
-        .as_ref()
-        .map(|hub| hub.select(scope, &selection, namespace))
-        .unwrap_or_default();
-    let why_empty = recipients
-        .is_empty()
-        .then(|| why_nothing_matched(hub.as_deref(), scope, &selection.filter))
+    let reached = ctx.store.send(ctx.hub, scope, &selection, &payload);
+    let why_empty = (reached.matched == 0)
+        .then(|| why_nothing_matched(ctx, scope, &selection.filter))
         .flatten();
-    let report = send::deliver(&payload, &recipients);
-    call.matched = Some(recipients.len());
+    call.matched = Some(reached.matched);
     call.note = Some(send_note(&payload, why_empty));
-    warn_undelivered(ctx, &report.skipped, recipients.len(), &call.target);
+    warn_undelivered(ctx, &reached.skipped, reached.matched, &call.target);
     Ok(Reply::Accepted)
 }
 
@@ -341,12 +315,11 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let kind = request::send_media_type(ctx.headers)?;
-    let bytes =
-        request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
-    call.keep_body(ctx.service, &bytes);
+    let bytes = request::read_body(ctx.headers, body, ctx.store.max_payload()).await?;
+    call.keep_body(ctx.store, &bytes);
     let payload = send::parse_payload(&bytes, kind).inspect_err(|e| {
         if let send::PayloadError::DisconnectPayload { payload } = e {
-            let rest = &ctx.service.hooks().rest;
+            let rest = ctx.store.observer();
             rest.disconnect_payload(call.operation, payload);
         }
     })?;
@@ -365,8 +338,8 @@ fn lint_send(
         Scope::Group(name) => vec![name],
         _ => Vec::new(),
     };
-    let rest = &ctx.service.hooks().rest;
-    let live = || live_groups(ctx);
+    let rest = ctx.store.observer();
+    let live = || ctx.store.groups(ctx.hub);
     let call_groups = GroupUse {
         hub: ctx.hub,
         operation: call.operation,
@@ -379,11 +352,6 @@ fn lint_send(
     if let Scope::Group(name) = scope {
         lint_namespace(ctx, name, payload);
     }
-}
-
-/// Every group the hub has right now, for the REST observer.
-fn live_groups(ctx: &Ctx<'_>) -> Vec<String> {
-    ctx.hub().map(|h| h.known_groups()).unwrap_or_default()
 }
 
 /// The live-log note of a send: the payload's preview, and why nothing matched if so.
@@ -421,8 +389,8 @@ fn warn_undelivered(ctx: &Ctx<'_>, skipped: &[Arc<str>], recipients: usize, targ
 
 /// Explains an empty match by the groups it named that no connection is in: the target group
 /// itself, else the groups the filter names (which may sit under a `not`, hence "names").
-fn why_nothing_matched(hub: Option<&Hub>, scope: Scope<'_>, filter: &Filter) -> Option<String> {
-    let exists = |name: &str| hub.is_some_and(|h| h.has_group(name));
+fn why_nothing_matched(ctx: &Ctx<'_>, scope: Scope<'_>, filter: &Filter) -> Option<String> {
+    let exists = |name: &str| ctx.store.exists(ctx.hub, Entity::Group, name);
     if let Scope::Group(g) = scope
         && !exists(g)
     {
@@ -485,7 +453,7 @@ where
 {
     request::json_media_type(ctx.headers)?;
     let bytes = request::read_body(ctx.headers, body, MAX_GROUPS_BODY).await?;
-    call.keep_body(ctx.service, &bytes);
+    call.keep_body(ctx.store, &bytes);
     let body: GroupsBody = serde_json::from_slice(&bytes).map_err(|e| {
         RestError::InvalidBody(format!(
             "the body must be JSON like {{\"groups\":[\"0~L2NoYXQ~cm9vbQ\"],\"filter\":\"'0~L2NoYXQ~c2lk' in groups\"}}: {e}"
@@ -514,10 +482,9 @@ where
         filter_groups: &filter.group_literals(),
         adds: add,
     };
-    ctx.service
-        .hooks()
-        .rest
-        .groups(&call_groups, &|| live_groups(ctx));
+    ctx.store
+        .observer()
+        .groups(&call_groups, &|| ctx.store.groups(ctx.hub));
     let described: Vec<String> = groups.iter().map(|g| describe_group(g)).collect();
     call.target = format!("[{}]", described.join(", "));
     if !filter.is_match_all() {
@@ -527,10 +494,7 @@ where
         excluded: Vec::new(),
         filter,
     };
-    call.matched = Some(
-        ctx.hub()
-            .map_or(0, |hub| hub.set_groups(&selection, &groups, add)),
-    );
+    call.matched = Some(ctx.store.set_groups(ctx.hub, &selection, &groups, add));
     Ok(Reply::Ok)
 }
 
@@ -543,8 +507,7 @@ fn add_connection_to_group(
 ) -> Result<Reply, RestError> {
     check_group("group", group)?;
     check_id("connectionId", connection_id)?;
-    let joined = ctx.hub().is_some_and(|hub| hub.join(connection_id, group));
-    if !joined {
+    if !ctx.store.join(ctx.hub, connection_id, group) {
         return Err(RestError::ConnectionNotFound {
             hub: ctx.hub.to_owned(),
             connection_id: connection_id.to_owned(),
@@ -563,13 +526,13 @@ fn add_user_to_group(
 ) -> Result<Reply, RestError> {
     check_id("userId", user_id)?;
     check_group("group", group)?;
-    let hub = ctx
-        .service
-        .hub_or_create(ctx.hub)
+    let matched = ctx
+        .store
+        .add_user_to_group(ctx.hub, user_id, group)
         .ok_or_else(|| RestError::HubNotDeclared {
             hub: ctx.hub.to_owned(),
         })?;
-    call.matched = Some(hub.add_user_to_group(user_id, group));
+    call.matched = Some(matched);
     Ok(Reply::Ok)
 }
 
@@ -605,19 +568,8 @@ fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, Rest
     };
     describe_selection(&selection, &mut call.target);
     let reason = ctx.query.close_reason();
-    let recipients = match ctx.hub() {
-        Some(hub) => hub.select(scope, &selection, None),
-        None => Vec::new(),
-    };
-    let mut skipped = Vec::new();
-    for (id, handle) in &recipients {
-        if !handle.send(ConnCommand::Close {
-            reason: reason.clone(),
-        }) {
-            skipped.push(id.clone());
-        }
-    }
-    call.matched = Some(recipients.len());
+    let Reached { matched, skipped } = ctx.store.close(ctx.hub, scope, &selection, &reason);
+    call.matched = Some(matched);
     call.note = Some(format!("reason: {reason}"));
     if !skipped.is_empty() {
         ctx.warn(
@@ -647,10 +599,7 @@ struct GroupMember<'a> {
 fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
     check_group("group", group)?;
     let paging = Paging::from_query(ctx.query)?;
-    let members = ctx
-        .hub()
-        .map(|hub| hub.group_members(group))
-        .unwrap_or_default();
+    let members = ctx.store.group_members(ctx.hub, group);
     let page = paging.page(members.iter().map(|m| m.connection_id.as_ref()));
     let value: Vec<GroupMember<'_>> = members[page.range]
         .iter()
@@ -710,7 +659,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         .map(str::to_owned)
         .collect();
     let claims = TokenClaims {
-        aud: auth::client_audience(ctx.service.endpoint(), ctx.hub),
+        aud: auth::client_audience(ctx.store.endpoint(), ctx.hub),
         sub: query
             .get("userId")
             .filter(|u| !u.is_empty())
@@ -720,12 +669,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         lifetime_secs: minutes.saturating_mul(60),
         now: auth::now_unix(),
     };
-    let config = ctx.service.config();
-    let key = config
-        .access_keys
-        .first()
-        .map_or(auth::DEV_ACCESS_KEY, String::as_str);
-    let token = auth::mint(key, &claims);
+    let token = auth::mint(&ctx.store.signing_key(), &claims);
     Ok(Reply::Json(serde_json::json!({ "token": token })))
 }
 
