@@ -26,7 +26,7 @@ use super::session::{RecordedCall, World};
 use crate::http::HttpResponse;
 use crate::http::{OnStop, serve_http};
 use crate::lint::{Collected, Findings};
-use crate::rest::error::{self as rest_error, Entity};
+use crate::rest::error as rest_error;
 use crate::rest::{Operation, RestError, request};
 use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 use store::Recorded;
@@ -356,7 +356,7 @@ fn as_recorded(answer: HttpResponse, status: u16, op: &Operation) -> HttpRespons
     if status == answer.status() {
         return answer;
     }
-    if let Some((entity, name)) = existence(op).filter(|_| status == StatusCode::NOT_FOUND) {
+    if let Some((entity, name)) = op.looks_for().filter(|_| status == StatusCode::NOT_FOUND) {
         return rest_error::not_existed(entity, name);
     }
     let mut response = if status.is_client_error() || status.is_server_error() {
@@ -380,16 +380,6 @@ fn as_recorded(answer: HttpResponse, status: u16, op: &Operation) -> HttpRespons
     };
     *response.status_mut() = status;
     response
-}
-
-/// What an existence check looks for, so its 404 is the same as `serve`'s.
-fn existence(op: &Operation) -> Option<(Entity, &str)> {
-    match op {
-        Operation::ConnectionExists { connection_id } => Some((Entity::Connection, connection_id)),
-        Operation::GroupExists { group } => Some((Entity::Group, group)),
-        Operation::UserExists { user_id } => Some((Entity::User, user_id)),
-        _ => None,
-    }
 }
 
 /// Books a call to the window it arrived in, if that window is still open; warns otherwise.

@@ -12,6 +12,7 @@
 //! in [`send`]. The service state is reached only through [`crate::service`], under its hub lock,
 //! never across an `await`.
 
+pub mod contract;
 pub mod error;
 pub mod operations;
 pub mod paging;

@@ -1,7 +1,8 @@
-//! The REST operations themselves (docs/protocol.md §7.2): each one only translates. It validates its
-//! parameters, calls one membership method of the hub ([`crate::service::hub`], which keeps the
-//! invariants under the hub lock) and builds the reply; sends and closes get the recipients'
-//! handles from [`Hub::select`] and queue the commands after the lock is released.
+//! The REST operations themselves (docs/protocol.md §7.2): each one only translates. It checks
+//! the names its path holds and its query and body, does its work through one method of a
+//! [`Store`] (the live service, whose hubs keep the invariants under the hub lock, or a replay's
+//! recorded world), tells the store's lint observer what it relies on, and answers as its
+//! contract ([`super::contract`]) declares.
 //!
 //! Neighbours: [`super`] routes a request to an [`Operation`] and handles auth; [`super::send`]
 //! validates payloads and delivers them. Nothing here holds a hub lock: the only awaits are body
@@ -42,9 +43,10 @@ use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
 use crate::traffic::preview;
 
+use super::contract::Success;
 use super::error::{self, Entity, FilterOrigin, RestError};
 use super::paging::Paging;
-use super::request::{self, Query, check_group, check_id};
+use super::request::{self, Query, check_group};
 use super::send::{self, SendPayload};
 use super::store::{Reached, Store};
 use super::{Call, Operation, describe_group};
@@ -131,7 +133,18 @@ fn describe_selection(selection: &Selection, target: &mut String) {
     }
 }
 
-/// Runs one operation.
+/// What an operation's work produced; [`reply`] makes it the operation's declared answer.
+enum Outcome {
+    /// Done: the operation's [`Operation::success`] answer.
+    Done,
+    /// An existence check: found, or the service's 404 warning.
+    Found(bool),
+    /// A 200 with this JSON body.
+    Json(serde_json::Value),
+}
+
+/// Runs one operation: checks the names its path holds, does its work over the store and
+/// answers as its contract declares.
 pub async fn execute<B>(
     ctx: &Ctx<'_>,
     operation: Operation,
@@ -142,136 +155,97 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    operation.check_names()?;
+    let outcome = perform(ctx, &operation, body, call).await?;
+    Ok(reply(&operation, outcome))
+}
+
+/// The declared answer of an operation that succeeded.
+fn reply(operation: &Operation, outcome: Outcome) -> Reply {
+    match (outcome, operation.looks_for()) {
+        (Outcome::Json(value), _) => Reply::Json(value),
+        (Outcome::Found(false), Some((entity, name))) => Reply::NotExisted(entity, name.to_owned()),
+        (Outcome::Done | Outcome::Found(_), _) => match operation.success() {
+            Success::Accepted => Reply::Accepted,
+            Success::Ok => Reply::Ok,
+            Success::NoContent => Reply::NoContent,
+        },
+    }
+}
+
+/// The work of each operation, its names already checked.
+async fn perform<B>(
+    ctx: &Ctx<'_>,
+    operation: &Operation,
+    body: B,
+    call: &mut Call,
+) -> Result<Outcome, RestError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use Operation as Op;
+    let (store, hub) = (ctx.store, ctx.hub);
     match operation {
-        Operation::SendToAll => send_to(ctx, Scope::All, body, call).await,
-        Operation::SendToGroup { group } => send_to(ctx, Scope::Group(&group), body, call).await,
-        Operation::SendToConnection { connection_id } => {
-            send_to(ctx, Scope::Connection(&connection_id), body, call).await
+        Op::SendToAll => send_to(ctx, Scope::All, body, call).await?,
+        Op::SendToGroup { group } => send_to(ctx, Scope::Group(group), body, call).await?,
+        Op::SendToConnection { connection_id } => {
+            send_to(ctx, Scope::Connection(connection_id), body, call).await?;
         }
-        Operation::SendToUser { user_id } => send_to(ctx, Scope::User(&user_id), body, call).await,
-        Operation::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await,
-        Operation::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await,
-        Operation::AddConnectionToGroup {
+        Op::SendToUser { user_id } => send_to(ctx, Scope::User(user_id), body, call).await?,
+        Op::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await?,
+        Op::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await?,
+        Op::AddConnectionToGroup {
             group,
             connection_id,
-        } => add_connection_to_group(ctx, &group, &connection_id, call),
-        Operation::RemoveConnectionFromGroup {
+        } => add_connection_to_group(ctx, group, connection_id, call)?,
+        Op::RemoveConnectionFromGroup {
             group,
             connection_id,
-        } => remove_connection_from_group(ctx, &group, &connection_id, call),
-        Operation::RemoveConnectionFromAllGroups { connection_id } => {
-            remove_connection_from_all_groups(ctx, &connection_id, call)
+        } => call.matched = Some(usize::from(store.leave(hub, connection_id, group))),
+        Op::RemoveConnectionFromAllGroups { connection_id } => {
+            let left = store.leave_all_groups(hub, connection_id);
+            left_all_groups(ctx, Some(left), call);
         }
-        Operation::CloseConnection { connection_id } => {
-            close(ctx, Scope::Connection(&connection_id), call)
+        Op::CloseConnection { connection_id } => close(ctx, Scope::Connection(connection_id), call),
+        Op::CloseAllConnections => close(ctx, Scope::All, call),
+        Op::CloseGroupConnections { group } => close(ctx, Scope::Group(group), call),
+        Op::CloseUserConnections { user_id } => close(ctx, Scope::User(user_id), call),
+        Op::ConnectionExists { .. } | Op::GroupExists { .. } | Op::UserExists { .. } => {
+            let found = operation
+                .looks_for()
+                .is_some_and(|(entity, name)| store.exists(hub, entity, name));
+            return Ok(Outcome::Found(found));
         }
-        Operation::CloseAllConnections => close(ctx, Scope::All, call),
-        Operation::CloseGroupConnections { group } => close(ctx, Scope::Group(&group), call),
-        Operation::CloseUserConnections { user_id } => close(ctx, Scope::User(&user_id), call),
-        Operation::ConnectionExists { connection_id } => {
-            exists(ctx, Scope::Connection(&connection_id))
+        Op::AddUserToGroup { user_id, group } => add_user_to_group(ctx, user_id, group, call)?,
+        // Releases the hub when that was its last assignment.
+        Op::RemoveUserFromGroup { user_id, group } => {
+            call.matched = store.remove_user_from_group(hub, user_id, group);
         }
-        Operation::GroupExists { group } => exists(ctx, Scope::Group(&group)),
-        Operation::UserExists { user_id } => exists(ctx, Scope::User(&user_id)),
-        Operation::AddUserToGroup { user_id, group } => {
-            add_user_to_group(ctx, &user_id, &group, call)
+        Op::RemoveUserFromAllGroups { user_id } => {
+            let left = store.remove_user_from_all_groups(hub, user_id);
+            left_all_groups(ctx, left, call);
         }
-        Operation::RemoveUserFromGroup { user_id, group } => {
-            remove_user_from_group(ctx, &user_id, &group, call)
-        }
-        Operation::RemoveUserFromAllGroups { user_id } => {
-            remove_user_from_all_groups(ctx, &user_id, call)
-        }
-        Operation::ListConnectionsInGroup { group } => list_group(ctx, &group, call),
-        Operation::GenerateClientToken => generate_token(ctx),
-        Operation::GrantPermission { permission, .. }
-        | Operation::CheckPermission { permission, .. }
-        | Operation::RevokePermission { permission, .. } => {
-            Err(RestError::PermissionsNotSupported { permission })
+        Op::ListConnectionsInGroup { group } => return list_group(ctx, group, call),
+        Op::GenerateClientToken => return generate_token(ctx),
+        Op::GrantPermission { permission, .. }
+        | Op::CheckPermission { permission, .. }
+        | Op::RevokePermission { permission, .. } => {
+            return Err(RestError::PermissionsNotSupported {
+                permission: permission.clone(),
+            });
         }
     }
+    Ok(Outcome::Done)
 }
 
-/// Checks the path parameter a scope names.
-fn check_scope(scope: Scope<'_>) -> Result<(), RestError> {
-    match scope {
-        Scope::All => Ok(()),
-        Scope::Group(group) => check_group("group", group),
-        Scope::User(user_id) => check_id("userId", user_id),
-        Scope::Connection(connection_id) => check_id("connectionId", connection_id),
-    }
-}
-
-/// ConnectionExists / GroupExists / UserExists: 200, or the service's 404 warning.
-fn exists(ctx: &Ctx<'_>, scope: Scope<'_>) -> Result<Reply, RestError> {
-    check_scope(scope)?;
-    let (entity, name) = match scope {
-        Scope::All => return Ok(Reply::Ok),
-        Scope::Group(group) => (Entity::Group, group),
-        Scope::User(user_id) => (Entity::User, user_id),
-        Scope::Connection(connection_id) => (Entity::Connection, connection_id),
-    };
-    Ok(if ctx.store.exists(ctx.hub, entity, name) {
-        Reply::Ok
-    } else {
-        Reply::NotExisted(entity, name.to_owned())
-    })
-}
-
-/// RemoveConnectionFromGroup.
-fn remove_connection_from_group(
-    ctx: &Ctx<'_>,
-    group: &str,
-    connection_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_group("group", group)?;
-    check_id("connectionId", connection_id)?;
-    let left = ctx.store.leave(ctx.hub, connection_id, group);
-    call.matched = Some(usize::from(left));
-    Ok(Reply::NoContent)
-}
-
-/// RemoveConnectionFromAllGroups.
-fn remove_connection_from_all_groups(
-    ctx: &Ctx<'_>,
-    connection_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("connectionId", connection_id)?;
-    let left = ctx.store.leave_all_groups(ctx.hub, connection_id);
-    warn_implicit_dropped(ctx, &left);
-    call.matched = Some(left.existing);
-    Ok(Reply::NoContent)
-}
-
-/// RemoveUserFromGroup; releases the hub when that was its last assignment.
-fn remove_user_from_group(
-    ctx: &Ctx<'_>,
-    user_id: &str,
-    group: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    check_group("group", group)?;
-    if let Some(matched) = ctx.store.remove_user_from_group(ctx.hub, user_id, group) {
-        call.matched = Some(matched);
-    }
-    Ok(Reply::NoContent)
-}
-
-/// RemoveUserFromAllGroups; releases the hub when that was its last assignment.
-fn remove_user_from_all_groups(
-    ctx: &Ctx<'_>,
-    user_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    if let Some(left) = ctx.store.remove_user_from_all_groups(ctx.hub, user_id) {
+/// RemoveConnectionFromAllGroups / RemoveUserFromAllGroups: what left (`None`: the hub does not
+/// exist) becomes the call's count, and a warning if implicit groups went too.
+fn left_all_groups(ctx: &Ctx<'_>, left: Option<LeftGroups>, call: &mut Call) {
+    if let Some(left) = left {
         warn_implicit_dropped(ctx, &left);
         call.matched = Some(left.existing);
     }
-    Ok(Reply::NoContent)
 }
 
 /// SendToAll / SendToGroup / SendToConnection / SendToUser.
@@ -280,12 +254,11 @@ async fn send_to<B>(
     scope: Scope<'_>,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
+) -> Result<(), RestError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    check_scope(scope)?;
     let selection = match scope {
         Scope::Connection(_) => Selection::default(),
         _ => Selection {
@@ -305,7 +278,7 @@ where
     call.matched = Some(reached.matched);
     call.note = Some(send_note(&payload, why_empty));
     warn_undelivered(ctx, &reached.skipped, reached.matched, &call.target);
-    Ok(Reply::Accepted)
+    Ok(())
 }
 
 /// Reads and parses a send body, keeping it for the call log.
@@ -446,7 +419,7 @@ async fn groups_by_filter<B>(
     add: bool,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
+) -> Result<(), RestError>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -495,7 +468,7 @@ where
         filter,
     };
     call.matched = Some(ctx.store.set_groups(ctx.hub, &selection, &groups, add));
-    Ok(Reply::Ok)
+    Ok(())
 }
 
 /// AddConnectionToGroup: 404 when the connection does not exist (docs/protocol.md §0 A3).
@@ -504,9 +477,7 @@ fn add_connection_to_group(
     group: &str,
     connection_id: &str,
     call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_group("group", group)?;
-    check_id("connectionId", connection_id)?;
+) -> Result<(), RestError> {
     if !ctx.store.join(ctx.hub, connection_id, group) {
         return Err(RestError::ConnectionNotFound {
             hub: ctx.hub.to_owned(),
@@ -514,7 +485,7 @@ fn add_connection_to_group(
         });
     }
     call.matched = Some(1);
-    Ok(Reply::Ok)
+    Ok(())
 }
 
 /// AddUserToGroup: remembered for the user's future connections, applied to current ones.
@@ -523,9 +494,7 @@ fn add_user_to_group(
     user_id: &str,
     group: &str,
     call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    check_group("group", group)?;
+) -> Result<(), RestError> {
     let matched = ctx
         .store
         .add_user_to_group(ctx.hub, user_id, group)
@@ -533,7 +502,7 @@ fn add_user_to_group(
             hub: ctx.hub.to_owned(),
         })?;
     call.matched = Some(matched);
-    Ok(Reply::Ok)
+    Ok(())
 }
 
 /// Warns when removing every group took sockets out of their implicit Socket.IO groups.
@@ -556,8 +525,7 @@ fn warn_implicit_dropped(ctx: &Ctx<'_>, left: &LeftGroups) {
 }
 
 /// CloseConnection / CloseAllConnections / CloseGroupConnections / CloseUserConnections.
-fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, RestError> {
-    check_scope(scope)?;
+fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) {
     let excluded = match scope {
         Scope::Connection(_) => Vec::new(),
         _ => ctx.query.excluded(),
@@ -582,7 +550,6 @@ fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, Rest
             None,
         );
     }
-    Ok(Reply::NoContent)
 }
 
 /// One member of a group, as the 2024-12-01 ListConnectionsInGroup returns it: `userId` is
@@ -596,8 +563,7 @@ struct GroupMember<'a> {
 
 /// ListConnectionsInGroup (2024-12-01): one page of members in connection-id order, with a
 /// `nextLink` while more remain (docs/protocol.md §7.6).
-fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
-    check_group("group", group)?;
+fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Outcome, RestError> {
     let paging = Paging::from_query(ctx.query)?;
     let members = ctx.store.group_members(ctx.hub, group);
     let page = paging.page(members.iter().map(|m| m.connection_id.as_ref()));
@@ -615,11 +581,11 @@ fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, Rest
         let link = format!("{base}?{}", paging.next_query(ctx.query, next));
         body["nextLink"] = serde_json::Value::String(link);
     }
-    Ok(Reply::Json(body))
+    Ok(Outcome::Json(body))
 }
 
 /// GenerateClientToken: a Socket.IO client token for this hub, signed with the primary key.
-fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
+fn generate_token(ctx: &Ctx<'_>) -> Result<Outcome, RestError> {
     let query = ctx.query;
     if let Some(client_type) = query.get("clientType")
         && !client_type.is_empty()
@@ -670,7 +636,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         now: auth::now_unix(),
     };
     let token = auth::mint(&ctx.store.signing_key(), &claims);
-    Ok(Reply::Json(serde_json::json!({ "token": token })))
+    Ok(Outcome::Json(serde_json::json!({ "token": token })))
 }
 
 /// Up to [`MAX_IDS_IN_WARNING`] ids, then "and N more".

@@ -5,6 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::rest::error::Entity;
 use crate::rest::request::API_SUPPORTED_VERSIONS;
 
 /// One HTTP/1.1 request on a fresh connection; the raw answer, lower-cased header names.
