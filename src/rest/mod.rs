@@ -37,7 +37,7 @@ use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 use crate::traffic::{TrafficEvent, millis};
 
 pub use error::RestError;
-use request::Query;
+use request::{Query, RequestBody};
 pub use store::Store;
 
 /// Path prefix of every hub-scoped operation.
@@ -388,11 +388,7 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>) -> HttpRespo
 }
 
 /// [`handle`] for any body type, so tests can call it without a socket.
-pub async fn serve<B>(service: &Service, req: Request<B>) -> HttpResponse
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub async fn serve<B: RequestBody>(service: &Service, req: Request<B>) -> HttpResponse {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut call = Call {
@@ -466,16 +462,12 @@ fn without_body(response: HttpResponse) -> HttpResponse {
 
 /// The pipeline of one call over any [`Store`] (see the module docs for the order of the
 /// checks): what `serve` and `replay` both run.
-pub async fn run<B>(
+pub async fn run<B: RequestBody>(
     store: &dyn Store,
     parts: &http::request::Parts,
     body: B,
     call: &mut Call,
-) -> Result<operations::Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<operations::Reply, RestError> {
     let (hub, operation) = route(&parts.method, parts.uri.path())?;
     call.operation = operation.name();
     call.target = operation.target();

@@ -32,7 +32,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
@@ -46,7 +45,7 @@ use crate::traffic::preview;
 use super::contract::Success;
 use super::error::{self, Entity, FilterOrigin, RestError};
 use super::paging::Paging;
-use super::request::{self, Query, check_group};
+use super::request::{self, Query, RequestBody, check_group};
 use super::send::{self, SendPayload};
 use super::store::{Reached, Store};
 use super::{Call, Operation, describe_group};
@@ -145,16 +144,12 @@ enum Outcome {
 
 /// Runs one operation: checks the names its path holds, does its work over the store and
 /// answers as its contract declares.
-pub async fn execute<B>(
+pub async fn execute<B: RequestBody>(
     ctx: &Ctx<'_>,
     operation: Operation,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Reply, RestError> {
     operation.check_names()?;
     let outcome = perform(ctx, &operation, body, call).await?;
     Ok(reply(&operation, outcome))
@@ -174,16 +169,12 @@ fn reply(operation: &Operation, outcome: Outcome) -> Reply {
 }
 
 /// The work of each operation, its names already checked.
-async fn perform<B>(
+async fn perform<B: RequestBody>(
     ctx: &Ctx<'_>,
     operation: &Operation,
     body: B,
     call: &mut Call,
-) -> Result<Outcome, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Outcome, RestError> {
     use Operation as Op;
     let (store, hub) = (ctx.store, ctx.hub);
     match operation {
@@ -249,16 +240,12 @@ fn left_all_groups(ctx: &Ctx<'_>, left: Option<LeftGroups>, call: &mut Call) {
 }
 
 /// SendToAll / SendToGroup / SendToConnection / SendToUser.
-async fn send_to<B>(
+async fn send_to<B: RequestBody>(
     ctx: &Ctx<'_>,
     scope: Scope<'_>,
     body: B,
     call: &mut Call,
-) -> Result<(), RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<(), RestError> {
     let selection = match scope {
         Scope::Connection(_) => Selection::default(),
         _ => Selection {
@@ -282,11 +269,11 @@ where
 }
 
 /// Reads and parses a send body, keeping it for the call log.
-async fn read_payload<B>(ctx: &Ctx<'_>, body: B, call: &mut Call) -> Result<SendPayload, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+async fn read_payload<B: RequestBody>(
+    ctx: &Ctx<'_>,
+    body: B,
+    call: &mut Call,
+) -> Result<SendPayload, RestError> {
     let kind = request::send_media_type(ctx.headers)?;
     let bytes = request::read_body(ctx.headers, body, ctx.store.max_payload()).await?;
     call.keep_body(ctx.store, &bytes);
@@ -414,16 +401,12 @@ struct GroupsBody {
 }
 
 /// AddConnectionsToGroups / RemoveConnectionsFromGroups.
-async fn groups_by_filter<B>(
+async fn groups_by_filter<B: RequestBody>(
     ctx: &Ctx<'_>,
     add: bool,
     body: B,
     call: &mut Call,
-) -> Result<(), RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<(), RestError> {
     request::json_media_type(ctx.headers)?;
     let bytes = request::read_body(ctx.headers, body, MAX_GROUPS_BODY).await?;
     call.keep_body(ctx.store, &bytes);

@@ -274,12 +274,24 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     (!media.is_empty()).then_some(media)
 }
 
-/// Reads the whole body, refusing more than `max` bytes (413) without buffering past it.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, max: usize) -> Result<Bytes, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+/// A request body the REST module can read: hyper's, or any other (a replay's kept bytes, a
+/// test's).
+pub trait RequestBody:
+    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
 {
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
+/// Reads the whole body, refusing more than `max` bytes (413) without buffering past it.
+pub async fn read_body<B: RequestBody>(
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<Bytes, RestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

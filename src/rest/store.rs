@@ -34,14 +34,9 @@ pub trait Store: Send + Sync {
     fn exists(&self, hub: &str, entity: Entity, name: &str) -> bool;
     /// Every group `hub` has now (the lint learns them).
     fn groups(&self, hub: &str) -> Vec<String>;
-    /// Delivers `payload` to the connections `scope` and `selection` choose.
-    fn send(
-        &self,
-        hub: &str,
-        scope: Scope<'_>,
-        selection: &Selection,
-        payload: &SendPayload,
-    ) -> Reached;
+    /// Delivers `payload` to the connections in `scope` that `keep` keeps.
+    fn send(&self, hub: &str, scope: Scope<'_>, keep: &Selection, payload: &SendPayload)
+    -> Reached;
     /// Tells the chosen connections to close with `reason`.
     fn close(&self, hub: &str, scope: Scope<'_>, selection: &Selection, reason: &str) -> Reached;
     /// Adds a connection to a group; false when there is no such connection.
@@ -94,7 +89,7 @@ impl Store for Service {
         &self,
         hub: &str,
         scope: Scope<'_>,
-        selection: &Selection,
+        keep: &Selection,
         payload: &SendPayload,
     ) -> Reached {
         let namespace = match payload {
@@ -103,7 +98,7 @@ impl Store for Service {
         };
         let recipients = self
             .hub(hub)
-            .map(|hub| hub.select(scope, selection, namespace))
+            .map(|hub| hub.select(scope, keep, namespace))
             .unwrap_or_default();
         let report = send::deliver(payload, &recipients);
         Reached {
