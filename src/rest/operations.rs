@@ -635,3 +635,6 @@ fn name_some(ids: &[Arc<str>]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;
