@@ -9,8 +9,9 @@
 //! (401, unless `rest_anonymous`) → `--strict-hubs` (404) → the operation in [`operations`]. Each
 //! call ends with exactly one [`TrafficEvent::Rest`] line. Errors become responses only in
 //! [`error`]; query, token and body reading live in [`request`]; payload validation and delivery
-//! in [`send`]. The service state is reached only through [`crate::service`], under its hub lock,
-//! never across an `await`.
+//! in [`send`]. The pipeline ([`run`]) and the operations are written once over a [`Store`]:
+//! `serve` gives them the live service (whose hub locks are never held across an `await`),
+//! `replay` its recorded world; each operation's contract is declared in [`contract`].
 
 pub mod contract;
 pub mod error;
