@@ -3,12 +3,12 @@
 //! would for the recorded hubs, connections, users and groups ([`World`]) and captures every call
 //! for the [`super::runner`], which opens a capture window per event.
 //!
-//! Every call runs through `serve`'s own REST pipeline and operations ([`crate::rest::run`]) over
-//! the recorded world ([`store::Recorded`]), so the sink and `serve` can never disagree about
-//! what a path means, which checks apply, what an operation answers or what the lint sees. The
-//! one difference: a call that matches a recorded call of the event being replayed gets the
-//! recorded status. Bearer tokens are checked leniently: a bad one becomes a warning in the
-//! report, never a 401, because the replay tests the handler's logic, not its keys.
+//! Every call runs through `serve`'s own REST pipeline and operations ([`crate::rest::run`])
+//! over the recorded world (its `store` module), so the sink and `serve` can never disagree
+//! about what a path means, which checks apply, what an operation answers or what the lint
+//! sees. The one difference: a call that matches a recorded call of the event being replayed
+//! gets the recorded status. Bearer tokens are checked leniently: a bad one becomes a warning in
+//! the report, never a 401, because the replay tests the handler's logic, not its keys.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
