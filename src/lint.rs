@@ -242,12 +242,12 @@ impl Live {
     pub fn summary(&self) -> TrafficEvent {
         self.linter.summary()
     }
+}
 
-    /// Learns the groups `hub` has right now.
-    fn learn_live(&self, hub: &str, live: LiveGroups<'_>) {
-        for name in live() {
-            self.linter.learn(hub, &name);
-        }
+/// Learns the groups `hub` has right now.
+fn learn_live(service: &dyn Findings, hub: &str, live: LiveGroups<'_>) {
+    for name in live() {
+        service.linter().learn(hub, &name);
     }
 }
 
@@ -282,7 +282,9 @@ impl WebhookObserver for Live {
     }
 }
 
-impl RestObserver for Live {
+/// The REST checks, the same for `serve` ([`Live`]) and `replay --strict` ([`Collected`]): the
+/// REST operations report to whichever their store names.
+impl<F: Findings> RestObserver for F {
     fn api_version(&self, operation: &str, version: &str, known: &[&str]) {
         check_api_version(self, operation, version, known);
     }
@@ -292,7 +294,7 @@ impl RestObserver for Live {
     }
 
     fn groups(&self, call: &GroupUse<'_>, live: LiveGroups<'_>) {
-        self.learn_live(call.hub, live);
+        learn_live(self, call.hub, live);
         check_groups(
             self,
             call.hub,
@@ -304,7 +306,7 @@ impl RestObserver for Live {
     }
 
     fn send(&self, hub: &str, operation: &str, namespace: &str, live: LiveGroups<'_>) {
-        self.learn_live(hub, live);
+        learn_live(self, hub, live);
         check_send(self, hub, operation, namespace);
     }
 }

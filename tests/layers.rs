@@ -75,8 +75,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "replay",
         &[
-            "auth", "config", "duration", "glob", "http", "lint", "rest", "server", "service",
-            "traffic", "upstream",
+            "auth", "config", "duration", "glob", "hooks", "http", "lint", "rest", "server",
+            "service", "traffic", "upstream",
         ],
     ),
     (

@@ -3,15 +3,13 @@
 //! would for the recorded hubs, connections, users and groups ([`World`]) and captures every call
 //! for the [`super::runner`], which opens a capture window per event.
 //!
-//! Operations are identified with the REST module's routing table ([`crate::rest::route`]), so the
-//! sink and `serve` can never disagree about what a path means. Answers: a call that matches a
-//! recorded call of the event being replayed gets the recorded status; otherwise the documented
-//! answer (202 sends, 200 group adds, 204 removals and closes, 200/404 existence checks from the
-//! recording, a fresh token for `:generateToken`, the REST module's error answers for bad routes
-//! and a missing `api-version`). Bearer tokens are checked leniently: a bad one becomes a warning
-//! in the report, never a 401, because the replay tests the handler's logic, not its keys.
+//! Every call runs through `serve`'s own REST pipeline and operations ([`crate::rest::run`])
+//! over the recorded world (its `store` module), so the sink and `serve` can never disagree
+//! about what a path means, which checks apply, what an operation answers or what the lint
+//! sees. The one difference: a call that matches a recorded call of the event being replayed
+//! gets the recorded status. Bearer tokens are checked leniently: a bad one becomes a warning in
+//! the report, never a 401, because the replay tests the handler's logic, not its keys.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,15 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::compare::{CallView, Rules};
 use super::session::{RecordedCall, World};
-use crate::auth::{self, TokenClaims};
 use crate::http::HttpResponse;
 use crate::http::{OnStop, serve_http};
-use crate::lint::{self, Collected, Findings};
-use crate::rest::error::{self as rest_error, Entity};
-use crate::rest::send::{self, PayloadError};
+use crate::lint::{Collected, Findings};
+use crate::rest::error as rest_error;
 use crate::rest::{Operation, RestError, request};
-use crate::service::odata::Filter;
 use crate::traffic::rest_call::{OperationName, RestCall, query_map};
+use store::Recorded;
 
 /// Largest REST request body read, in bytes (the Engine.IO `maxPayload` default).
 pub const MAX_BODY: usize = 1_000_000;
@@ -43,8 +39,6 @@ pub const MAX_WARNINGS: usize = 50;
 pub const MAX_CALLS_PER_EVENT: usize = 10_000;
 /// How long closing a window waits for calls that arrived inside it to finish.
 pub const PENDING_WAIT: Duration = Duration::from_secs(5);
-/// Default lifetime of a `:generateToken` token, in minutes (docs/protocol.md §0 R1).
-const DEFAULT_TOKEN_MINUTES: u64 = 60;
 
 /// One REST call the handler made during a replay, and when.
 #[derive(Debug, Clone, PartialEq)]
@@ -278,8 +272,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     };
     let (parts, body) = req.into_parts();
     let body = request::read_body(&parts.headers, body, MAX_BODY).await;
+    let (call, response) = respond_to(shared, &parts, body).await;
     let mut state = shared.lock();
-    let (call, response) = respond_to(shared, &mut state, &parts, body);
     guard.window = None;
     let offset = in_window.map_or(Duration::ZERO, |(_, started)| {
         arrived.saturating_duration_since(started)
@@ -295,9 +289,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
 }
 
 /// Routes, checks and answers one call; returns it as captured, with the status answered.
-fn respond_to(
+async fn respond_to(
     shared: &Shared,
-    state: &mut State,
     parts: &http::request::Parts,
     body: Result<Bytes, RestError>,
 ) -> (RestCall, HttpResponse) {
@@ -307,7 +300,7 @@ fn respond_to(
         Ok((hub, op)) => (hub.clone(), op.kind()),
         Err(_) => (String::new(), OperationName::Unknown),
     };
-    check_token(shared, state, parts, operation);
+    check_token(shared, parts, operation);
     let mut call = RestCall {
         method: parts.method.clone(),
         operation,
@@ -320,36 +313,73 @@ fn respond_to(
             .unwrap_or_default(),
         status: 0,
     };
-    let response = match (routed, body) {
-        (Err(e), _) | (Ok(_), Err(e)) => e.into_response(),
-        (Ok(_), Ok(_)) if !call.query.contains_key("api-version") => {
-            RestError::MissingApiVersion.into_response()
+    let response = match body {
+        Err(e) => e.into_response(),
+        Ok(bytes) => {
+            // Only a routed call with an `api-version` can stand for a recorded one.
+            let recorded = match &routed {
+                Ok((_, op)) if call.query.contains_key("api-version") => {
+                    take_recorded(shared, &call).map(|status| (status, op))
+                }
+                _ => None,
+            };
+            let store = Recorded { shared };
+            let mut log = crate::rest::Call::default();
+            let outcome = crate::rest::run(&store, parts, Full::new(bytes), &mut log).await;
+            let response = crate::rest::respond(&parts.method, outcome);
+            match recorded {
+                Some((status, op)) => as_recorded(response, status, op),
+                None => response,
+            }
         }
-        (Ok((hub, op)), Ok(_)) => answer_routed(shared, state, parts, (&hub, &op), &call),
     };
     call.status = response.status().as_u16();
     (call, response)
 }
 
-/// The answer to a routed call with an `api-version`: the recorded status when it matches a
-/// recorded call of the event, the documented one otherwise; the lint and the world learn from it.
-fn answer_routed(
-    shared: &Shared,
-    state: &mut State,
-    parts: &http::request::Parts,
-    (hub, op): (&str, &Operation),
-    call: &RestCall,
-) -> HttpResponse {
+/// The recorded status of the first unmatched recorded call of the open window that `call`
+/// matches, taken so it answers only once.
+fn take_recorded(shared: &Shared, call: &RestCall) -> Option<u16> {
+    let mut state = shared.lock();
     let key = CallView::new(call, &state.rules).key();
-    let recorded = state.window.as_mut().and_then(|w| {
-        let i = w.recorded.iter().position(|(k, _)| *k == key)?;
-        Some(w.recorded.remove(i).1)
-    });
-    if let Some(collected) = &shared.lint {
-        lint_call(collected, parts, hub, op, &call.query, &call.body);
+    let window = state.window.as_mut()?;
+    let i = window.recorded.iter().position(|(k, _)| *k == key)?;
+    Some(window.recorded.remove(i).1)
+}
+
+/// `serve`'s answer when the recording answered the same; otherwise the recorded status: the
+/// service's 404 of an existence check, a `Recorded` error body, or an empty success.
+fn as_recorded(answer: HttpResponse, status: u16, op: &Operation) -> HttpResponse {
+    let Ok(status) = StatusCode::from_u16(status) else {
+        return answer;
+    };
+    if status == answer.status() {
+        return answer;
     }
-    learn(&mut state.world, hub, op, &call.body);
-    answer(shared, &state.world, hub, op, &call.query, recorded)
+    if let Some((entity, name)) = op.looks_for().filter(|_| status == StatusCode::NOT_FOUND) {
+        return rest_error::not_existed(entity, name);
+    }
+    let mut response = if status.is_client_error() || status.is_server_error() {
+        let body = serde_json::json!({
+            "code": "Recorded",
+            "message": format!(
+                "sio-emu replay: this call was answered {} when the session was recorded",
+                status.as_u16()
+            ),
+        });
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        response
+    } else {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        rest_error::add_supported_versions(&mut response);
+        response
+    };
+    *response.status_mut() = status;
+    response
 }
 
 /// Books a call to the window it arrived in, if that window is still open; warns otherwise.
@@ -403,246 +433,18 @@ impl Drop for PendingGuard<'_> {
 }
 
 /// Warns (once per distinct problem) about a missing or bad Bearer token.
-fn check_token(
-    shared: &Shared,
-    state: &mut State,
-    parts: &http::request::Parts,
-    operation: OperationName,
-) {
+fn check_token(shared: &Shared, parts: &http::request::Parts, operation: OperationName) {
     let url = request::request_url(parts, shared.endpoint.trim_start_matches("http://"));
     let keys = [shared.access_key.clone()];
     if let Err(e) = request::authorize(&parts.headers, &keys, &url) {
-        state.warn(format!(
+        shared.lock().warn(format!(
             "{operation} call with a token the service would refuse (401): {e}; the replay \
              answered it anyway"
         ));
     }
 }
 
-/// `--strict`: the contract lint's REST checks, as `serve` runs them (api-version, send
-/// payloads and namespaces, group names, filter groups).
-fn lint_call(
-    collected: &Collected,
-    parts: &http::request::Parts,
-    hub: &str,
-    op: &Operation,
-    query: &BTreeMap<String, Vec<String>>,
-    body: &str,
-) {
-    let operation = op.name();
-    if let Some(version) = query.get("api-version").and_then(|v| v.first()) {
-        lint::check_api_version(collected, operation, version, &request::KNOWN_API_VERSIONS);
-    }
-    let filter_text = query
-        .get("filter")
-        .and_then(|v| v.first())
-        .map_or("", String::as_str);
-    match op {
-        Operation::SendToAll
-        | Operation::SendToGroup { .. }
-        | Operation::SendToConnection { .. }
-        | Operation::SendToUser { .. } => {
-            let Ok(kind) = request::send_media_type(&parts.headers) else {
-                return;
-            };
-            let payload = match send::parse_payload(body.as_bytes(), kind) {
-                Ok(payload) => payload,
-                Err(PayloadError::DisconnectPayload { payload }) => {
-                    return lint::check_disconnect_payload(collected, operation, &payload);
-                }
-                Err(_) => return,
-            };
-            let target: Vec<&str> = match op {
-                Operation::SendToGroup { group } => vec![group.as_str()],
-                _ => Vec::new(),
-            };
-            let filter = Filter::parse(filter_text).ok();
-            let literals = filter
-                .as_ref()
-                .map(|f| f.group_literals())
-                .unwrap_or_default();
-            lint::check_groups(collected, hub, operation, &target, &literals, false);
-            lint::check_send(collected, hub, operation, payload.namespace());
-        }
-        Operation::AddConnectionsToGroups | Operation::RemoveConnectionsFromGroups => {
-            let Ok(serde_json::Value::Object(map)) = serde_json::from_str(body) else {
-                return;
-            };
-            let groups: Vec<&str> = map
-                .get("groups")
-                .and_then(|g| g.as_array())
-                .map(|g| g.iter().filter_map(|g| g.as_str()).collect())
-                .unwrap_or_default();
-            let filter_text = map.get("filter").and_then(|f| f.as_str()).unwrap_or("");
-            let filter = Filter::parse(filter_text).ok();
-            let literals = filter
-                .as_ref()
-                .map(|f| f.group_literals())
-                .unwrap_or_default();
-            let adds = matches!(op, Operation::AddConnectionsToGroups);
-            lint::check_groups(collected, hub, operation, &groups, &literals, adds);
-        }
-        Operation::AddConnectionToGroup { group, .. } | Operation::AddUserToGroup { group, .. } => {
-            lint::learn_group(collected, hub, group);
-        }
-        _ => {}
-    }
-}
-
-/// Group names a call adds, so later existence checks find them.
-fn learn(world: &mut World, hub: &str, op: &Operation, body: &str) {
-    let known = world.hub_mut(hub);
-    match op {
-        Operation::AddConnectionsToGroups => {
-            if let Ok(serde_json::Value::Object(map)) = serde_json::from_str(body)
-                && let Some(serde_json::Value::Array(groups)) = map.get("groups")
-            {
-                known
-                    .groups
-                    .extend(groups.iter().filter_map(|g| g.as_str()).map(str::to_owned));
-            }
-        }
-        Operation::AddConnectionToGroup { group, .. } | Operation::AddUserToGroup { group, .. } => {
-            known.groups.insert(group.clone());
-        }
-        _ => {}
-    }
-}
-
-/// The answer to a routed call (see the module docs).
-fn answer(
-    shared: &Shared,
-    world: &World,
-    hub: &str,
-    op: &Operation,
-    query: &BTreeMap<String, Vec<String>>,
-    recorded: Option<u16>,
-) -> HttpResponse {
-    let known = world.hub(hub);
-    let has = |pick: fn(&super::session::HubWorld) -> &std::collections::HashSet<String>,
-               name: &str| known.is_some_and(|k| pick(k).contains(name));
-    let exists = |found: bool| {
-        if found {
-            StatusCode::OK
-        } else {
-            StatusCode::NOT_FOUND
-        }
-    };
-    let status = match (recorded, op) {
-        (Some(status), _) => StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        (None, Operation::SendToAll)
-        | (None, Operation::SendToGroup { .. })
-        | (None, Operation::SendToConnection { .. })
-        | (None, Operation::SendToUser { .. }) => StatusCode::ACCEPTED,
-        (None, Operation::AddConnectionsToGroups)
-        | (None, Operation::RemoveConnectionsFromGroups)
-        | (None, Operation::AddUserToGroup { .. })
-        | (None, Operation::GenerateClientToken)
-        | (None, Operation::ListConnectionsInGroup { .. }) => StatusCode::OK,
-        (None, Operation::AddConnectionToGroup { connection_id, .. }) => {
-            if !has(|k| &k.connections, connection_id) {
-                return RestError::ConnectionNotFound {
-                    hub: hub.to_owned(),
-                    connection_id: connection_id.clone(),
-                }
-                .into_response();
-            }
-            StatusCode::OK
-        }
-        (None, Operation::RemoveConnectionFromGroup { .. })
-        | (None, Operation::RemoveConnectionFromAllGroups { .. })
-        | (None, Operation::RemoveUserFromGroup { .. })
-        | (None, Operation::RemoveUserFromAllGroups { .. })
-        | (None, Operation::CloseConnection { .. })
-        | (None, Operation::CloseAllConnections)
-        | (None, Operation::CloseGroupConnections { .. })
-        | (None, Operation::CloseUserConnections { .. }) => StatusCode::NO_CONTENT,
-        (None, Operation::ConnectionExists { connection_id }) => {
-            exists(has(|k| &k.connections, connection_id))
-        }
-        (None, Operation::GroupExists { group }) => exists(has(|k| &k.groups, group)),
-        (None, Operation::UserExists { user_id }) => exists(has(|k| &k.users, user_id)),
-        (None, Operation::GrantPermission { permission, .. })
-        | (None, Operation::CheckPermission { permission, .. })
-        | (None, Operation::RevokePermission { permission, .. }) => {
-            return RestError::PermissionsNotSupported {
-                permission: permission.clone(),
-            }
-            .into_response();
-        }
-    };
-    if status == StatusCode::NOT_FOUND
-        && let Some((entity, name)) = existence(op)
-    {
-        return rest_error::not_existed(entity, name);
-    }
-    let body = match op {
-        Operation::GenerateClientToken if status == StatusCode::OK => {
-            Some(serde_json::json!({ "token": mint(shared, hub, query) }))
-        }
-        Operation::ListConnectionsInGroup { .. } if status == StatusCode::OK => {
-            Some(serde_json::json!({ "value": [] }))
-        }
-        _ if status.is_client_error() || status.is_server_error() => Some(serde_json::json!({
-            "code": "Recorded",
-            "message": format!(
-                "sio-emu replay: this call was answered {} when the session was recorded",
-                status.as_u16()
-            ),
-        })),
-        _ => None,
-    };
-    respond(status, body)
-}
-
-/// What an existence check looks for, so its 404 is the same as `serve`'s.
-fn existence(op: &Operation) -> Option<(Entity, &str)> {
-    match op {
-        Operation::ConnectionExists { connection_id } => Some((Entity::Connection, connection_id)),
-        Operation::GroupExists { group } => Some((Entity::Group, group)),
-        Operation::UserExists { user_id } => Some((Entity::User, user_id)),
-        _ => None,
-    }
-}
-
-/// A client token like `:generateToken` returns (docs/protocol.md §10.1).
-fn mint(shared: &Shared, hub: &str, query: &BTreeMap<String, Vec<String>>) -> String {
-    let all = |name: &str| query.get(name).cloned().unwrap_or_default();
-    let minutes = query
-        .get("minutesToExpire")
-        .and_then(|v| v.first())
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|m| *m >= 1)
-        .unwrap_or(DEFAULT_TOKEN_MINUTES);
-    auth::mint(
-        &shared.access_key,
-        &TokenClaims {
-            aud: auth::client_audience(&shared.endpoint, hub),
-            sub: all("userId").into_iter().next().filter(|u| !u.is_empty()),
-            roles: all("role"),
-            groups: all("group"),
-            lifetime_secs: minutes.saturating_mul(60),
-            now: auth::now_unix(),
-        },
-    )
-}
-
-fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse {
-    let body = json.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
-    let has_body = !body.is_empty();
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    if has_body {
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-    }
-    if status.is_success() {
-        rest_error::add_supported_versions(&mut response);
-    }
-    response
-}
+mod store;
 
 #[cfg(test)]
 mod tests;

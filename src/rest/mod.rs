@@ -9,14 +9,17 @@
 //! (401, unless `rest_anonymous`) → `--strict-hubs` (404) → the operation in [`operations`]. Each
 //! call ends with exactly one [`TrafficEvent::Rest`] line. Errors become responses only in
 //! [`error`]; query, token and body reading live in [`request`]; payload validation and delivery
-//! in [`send`]. The service state is reached only through [`crate::service`], under its hub lock,
-//! never across an `await`.
+//! in [`send`]. The pipeline ([`run`]) and the operations are written once over a [`Store`]:
+//! `serve` gives them the live service (whose hub locks are never held across an `await`),
+//! `replay` its recorded world; each operation's contract is declared in [`contract`].
 
+pub mod contract;
 pub mod error;
 pub mod operations;
 pub mod paging;
 pub mod request;
 pub mod send;
+pub mod store;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -35,7 +38,8 @@ use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 use crate::traffic::{TrafficEvent, millis};
 
 pub use error::RestError;
-use request::Query;
+use request::{Query, RequestBody};
+pub use store::Store;
 
 /// Path prefix of every hub-scoped operation.
 const HUBS_PREFIX: &str = "/api/hubs/";
@@ -372,8 +376,8 @@ pub struct Call {
 
 impl Call {
     /// Keeps the body for the recording, if one is being written.
-    pub fn keep_body(&mut self, service: &Service, bytes: &[u8]) {
-        if service.traffic().recording() {
+    pub fn keep_body(&mut self, store: &dyn Store, bytes: &[u8]) {
+        if store.keeps_bodies() {
             self.body = Some(String::from_utf8_lossy(bytes).into_owned());
         }
     }
@@ -385,11 +389,7 @@ pub async fn handle(service: &Arc<Service>, req: Request<Incoming>) -> HttpRespo
 }
 
 /// [`handle`] for any body type, so tests can call it without a socket.
-pub async fn serve<B>(service: &Service, req: Request<B>) -> HttpResponse
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub async fn serve<B: RequestBody>(service: &Service, req: Request<B>) -> HttpResponse {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let mut call = Call {
@@ -397,15 +397,12 @@ where
         target: parts.uri.path().to_owned(),
         ..Call::default()
     };
-    let (response, message) = match run(service, &parts, body, &mut call).await {
-        Ok(reply) => (reply.into_response(), call.note.take()),
-        Err(error) => (error.into_response(), Some(error.to_string())),
+    let outcome = run(service, &parts, body, &mut call).await;
+    let message = match &outcome {
+        Ok(_) => call.note.take(),
+        Err(error) => Some(error.to_string()),
     };
-    let response = if parts.method == Method::HEAD {
-        without_body(response)
-    } else {
-        response
-    };
+    let response = respond(&parts.method, outcome);
     let status = response.status().as_u16();
     let operation = OperationName::from_name(call.operation);
     let event = TrafficEvent::Rest {
@@ -437,6 +434,19 @@ where
     response
 }
 
+/// The HTTP answer to a call's outcome; a HEAD gets the headers only.
+pub fn respond(method: &Method, outcome: Result<operations::Reply, RestError>) -> HttpResponse {
+    let response = match outcome {
+        Ok(reply) => reply.into_response(),
+        Err(error) => error.into_response(),
+    };
+    if *method == Method::HEAD {
+        without_body(response)
+    } else {
+        response
+    }
+}
+
 /// A HEAD answer: the headers of the GET answer, `Content-Length` included, and no body, as the
 /// service answers a HEAD for a missing user (docs/protocol.md §7.5).
 fn without_body(response: HttpResponse) -> HttpResponse {
@@ -451,17 +461,14 @@ fn without_body(response: HttpResponse) -> HttpResponse {
     HttpResponse::from_parts(parts, http_body_util::Full::new(Bytes::new()))
 }
 
-/// The pipeline of one call (see the module docs for the order of the checks).
-async fn run<B>(
-    service: &Service,
+/// The pipeline of one call over any [`Store`] (see the module docs for the order of the
+/// checks): what `serve` and `replay` both run.
+pub async fn run<B: RequestBody>(
+    store: &dyn Store,
     parts: &http::request::Parts,
     body: B,
     call: &mut Call,
-) -> Result<operations::Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<operations::Reply, RestError> {
     let (hub, operation) = route(&parts.method, parts.uri.path())?;
     call.operation = operation.name();
     call.target = operation.target();
@@ -470,25 +477,18 @@ where
         return Err(RestError::InvalidHubName { hub });
     }
     let query = Query::parse(parts.uri.query());
-    let version = query.api_version(service.traffic())?;
-    service
-        .hooks()
-        .rest
+    let version = query.api_version(&|message| store.warn(message, None))?;
+    store
+        .observer()
         .api_version(call.operation, version, &request::KNOWN_API_VERSIONS);
-    let fallback_host = service
+    let fallback_host = store
         .endpoint()
         .split_once("://")
-        .map_or(service.endpoint(), |(_, host)| host);
+        .map_or(store.endpoint(), |(_, host)| host);
     let url = request::request_url(parts, fallback_host);
-    if !service.config().rest_anonymous {
-        request::authorize(&parts.headers, &service.config().access_keys, &url)?;
-    }
-    let config = service.config();
-    if config.strict_hubs && config.declared_hub(&hub).is_none() {
-        return Err(RestError::HubNotDeclared { hub });
-    }
+    store.admit(&hub, &parts.headers, &url)?;
     let ctx = operations::Ctx {
-        service,
+        store,
         hub: &hub,
         query: &query,
         headers: &parts.headers,

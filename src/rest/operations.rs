@@ -1,7 +1,8 @@
-//! The REST operations themselves (docs/protocol.md §7.2): each one only translates. It validates its
-//! parameters, calls one membership method of the hub ([`crate::service::hub`], which keeps the
-//! invariants under the hub lock) and builds the reply; sends and closes get the recipients'
-//! handles from [`Hub::select`] and queue the commands after the lock is released.
+//! The REST operations themselves (docs/protocol.md §7.2): each one only translates. It checks
+//! the names its path holds and its query and body, does its work through one method of a
+//! [`Store`] (the live service, whose hubs keep the invariants under the hub lock, or a replay's
+//! recorded world), tells the store's lint observer what it relies on, and answers as its
+//! contract ([`super::contract`]) declares.
 //!
 //! Neighbours: [`super`] routes a request to an [`Operation`] and handles auth; [`super::send`]
 //! validates payloads and delivers them. Nothing here holds a hub lock: the only awaits are body
@@ -31,21 +32,22 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Body;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
 use crate::hooks::GroupUse;
 use crate::http::HttpResponse;
+use crate::service::group;
 use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
-use crate::service::{ConnCommand, Hub, Service, group};
-use crate::traffic::{TrafficEvent, preview};
+use crate::traffic::preview;
 
+use super::contract::Success;
 use super::error::{self, Entity, FilterOrigin, RestError};
 use super::paging::Paging;
-use super::request::{self, Query, check_group, check_id};
+use super::request::{self, Query, RequestBody, check_group};
 use super::send::{self, SendPayload};
+use super::store::{Reached, Store};
 use super::{Call, Operation, describe_group};
 
 /// Largest JSON body of `:addToGroups` / `:removeFromGroups`, in bytes.
@@ -64,9 +66,9 @@ const LOG_PREVIEW: usize = 120;
 const MAX_IDS_IN_WARNING: usize = 5;
 
 /// What one call needs besides its operation and body.
-#[derive(Debug)]
 pub struct Ctx<'a> {
-    pub service: &'a Service,
+    /// The live service or a replay's recorded world.
+    pub store: &'a dyn Store,
     /// The hub as written in the path (matched case-insensitively).
     pub hub: &'a str,
     pub query: &'a Query,
@@ -76,14 +78,8 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn hub(&self) -> Option<Arc<Hub>> {
-        self.service.hub(self.hub)
-    }
-
     fn warn(&self, message: String, hint: Option<String>) {
-        self.service
-            .traffic()
-            .emit(TrafficEvent::Warning { message, hint });
+        self.store.warn(message, hint);
     }
 }
 
@@ -136,172 +132,120 @@ fn describe_selection(selection: &Selection, target: &mut String) {
     }
 }
 
-/// Runs one operation.
-pub async fn execute<B>(
+/// What an operation's work produced; [`reply`] makes it the operation's declared answer.
+enum Outcome {
+    /// Done: the operation's [`Operation::success`] answer.
+    Done,
+    /// An existence check: found, or the service's 404 warning.
+    Found(bool),
+    /// A 200 with this JSON body.
+    Json(serde_json::Value),
+}
+
+/// Runs one operation: checks the names its path holds, does its work over the store and
+/// answers as its contract declares.
+pub async fn execute<B: RequestBody>(
     ctx: &Ctx<'_>,
     operation: Operation,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<Reply, RestError> {
+    operation.check_names()?;
+    let outcome = perform(ctx, &operation, body, call).await?;
+    Ok(reply(&operation, outcome))
+}
+
+/// The declared answer of an operation that succeeded.
+fn reply(operation: &Operation, outcome: Outcome) -> Reply {
+    match (outcome, operation.looks_for()) {
+        (Outcome::Json(value), _) => Reply::Json(value),
+        (Outcome::Found(false), Some((entity, name))) => Reply::NotExisted(entity, name.to_owned()),
+        (Outcome::Done | Outcome::Found(_), _) => match operation.success() {
+            Success::Accepted => Reply::Accepted,
+            Success::Ok => Reply::Ok,
+            Success::NoContent => Reply::NoContent,
+        },
+    }
+}
+
+/// The work of each operation, its names already checked.
+async fn perform<B: RequestBody>(
+    ctx: &Ctx<'_>,
+    operation: &Operation,
+    body: B,
+    call: &mut Call,
+) -> Result<Outcome, RestError> {
+    use Operation as Op;
+    let (store, hub) = (ctx.store, ctx.hub);
     match operation {
-        Operation::SendToAll => send_to(ctx, Scope::All, body, call).await,
-        Operation::SendToGroup { group } => send_to(ctx, Scope::Group(&group), body, call).await,
-        Operation::SendToConnection { connection_id } => {
-            send_to(ctx, Scope::Connection(&connection_id), body, call).await
+        Op::SendToAll => send_to(ctx, Scope::All, body, call).await?,
+        Op::SendToGroup { group } => send_to(ctx, Scope::Group(group), body, call).await?,
+        Op::SendToConnection { connection_id } => {
+            send_to(ctx, Scope::Connection(connection_id), body, call).await?;
         }
-        Operation::SendToUser { user_id } => send_to(ctx, Scope::User(&user_id), body, call).await,
-        Operation::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await,
-        Operation::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await,
-        Operation::AddConnectionToGroup {
+        Op::SendToUser { user_id } => send_to(ctx, Scope::User(user_id), body, call).await?,
+        Op::AddConnectionsToGroups => groups_by_filter(ctx, true, body, call).await?,
+        Op::RemoveConnectionsFromGroups => groups_by_filter(ctx, false, body, call).await?,
+        Op::AddConnectionToGroup {
             group,
             connection_id,
-        } => add_connection_to_group(ctx, &group, &connection_id, call),
-        Operation::RemoveConnectionFromGroup {
+        } => add_connection_to_group(ctx, group, connection_id, call)?,
+        Op::RemoveConnectionFromGroup {
             group,
             connection_id,
-        } => remove_connection_from_group(ctx, &group, &connection_id, call),
-        Operation::RemoveConnectionFromAllGroups { connection_id } => {
-            remove_connection_from_all_groups(ctx, &connection_id, call)
+        } => call.matched = Some(usize::from(store.leave(hub, connection_id, group))),
+        Op::RemoveConnectionFromAllGroups { connection_id } => {
+            let left = store.leave_all_groups(hub, connection_id);
+            left_all_groups(ctx, Some(left), call);
         }
-        Operation::CloseConnection { connection_id } => {
-            close(ctx, Scope::Connection(&connection_id), call)
+        Op::CloseConnection { connection_id } => close(ctx, Scope::Connection(connection_id), call),
+        Op::CloseAllConnections => close(ctx, Scope::All, call),
+        Op::CloseGroupConnections { group } => close(ctx, Scope::Group(group), call),
+        Op::CloseUserConnections { user_id } => close(ctx, Scope::User(user_id), call),
+        Op::ConnectionExists { .. } | Op::GroupExists { .. } | Op::UserExists { .. } => {
+            let found = operation
+                .looks_for()
+                .is_some_and(|(entity, name)| store.exists(hub, entity, name));
+            return Ok(Outcome::Found(found));
         }
-        Operation::CloseAllConnections => close(ctx, Scope::All, call),
-        Operation::CloseGroupConnections { group } => close(ctx, Scope::Group(&group), call),
-        Operation::CloseUserConnections { user_id } => close(ctx, Scope::User(&user_id), call),
-        Operation::ConnectionExists { connection_id } => {
-            exists(ctx, Scope::Connection(&connection_id))
+        Op::AddUserToGroup { user_id, group } => add_user_to_group(ctx, user_id, group, call)?,
+        // Releases the hub when that was its last assignment.
+        Op::RemoveUserFromGroup { user_id, group } => {
+            call.matched = store.remove_user_from_group(hub, user_id, group);
         }
-        Operation::GroupExists { group } => exists(ctx, Scope::Group(&group)),
-        Operation::UserExists { user_id } => exists(ctx, Scope::User(&user_id)),
-        Operation::AddUserToGroup { user_id, group } => {
-            add_user_to_group(ctx, &user_id, &group, call)
+        Op::RemoveUserFromAllGroups { user_id } => {
+            let left = store.remove_user_from_all_groups(hub, user_id);
+            left_all_groups(ctx, left, call);
         }
-        Operation::RemoveUserFromGroup { user_id, group } => {
-            remove_user_from_group(ctx, &user_id, &group, call)
-        }
-        Operation::RemoveUserFromAllGroups { user_id } => {
-            remove_user_from_all_groups(ctx, &user_id, call)
-        }
-        Operation::ListConnectionsInGroup { group } => list_group(ctx, &group, call),
-        Operation::GenerateClientToken => generate_token(ctx),
-        Operation::GrantPermission { permission, .. }
-        | Operation::CheckPermission { permission, .. }
-        | Operation::RevokePermission { permission, .. } => {
-            Err(RestError::PermissionsNotSupported { permission })
+        Op::ListConnectionsInGroup { group } => return list_group(ctx, group, call),
+        Op::GenerateClientToken => return generate_token(ctx),
+        Op::GrantPermission { permission, .. }
+        | Op::CheckPermission { permission, .. }
+        | Op::RevokePermission { permission, .. } => {
+            return Err(RestError::PermissionsNotSupported {
+                permission: permission.clone(),
+            });
         }
     }
+    Ok(Outcome::Done)
 }
 
-/// Checks the path parameter a scope names.
-fn check_scope(scope: Scope<'_>) -> Result<(), RestError> {
-    match scope {
-        Scope::All => Ok(()),
-        Scope::Group(group) => check_group("group", group),
-        Scope::User(user_id) => check_id("userId", user_id),
-        Scope::Connection(connection_id) => check_id("connectionId", connection_id),
-    }
-}
-
-/// ConnectionExists / GroupExists / UserExists: 200, or the service's 404 warning.
-fn exists(ctx: &Ctx<'_>, scope: Scope<'_>) -> Result<Reply, RestError> {
-    check_scope(scope)?;
-    let (entity, name) = match scope {
-        Scope::All => return Ok(Reply::Ok),
-        Scope::Group(group) => (Entity::Group, group),
-        Scope::User(user_id) => (Entity::User, user_id),
-        Scope::Connection(connection_id) => (Entity::Connection, connection_id),
-    };
-    let exists = ctx.hub().is_some_and(|hub| match entity {
-        Entity::Group => hub.has_group(name),
-        Entity::User => hub.has_user(name),
-        Entity::Connection => hub.has_connection(name),
-    });
-    Ok(if exists {
-        Reply::Ok
-    } else {
-        Reply::NotExisted(entity, name.to_owned())
-    })
-}
-
-/// RemoveConnectionFromGroup.
-fn remove_connection_from_group(
-    ctx: &Ctx<'_>,
-    group: &str,
-    connection_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_group("group", group)?;
-    check_id("connectionId", connection_id)?;
-    let left = ctx.hub().is_some_and(|hub| hub.leave(connection_id, group));
-    call.matched = Some(usize::from(left));
-    Ok(Reply::NoContent)
-}
-
-/// RemoveConnectionFromAllGroups.
-fn remove_connection_from_all_groups(
-    ctx: &Ctx<'_>,
-    connection_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("connectionId", connection_id)?;
-    let left = match ctx.hub() {
-        Some(hub) => hub.leave_all_groups(&[Arc::from(connection_id)]),
-        None => LeftGroups::default(),
-    };
-    warn_implicit_dropped(ctx, &left);
-    call.matched = Some(left.existing);
-    Ok(Reply::NoContent)
-}
-
-/// RemoveUserFromGroup; releases the hub when that was its last assignment.
-fn remove_user_from_group(
-    ctx: &Ctx<'_>,
-    user_id: &str,
-    group: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    check_group("group", group)?;
-    if let Some(hub) = ctx.hub() {
-        call.matched = Some(hub.remove_user_from_group(user_id, group));
-        ctx.service.release_hub(&hub);
-    }
-    Ok(Reply::NoContent)
-}
-
-/// RemoveUserFromAllGroups; releases the hub when that was its last assignment.
-fn remove_user_from_all_groups(
-    ctx: &Ctx<'_>,
-    user_id: &str,
-    call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    if let Some(hub) = ctx.hub() {
-        let left = hub.remove_user_from_all_groups(user_id);
+/// RemoveConnectionFromAllGroups / RemoveUserFromAllGroups: what left (`None`: the hub does not
+/// exist) becomes the call's count, and a warning if implicit groups went too.
+fn left_all_groups(ctx: &Ctx<'_>, left: Option<LeftGroups>, call: &mut Call) {
+    if let Some(left) = left {
         warn_implicit_dropped(ctx, &left);
         call.matched = Some(left.existing);
-        ctx.service.release_hub(&hub);
     }
-    Ok(Reply::NoContent)
 }
 
 /// SendToAll / SendToGroup / SendToConnection / SendToUser.
-async fn send_to<B>(
+async fn send_to<B: RequestBody>(
     ctx: &Ctx<'_>,
     scope: Scope<'_>,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    check_scope(scope)?;
+) -> Result<(), RestError> {
     let selection = match scope {
         Scope::Connection(_) => Selection::default(),
         _ => Selection {
@@ -314,39 +258,28 @@ where
     ctx.query.message_ttl()?;
     let payload = read_payload(ctx, body, call).await?;
     lint_send(ctx, scope, &selection, &payload, call);
-    let namespace = match &payload {
-        SendPayload::Disconnect { namespace, .. } => Some(namespace.as_str()),
-        SendPayload::Packet { .. } => None,
-    };
-    let hub = ctx.hub();
-    let recipients = hub
-        .as_ref()
-        .map(|hub| hub.select(scope, &selection, namespace))
-        .unwrap_or_default();
-    let why_empty = recipients
-        .is_empty()
-        .then(|| why_nothing_matched(hub.as_deref(), scope, &selection.filter))
+    let reached = ctx.store.send(ctx.hub, scope, &selection, &payload);
+    let why_empty = (reached.matched == 0)
+        .then(|| why_nothing_matched(ctx, scope, &selection.filter))
         .flatten();
-    let report = send::deliver(&payload, &recipients);
-    call.matched = Some(recipients.len());
+    call.matched = Some(reached.matched);
     call.note = Some(send_note(&payload, why_empty));
-    warn_undelivered(ctx, &report.skipped, recipients.len(), &call.target);
-    Ok(Reply::Accepted)
+    warn_undelivered(ctx, &reached.skipped, reached.matched, &call.target);
+    Ok(())
 }
 
 /// Reads and parses a send body, keeping it for the call log.
-async fn read_payload<B>(ctx: &Ctx<'_>, body: B, call: &mut Call) -> Result<SendPayload, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+async fn read_payload<B: RequestBody>(
+    ctx: &Ctx<'_>,
+    body: B,
+    call: &mut Call,
+) -> Result<SendPayload, RestError> {
     let kind = request::send_media_type(ctx.headers)?;
-    let bytes =
-        request::read_body(ctx.headers, body, ctx.service.config().engine.max_payload).await?;
-    call.keep_body(ctx.service, &bytes);
+    let bytes = request::read_body(ctx.headers, body, ctx.store.max_payload()).await?;
+    call.keep_body(ctx.store, &bytes);
     let payload = send::parse_payload(&bytes, kind).inspect_err(|e| {
         if let send::PayloadError::DisconnectPayload { payload } = e {
-            let rest = &ctx.service.hooks().rest;
+            let rest = ctx.store.observer();
             rest.disconnect_payload(call.operation, payload);
         }
     })?;
@@ -365,8 +298,8 @@ fn lint_send(
         Scope::Group(name) => vec![name],
         _ => Vec::new(),
     };
-    let rest = &ctx.service.hooks().rest;
-    let live = || live_groups(ctx);
+    let rest = ctx.store.observer();
+    let live = || ctx.store.groups(ctx.hub);
     let call_groups = GroupUse {
         hub: ctx.hub,
         operation: call.operation,
@@ -379,11 +312,6 @@ fn lint_send(
     if let Scope::Group(name) = scope {
         lint_namespace(ctx, name, payload);
     }
-}
-
-/// Every group the hub has right now, for the REST observer.
-fn live_groups(ctx: &Ctx<'_>) -> Vec<String> {
-    ctx.hub().map(|h| h.known_groups()).unwrap_or_default()
 }
 
 /// The live-log note of a send: the payload's preview, and why nothing matched if so.
@@ -421,8 +349,8 @@ fn warn_undelivered(ctx: &Ctx<'_>, skipped: &[Arc<str>], recipients: usize, targ
 
 /// Explains an empty match by the groups it named that no connection is in: the target group
 /// itself, else the groups the filter names (which may sit under a `not`, hence "names").
-fn why_nothing_matched(hub: Option<&Hub>, scope: Scope<'_>, filter: &Filter) -> Option<String> {
-    let exists = |name: &str| hub.is_some_and(|h| h.has_group(name));
+fn why_nothing_matched(ctx: &Ctx<'_>, scope: Scope<'_>, filter: &Filter) -> Option<String> {
+    let exists = |name: &str| ctx.store.exists(ctx.hub, Entity::Group, name);
     if let Scope::Group(g) = scope
         && !exists(g)
     {
@@ -473,19 +401,15 @@ struct GroupsBody {
 }
 
 /// AddConnectionsToGroups / RemoveConnectionsFromGroups.
-async fn groups_by_filter<B>(
+async fn groups_by_filter<B: RequestBody>(
     ctx: &Ctx<'_>,
     add: bool,
     body: B,
     call: &mut Call,
-) -> Result<Reply, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Result<(), RestError> {
     request::json_media_type(ctx.headers)?;
     let bytes = request::read_body(ctx.headers, body, MAX_GROUPS_BODY).await?;
-    call.keep_body(ctx.service, &bytes);
+    call.keep_body(ctx.store, &bytes);
     let body: GroupsBody = serde_json::from_slice(&bytes).map_err(|e| {
         RestError::InvalidBody(format!(
             "the body must be JSON like {{\"groups\":[\"0~L2NoYXQ~cm9vbQ\"],\"filter\":\"'0~L2NoYXQ~c2lk' in groups\"}}: {e}"
@@ -514,10 +438,9 @@ where
         filter_groups: &filter.group_literals(),
         adds: add,
     };
-    ctx.service
-        .hooks()
-        .rest
-        .groups(&call_groups, &|| live_groups(ctx));
+    ctx.store
+        .observer()
+        .groups(&call_groups, &|| ctx.store.groups(ctx.hub));
     let described: Vec<String> = groups.iter().map(|g| describe_group(g)).collect();
     call.target = format!("[{}]", described.join(", "));
     if !filter.is_match_all() {
@@ -527,11 +450,8 @@ where
         excluded: Vec::new(),
         filter,
     };
-    call.matched = Some(
-        ctx.hub()
-            .map_or(0, |hub| hub.set_groups(&selection, &groups, add)),
-    );
-    Ok(Reply::Ok)
+    call.matched = Some(ctx.store.set_groups(ctx.hub, &selection, &groups, add));
+    Ok(())
 }
 
 /// AddConnectionToGroup: 404 when the connection does not exist (docs/protocol.md §0 A3).
@@ -540,18 +460,15 @@ fn add_connection_to_group(
     group: &str,
     connection_id: &str,
     call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_group("group", group)?;
-    check_id("connectionId", connection_id)?;
-    let joined = ctx.hub().is_some_and(|hub| hub.join(connection_id, group));
-    if !joined {
+) -> Result<(), RestError> {
+    if !ctx.store.join(ctx.hub, connection_id, group) {
         return Err(RestError::ConnectionNotFound {
             hub: ctx.hub.to_owned(),
             connection_id: connection_id.to_owned(),
         });
     }
     call.matched = Some(1);
-    Ok(Reply::Ok)
+    Ok(())
 }
 
 /// AddUserToGroup: remembered for the user's future connections, applied to current ones.
@@ -560,17 +477,15 @@ fn add_user_to_group(
     user_id: &str,
     group: &str,
     call: &mut Call,
-) -> Result<Reply, RestError> {
-    check_id("userId", user_id)?;
-    check_group("group", group)?;
-    let hub = ctx
-        .service
-        .hub_or_create(ctx.hub)
+) -> Result<(), RestError> {
+    let matched = ctx
+        .store
+        .add_user_to_group(ctx.hub, user_id, group)
         .ok_or_else(|| RestError::HubNotDeclared {
             hub: ctx.hub.to_owned(),
         })?;
-    call.matched = Some(hub.add_user_to_group(user_id, group));
-    Ok(Reply::Ok)
+    call.matched = Some(matched);
+    Ok(())
 }
 
 /// Warns when removing every group took sockets out of their implicit Socket.IO groups.
@@ -593,8 +508,7 @@ fn warn_implicit_dropped(ctx: &Ctx<'_>, left: &LeftGroups) {
 }
 
 /// CloseConnection / CloseAllConnections / CloseGroupConnections / CloseUserConnections.
-fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, RestError> {
-    check_scope(scope)?;
+fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) {
     let excluded = match scope {
         Scope::Connection(_) => Vec::new(),
         _ => ctx.query.excluded(),
@@ -605,19 +519,8 @@ fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, Rest
     };
     describe_selection(&selection, &mut call.target);
     let reason = ctx.query.close_reason();
-    let recipients = match ctx.hub() {
-        Some(hub) => hub.select(scope, &selection, None),
-        None => Vec::new(),
-    };
-    let mut skipped = Vec::new();
-    for (id, handle) in &recipients {
-        if !handle.send(ConnCommand::Close {
-            reason: reason.clone(),
-        }) {
-            skipped.push(id.clone());
-        }
-    }
-    call.matched = Some(recipients.len());
+    let Reached { matched, skipped } = ctx.store.close(ctx.hub, scope, &selection, &reason);
+    call.matched = Some(matched);
     call.note = Some(format!("reason: {reason}"));
     if !skipped.is_empty() {
         ctx.warn(
@@ -630,7 +533,6 @@ fn close(ctx: &Ctx<'_>, scope: Scope<'_>, call: &mut Call) -> Result<Reply, Rest
             None,
         );
     }
-    Ok(Reply::NoContent)
 }
 
 /// One member of a group, as the 2024-12-01 ListConnectionsInGroup returns it: `userId` is
@@ -644,13 +546,9 @@ struct GroupMember<'a> {
 
 /// ListConnectionsInGroup (2024-12-01): one page of members in connection-id order, with a
 /// `nextLink` while more remain (docs/protocol.md §7.6).
-fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, RestError> {
-    check_group("group", group)?;
+fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Outcome, RestError> {
     let paging = Paging::from_query(ctx.query)?;
-    let members = ctx
-        .hub()
-        .map(|hub| hub.group_members(group))
-        .unwrap_or_default();
+    let members = ctx.store.group_members(ctx.hub, group);
     let page = paging.page(members.iter().map(|m| m.connection_id.as_ref()));
     let value: Vec<GroupMember<'_>> = members[page.range]
         .iter()
@@ -666,11 +564,11 @@ fn list_group(ctx: &Ctx<'_>, group: &str, call: &mut Call) -> Result<Reply, Rest
         let link = format!("{base}?{}", paging.next_query(ctx.query, next));
         body["nextLink"] = serde_json::Value::String(link);
     }
-    Ok(Reply::Json(body))
+    Ok(Outcome::Json(body))
 }
 
 /// GenerateClientToken: a Socket.IO client token for this hub, signed with the primary key.
-fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
+fn generate_token(ctx: &Ctx<'_>) -> Result<Outcome, RestError> {
     let query = ctx.query;
     if let Some(client_type) = query.get("clientType")
         && !client_type.is_empty()
@@ -710,7 +608,7 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         .map(str::to_owned)
         .collect();
     let claims = TokenClaims {
-        aud: auth::client_audience(ctx.service.endpoint(), ctx.hub),
+        aud: auth::client_audience(ctx.store.endpoint(), ctx.hub),
         sub: query
             .get("userId")
             .filter(|u| !u.is_empty())
@@ -720,13 +618,8 @@ fn generate_token(ctx: &Ctx<'_>) -> Result<Reply, RestError> {
         lifetime_secs: minutes.saturating_mul(60),
         now: auth::now_unix(),
     };
-    let config = ctx.service.config();
-    let key = config
-        .access_keys
-        .first()
-        .map_or(auth::DEV_ACCESS_KEY, String::as_str);
-    let token = auth::mint(key, &claims);
-    Ok(Reply::Json(serde_json::json!({ "token": token })))
+    let token = auth::mint(&ctx.store.signing_key(), &claims);
+    Ok(Outcome::Json(serde_json::json!({ "token": token })))
 }
 
 /// Up to [`MAX_IDS_IN_WARNING`] ids, then "and N more".
@@ -742,3 +635,6 @@ fn name_some(ids: &[Arc<str>]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;

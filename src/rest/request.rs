@@ -18,7 +18,6 @@ use hyper::body::Body;
 
 use crate::auth::{self, Rejection};
 use crate::service::odata::{Filter, FilterError};
-use crate::traffic::{Traffic, TrafficEvent};
 
 use super::error::{FilterOrigin, RestError, SEND_MEDIA_TYPES};
 
@@ -82,19 +81,16 @@ impl Query {
 
     /// `api-version`, required on every call (docs/protocol.md §7.1); an unknown value is accepted and
     /// logged once.
-    pub fn api_version(&self, traffic: &Traffic) -> Result<&str, RestError> {
+    pub fn api_version(&self, warn: &dyn Fn(String)) -> Result<&str, RestError> {
         let version = self
             .get("api-version")
             .ok_or(RestError::MissingApiVersion)?;
         if !KNOWN_API_VERSIONS.contains(&version) && first_sighting(version) {
-            traffic.emit(TrafficEvent::Warning {
-                message: format!(
-                    "a REST call used api-version={version}, which sio-emu does not know \
-                     (known: {}); it is accepted and treated like 2024-01-01",
-                    KNOWN_API_VERSIONS.join(", ")
-                ),
-                hint: None,
-            });
+            warn(format!(
+                "a REST call used api-version={version}, which sio-emu does not know (known: \
+                 {}); it is accepted and treated like 2024-01-01",
+                KNOWN_API_VERSIONS.join(", ")
+            ));
         }
         Ok(version)
     }
@@ -278,12 +274,24 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     (!media.is_empty()).then_some(media)
 }
 
-/// Reads the whole body, refusing more than `max` bytes (413) without buffering past it.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, max: usize) -> Result<Bytes, RestError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+/// A request body the REST module can read: hyper's, or any other (a replay's kept bytes, a
+/// test's).
+pub trait RequestBody:
+    Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
 {
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+{
+}
+
+/// Reads the whole body, refusing more than `max` bytes (413) without buffering past it.
+pub async fn read_body<B: RequestBody>(
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<Bytes, RestError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

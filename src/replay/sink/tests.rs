@@ -5,6 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::rest::error::Entity;
 use crate::rest::request::API_SUPPORTED_VERSIONS;
 
 /// One HTTP/1.1 request on a fresh connection; the raw answer, lower-cased header names.
@@ -108,4 +109,34 @@ async fn existence_checks_and_successes_answer_like_serve() {
     let (status, headers, _) = call(port, "GET", "/api/health", "").await;
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "api-supported-versions"), None);
+}
+
+// The sink runs `serve`'s operations: a call `serve` refuses is refused alike, with the same
+// error code, instead of getting the operation's success status.
+#[tokio::test]
+async fn calls_serve_would_refuse_are_refused_alike() {
+    let sink = Sink::start("127.0.0.1", 0, "key", Rules::default(), None)
+        .await
+        .unwrap();
+    let port = sink.port();
+    let v = "api-version=2024-01-01";
+
+    let (status, headers, _) = call(port, "POST", &format!("/api/hubs/h/:send?{v}"), "").await;
+    assert_eq!(status, 400);
+    assert_eq!(header(&headers, "x-ms-error-code"), Some("InvalidPayload"));
+
+    let long = "g".repeat(1025);
+    let path = format!("/api/hubs/h/groups/{long}/connections/c?{v}");
+    let (status, _, body) = call(port, "PUT", &path, "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("group"), "{body}");
+
+    let (status, _, _) = call(
+        port,
+        "POST",
+        &format!("/api/hubs/h/:send?{v}"),
+        r#"42["a"]"#,
+    )
+    .await;
+    assert_eq!(status, 202, "the positive control");
 }
