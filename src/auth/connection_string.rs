@@ -6,7 +6,7 @@
 //! endpoint's port (docs/protocol.md §10.2, as the Functions extension reads it). Error messages never echo
 //! the access key.
 
-use std::fmt;
+use super::endpoint::{Endpoint, parse_port};
 
 /// A parsed connection string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn parse(s: &str) -> Result<ConnectionString, String> {
     let endpoint = endpoint.ok_or_else(|| {
         format!("the connection string has no `Endpoint=`; it looks like `{EXAMPLE}`")
     })?;
-    let mut origin = Origin::parse(endpoint)?;
+    let mut origin = Endpoint::parse(endpoint).map_err(|e| e.to_string())?;
     let access_key = match access_key {
         Some(key) if !key.is_empty() => key.to_string(),
         Some(_) => return Err("the connection string's `AccessKey=` is empty".into()),
@@ -83,7 +83,7 @@ pub fn parse(s: &str) -> Result<ConnectionString, String> {
         }
     };
     if let Some(port) = port {
-        origin.port = Some(parse_port(port).map_err(|()| {
+        origin = origin.with_port(parse_port(port).ok_or_else(|| {
             format!("`Port={port}` in the connection string is not a port number (1-65535)")
         })?);
     }
@@ -101,117 +101,15 @@ pub fn format(endpoint: &str, key: &str) -> String {
 /// Normalises a service endpoint to `scheme://host[:port]` (lowercase scheme and host, default
 /// port dropped, no trailing slash). Only `http` and `https` are accepted, and no path.
 pub fn normalize_endpoint(url: &str) -> Result<String, String> {
-    Origin::parse(url).map(|o| o.to_string())
+    Endpoint::parse(url)
+        .map(|o| o.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// The host of an endpoint without scheme or port (what `WebHook-Request-Origin` carries,
 /// docs/protocol.md §14 decision 16); `None` when `endpoint` is not a valid endpoint.
 pub fn endpoint_host(endpoint: &str) -> Option<String> {
-    Origin::parse(endpoint).ok().map(|o| o.host)
-}
-
-/// `scheme://host[:port]` taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: &'static str,
-    host: String,
-    port: Option<u16>,
-}
-
-impl Origin {
-    fn parse(url: &str) -> Result<Origin, String> {
-        let url = url.trim();
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(format!(
-                "endpoint `{url}` is not a URL; expected http://host[:port] or https://host[:port]"
-            ));
-        };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "http" => "http",
-            "https" => "https",
-            _ => {
-                return Err(format!(
-                    "endpoint `{url}` must use http or https, not `{scheme}`"
-                ));
-            }
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        if !matches!(tail, "" | "/") {
-            return Err(format!(
-                "endpoint `{url}` has a path or query; it is just scheme://host[:port] (the hub \
-                 is given separately)"
-            ));
-        }
-        if authority.contains('@') {
-            return Err(format!(
-                "endpoint `{url}` must not contain user information (`user@`)"
-            ));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((addr, after)) = v6.split_once(']') else {
-                return Err(format!(
-                    "endpoint `{url}` has an unterminated `[` in its host"
-                ));
-            };
-            let port =
-                match after {
-                    "" => None,
-                    p => Some(p.strip_prefix(':').ok_or_else(|| {
-                        format!("endpoint `{url}` has text after its `[...]` host")
-                    })?),
-                };
-            (format!("[{addr}]"), port)
-        } else {
-            match authority.split_once(':') {
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (authority.to_string(), None),
-            }
-        };
-        let host_ok = if host.starts_with('[') {
-            host.len() > 2
-                && host[1..host.len() - 1]
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        } else {
-            !host.is_empty()
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        };
-        if !host_ok {
-            return Err(format!("endpoint `{url}` does not have a valid host"));
-        }
-        let port = port
-            .map(|p| {
-                parse_port(p).map_err(|()| {
-                    format!("endpoint `{url}` has `{p}` where a port number (1-65535) belongs")
-                })
-            })
-            .transpose()?;
-        Ok(Origin {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.host)?;
-        match (self.scheme, self.port) {
-            (_, None) | ("http", Some(80)) | ("https", Some(443)) => Ok(()),
-            (_, Some(port)) => write!(f, ":{port}"),
-        }
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, ()> {
-    match p.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(()),
-        Ok(port) => Ok(port),
-    }
+    Endpoint::parse(endpoint).ok().map(|o| o.host().to_owned())
 }
 
 #[cfg(test)]

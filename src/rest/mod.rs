@@ -27,6 +27,7 @@ use http::{Method, Request};
 use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
 
+use crate::auth::Endpoint;
 use crate::config::valid_hub_name;
 use crate::http::HttpResponse;
 use crate::service::{Service, group};
@@ -475,10 +476,8 @@ where
         .hooks()
         .rest
         .api_version(call.operation, version, &request::KNOWN_API_VERSIONS);
-    let fallback_host = service
-        .endpoint()
-        .split_once("://")
-        .map_or(service.endpoint(), |(_, host)| host);
+    let endpoint = Endpoint::parse(service.endpoint()).ok();
+    let fallback_host = endpoint.as_ref().map_or("", Endpoint::authority);
     let url = request::request_url(parts, fallback_host);
     if !service.config().rest_anonymous {
         request::authorize(&parts.headers, &service.config().access_keys, &url)?;
