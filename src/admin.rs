@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::http::{HttpResponse, json_response};
+use crate::http::{ErrorBody, HttpResponse, json_response};
 use crate::service::{ConnCommand, Service, group};
 use crate::traffic::TrafficEvent;
 
@@ -159,11 +159,8 @@ fn table(method: &Method, path: &str) -> Option<Result<AdminOp, &'static str>> {
 }
 
 /// An admin JSON error.
-pub fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
-    json_response(
-        status,
-        json!({ "code": code, "message": message }).to_string(),
-    )
+pub fn error(status: StatusCode, code: &'static str, message: String) -> HttpResponse {
+    ErrorBody::new(code, message).response(status)
 }
 
 /// Why an admin request failed: answered as [`error`] with these.

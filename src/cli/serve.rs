@@ -199,7 +199,8 @@ impl ServeArgs {
     fn check_hub_names(&self) -> Result<(), CliError> {
         match self.hubs.iter().find(|hub| !valid_hub_name(hub)) {
             Some(hub) => Err(CliError::usage(format!(
-                "invalid hub name `{hub}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
+                "invalid hub name `{hub}`: {} (at most 128)",
+                crate::config::HUB_NAME_RULE
             ))),
             None => Ok(()),
         }
