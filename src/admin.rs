@@ -255,7 +255,7 @@ fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
         Ok(Value::String(rule)) => rule,
         _ => text.to_owned(),
     };
-    let rule: crate::fault::FaultRule = rule_text.parse()?;
+    let rule: crate::fault::FaultRule = rule_text.parse().map_err(|e| format!("{e}"))?;
     let shown = rule.to_string();
     service.faults().add(rule)?;
     Ok(shown)

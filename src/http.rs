@@ -251,3 +251,40 @@ pub async fn serve_http<H, Fut>(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            ErrorBody::new(3u8, "Bad request").to_json(),
+            r#"{"code":3,"message":"Bad request"}"#
+        );
+        #[derive(Serialize)]
+        struct More {
+            target: Option<&'static str>,
+            innererror: Option<()>,
+        }
+        let more = More {
+            target: Some("hub"),
+            innererror: None,
+        };
+        let body = ErrorBody::with("InvalidHubName", "`a\"b` is bad", more);
+        assert_eq!(
+            body.to_json(),
+            r#"{"code":"InvalidHubName","message":"`a\"b` is bad","target":"hub","innererror":null}"#
+        );
+        let plain = ErrorBody::new("NotFound", "m").response(StatusCode::NOT_FOUND);
+        assert_eq!(plain.status(), StatusCode::NOT_FOUND);
+        assert_eq!(plain.headers()[header::CONTENT_TYPE], JSON);
+        assert!(plain.headers().get("x-ms-error-code").is_none());
+        let ms = body.ms_response_as(StatusCode::BAD_REQUEST, "application/problem+json");
+        assert_eq!(ms.headers()["x-ms-error-code"], "InvalidHubName");
+        assert_eq!(
+            ms.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+}

@@ -36,7 +36,7 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, duration::DurationError> {
     duration::parse(s)
 }
 
@@ -142,7 +142,9 @@ pub struct ServeArgs {
     pub inspector_buffer: usize,
 }
 
-fn parse_fault(text: &str) -> Result<crate::fault::FaultRule, String> {
+fn parse_fault(
+    text: &str,
+) -> Result<crate::fault::FaultRule, crate::config::fault::FaultRuleError> {
     text.parse()
 }
 
