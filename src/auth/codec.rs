@@ -73,7 +73,7 @@ pub(super) fn decode(token: &str) -> Result<Decoded, Undecodable> {
                 .into_iter()
                 .flatten()
                 .next()
-                .cloned()
+                .map(ToString::to_string)
                 .unwrap_or_default();
             return Err(Undecodable {
                 message,
@@ -104,28 +104,39 @@ pub(super) fn decode(token: &str) -> Result<Decoded, Undecodable> {
     })
 }
 
+/// Why one segment (`header`, `claims` or `signature`) does not decode.
+#[derive(Debug, Clone, thiserror::Error)]
+enum SegmentError {
+    #[error("the {0} segment is not base64url; pass the token exactly as minted")]
+    NotBase64url(&'static str),
+    #[error("the {0} segment is JSON but not an object")]
+    NotAnObject(&'static str),
+    #[error("the {0} segment is not JSON ({1})")]
+    NotJson(&'static str, String),
+}
+
 /// Decodes one header or claims segment into a JSON object.
-fn decode_segment(segment: &str, what: &str) -> Result<Object, String> {
+fn decode_segment(segment: &str, what: &'static str) -> Result<Object, SegmentError> {
     let bytes = base64url(segment, what)?;
     serde_json::from_slice::<Object>(&bytes).map_err(|json| {
         if json.is_data() {
-            format!("the {what} segment is JSON but not an object")
+            SegmentError::NotAnObject(what)
         } else {
-            format!("the {what} segment is not JSON ({json})")
+            SegmentError::NotJson(what, json.to_string())
         }
     })
 }
 
 /// Checks that the signature segment is base64url.
-fn check_signature_encoding(segment: &str) -> Result<(), String> {
+fn check_signature_encoding(segment: &str) -> Result<(), SegmentError> {
     base64url(segment, "signature").map(drop)
 }
 
 /// One segment's bytes: unpadded base64url, as RFC 7515 writes them and jsonwebtoken reads them.
-fn base64url(segment: &str, what: &str) -> Result<Vec<u8>, String> {
-    URL_SAFE_NO_PAD.decode(segment).map_err(|_| {
-        format!("the {what} segment is not base64url; pass the token exactly as minted")
-    })
+fn base64url(segment: &str, what: &'static str) -> Result<Vec<u8>, SegmentError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| SegmentError::NotBase64url(what))
 }
 
 /// The `alg` check: HS256, and nothing else, is accepted.
