@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::http::{HttpResponse, json_response};
+use crate::http::{ErrorBody, HttpResponse, json_response};
 use crate::service::{ConnCommand, Service, group};
 use crate::traffic::TrafficEvent;
 
@@ -199,11 +199,8 @@ fn client_route(method: &Method, rest: &str) -> Option<Result<AdminOp, &'static 
 }
 
 /// An admin JSON error.
-pub fn error(status: StatusCode, code: &str, message: String) -> HttpResponse {
-    json_response(
-        status,
-        json!({ "code": code, "message": message }).to_string(),
-    )
+pub fn error(status: StatusCode, code: &'static str, message: String) -> HttpResponse {
+    ErrorBody::new(code, message).response(status)
 }
 
 /// Why an admin request failed: answered as [`error`] with these.
@@ -298,7 +295,7 @@ fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
         Ok(Value::String(rule)) => rule,
         _ => text.to_owned(),
     };
-    let rule: crate::fault::FaultRule = rule_text.parse()?;
+    let rule: crate::fault::FaultRule = rule_text.parse().map_err(|e| format!("{e}"))?;
     let shown = rule.to_string();
     service.faults().add(rule)?;
     Ok(shown)

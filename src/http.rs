@@ -1,7 +1,9 @@
 //! The bottom every HTTP surface shares (the client endpoint, REST, `/_emu/`, the built-in
-//! handlers and replay's REST sink): the response type, a JSON response helper and the accept
-//! loop that serves one listener. It knows nothing of the protocols above it.
+//! handlers and replay's REST sink): the response type, a JSON response helper, the error body
+//! every surface answers with ([`ErrorBody`]) and the accept loop that serves one listener. It
+//! knows nothing of the protocols above it.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +105,88 @@ pub fn json_response(status: StatusCode, body: String) -> HttpResponse {
     response
 }
 
+/// The `code` of an error body: a name (`"NotFound"`), or the number Engine.IO answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ErrorCode {
+    Name(&'static str),
+    Number(u8),
+}
+
+impl From<&'static str> for ErrorCode {
+    fn from(name: &'static str) -> Self {
+        ErrorCode::Name(name)
+    }
+}
+
+impl From<u8> for ErrorCode {
+    fn from(number: u8) -> Self {
+        ErrorCode::Number(number)
+    }
+}
+
+/// The error body of every HTTP surface: `{"code","message"}`, followed by whatever fields `X`
+/// adds (the REST API's `target`, `details`, `innererror`, or its validation problem's fields).
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody<'a, X = ()> {
+    pub code: ErrorCode,
+    pub message: Cow<'a, str>,
+    #[serde(flatten)]
+    pub more: X,
+}
+
+/// `Content-Type` of an error body, unless the surface says otherwise.
+pub const JSON: &str = "application/json";
+
+impl<'a> ErrorBody<'a> {
+    /// `{"code","message"}` and nothing more.
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<Cow<'a, str>>) -> Self {
+        ErrorBody::with(code, message, ())
+    }
+}
+
+impl<'a, X: Serialize> ErrorBody<'a, X> {
+    /// `{"code","message"}` followed by the fields of `more`.
+    pub fn with(code: impl Into<ErrorCode>, message: impl Into<Cow<'a, str>>, more: X) -> Self {
+        ErrorBody {
+            code: code.into(),
+            message: message.into(),
+            more,
+        }
+    }
+
+    /// The body as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The answer carrying this body, as `application/json`.
+    pub fn response(&self, status: StatusCode) -> HttpResponse {
+        self.response_as(status, JSON)
+    }
+
+    /// The answer carrying this body, as `content_type`; the one way an error becomes a response.
+    pub fn response_as(&self, status: StatusCode, content_type: &'static str) -> HttpResponse {
+        let mut response = Response::new(Full::new(Bytes::from(self.to_json())));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    /// The answer with the code repeated in `x-ms-error-code`, as the Azure services send it.
+    pub fn ms_response_as(&self, status: StatusCode, content_type: &'static str) -> HttpResponse {
+        let mut response = self.response_as(status, content_type);
+        if let ErrorCode::Name(code) = self.code {
+            response
+                .headers_mut()
+                .insert("x-ms-error-code", HeaderValue::from_static(code));
+        }
+        response
+    }
+}
+
 /// How long a client may take to send a request head.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -164,5 +249,42 @@ pub async fn serve_http<H, Fut>(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        assert_eq!(
+            ErrorBody::new(3u8, "Bad request").to_json(),
+            r#"{"code":3,"message":"Bad request"}"#
+        );
+        #[derive(Serialize)]
+        struct More {
+            target: Option<&'static str>,
+            innererror: Option<()>,
+        }
+        let more = More {
+            target: Some("hub"),
+            innererror: None,
+        };
+        let body = ErrorBody::with("InvalidHubName", "`a\"b` is bad", more);
+        assert_eq!(
+            body.to_json(),
+            r#"{"code":"InvalidHubName","message":"`a\"b` is bad","target":"hub","innererror":null}"#
+        );
+        let plain = ErrorBody::new("NotFound", "m").response(StatusCode::NOT_FOUND);
+        assert_eq!(plain.status(), StatusCode::NOT_FOUND);
+        assert_eq!(plain.headers()[header::CONTENT_TYPE], JSON);
+        assert!(plain.headers().get("x-ms-error-code").is_none());
+        let ms = body.ms_response_as(StatusCode::BAD_REQUEST, "application/problem+json");
+        assert_eq!(ms.headers()["x-ms-error-code"], "InvalidHubName");
+        assert_eq!(
+            ms.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
     }
 }

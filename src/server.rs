@@ -10,15 +10,14 @@ pub mod exposure;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use http::header::HeaderValue;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::valid_hub_name;
+use crate::config::{HUB_NAME_RULE, valid_hub_name};
 use crate::engineio::EngineIo;
-use crate::http::{HttpResponse, OnStop, json_response, serve_http};
+use crate::http::{ErrorBody, HttpResponse, JSON, OnStop, json_response, serve_http};
 use crate::service::Service;
 use crate::socketio::SioAcceptor;
 
@@ -90,33 +89,23 @@ impl Server {
             Route::Health if req.method() == Method::GET || req.method() == Method::HEAD => {
                 json_response(StatusCode::OK, json!({ "status": "healthy" }).to_string())
             }
-            Route::Health => {
-                json_response(StatusCode::METHOD_NOT_ALLOWED, json!({"code": "MethodNotAllowed", "message": "use GET or HEAD"}).to_string())
-            }
+            Route::Health => ErrorBody::new("MethodNotAllowed", "use GET or HEAD")
+                .response(StatusCode::METHOD_NOT_ALLOWED),
             Route::Rest => crate::rest::handle(&self.service, req).await,
             Route::Admin => crate::admin::handle(&self.service, req, peer).await,
-            Route::BadHub(hub) => json_response(
-                StatusCode::NOT_FOUND,
-                json!({
-                    "code": "NotFound",
-                    "message": format!("`{hub}` is not a valid hub name: it must start with a letter and contain only letters, digits and _`,.[]"),
-                })
-                .to_string(),
-            ),
-            Route::NotFound => {
-                let mut response = json_response(
-                    StatusCode::NOT_FOUND,
-                    json!({
-                        "code": "NotFound",
-                        "message": format!("nothing at {path}; Socket.IO clients connect with path {CLIENT_PREFIX}<hub> and the REST API lives under /api/hubs/<hub>"),
-                    })
-                    .to_string(),
-                );
-                response
-                    .headers_mut()
-                    .insert("x-ms-error-code", HeaderValue::from_static("NotFound"));
-                response
-            }
+            Route::BadHub(hub) => ErrorBody::new(
+                "NotFound",
+                format!("`{hub}` is not a valid hub name: {HUB_NAME_RULE}"),
+            )
+            .response(StatusCode::NOT_FOUND),
+            Route::NotFound => ErrorBody::new(
+                "NotFound",
+                format!(
+                    "nothing at {path}; Socket.IO clients connect with path {CLIENT_PREFIX}<hub> \
+                     and the REST API lives under /api/hubs/<hub>"
+                ),
+            )
+            .ms_response_as(StatusCode::NOT_FOUND, JSON),
         }
     }
 

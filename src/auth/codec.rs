@@ -1,6 +1,6 @@
-//! The JWS side of tokens, done by the `jsonwebtoken` crate: minting, decoding the three
-//! base64url segments, reading the header's `alg`, and checking the HS256 signature against each
-//! access key. Every failure becomes a sentence naming what is wrong, built from jsonwebtoken's
+//! The JWS side of tokens: decoding the three base64url segments (with `base64` and
+//! `serde_json`), and, done by the `jsonwebtoken` crate, minting, reading the header's `alg` and
+//! checking the HS256 signature against each access key. Every failure becomes a sentence naming what is wrong, built from jsonwebtoken's
 //! [`ErrorKind`] and, where that is not precise enough (`alg none`, a missing `alg`, a segment
 //! count), from the raw decoded header.
 //!
@@ -9,6 +9,8 @@
 //! token at another instant cannot use) and the project's audience rules (several audiences,
 //! URL normalisation), so the [`Validation`] used here checks the signature only.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::{Error, ErrorKind};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
@@ -71,7 +73,7 @@ pub(super) fn decode(token: &str) -> Result<Decoded, Undecodable> {
                 .into_iter()
                 .flatten()
                 .next()
-                .cloned()
+                .map(ToString::to_string)
                 .unwrap_or_default();
             return Err(Undecodable {
                 message,
@@ -102,29 +104,39 @@ pub(super) fn decode(token: &str) -> Result<Decoded, Undecodable> {
     })
 }
 
+/// Why one segment (`header`, `claims` or `signature`) does not decode.
+#[derive(Debug, Clone, thiserror::Error)]
+enum SegmentError {
+    #[error("the {0} segment is not base64url; pass the token exactly as minted")]
+    NotBase64url(&'static str),
+    #[error("the {0} segment is JSON but not an object")]
+    NotAnObject(&'static str),
+    #[error("the {0} segment is not JSON ({1})")]
+    NotJson(&'static str, String),
+}
+
 /// Decodes one header or claims segment into a JSON object.
-fn decode_segment(segment: &str, what: &str) -> Result<Object, String> {
-    // jsonwebtoken decodes the middle segment of a token: put this one there alone.
-    let probe = format!(".{segment}.");
-    jsonwebtoken::dangerous::insecure_decode_claims::<Object>(probe).map_err(|e| match e.kind() {
-        ErrorKind::Json(json) if json.is_data() => {
-            format!("the {what} segment is JSON but not an object")
+fn decode_segment(segment: &str, what: &'static str) -> Result<Object, SegmentError> {
+    let bytes = base64url(segment, what)?;
+    serde_json::from_slice::<Object>(&bytes).map_err(|json| {
+        if json.is_data() {
+            SegmentError::NotAnObject(what)
+        } else {
+            SegmentError::NotJson(what, json.to_string())
         }
-        ErrorKind::Json(json) => format!("the {what} segment is not JSON ({json})"),
-        ErrorKind::Utf8(_) => format!("the {what} segment is not UTF-8 JSON"),
-        _ => format!("the {what} segment is not base64url; pass the token exactly as minted"),
     })
 }
 
-/// Checks that the signature segment is base64url, as jsonwebtoken decodes it.
-fn check_signature_encoding(segment: &str) -> Result<(), String> {
-    let any_key = DecodingKey::from_secret(&[]);
-    match jsonwebtoken::crypto::verify(segment, b"", &any_key, Algorithm::HS256) {
-        Err(e) if matches!(e.kind(), ErrorKind::Base64(_)) => {
-            Err("the signature segment is not base64url; pass the token exactly as minted".into())
-        }
-        _ => Ok(()),
-    }
+/// Checks that the signature segment is base64url.
+fn check_signature_encoding(segment: &str) -> Result<(), SegmentError> {
+    base64url(segment, "signature").map(drop)
+}
+
+/// One segment's bytes: unpadded base64url, as RFC 7515 writes them and jsonwebtoken reads them.
+fn base64url(segment: &str, what: &'static str) -> Result<Vec<u8>, SegmentError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| SegmentError::NotBase64url(what))
 }
 
 /// The `alg` check: HS256, and nothing else, is accepted.

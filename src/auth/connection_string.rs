@@ -6,7 +6,7 @@
 //! endpoint's port (docs/protocol.md §10.2, as the Functions extension reads it). Error messages never echo
 //! the access key.
 
-use std::fmt;
+use super::endpoint::{Endpoint, EndpointError, parse_port};
 
 /// A parsed connection string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,13 +19,37 @@ pub struct ConnectionString {
 
 const EXAMPLE: &str = "Endpoint=http://localhost:8080;AccessKey=<key>;Version=1.0;";
 
+/// Why a text is not a usable connection string. No message echoes the access key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionStringError {
+    #[error("the connection string is empty; it looks like `{EXAMPLE}`")]
+    Empty,
+    #[error("part {0} of the connection string is not `Name=Value`; it looks like `{EXAMPLE}`")]
+    NotNameValue(usize),
+    #[error("the connection string names `{0}` twice")]
+    Twice(String),
+    #[error("the connection string has no `Endpoint=`; it looks like `{EXAMPLE}`")]
+    NoEndpoint,
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("the connection string's `AccessKey=` is empty")]
+    EmptyAccessKey,
+    #[error(
+        "the connection string uses identity-based auth (`AuthType=`) and has no `AccessKey=`, \
+         so tokens cannot be signed locally; use `{EXAMPLE}`"
+    )]
+    IdentityBased,
+    #[error("the connection string has no `AccessKey=`; it looks like `{EXAMPLE}`")]
+    NoAccessKey,
+    #[error("`Port={0}` in the connection string is not a port number (1-65535)")]
+    Port(String),
+}
+
 /// Parses a connection string (see the module docs for the accepted forms).
-pub fn parse(s: &str) -> Result<ConnectionString, String> {
+pub fn parse(s: &str) -> Result<ConnectionString, ConnectionStringError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err(format!(
-            "the connection string is empty; it looks like `{EXAMPLE}`"
-        ));
+        return Err(ConnectionStringError::Empty);
     }
     let mut endpoint = None;
     let mut access_key = None;
@@ -38,10 +62,7 @@ pub fn parse(s: &str) -> Result<ConnectionString, String> {
         }
         // Never echo the part: it may be (part of) the access key.
         let Some((key, value)) = part.split_once('=') else {
-            return Err(format!(
-                "part {} of the connection string is not `Name=Value`; it looks like `{EXAMPLE}`",
-                i + 1
-            ));
+            return Err(ConnectionStringError::NotNameValue(i + 1));
         };
         let value = value.trim();
         let slot = match key.trim().to_ascii_lowercase().as_str() {
@@ -56,36 +77,20 @@ pub fn parse(s: &str) -> Result<ConnectionString, String> {
             _ => continue,
         };
         if slot.is_some() {
-            return Err(format!(
-                "the connection string names `{}` twice",
-                key.trim()
-            ));
+            return Err(ConnectionStringError::Twice(key.trim().into()));
         }
         *slot = Some(value);
     }
-    let endpoint = endpoint.ok_or_else(|| {
-        format!("the connection string has no `Endpoint=`; it looks like `{EXAMPLE}`")
-    })?;
-    let mut origin = Origin::parse(endpoint)?;
+    let mut origin = Endpoint::parse(endpoint.ok_or(ConnectionStringError::NoEndpoint)?)?;
     let access_key = match access_key {
         Some(key) if !key.is_empty() => key.to_string(),
-        Some(_) => return Err("the connection string's `AccessKey=` is empty".into()),
-        None if auth_type => {
-            return Err(format!(
-                "the connection string uses identity-based auth (`AuthType=`) and has no \
-                 `AccessKey=`, so tokens cannot be signed locally; use `{EXAMPLE}`"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "the connection string has no `AccessKey=`; it looks like `{EXAMPLE}`"
-            ));
-        }
+        Some(_) => return Err(ConnectionStringError::EmptyAccessKey),
+        None if auth_type => return Err(ConnectionStringError::IdentityBased),
+        None => return Err(ConnectionStringError::NoAccessKey),
     };
     if let Some(port) = port {
-        origin.port = Some(parse_port(port).map_err(|()| {
-            format!("`Port={port}` in the connection string is not a port number (1-65535)")
-        })?);
+        origin = origin
+            .with_port(parse_port(port).ok_or_else(|| ConnectionStringError::Port(port.into()))?);
     }
     Ok(ConnectionString {
         endpoint: origin.to_string(),
@@ -100,118 +105,14 @@ pub fn format(endpoint: &str, key: &str) -> String {
 
 /// Normalises a service endpoint to `scheme://host[:port]` (lowercase scheme and host, default
 /// port dropped, no trailing slash). Only `http` and `https` are accepted, and no path.
-pub fn normalize_endpoint(url: &str) -> Result<String, String> {
-    Origin::parse(url).map(|o| o.to_string())
+pub fn normalize_endpoint(url: &str) -> Result<String, EndpointError> {
+    Endpoint::parse(url).map(|o| o.to_string())
 }
 
 /// The host of an endpoint without scheme or port (what `WebHook-Request-Origin` carries,
 /// docs/protocol.md §14 decision 16); `None` when `endpoint` is not a valid endpoint.
 pub fn endpoint_host(endpoint: &str) -> Option<String> {
-    Origin::parse(endpoint).ok().map(|o| o.host)
-}
-
-/// `scheme://host[:port]` taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    scheme: &'static str,
-    host: String,
-    port: Option<u16>,
-}
-
-impl Origin {
-    fn parse(url: &str) -> Result<Origin, String> {
-        let url = url.trim();
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return Err(format!(
-                "endpoint `{url}` is not a URL; expected http://host[:port] or https://host[:port]"
-            ));
-        };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "http" => "http",
-            "https" => "https",
-            _ => {
-                return Err(format!(
-                    "endpoint `{url}` must use http or https, not `{scheme}`"
-                ));
-            }
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        if !matches!(tail, "" | "/") {
-            return Err(format!(
-                "endpoint `{url}` has a path or query; it is just scheme://host[:port] (the hub \
-                 is given separately)"
-            ));
-        }
-        if authority.contains('@') {
-            return Err(format!(
-                "endpoint `{url}` must not contain user information (`user@`)"
-            ));
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let Some((addr, after)) = v6.split_once(']') else {
-                return Err(format!(
-                    "endpoint `{url}` has an unterminated `[` in its host"
-                ));
-            };
-            let port =
-                match after {
-                    "" => None,
-                    p => Some(p.strip_prefix(':').ok_or_else(|| {
-                        format!("endpoint `{url}` has text after its `[...]` host")
-                    })?),
-                };
-            (format!("[{addr}]"), port)
-        } else {
-            match authority.split_once(':') {
-                Some((host, port)) => (host.to_string(), Some(port)),
-                None => (authority.to_string(), None),
-            }
-        };
-        let host_ok = if host.starts_with('[') {
-            host.len() > 2
-                && host[1..host.len() - 1]
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-        } else {
-            !host.is_empty()
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        };
-        if !host_ok {
-            return Err(format!("endpoint `{url}` does not have a valid host"));
-        }
-        let port = port
-            .map(|p| {
-                parse_port(p).map_err(|()| {
-                    format!("endpoint `{url}` has `{p}` where a port number (1-65535) belongs")
-                })
-            })
-            .transpose()?;
-        Ok(Origin {
-            scheme,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.host)?;
-        match (self.scheme, self.port) {
-            (_, None) | ("http", Some(80)) | ("https", Some(443)) => Ok(()),
-            (_, Some(port)) => write!(f, ":{port}"),
-        }
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, ()> {
-    match p.trim().parse::<u16>() {
-        Ok(0) | Err(_) => Err(()),
-        Ok(port) => Ok(port),
-    }
+    Endpoint::parse(endpoint).ok().map(|o| o.host().to_owned())
 }
 
 #[cfg(test)]
@@ -275,7 +176,7 @@ mod tests {
 
     #[test]
     fn missing_and_bad_parts() {
-        let err = |s: &str| parse(s).unwrap_err();
+        let err = |s: &str| parse(s).unwrap_err().to_string();
         assert!(err("").contains("empty"));
         assert!(err("AccessKey=k;Version=1.0;").contains("no `Endpoint=`"));
         assert!(err("Endpoint=http://localhost:8080;Version=1.0;").contains("no `AccessKey=`"));

@@ -11,6 +11,7 @@
 
 mod codec;
 pub mod connection_string;
+mod endpoint;
 mod jwt;
 pub mod signature;
 
@@ -18,6 +19,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+pub use endpoint::{Endpoint, EndpointError};
 pub use jwt::{
     CLIENT_PATH, CLOCK_SKEW_SECS, CheckResult, Expected, Outcome, Report, client_audience, mint,
     verify_report,

@@ -4,7 +4,7 @@
 //! bytes are the HMAC key, never a base64 decoding of it (docs/protocol.md §6, §10.1). The webhook side
 //! ([`crate::upstream`]) calls [`ce_signature`].
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -50,7 +50,7 @@ pub enum ReportFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, crate::duration::DurationError> {
     crate::duration::parse(s)
 }
 

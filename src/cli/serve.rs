@@ -31,7 +31,7 @@ pub enum LogFormat {
     Json,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, duration::DurationError> {
     duration::parse(s)
 }
 
@@ -137,7 +137,9 @@ pub struct ServeArgs {
     pub inspector_buffer: usize,
 }
 
-fn parse_fault(text: &str) -> Result<crate::fault::FaultRule, String> {
+fn parse_fault(
+    text: &str,
+) -> Result<crate::fault::FaultRule, crate::config::fault::FaultRuleError> {
     text.parse()
 }
 

@@ -14,7 +14,9 @@ use colored::Colorize;
 use serde_json::{Map, Value};
 
 use super::{CliError, ColorChoice, emit};
-use crate::auth::{self, Check, Expected, Outcome, Report, TokenClaims, connection_string};
+use crate::auth::{
+    self, Check, Endpoint, EndpointError, Expected, Outcome, Report, TokenClaims, connection_string,
+};
 
 /// The endpoint used when neither `--endpoint` nor a connection string names one.
 pub const DEFAULT_ENDPOINT: &str = "http://localhost:8080";
@@ -568,13 +570,11 @@ fn rest_url(url: &str, endpoint: &str) -> Result<String, CliError> {
              with /",
         )
     };
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(bad("not an absolute URL".into()));
-    };
-    let path_at = rest.find(['/', '?']).unwrap_or(rest.len());
-    connection_string::normalize_endpoint(&format!("{scheme}://{}", &rest[..path_at]))
-        .map_err(bad)?;
-    Ok(url.to_string())
+    match Endpoint::of_url(url) {
+        Ok(_) => Ok(url.to_string()),
+        Err(EndpointError::NotAUrl { .. }) => Err(bad("not an absolute URL".into())),
+        Err(e) => Err(bad(e.to_string())),
+    }
 }
 
 /// `--issued-at`: seconds since 1970, or an RFC 3339 time.

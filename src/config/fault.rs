@@ -64,13 +64,34 @@ impl std::fmt::Display for FaultRule {
     }
 }
 
-impl std::str::FromStr for FaultRule {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<FaultRule, String> {
-        let syntax = "a fault rule is comma-separated: [event=<glob>,][hub=<name>,][p=<0..1>,] and \
+/// The syntax every rule error ends with.
+const SYNTAX: &str = "a fault rule is comma-separated: [event=<glob>,][hub=<name>,][p=<0..1>,] and \
                       one of delay=<duration>, status=<code>, timeout, drop, twice, \
                       disconnect-transport";
+
+/// Why a text is not a fault rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultRuleError {
+    #[error("`{0}` has more than one action; {SYNTAX}")]
+    TwoActions(String),
+    #[error("`{0}` names no action; {SYNTAX}")]
+    NoAction(String),
+    #[error("`{0}` is not understood; {SYNTAX}")]
+    NotUnderstood(String),
+    #[error("`p={0}` is not a probability between 0 and 1")]
+    Probability(String),
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
+    #[error("`delay={0}` is longer than the maximum {max}", max = crate::duration::format(MAX_DELAY))]
+    DelayTooLong(String),
+    #[error("`status={0}` is not an HTTP status (100–599)")]
+    Status(String),
+}
+
+impl std::str::FromStr for FaultRule {
+    type Err = FaultRuleError;
+
+    fn from_str(text: &str) -> Result<FaultRule, FaultRuleError> {
         let mut rule = FaultRule {
             event: "*".into(),
             hub: None,
@@ -78,9 +99,9 @@ impl std::str::FromStr for FaultRule {
             action: Action::Drop,
         };
         let mut action = None;
-        let mut set = |a: Action| -> Result<(), String> {
+        let mut set = |a: Action| -> Result<(), FaultRuleError> {
             if action.replace(a).is_some() {
-                return Err(format!("`{text}` has more than one action; {syntax}"));
+                return Err(FaultRuleError::TwoActions(text.into()));
             }
             Ok(())
         };
@@ -97,15 +118,12 @@ impl std::str::FromStr for FaultRule {
                         .parse::<f64>()
                         .ok()
                         .filter(|p| (0.0..=1.0).contains(p))
-                        .ok_or_else(|| format!("`p={v}` is not a probability between 0 and 1"))?
+                        .ok_or_else(|| FaultRuleError::Probability(v.into()))?
                 }
                 ("delay", Some(v)) => {
                     let d = crate::duration::parse(v)?;
                     if d > MAX_DELAY {
-                        return Err(format!(
-                            "`delay={v}` is longer than the maximum {}",
-                            crate::duration::format(MAX_DELAY)
-                        ));
+                        return Err(FaultRuleError::DelayTooLong(v.into()));
                     }
                     set(Action::Delay(d))?
                 }
@@ -113,16 +131,16 @@ impl std::str::FromStr for FaultRule {
                     v.parse::<u16>()
                         .ok()
                         .filter(|c| (100..=599).contains(c))
-                        .ok_or_else(|| format!("`status={v}` is not an HTTP status (100–599)"))?,
+                        .ok_or_else(|| FaultRuleError::Status(v.into()))?,
                 ))?,
                 ("timeout", None) => set(Action::Timeout)?,
                 ("drop", None) => set(Action::Drop)?,
                 ("twice", None) => set(Action::Twice)?,
                 ("disconnect-transport", None) => set(Action::DisconnectTransport)?,
-                _ => return Err(format!("`{part}` is not understood; {syntax}")),
+                _ => return Err(FaultRuleError::NotUnderstood(part.into())),
             }
         }
-        rule.action = action.ok_or_else(|| format!("`{text}` names no action; {syntax}"))?;
+        rule.action = action.ok_or_else(|| FaultRuleError::NoAction(text.into()))?;
         Ok(rule)
     }
 }
@@ -157,5 +175,41 @@ mod tests {
         ] {
             assert!(bad.parse::<FaultRule>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn error_messages() {
+        let err = |s: &str| s.parse::<FaultRule>().unwrap_err().to_string();
+        let syntax = "a fault rule is comma-separated: [event=<glob>,][hub=<name>,][p=<0..1>,] \
+                      and one of delay=<duration>, status=<code>, timeout, drop, twice, \
+                      disconnect-transport";
+        assert_eq!(
+            err("drop,twice"),
+            format!("`drop,twice` has more than one action; {syntax}")
+        );
+        assert_eq!(
+            err("event=x"),
+            format!("`event=x` names no action; {syntax}")
+        );
+        assert_eq!(
+            err("explode"),
+            format!("`explode` is not understood; {syntax}")
+        );
+        assert_eq!(
+            err("p=2,drop"),
+            "`p=2` is not a probability between 0 and 1"
+        );
+        assert_eq!(
+            err("delay=11m"),
+            "`delay=11m` is longer than the maximum 10m"
+        );
+        assert_eq!(
+            err("delay=1d"),
+            "unknown duration unit `d` in `1d`; use ms, s, m or h"
+        );
+        assert_eq!(
+            err("status=42"),
+            "`status=42` is not an HTTP status (100–599)"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{EventPattern, HandlerConfig, HubConfig, SystemEvent, valid_hub_name};
+use super::{EventPattern, HUB_NAME_RULE, HandlerConfig, HubConfig, SystemEvent, valid_hub_name};
 use crate::duration;
 
 /// What a configuration file sets; `None` where it is silent.
@@ -199,9 +199,7 @@ fn hubs(text: &str, raw: &[RawHub], anonymous: bool) -> Result<Vec<HubConfig>, F
             return Err(at(
                 text,
                 &hub.name,
-                format!(
-                    "hub name `{name}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
-                ),
+                format!("hub name `{name}`: {HUB_NAME_RULE} (at most 128)"),
             ));
         }
         if hubs.iter().any(|h| h.name.eq_ignore_ascii_case(name)) {

@@ -252,6 +252,10 @@ impl ServeConfig {
     }
 }
 
+/// The hub-name rule as error messages state it (see [`valid_hub_name`]).
+pub const HUB_NAME_RULE: &str =
+    "it must start with a letter and contain only letters, digits and _`,.[]";
+
 /// docs/protocol.md §3 hub-name rule: `^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$`.
 pub fn valid_hub_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -97,7 +97,8 @@ pub fn resolve(flags: &Overrides, mut file: FileConfig) -> Result<ServeConfig, R
 fn check_hub_names(hubs: &[String]) -> Result<(), ResolveError> {
     match hubs.iter().find(|hub| !valid_hub_name(hub)) {
         Some(hub) => Err(ResolveError::new(format!(
-            "invalid hub name `{hub}`: it must start with a letter and contain only letters, digits and _`,.[] (at most 128)"
+            "invalid hub name `{hub}`: {} (at most 128)",
+            super::HUB_NAME_RULE
         ))),
         None => Ok(()),
     }

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, StatusCode, Uri};
 use tokio::sync::mpsc;
 
+use crate::http::ErrorBody;
+
 pub use session::{CloseReason, Ctx, EventSender, Handler};
 pub use transport::EngineIo;
 
@@ -51,11 +53,11 @@ pub struct Handshake<'a> {
     pub headers: &'a HeaderMap,
 }
 
-/// Why a handshake was refused: the HTTP status and JSON body the client receives.
+/// Why a handshake was refused: the HTTP status and error body the client receives.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub status: StatusCode,
-    pub body: String,
+    pub body: ErrorBody<'static>,
 }
 
 /// Decides whether a handshake opens a session, and builds the session's handler.
@@ -115,13 +117,14 @@ impl EngineError {
         }
     }
 
-    /// The JSON error body `{"code":N,"message":"..."}`.
+    /// The error body `{"code":N,"message":"..."}`.
+    pub fn error_body(self) -> ErrorBody<'static> {
+        ErrorBody::new(self.code(), self.message())
+    }
+
+    /// The error body as JSON text.
     pub fn body(self) -> String {
-        format!(
-            "{{\"code\":{},\"message\":\"{}\"}}",
-            self.code(),
-            self.message()
-        )
+        self.error_body().to_json()
     }
 }
 

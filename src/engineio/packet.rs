@@ -18,8 +18,16 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, PAD, STANDARD};
 use bytes::Bytes;
+
+/// Standard base64 that decodes with or without `=` padding (encodes with it).
+const STANDARD_PAD_INDIFFERENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The seven Engine.IO packet types and their single-digit wire codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,14 +17,13 @@
 //! what was attempted, what was wrong and what to send instead, because the caller is a
 //! developer's event handler whose logs show nothing else.
 
-use bytes::Bytes;
+use http::StatusCode;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
 
 use crate::auth::Rejection;
-use crate::http::HttpResponse;
+use crate::config::HUB_NAME_RULE;
+use crate::http::{ErrorBody, HttpResponse};
 use crate::service::odata::{self, FilterError};
 
 use super::request::API_SUPPORTED_VERSIONS;
@@ -103,10 +102,7 @@ pub enum RestError {
         allowed: String,
     },
     /// The hub segment breaks the hub-name rule.
-    #[error(
-        "`{hub}` is not a valid hub name: it must start with a letter and contain only letters, \
-         digits and _`,.[] (at most 128 characters)"
-    )]
+    #[error("`{hub}` is not a valid hub name: {HUB_NAME_RULE} (at most 128 characters)")]
     InvalidHubName { hub: String },
     /// `--strict-hubs` is on and the hub was not declared.
     #[error(
@@ -171,33 +167,36 @@ pub enum RestError {
 
 /// The `ErrorDetail` body (docs/protocol.md §0 R1, §7.5): every field is always present, `null`
 /// when empty, as the service sends it.
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
+type ErrorDetail<'a> = ErrorBody<'a, DetailFields<'a>>;
+
+/// The fields of an `ErrorDetail` after `code` and `message`.
+#[derive(Debug, Serialize)]
+struct DetailFields<'a> {
     target: Option<&'a str>,
     details: Option<Vec<ErrorDetail<'a>>>,
     innererror: Option<()>,
 }
 
-impl<'a> ErrorDetail<'a> {
-    fn new(code: &'a str, message: &'a str, target: Option<&'a str>) -> Self {
-        ErrorDetail {
-            code,
-            message,
+fn error_detail<'a>(
+    code: &'static str,
+    message: &'a str,
+    target: Option<&'a str>,
+) -> ErrorDetail<'a> {
+    ErrorBody::with(
+        code,
+        message,
+        DetailFields {
             target,
             details: None,
             innererror: None,
-        }
-    }
+        },
+    )
 }
 
 /// The validation problem the service answers for a filter that does not parse
-/// (docs/protocol.md §7.5): RFC 9457 fields next to the `ErrorDetail` ones.
-#[derive(Serialize)]
-struct Problem<'a> {
-    code: &'a str,
-    message: &'a str,
+/// (docs/protocol.md §7.5): RFC 9457 fields after the `ErrorDetail` ones.
+#[derive(Debug, Serialize)]
+struct ProblemFields<'a> {
     target: &'a str,
     errors: serde_json::Map<String, serde_json::Value>,
     r#type: Option<()>,
@@ -292,14 +291,12 @@ impl RestError {
         let explanation = self.to_string();
         let service = self.service_message();
         let code = self.code();
-        let (content_type, body) = match (self, &service) {
+        let mut response = match (self, &service) {
             (RestError::InvalidFilter { .. }, Some(message)) => {
                 let target = self.target().unwrap_or("filter");
                 let mut errors = serde_json::Map::new();
                 errors.insert(target.to_owned(), serde_json::json!([message]));
-                let problem = Problem {
-                    code,
-                    message,
+                let problem = ProblemFields {
                     target,
                     errors,
                     r#type: None,
@@ -309,21 +306,18 @@ impl RestError {
                     instance: None,
                     extensions: serde_json::Map::new(),
                 };
-                (PROBLEM_JSON, serde_json::to_vec(&problem))
+                ErrorBody::with(code, message, problem).ms_response_as(self.status(), PROBLEM_JSON)
             }
             (_, Some(message)) => {
-                let mut detail = ErrorDetail::new(code, message, self.target());
-                let help = ErrorDetail::new(code, &explanation, None);
-                detail.details = Some(vec![help]);
-                (JSON, serde_json::to_vec(&detail))
+                let mut detail = error_detail(code, message, self.target());
+                let help = error_detail(code, &explanation, None);
+                detail.more.details = Some(vec![help]);
+                detail.ms_response_as(self.status(), JSON)
             }
             (_, None) => {
-                let detail = ErrorDetail::new(code, &explanation, self.target());
-                (JSON, serde_json::to_vec(&detail))
+                error_detail(code, &explanation, self.target()).ms_response_as(self.status(), JSON)
             }
         };
-        let mut response =
-            json_response(self.status(), content_type, body.unwrap_or_default(), code);
         let headers = response.headers_mut();
         match self {
             RestError::Unauthorized(_) => {
@@ -354,8 +348,8 @@ fn not_found_message(entity: Entity, name: &str) -> String {
 pub fn not_existed(entity: Entity, name: &str) -> HttpResponse {
     let message = not_found_message(entity, name);
     let code = entity.warning_code();
-    let body = serde_json::to_vec(&ErrorDetail::new(code, &message, Some(entity.name())));
-    let mut response = json_response(StatusCode::NOT_FOUND, JSON, body.unwrap_or_default(), code);
+    let mut response = error_detail(code, &message, Some(entity.name()))
+        .ms_response_as(StatusCode::NOT_FOUND, JSON);
     add_supported_versions(&mut response);
     response
 }
@@ -366,21 +360,6 @@ pub fn add_supported_versions(response: &mut HttpResponse) {
         "api-supported-versions",
         HeaderValue::from_static(API_SUPPORTED_VERSIONS),
     );
-}
-
-/// An error response: status, body, its `Content-Type` and `x-ms-error-code`.
-fn json_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: Vec<u8>,
-    code: &'static str,
-) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert("x-ms-error-code", HeaderValue::from_static(code));
-    response
 }
 
 #[cfg(test)]

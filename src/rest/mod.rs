@@ -30,6 +30,7 @@ use http::{Method, Request};
 use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
 
+use crate::auth::Endpoint;
 use crate::config::valid_hub_name;
 use crate::http::HttpResponse;
 use crate::service::{Service, group};
@@ -481,10 +482,8 @@ pub async fn run<B: RequestBody>(
     store
         .observer()
         .api_version(call.operation, version, &request::KNOWN_API_VERSIONS);
-    let fallback_host = store
-        .endpoint()
-        .split_once("://")
-        .map_or(store.endpoint(), |(_, host)| host);
+    let endpoint = Endpoint::parse(store.endpoint()).ok();
+    let fallback_host = endpoint.as_ref().map_or("", Endpoint::authority);
     let url = request::request_url(parts, fallback_host);
     store.admit(&hub, &parts.headers, &url)?;
     let ctx = operations::Ctx {

@@ -336,12 +336,14 @@ fn warn_undelivered(ctx: &Ctx<'_>, skipped: &[Arc<str>], recipients: usize, targ
     }
     ctx.warn(
         format!(
-            "{} of {recipients} recipient(s) of {target} did not get the message: their queue              is full or they just closed ({})",
+            "{} of {recipients} recipient(s) of {target} did not get the message: their queue \
+             is full or they just closed ({})",
             skipped.len(),
             name_some(skipped)
         ),
         Some(
-            "a client that does not read its socket falls behind; the message was dropped for              it only"
+            "a client that does not read its socket falls behind; the message was dropped for \
+             it only"
                 .into(),
         ),
     );

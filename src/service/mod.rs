@@ -50,15 +50,9 @@ impl std::fmt::Debug for Service {
 /// The `WebHook-Request-Origin` value for an endpoint: its host, no scheme, no port
 /// (docs/protocol.md §14 decision 16).
 pub fn request_origin(endpoint: &str) -> String {
-    let rest = endpoint
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(endpoint);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6).to_owned();
-    }
-    authority.split(':').next().unwrap_or(authority).to_owned()
+    crate::auth::Endpoint::parse(endpoint)
+        .map(|e| e.hostname().to_owned())
+        .unwrap_or_default()
 }
 
 impl Service {

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::connection::SioConnection;
 use crate::auth::{self, Check, Rejection};
 use crate::engineio::{Acceptor, Handshake, Refusal};
+use crate::http::ErrorBody;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::{RecordLine, redacted_query};
@@ -23,10 +24,10 @@ pub struct SioAcceptor {
     pub service: Arc<Service>,
 }
 
-fn refusal(status: StatusCode, code: &str, message: &str) -> Refusal {
+fn refusal(status: StatusCode, code: &'static str, message: String) -> Refusal {
     Refusal {
         status,
-        body: json!({ "code": code, "message": message }).to_string(),
+        body: ErrorBody::new(code, message),
     }
 }
 
@@ -172,7 +173,7 @@ impl SioAcceptor {
             claims: rejection.claims.map(Value::Object),
         };
         report_handshake(&self.service, handshake, outcome);
-        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", &message)
+        refusal(StatusCode::UNAUTHORIZED, "Unauthorized", message)
     }
 
     /// Refuses a hub that is not declared while `--strict-hubs` is on, saying so in the log.
@@ -189,7 +190,7 @@ impl SioAcceptor {
             refused: Some(message.clone()),
             claims: None,
         });
-        refusal(StatusCode::NOT_FOUND, "HubNotFound", &message)
+        refusal(StatusCode::NOT_FOUND, "HubNotFound", message)
     }
 }
 

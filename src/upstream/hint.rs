@@ -6,6 +6,7 @@
 //! (docs/protocol.md §5.1, §6), `func start`'s default port, the `serve` flags in README.md.
 
 use super::{WebhookError, WebhookResponse};
+use crate::auth::Endpoint;
 
 /// Path marker of an Azure Functions webhook URL.
 const FUNCTIONS_PATH: &str = "/runtime/webhooks/";
@@ -119,16 +120,12 @@ fn refused_hint(url: &str, cause: &str) -> String {
                 server is running"
             .to_owned();
     }
-    let authority = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("");
-    let local = ["localhost:", "127.0.0.1:", "[::1]:"]
-        .iter()
-        .any(|host| authority.starts_with(host));
-    if local && authority.ends_with(":7071") {
+    let endpoint = Endpoint::of_url(url).ok();
+    let authority = endpoint.as_ref().map_or(url, Endpoint::authority);
+    let local = endpoint.as_ref().is_some_and(|e| {
+        ["localhost", "127.0.0.1", "::1"].contains(&e.hostname()) && e.port_text() == Some("7071")
+    });
+    if local {
         format!("is `func start` running? the default webhook is {DEFAULT_WEBHOOK}")
     } else {
         format!(

@@ -190,7 +190,7 @@ async fn no_connect_handler_accepts_without_a_call() {
 
 #[tokio::test]
 async fn both_keys_sign_and_verify() {
-    use hmac::{Hmac, KeyInit, Mac};
+    use hmac::{Hmac, Mac};
     let hook = Webhook::start().await;
     let cfg = TempConfig::new(&format!(
         "access-key = \"primary-key-0123456789\"\nsecondary-key = \"secondary-key-0123456789\"\n[webhook]\nurl = \"{}\"\n",

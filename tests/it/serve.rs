@@ -294,7 +294,7 @@ async fn webhook_requests_carry_every_header_body_and_signature() {
     let connect = &hook.wait_for("connect", 1).await[0];
     let conn = ws.sid.clone();
     let expected_sig = {
-        use hmac::{Hmac, KeyInit, Mac};
+        use hmac::{Hmac, Mac};
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
         mac.update(conn.as_bytes());
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))

@@ -289,11 +289,11 @@ impl<E: Send + 'static> SessionStarter<E> {
 
 /// An Engine.IO error response with its JSON body.
 pub fn engine_error(error: EngineError) -> HttpResponse {
-    json_response(error.status(), error.body())
+    error.error_body().response(error.status())
 }
 
 fn refusal_response(refusal: Refusal) -> HttpResponse {
-    json_response(refusal.status, refusal.body)
+    refusal.body.response(refusal.status)
 }
 
 /// Answers a CORS preflight on the client endpoint.
