@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::service::Service;
-use crate::socketio::webhook::{Sent, log_exchange};
+use crate::socketio::exchange::{Sent, log_exchange};
 use std::sync::Arc;
 
 use crate::traffic::record::{RecordLine, RecordedResponse};
@@ -75,11 +75,13 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
             ),
         ));
     };
-    let stamp = service.upstream().stamp();
-    let result = service
+    let delivery = service
         .upstream()
-        .send_stamped(&settings, &event, &stamp)
+        .call(&settings, &event)
+        .once()
+        .send(|_| {})
         .await;
+    let result = &delivery.result;
     let answer = result.as_ref().ok().map(|r| {
         json!({
             "status": r.status,
@@ -91,9 +93,9 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
     let error_text = result.as_ref().err().map(|e| e.to_string());
     let sent = Sent {
         by_inspector: true,
-        ..Sent::new(None, stamp, 1)
+        ..Sent::new(None)
     };
-    let new_seq = log_exchange(service, &event, &result, sent);
+    let new_seq = log_exchange(service, &event, &delivery, sent);
     let old_call = entry
         .attachment
         .as_ref()
