@@ -11,9 +11,10 @@ use crate::service::Service;
 use crate::socketio::exchange::{Sent, log_exchange};
 use std::sync::Arc;
 
+use crate::traffic::call_details::CallDetails;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::ring::Entry;
-use crate::upstream::{CallDetails, WebhookEvent};
+use crate::upstream::WebhookEvent;
 
 use super::AdminError;
 use super::timeline::{answer_json, header_pairs, recorded_event, ring};

@@ -3,13 +3,12 @@
 //! as it was sent.
 
 use crate::service::Service;
+use crate::traffic::call_details::CallDetails;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::ring::Attachment;
 use crate::traffic::{TrafficEvent, millis};
 use crate::upstream::client::Delivery;
-use crate::upstream::{
-    CallDetails, EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview,
-};
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
 
 /// Characters of a response body shown in the log.
 const LOG_BODY_CHARS: usize = 120;
@@ -70,7 +69,11 @@ pub fn log_exchange(
         return None;
     }
     let shown = exchange_event(event, result, delivery.attempts, sent.by_inspector);
-    let attachment = CallDetails::new(delivery.stamp.clone(), result.as_ref().ok());
+    let attachment = CallDetails::new(
+        delivery.stamp.id.clone(),
+        delivery.stamp.time,
+        result.as_ref().ok().map(|r| &r.headers),
+    );
     let bytes = attachment.text_len();
     let kept = Some((Box::new(attachment) as Attachment, bytes));
     traffic.report(shown, line, !sent.by_inspector, kept)

@@ -11,6 +11,7 @@
 //! its own writer thread and makes callers wait rather than lose one. [`Traffic::finish`] drains
 //! both at shutdown.
 
+pub mod call_details;
 pub mod escape;
 pub mod json;
 pub mod log;
