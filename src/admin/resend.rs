@@ -8,13 +8,15 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::service::Service;
-use crate::socketio::exchange::{Sent, log_exchange};
+use crate::socketio::exchange::Exchange;
 use std::sync::Arc;
 
+use crate::traffic::TrafficEvent;
 use crate::traffic::call_details::CallDetails;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::ring::Entry;
 use crate::upstream::WebhookEvent;
+use crate::upstream::client::Delivery;
 
 use super::AdminError;
 use super::timeline::{answer_json, header_pairs, recorded_event, ring};
@@ -92,11 +94,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
         })
     });
     let error_text = result.as_ref().err().map(|e| e.to_string());
-    let sent = Sent {
-        by_inspector: true,
-        ..Sent::new(None)
-    };
-    let new_seq = log_exchange(service, &event, &delivery, sent);
+    let new_seq = report(service, &event, &delivery);
     let old_call = entry
         .attachment
         .as_ref()
@@ -115,4 +113,22 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
         }),
         message,
     ))
+}
+
+/// Shows the new call on the timeline, marked as the inspector's: only the ring keeps it, out
+/// of the recording and exports, and no observer (lint, counts) hears of it. Its `seq`.
+fn report(service: &Service, event: &WebhookEvent, delivery: &Delivery) -> Option<u64> {
+    let exchange = Exchange {
+        event,
+        delivery,
+        started: None,
+    };
+    let mut shown = exchange.shown();
+    if let TrafficEvent::Webhook { origin, .. } = &mut shown {
+        *origin = Some("inspector");
+    }
+    let kept = Some(exchange.kept());
+    service
+        .traffic()
+        .report(shown, |now| exchange.line(now), false, kept)
 }

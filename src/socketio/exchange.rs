@@ -13,70 +13,114 @@ use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, bo
 /// Characters of a response body shown in the log.
 const LOG_BODY_CHARS: usize = 120;
 
-/// How one webhook call was made, beyond its [`Delivery`], for its log line and session line.
-#[derive(Debug)]
-pub struct Sent {
+/// One webhook exchange, from which its live-log event, its session line and what the
+/// inspector keeps are each made.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub event: &'a WebhookEvent,
+    pub delivery: &'a Delivery,
     /// The recording clock when the call began (see [`start_clock`]).
     pub started: Option<f64>,
-    /// Made by the inspector (a resend), not for a client: logged, kept out of the recording.
-    pub by_inspector: bool,
 }
 
-impl Sent {
-    /// A call made for a client's socket.
-    pub fn new(started: Option<f64>) -> Sent {
-        Sent {
-            started,
-            by_inspector: false,
+impl Exchange<'_> {
+    /// The live-log event.
+    pub fn shown(&self) -> TrafficEvent {
+        let (event, result) = (self.event, &self.delivery.result);
+        let (url, status, latency_ms, attempts, detail, ok, hint) = match result {
+            Ok(r) => (
+                r.url.clone(),
+                Some(r.status),
+                millis(r.latency),
+                r.attempts,
+                body_preview(&r.body, LOG_BODY_CHARS),
+                r.is_success(),
+                if deliberate_refusal(event, r) {
+                    None
+                } else {
+                    r.hint()
+                },
+            ),
+            Err(e) => (
+                e.url().to_owned(),
+                None,
+                0.0,
+                self.delivery.attempts,
+                gave_up(e, self.delivery.attempts),
+                false,
+                e.hint(),
+            ),
+        };
+        TrafficEvent::Webhook {
+            hub: event.hub.clone(),
+            event: event.kind.event_name().to_owned(),
+            namespace: event.namespace.clone(),
+            socket_id: event.socket_id.clone(),
+            connection_id: event.connection_id.clone(),
+            url,
+            status,
+            latency_ms,
+            attempts,
+            detail,
+            ok,
+            hint,
+            origin: None,
         }
+    }
+
+    /// The session line, `now` being the recording's clock as the line is written: its `t` is
+    /// when the call started, so REST calls made while it ran fall after it.
+    pub fn line(&self, now: f64) -> RecordLine {
+        let result = &self.delivery.result;
+        let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
+        let (t, latency_ms) = call_times(self.started, now, measured);
+        exchange_line(self.event, result, t, latency_ms)
+    }
+
+    /// What the inspector's ring keeps with the entry, and the bytes it keeps.
+    pub fn kept(&self) -> (Attachment, usize) {
+        let stamp = &self.delivery.stamp;
+        let headers = self.delivery.result.as_ref().ok().map(|r| &r.headers);
+        let details = CallDetails::new(stamp.id.clone(), stamp.time, headers);
+        let bytes = details.text_len();
+        (Box::new(details), bytes)
     }
 }
 
-/// Logs one delivery (see [`log_exchange`]) and returns its outcome.
+/// Logs one delivery of a client's socket (always when it failed, otherwise unless quiet),
+/// appends it to the recording and gives the inspector what it needs to show the call as sent;
+/// returns the delivery's outcome.
 pub fn log(
     service: &Service,
     event: &WebhookEvent,
     delivery: Delivery,
-    sent: Sent,
+    started: Option<f64>,
 ) -> Result<WebhookResponse, WebhookError> {
-    let _ = log_exchange(service, event, &delivery, sent);
-    delivery.result
-}
-
-/// Logs one webhook exchange (always when it failed, otherwise unless quiet), appends it to
-/// the recording and gives the inspector what it needs to show the call as sent. Returns the
-/// inspector's `seq` of the exchange, when it keeps one.
-pub fn log_exchange(
-    service: &Service,
-    event: &WebhookEvent,
-    delivery: &Delivery,
-    sent: Sent,
-) -> Option<u64> {
-    let result = &delivery.result;
-    if !sent.by_inspector {
-        service.hooks().webhooks.answered(event, result);
-    }
-    // `t` is when the call started, so REST calls made while it ran fall after it.
-    let measured = result.as_ref().map(|r| millis(r.latency)).unwrap_or(0.0);
-    let line = |now| {
-        let (t, latency_ms) = call_times(sent.started, now, measured);
-        exchange_line(event, result, t, latency_ms)
+    let exchange = Exchange {
+        event,
+        delivery: &delivery,
+        started,
     };
+    let result = &delivery.result;
+    service.hooks().webhooks.answered(event, result);
     let failed = !matches!(result, Ok(r) if r.is_success());
     let traffic = service.traffic();
     if !failed && !traffic.verbose() {
-        traffic.record(line);
-        return None;
+        traffic.record(|now| exchange.line(now));
+    } else {
+        let kept = Some(exchange.kept());
+        let _ = traffic.report(exchange.shown(), |now| exchange.line(now), true, kept);
     }
-    let shown = exchange_event(event, result, delivery.attempts, sent.by_inspector);
-    let attachment = CallDetails::new(
-        delivery.stamp.id.clone(),
-        delivery.stamp.time,
-        result.as_ref().ok().map(|r| &r.headers),
-    );
-    let bytes = attachment.text_len();
-    let kept = Some((Box::new(attachment) as Attachment, bytes));
-    traffic.report(shown, line, !sent.by_inspector, kept)
+    delivery.result
+}
+
+/// The failure shown for a call that got no answer.
+fn gave_up(error: &WebhookError, attempts: u32) -> String {
+    if attempts > 1 {
+        format!("{error}; gave up after {attempts} attempts, the event was dropped")
+    } else {
+        error.to_string()
+    }
 }
 
 /// The `t` of a session line (when the call started) and its latency. Under `--seed` both come
@@ -85,56 +129,6 @@ fn call_times(started: Option<f64>, now: f64, measured: f64) -> (f64, f64) {
     match started {
         Some(start) => (start, now - start),
         None => ((now - measured).max(0.0), measured),
-    }
-}
-
-/// The live-log event of one exchange.
-fn exchange_event(
-    event: &WebhookEvent,
-    result: &Result<WebhookResponse, WebhookError>,
-    failed_attempts: u32,
-    by_inspector: bool,
-) -> TrafficEvent {
-    let origin = by_inspector.then_some("inspector");
-    match result {
-        Ok(r) => TrafficEvent::Webhook {
-            hub: event.hub.clone(),
-            event: event.kind.event_name().to_owned(),
-            namespace: event.namespace.clone(),
-            socket_id: event.socket_id.clone(),
-            connection_id: event.connection_id.clone(),
-            url: r.url.clone(),
-            status: Some(r.status),
-            latency_ms: millis(r.latency),
-            attempts: r.attempts,
-            detail: body_preview(&r.body, LOG_BODY_CHARS),
-            ok: r.is_success(),
-            hint: if deliberate_refusal(event, r) {
-                None
-            } else {
-                r.hint()
-            },
-            origin,
-        },
-        Err(e) => TrafficEvent::Webhook {
-            hub: event.hub.clone(),
-            event: event.kind.event_name().to_owned(),
-            namespace: event.namespace.clone(),
-            socket_id: event.socket_id.clone(),
-            connection_id: event.connection_id.clone(),
-            url: e.url().to_owned(),
-            status: None,
-            latency_ms: 0.0,
-            attempts: failed_attempts,
-            detail: if failed_attempts > 1 {
-                format!("{e}; gave up after {failed_attempts} attempts, the event was dropped")
-            } else {
-                e.to_string()
-            },
-            ok: false,
-            hint: e.hint(),
-            origin,
-        },
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::exchange::{self, Sent};
+use super::exchange;
 use super::faults;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
@@ -86,7 +86,7 @@ pub async fn call(
     }
     let started = exchange::start_clock(service);
     let delivery = service.upstream().call(&settings, event).send(|_| {}).await;
-    let result = exchange::log(service, event, delivery, Sent::new(started));
+    let result = exchange::log(service, event, delivery, started);
     Some(plan.outcome(result))
 }
 
@@ -110,7 +110,7 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
         let started = exchange::start_clock(service);
         let retrying = |retry: Retry<'_>| retry_notice(service, event, &retry);
         let delivery = call.send(retrying).await;
-        let result = exchange::log(service, event, delivery, Sent::new(started));
+        let result = exchange::log(service, event, delivery, started);
         delivered |= matches!(&result, Ok(r) if r.is_success());
     }
     if !delivered {

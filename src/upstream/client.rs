@@ -879,6 +879,11 @@ mod tests {
             self.seen.lock().unwrap().clone()
         }
 
+        fn posts(&self) -> Vec<Seen> {
+            let seen = self.seen().into_iter();
+            seen.filter(|s| s.method == Method::POST).collect()
+        }
+
         fn count(&self, method: Method) -> usize {
             self.seen().iter().filter(|s| s.method == method).count()
         }
@@ -1276,11 +1281,7 @@ mod tests {
             .unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.attempts, 2);
-        let posts: Vec<_> = hook
-            .seen()
-            .into_iter()
-            .filter(|s| s.method == Method::POST)
-            .collect();
+        let posts = hook.posts();
         assert_eq!(posts.len(), 2);
         assert_eq!(
             header(&posts[0], "ce-id"),
@@ -1304,11 +1305,7 @@ mod tests {
         let again = call.send(|_| panic!("once is never retried")).await;
         assert_eq!((first.attempts, again.attempts), (1, 1));
         assert_eq!(first.stamp.id, again.stamp.id);
-        let posts: Vec<_> = hook
-            .seen()
-            .into_iter()
-            .filter(|s| s.method == Method::POST)
-            .collect();
+        let posts = hook.posts();
         assert_eq!(posts.len(), 2);
         for name in ["ce-id", "ce-time", "ce-signature"] {
             assert_eq!(header(&posts[0], name), header(&posts[1], name), "{name}");
