@@ -13,8 +13,8 @@
 //!
 //! The rule itself is plain data in `config::fault` (re-exported here); this module owns the
 //! rules in force and the decision ([`Faults::pick`]). It is a hook: `serve` plugs [`Faults`]
-//! into the service as its `crate::hooks::FaultInjector`, so `socketio::webhook` and
-//! `socketio::lane` pick and apply the actions without naming this module, and report each one
+//! into the service as its `crate::hooks::FaultInjector`, so `socketio::faults` picks
+//! and applies the actions without naming this module, and report each one
 //! through [`Faults::mark`] as a [`TrafficEvent::Fault`] line and a [`RecordLine::Fault`]
 //! recording line; `admin` lists and edits the rules through the same hook.
 

@@ -8,12 +8,15 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::service::Service;
-use crate::socketio::webhook::{Sent, log_exchange};
+use crate::socketio::exchange::Exchange;
 use std::sync::Arc;
 
+use crate::traffic::TrafficEvent;
+use crate::traffic::call_details::CallDetails;
 use crate::traffic::record::{RecordLine, RecordedResponse};
 use crate::traffic::ring::Entry;
-use crate::upstream::{CallDetails, WebhookEvent};
+use crate::upstream::WebhookEvent;
+use crate::upstream::client::Delivery;
 
 use super::AdminError;
 use super::timeline::{answer_json, header_pairs, recorded_event, ring};
@@ -75,11 +78,13 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
             ),
         ));
     };
-    let stamp = service.upstream().stamp();
-    let result = service
+    let delivery = service
         .upstream()
-        .send_stamped(&settings, &event, &stamp)
+        .call(&settings, &event)
+        .once()
+        .send(|_| {})
         .await;
+    let result = &delivery.result;
     let answer = result.as_ref().ok().map(|r| {
         json!({
             "status": r.status,
@@ -89,11 +94,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
         })
     });
     let error_text = result.as_ref().err().map(|e| e.to_string());
-    let sent = Sent {
-        by_inspector: true,
-        ..Sent::new(None, stamp, 1)
-    };
-    let new_seq = log_exchange(service, &event, &result, sent);
+    let new_seq = report(service, &event, &delivery);
     let old_call = entry
         .attachment
         .as_ref()
@@ -112,4 +113,22 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
         }),
         message,
     ))
+}
+
+/// Shows the new call on the timeline, marked as the inspector's: only the ring keeps it, out
+/// of the recording and exports, and no observer (lint, counts) hears of it. Its `seq`.
+fn report(service: &Service, event: &WebhookEvent, delivery: &Delivery) -> Option<u64> {
+    let exchange = Exchange {
+        event,
+        delivery,
+        started: None,
+    };
+    let mut shown = exchange.shown();
+    if let TrafficEvent::Webhook { origin, .. } = &mut shown {
+        *origin = Some("inspector");
+    }
+    let kept = Some(exchange.kept());
+    service
+        .traffic()
+        .report(shown, |now| exchange.line(now), false, kept)
 }

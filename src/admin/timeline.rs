@@ -19,10 +19,11 @@ use crate::http::{HttpResponse, Streaming};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
 use crate::traffic::TrafficEvent;
+use crate::traffic::call_details::CallDetails;
 use crate::traffic::record::{self, RecordLine, RecordedResponse};
 use crate::traffic::ring::{Entry, Missing, Ring};
 use crate::upstream::cloudevents::{self, WebhookRequest};
-use crate::upstream::{CallDetails, EventKind, WebhookEvent};
+use crate::upstream::{EventKind, WebhookEvent};
 
 use super::{AdminError, with_headers};
 
@@ -219,7 +220,7 @@ fn webhook_details(
         return;
     };
     let request = service.route(&event.hub, &event.kind).and_then(|settings| {
-        let stamp = call.map(|c| c.stamp.clone())?;
+        let stamp = call.map(|c| cloudevents::CeStamp::new(c.ce_id.clone(), c.ce_time))?;
         cloudevents::event_request(&settings, &event, &stamp).ok()
     });
     match request {

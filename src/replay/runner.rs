@@ -1,5 +1,5 @@
 //! The replay loop: for each session, for each recorded event in order, open the sink's capture
-//! window, send the event to the target through [`Upstream::send`] (the same CloudEvents request,
+//! window, send the event to the target through [`Upstream::call`], once (the same CloudEvents request,
 //! signature and abuse-protection preflight as `serve`, with a fresh `ce-id` and `ce-time`), wait
 //! for the answer and the settle window, close the window, and compare.
 //!
@@ -284,7 +284,8 @@ impl<'a> Replayer<'a> {
         self.sink.open(label(session, index), &event.rest);
         let started = Instant::now();
         let webhook = event.to_webhook();
-        let outcome = self.upstream.send(&self.settings, &webhook).await;
+        let call = self.upstream.call(&self.settings, &webhook);
+        let outcome = call.once().send(|_| {}).await.result;
         if let Some(lint) = &self.lint {
             crate::lint::check_webhook(lint.as_ref(), &webhook, &outcome);
         }

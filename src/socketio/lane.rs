@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::connection::SioEvent;
+use super::faults;
 use super::queue::{self, Receiver, Sender};
 use super::webhook::{self, Caller};
-use crate::config::fault::Action;
 use crate::engineio::EventSender;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
@@ -206,22 +206,7 @@ impl Lane {
     async fn connected(&self, owed: Owed) {
         let event = self.event(EventKind::Connected, Bytes::from_static(b"{}"));
         webhook::deliver(&self.service, &event, owed).await;
-        let fault =
-            self.service
-                .faults()
-                .pick(&self.caller.hub, EventKind::Connected.event_name(), &|a| {
-                    *a == Action::DisconnectTransport
-                });
-        if let Some(rule) = fault {
-            self.service.faults().mark(
-                &rule,
-                &self.caller.hub,
-                EventKind::Connected.event_name(),
-                format!(
-                    "dropping the transport of conn={} after socket {}'s connected",
-                    self.caller.connection_id, self.socket_id
-                ),
-            );
+        if faults::drops_transport(&self.service, &self.caller, &self.socket_id) {
             let _ = self.sender.send(SioEvent::FaultDisconnect).await;
         }
     }

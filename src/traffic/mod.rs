@@ -12,6 +12,7 @@
 //! both at shutdown.
 
 pub mod banner;
+pub mod call_details;
 pub mod escape;
 pub mod json;
 pub mod log;

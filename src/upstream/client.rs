@@ -2,11 +2,11 @@
 //! per-call timeout, retries of non-blocking events, and the abuse-protection preflight cache
 //! (docs/protocol.md §6, §14 decisions 14 and 15).
 //!
-//! [`Upstream`] sends what [`super::cloudevents`] builds. Blocking events (`connect`, user
-//! events) go through [`Upstream::send`]: one attempt, whose answer decides the client's fate.
-//! Non-blocking ones (`connected`, `disconnected`) go through [`Upstream::send_with_retries`].
-//! Every outcome is a value: a [`WebhookResponse`] whenever the webhook answered (any status), a
-//! [`WebhookError`] when it did not. Only `http://` webhooks are supported: the emulator talks
+//! [`Upstream::call`] stamps an event and builds its request with [`super::cloudevents`];
+//! [`Call::send`] delivers it. Blocking events (`connect`, user events) get one attempt, whose
+//! answer decides the client's fate; non-blocking ones (`connected`, `disconnected`) are retried.
+//! Every outcome is a [`Delivery`] value carrying the stamp it went with: a [`WebhookResponse`]
+//! whenever the webhook answered (any status), a [`WebhookError`] when it did not. Only `http://` webhooks are supported: the emulator talks
 //! to code running on the developer's machine.
 
 use super::ledger::Ledger;
@@ -26,7 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::cloudevents::{self, CeStamp, WEBHOOK_ALLOWED_ORIGIN};
+use super::cloudevents::{self, CeStamp, WEBHOOK_ALLOWED_ORIGIN, WebhookRequest};
 use super::hint::CONNECTION_REFUSED;
 use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview};
 
@@ -57,12 +57,16 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 /// Produces the `ce-id` / `ce-time` of each new event; see [`Upstream::with_stamps`].
 pub type StampSource = Arc<dyn Fn() -> CeStamp + Send + Sync>;
 
-/// A non-blocking event that never got an answer, after every retry.
-#[derive(Debug, Clone)]
-pub struct GaveUp {
-    /// The last failure.
-    pub error: WebhookError,
-    /// How many times the event was tried (0 when the request could not even be built).
+/// One delivery of an event: the `ce-id` and `ce-time` it went with, its outcome, and how many
+/// times it was tried.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The event's stamp, the same on every attempt.
+    pub stamp: CeStamp,
+    /// Any HTTP answer is `Ok`, whatever its status; `Err` when the webhook never answered.
+    pub result: Result<WebhookResponse, WebhookError>,
+    /// Attempts made: 1 for a blocking event, 1 + retries for a non-blocking one (0 when its
+    /// request could not even be built).
     pub attempts: u32,
 }
 
@@ -84,6 +88,63 @@ impl Retry<'_> {
         match self.failure {
             Ok(response) => format!("answered {}", response.status),
             Err(failed) => failed.error.to_string(),
+        }
+    }
+}
+
+/// An event stamped and built by [`Upstream::call`], ready to be delivered.
+#[derive(Debug)]
+pub struct Call<'a> {
+    upstream: &'a Upstream,
+    settings: &'a UpstreamSettings,
+    hub: &'a str,
+    /// Non-blocking events are retried (docs/protocol.md §14 decisions 14 and 23).
+    retries: bool,
+    stamp: CeStamp,
+    request: Result<WebhookRequest, WebhookError>,
+}
+
+impl Call<'_> {
+    /// Exactly one attempt, whatever the event (a resend from the inspector).
+    pub fn once(mut self) -> Self {
+        self.retries = false;
+        self
+    }
+
+    /// Delivers the event. A blocking one (`connect`, user events) gets the preflight if due,
+    /// then exactly one attempt bounded by `settings.timeout`. A non-blocking one (`connected`,
+    /// `disconnected`) is retried as [`Upstream`] describes; `on_retry` hears of each failed
+    /// attempt that will be retried.
+    pub async fn send(&self, on_retry: impl Fn(Retry<'_>)) -> Delivery {
+        let stamp = self.stamp.clone();
+        let (upstream, settings) = (self.upstream, self.settings);
+        let request = match &self.request {
+            Ok(request) => request,
+            Err(error) => {
+                let attempts = u32::from(!self.retries);
+                let result = Err(error.clone());
+                return Delivery {
+                    stamp,
+                    result,
+                    attempts,
+                };
+            }
+        };
+        if !self.retries {
+            let result = upstream.send_once(settings, self.hub, request).await;
+            return Delivery {
+                stamp,
+                result,
+                attempts: 1,
+            };
+        }
+        let (result, attempts) = upstream
+            .send_with_retries(settings, self.hub, request, &self.stamp, on_retry)
+            .await;
+        Delivery {
+            stamp,
+            result,
+            attempts,
         }
     }
 }
@@ -147,64 +208,39 @@ impl Upstream {
         self
     }
 
-    /// Delivers a blocking event (`connect`, user events): the preflight if due, then exactly one
-    /// attempt bounded by `settings.timeout`. Any HTTP answer is `Ok`, whatever its status.
-    pub async fn send(
-        &self,
-        settings: &UpstreamSettings,
-        event: &WebhookEvent,
-    ) -> Result<WebhookResponse, WebhookError> {
-        self.send_stamped(settings, event, &self.stamp()).await
+    /// One event ready to go: stamped now with a fresh `ce-id` and `ce-time` (or the seeded
+    /// generator's), its request built once. [`Call::send`] delivers it; sending it again
+    /// delivers the same request (same stamp, signature and body), as at-least-once delivery does.
+    pub fn call<'a>(&'a self, settings: &'a UpstreamSettings, event: &'a WebhookEvent) -> Call<'a> {
+        let stamp = self.stamps.as_ref().map_or_else(CeStamp::next, |f| f());
+        let request = cloudevents::event_request(settings, event, &stamp);
+        Call {
+            upstream: self,
+            settings,
+            hub: &event.hub,
+            retries: !event.kind.is_blocking(),
+            stamp,
+            request,
+        }
     }
 
-    /// [`Upstream::send`] with the `ce-id` and `ce-time` of `stamp` (see [`Upstream::stamp`]).
-    pub async fn send_stamped(
+    /// Delivers a non-blocking event's request: an answer of 408 or 5xx, a network error or a
+    /// timeout is retried after each delay of `settings.retry_delays` in turn (the same request
+    /// each time). Returns the last outcome: `Ok` with a non-2xx status when the webhook kept
+    /// failing, `Err` when it never answered.
+    async fn send_with_retries(
         &self,
         settings: &UpstreamSettings,
-        event: &WebhookEvent,
-        stamp: &CeStamp,
-    ) -> Result<WebhookResponse, WebhookError> {
-        let request = cloudevents::event_request(settings, event, stamp)?;
-        self.ensure_preflight(settings, &event.hub)
-            .await
-            .map_err(|failed| failed.error)?;
-        let (url, request) = request.into_http();
-        self.deliver(url, request, settings.timeout)
-            .await
-            .map_err(|failed| failed.error)
-    }
-
-    /// Delivers a non-blocking event (`connected`, `disconnected`): like [`Upstream::send`], but
-    /// an answer of 408 or 5xx, a network error or a timeout is retried after each delay of
-    /// `settings.retry_delays` in turn (the same `ce-id` each time). Returns the last outcome:
-    /// `Ok` with a non-2xx status when the webhook kept failing, `Err` when it never answered.
-    /// [`WebhookResponse::attempts`] counts the tries; `on_retry` hears of each failed attempt
-    /// that will be retried.
-    pub async fn send_with_retries(
-        &self,
-        settings: &UpstreamSettings,
-        event: &WebhookEvent,
-        on_retry: impl Fn(Retry<'_>),
-    ) -> Result<WebhookResponse, GaveUp> {
-        self.send_with_retries_stamped(settings, event, &self.stamp(), on_retry)
-            .await
-    }
-
-    /// [`Upstream::send_with_retries`] with the `ce-id` and `ce-time` of `stamp`.
-    pub async fn send_with_retries_stamped(
-        &self,
-        settings: &UpstreamSettings,
-        event: &WebhookEvent,
+        hub: &str,
+        request: &WebhookRequest,
         stamp: &CeStamp,
         on_retry: impl Fn(Retry<'_>),
-    ) -> Result<WebhookResponse, GaveUp> {
-        let request = cloudevents::event_request(settings, event, stamp)
-            .map_err(|error| GaveUp { error, attempts: 0 })?;
+    ) -> (Result<WebhookResponse, WebhookError>, u32) {
         let mut delays = settings.retry_delays.iter();
         let mut attempts: u32 = 0;
         loop {
             attempts = attempts.saturating_add(1);
-            let outcome = match self.ensure_preflight(settings, &event.hub).await {
+            let outcome = match self.ensure_preflight(settings, hub).await {
                 Ok(()) => {
                     self.deliver(request.url.clone(), request.to_http(), settings.timeout)
                         .await
@@ -226,23 +262,30 @@ impl Upstream {
                     tokio::time::sleep(*delay).await
                 }
                 _ => {
-                    return outcome
-                        .map(|mut response| {
-                            response.attempts = attempts;
-                            response
-                        })
-                        .map_err(|failed| GaveUp {
-                            error: failed.error,
-                            attempts,
-                        });
+                    let outcome = outcome.map(|mut response| {
+                        response.attempts = attempts;
+                        response
+                    });
+                    return (outcome.map_err(|failed| failed.error), attempts);
                 }
             }
         }
     }
 
-    /// The `ce-id` and `ce-time` of the next event: a fresh id, or the seeded generator's.
-    pub fn stamp(&self) -> CeStamp {
-        self.stamps.as_ref().map_or_else(CeStamp::next, |f| f())
+    /// Delivers a blocking event's request: the preflight if due, then exactly one attempt
+    /// bounded by `settings.timeout`.
+    async fn send_once(
+        &self,
+        settings: &UpstreamSettings,
+        hub: &str,
+        request: &WebhookRequest,
+    ) -> Result<WebhookResponse, WebhookError> {
+        self.ensure_preflight(settings, hub)
+            .await
+            .map_err(|failed| failed.error)?;
+        self.deliver(request.url.clone(), request.to_http(), settings.timeout)
+            .await
+            .map_err(|failed| failed.error)
     }
 
     /// One exchange for an event; the answer becomes a [`WebhookResponse`].
@@ -836,6 +879,11 @@ mod tests {
             self.seen.lock().unwrap().clone()
         }
 
+        fn posts(&self) -> Vec<Seen> {
+            let seen = self.seen().into_iter();
+            seen.filter(|s| s.method == Method::POST).collect()
+        }
+
         fn count(&self, method: Method) -> usize {
             self.seen().iter().filter(|s| s.method == method).count()
         }
@@ -872,6 +920,15 @@ mod tests {
         }
     }
 
+    /// Delivers `e` through the real entry point and keeps its outcome.
+    async fn deliver(
+        upstream: &Upstream,
+        s: &UpstreamSettings,
+        e: &WebhookEvent,
+    ) -> Result<WebhookResponse, WebhookError> {
+        upstream.call(s, e).send(|_| {}).await.result
+    }
+
     fn header<'a>(seen: &'a Seen, name: &str) -> &'a str {
         seen.headers
             .get(name)
@@ -896,8 +953,7 @@ mod tests {
         let s = settings(hook.template());
         let body =
             r#"{"claims":{},"query":{},"headers":{},"subprotocols":[],"clientCertificates":[]}"#;
-        let response = upstream
-            .send(&s, &event(EventKind::Connect, body))
+        let response = deliver(&upstream, &s, &event(EventKind::Connect, body))
             .await
             .unwrap();
         assert_eq!(response.status, 200);
@@ -959,7 +1015,7 @@ mod tests {
         s.preflight = false;
         let packet = r#"42/chat,7["chat message","hello"]"#;
         let e = event(EventKind::User("chat message".into()), packet);
-        let response = upstream.send(&s, &e).await.unwrap();
+        let response = deliver(&upstream, &s, &e).await.unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(
             response.content_type.as_deref(),
@@ -987,15 +1043,12 @@ mod tests {
         let upstream = Upstream::new();
         let s = settings(hook.template());
         for _ in 0..2 {
-            upstream
-                .send(&s, &event(EventKind::Connect, "{}"))
+            deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
                 .await
                 .unwrap();
         }
-        upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
+        deliver(&upstream, &s, &event(EventKind::Connected, "{}"))
             .await
-            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(hook.count(Method::OPTIONS), 1);
         assert_eq!(hook.count(Method::POST), 3);
@@ -1003,13 +1056,12 @@ mod tests {
         // Another hub resolves to another validate URL, so it is validated separately.
         let mut other = event(EventKind::Connect, "{}");
         other.hub = "other".into();
-        upstream.send(&s, &other).await.unwrap();
+        deliver(&upstream, &s, &other).await.unwrap();
         assert_eq!(hook.count(Method::OPTIONS), 2);
 
         // Once the cached success expires, the next event validates again.
         upstream.expire_preflights();
-        upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap();
         assert_eq!(hook.count(Method::OPTIONS), 3);
@@ -1029,7 +1081,9 @@ mod tests {
         let s = settings(hook.template());
         let calls = (0..8).map(|_| {
             let (upstream, s) = (upstream.clone(), s.clone());
-            tokio::spawn(async move { upstream.send(&s, &event(EventKind::Connect, "{}")).await })
+            tokio::spawn(
+                async move { deliver(&upstream, &s, &event(EventKind::Connect, "{}")).await },
+            )
         });
         for call in calls.collect::<Vec<_>>() {
             assert_eq!(call.await.unwrap().unwrap().status, 200);
@@ -1050,9 +1104,9 @@ mod tests {
         let calls: Vec<_> = (0..5)
             .map(|_| {
                 let (upstream, s) = (upstream.clone(), s.clone());
-                tokio::spawn(
-                    async move { upstream.send(&s, &event(EventKind::Connect, "{}")).await },
-                )
+                tokio::spawn(async move {
+                    deliver(&upstream, &s, &event(EventKind::Connect, "{}")).await
+                })
             })
             .collect();
         for call in calls {
@@ -1074,8 +1128,7 @@ mod tests {
         .await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
-        upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap();
         let methods: Vec<_> = hook.seen().iter().map(|s| s.method.clone()).collect();
@@ -1097,8 +1150,7 @@ mod tests {
         let upstream = Upstream::new();
         let s = settings(hook.template());
         for _ in 0..2 {
-            let err = upstream
-                .send(&s, &event(EventKind::Connect, "{}"))
+            let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
                 .await
                 .unwrap_err();
             let WebhookError::Preflight { url, detail } = &err else {
@@ -1132,8 +1184,7 @@ mod tests {
         .await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         let detail = err.to_string();
@@ -1141,8 +1192,7 @@ mod tests {
             detail.contains("`example.com`") && detail.contains("`localhost`"),
             "{detail}"
         );
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         assert!(
@@ -1163,10 +1213,13 @@ mod tests {
         })
         .await;
         let upstream = Upstream::new();
-        let response = upstream
-            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
-            .await
-            .unwrap();
+        let response = deliver(
+            &upstream,
+            &settings(hook.template()),
+            &event(EventKind::Connect, "{}"),
+        )
+        .await
+        .unwrap();
         assert_eq!(response.status, 204);
         assert_eq!(response.reason, "No Content");
     }
@@ -1185,8 +1238,7 @@ mod tests {
         let mut s = settings(hook.template());
         s.timeout = Duration::from_millis(200);
         let started = std::time::Instant::now();
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(2), "{err}");
@@ -1205,8 +1257,7 @@ mod tests {
         let upstream = Upstream::new();
         let mut s = settings(hook.template());
         s.timeout = Duration::from_millis(200);
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         assert!(
@@ -1225,24 +1276,42 @@ mod tests {
         .await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
-        let response = upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
+        let response = deliver(&upstream, &s, &event(EventKind::Connected, "{}"))
             .await
-            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(response.attempts, 2);
-        let posts: Vec<_> = hook
-            .seen()
-            .into_iter()
-            .filter(|s| s.method == Method::POST)
-            .collect();
+        let posts = hook.posts();
         assert_eq!(posts.len(), 2);
         assert_eq!(
             header(&posts[0], "ce-id"),
             header(&posts[1], "ce-id"),
             "a retry is the same event"
         );
+    }
+
+    #[tokio::test]
+    async fn a_call_sent_again_is_the_same_request_and_once_is_not_retried() {
+        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
+            Method::POST => Reply::status(503),
+            _ => happy(seen, i),
+        })
+        .await;
+        let upstream = Upstream::new();
+        let s = settings(hook.template());
+        let e = event(EventKind::Connected, "{}");
+        let call = upstream.call(&s, &e).once();
+        let first = call.send(|_| panic!("once is never retried")).await;
+        let again = call.send(|_| panic!("once is never retried")).await;
+        assert_eq!((first.attempts, again.attempts), (1, 1));
+        assert_eq!(first.stamp.id, again.stamp.id);
+        let posts = hook.posts();
+        assert_eq!(posts.len(), 2);
+        for name in ["ce-id", "ce-time", "ce-signature"] {
+            assert_eq!(header(&posts[0], name), header(&posts[1], name), "{name}");
+        }
+        assert_eq!(header(&posts[0], "ce-id"), first.stamp.id);
+        assert_eq!(posts[0].body, posts[1].body);
     }
 
     #[tokio::test]
@@ -1254,15 +1323,13 @@ mod tests {
         .await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
-        let response = upstream
-            .send_with_retries(
-                &s,
-                &event(EventKind::Disconnected, r#"{"reason":""}"#),
-                |_| {},
-            )
-            .await
-            .map_err(|g| g.error)
-            .unwrap();
+        let response = deliver(
+            &upstream,
+            &s,
+            &event(EventKind::Disconnected, r#"{"reason":""}"#),
+        )
+        .await
+        .unwrap();
         assert_eq!(response.status, 503);
         assert_eq!(response.reason, "Service Unavailable");
         assert_eq!(response.attempts, 4, "one try and three retries");
@@ -1279,15 +1346,13 @@ mod tests {
             })
             .await;
             let upstream = Upstream::new();
-            let response = upstream
-                .send_with_retries(
-                    &settings(hook.template()),
-                    &event(EventKind::Connected, "{}"),
-                    |_| {},
-                )
-                .await
-                .map_err(|g| g.error)
-                .unwrap();
+            let response = deliver(
+                &upstream,
+                &settings(hook.template()),
+                &event(EventKind::Connected, "{}"),
+            )
+            .await
+            .unwrap();
             assert_eq!((response.status, response.attempts), (status, 1));
             assert_eq!(hook.count(Method::POST), 1);
         }
@@ -1301,10 +1366,13 @@ mod tests {
         })
         .await;
         let upstream = Upstream::new();
-        let response = upstream
-            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
-            .await
-            .unwrap();
+        let response = deliver(
+            &upstream,
+            &settings(hook.template()),
+            &event(EventKind::Connect, "{}"),
+        )
+        .await
+        .unwrap();
         assert_eq!(response.status, 500);
         assert_eq!(response.attempts, 1);
         assert_eq!(&response.body[..], b"Internal error");
@@ -1324,8 +1392,7 @@ mod tests {
         let upstream = Upstream::new();
         let mut s = settings(format!("http://{addr}/api/{{hub}}/{{event}}"));
         s.preflight = false;
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         let WebhookError::Unreachable { cause, .. } = &err else {
@@ -1335,17 +1402,14 @@ mod tests {
         assert!(cause.contains(&addr.to_string()), "{cause}");
 
         // Non-blocking events retry network errors, then report the last one.
-        let err = upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
+        let err = deliver(&upstream, &s, &event(EventKind::Connected, "{}"))
             .await
-            .map_err(|g| g.error)
             .unwrap_err();
         assert!(matches!(err, WebhookError::Unreachable { .. }), "{err}");
 
         // With the preflight on, the refusal surfaces as a preflight failure with the same hint.
         s.preflight = true;
-        let err = upstream
-            .send(&s, &event(EventKind::Connect, "{}"))
+        let err = deliver(&upstream, &s, &event(EventKind::Connect, "{}"))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("connection refused"), "{err}");
@@ -1362,12 +1426,10 @@ mod tests {
         let s = settings(hook.template());
         for i in 0..5 {
             let e = event(EventKind::User(format!("e{i}")), "42[\"e\"]");
-            assert_eq!(upstream.send(&s, &e).await.unwrap().status, 200);
+            assert_eq!(deliver(&upstream, &s, &e).await.unwrap().status, 200);
         }
-        upstream
-            .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
+        deliver(&upstream, &s, &event(EventKind::Connected, "{}"))
             .await
-            .map_err(|g| g.error)
             .unwrap();
         assert_eq!(hook.seen().len(), 7, "one preflight and six events");
         assert_eq!(hook.connections.load(Ordering::SeqCst), 1);
@@ -1382,10 +1444,13 @@ mod tests {
         })
         .await;
         let upstream = Upstream::new();
-        let err = upstream
-            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
-            .await
-            .unwrap_err();
+        let err = deliver(
+            &upstream,
+            &settings(hook.template()),
+            &event(EventKind::Connect, "{}"),
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1403,10 +1468,13 @@ mod tests {
             _ => happy(seen, i),
         })
         .await;
-        let response = upstream
-            .send(&settings(hook.template()), &event(EventKind::Connect, "{}"))
-            .await
-            .unwrap();
+        let response = deliver(
+            &upstream,
+            &settings(hook.template()),
+            &event(EventKind::Connect, "{}"),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             response.body.len(),
             MAX_RESPONSE_BODY,
@@ -1419,11 +1487,8 @@ mod tests {
         let upstream = Upstream::new();
         let s = settings("https://app.azurewebsites.net/runtime/webhooks/socketio".into());
         for result in [
-            upstream.send(&s, &event(EventKind::Connect, "{}")).await,
-            upstream
-                .send_with_retries(&s, &event(EventKind::Connected, "{}"), |_| {})
-                .await
-                .map_err(|g| g.error),
+            deliver(&upstream, &s, &event(EventKind::Connect, "{}")).await,
+            deliver(&upstream, &s, &event(EventKind::Connected, "{}")).await,
         ] {
             let err = result.unwrap_err();
             assert!(

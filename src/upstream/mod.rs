@@ -110,47 +110,6 @@ pub struct WebhookEvent {
     pub body: Bytes,
 }
 
-/// What the inspector keeps with a webhook call's entry to show it as it was sent: the request
-/// is rebuilt from the event (the session line) and these, with the same function that built it.
-#[derive(Debug, Clone)]
-pub struct CallDetails {
-    pub stamp: cloudevents::CeStamp,
-    /// The answer's headers (name, value), when there was an answer: copies, so that they do
-    /// not keep the connection's read buffer alive, with secret values redacted
-    /// ([`crate::traffic::redact`]).
-    pub answer_headers: Option<Vec<(String, String)>>,
-}
-
-impl CallDetails {
-    /// The details of a call stamped `stamp` that got `response`.
-    pub fn new(stamp: cloudevents::CeStamp, response: Option<&WebhookResponse>) -> CallDetails {
-        let answer_headers = response.map(|r| {
-            let mut pairs: Vec<(String, String)> = r
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            crate::traffic::redact::redact_pairs(&mut pairs);
-            pairs
-        });
-        CallDetails {
-            stamp,
-            answer_headers,
-        }
-    }
-
-    /// Bytes of text they keep.
-    pub fn text_len(&self) -> usize {
-        let headers = self.answer_headers.iter().flatten();
-        self.stamp.id.len() + headers.map(|(n, v)| n.len() + v.len() + 64).sum::<usize>()
-    }
-}
-
 /// What the webhook answered.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
@@ -214,36 +173,5 @@ impl WebhookError {
             | WebhookError::Preflight { url, .. }
             | WebhookError::ResponseTooLarge { url, .. } => url,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_answers_secret_headers_are_not_kept() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("set-cookie", "s1".parse().unwrap());
-        headers.insert("x-session-token", "s2".parse().unwrap());
-        headers.insert("content-type", "text/plain".parse().unwrap());
-        let response = WebhookResponse {
-            url: "http://localhost/x".into(),
-            status: 200,
-            reason: "OK".into(),
-            content_type: None,
-            headers,
-            body: Bytes::new(),
-            latency: Duration::ZERO,
-            attempts: 1,
-        };
-        let stamp = cloudevents::CeStamp::new("1", std::time::SystemTime::UNIX_EPOCH);
-        let kept = CallDetails::new(stamp, Some(&response))
-            .answer_headers
-            .unwrap();
-        let value = |name: &str| kept.iter().find(|(n, _)| n == name).unwrap().1.clone();
-        assert_eq!(value("set-cookie"), "<redacted>");
-        assert_eq!(value("x-session-token"), "<redacted>");
-        assert_eq!(value("content-type"), "text/plain");
     }
 }
