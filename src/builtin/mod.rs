@@ -143,8 +143,6 @@ impl Context {
 /// One running built-in handler; dropping it stops the server.
 #[derive(Debug)]
 pub struct Handle {
-    /// Which handler.
-    pub kind: Kind,
     /// Where it listens.
     pub addr: SocketAddr,
     _stop: DropGuard,
@@ -249,7 +247,6 @@ async fn start(kind: Kind, context: Arc<Context>) -> Result<Handle, BuiltinError
         },
     ));
     Ok(Handle {
-        kind,
         addr,
         _stop: stop.drop_guard(),
     })

@@ -62,7 +62,7 @@ impl Caller {
 /// How one webhook call was made, for its log line, its session line and the inspector.
 #[derive(Debug)]
 pub struct Sent {
-    /// The recording clock when the call began (see [`start_clock`]).
+    /// The recording clock when the call began (see `start_clock`).
     pub started: Option<f64>,
     /// Its `ce-id` and `ce-time`.
     pub stamp: CeStamp,

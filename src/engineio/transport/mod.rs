@@ -77,11 +77,6 @@ impl<A: Acceptor> EngineIo<A> {
         }
     }
 
-    /// The acceptor (the upper layer's state).
-    pub fn acceptor(&self) -> &A {
-        &self.acceptor
-    }
-
     /// Live sessions.
     pub fn session_count(&self) -> usize {
         self.registry
