@@ -339,7 +339,7 @@ pub fn with_headers<const N: usize>(
     body: bytes::Bytes,
     headers: [(http::HeaderName, &'static str); N],
 ) -> HttpResponse {
-    let mut response = http::Response::new(http_body_util::Full::new(body));
+    let mut response = http::Response::new(crate::http::ResponseBody::full(body));
     for (name, value) in headers {
         response
             .headers_mut()

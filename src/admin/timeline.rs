@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::{HttpResponse, Streaming};
+use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
 use crate::traffic::TrafficEvent;
@@ -99,7 +99,7 @@ pub fn status(service: &Service) -> Value {
 /// each new one, until the page goes away or the service shuts down.
 pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
     let subscriber = ring(service)?.subscribe(after);
-    let (tx, body) = Streaming::channel(1);
+    let (tx, body) = ResponseBody::channel(1);
     let stop = service.shutdown().clone();
     tokio::spawn(async move {
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
@@ -136,7 +136,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
             (http::header::CACHE_CONTROL, "no-store"),
         ],
     );
-    response.extensions_mut().insert(body);
+    *response.body_mut() = body;
     Ok(response)
 }
 
@@ -282,7 +282,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     };
     let mut text = serde_json::to_vec(&header).unwrap_or_default();
     text.push(b'\n');
-    let (tx, body) = Streaming::channel(1);
+    let (tx, body) = ResponseBody::channel(1);
     let (traffic, stop) = (service.traffic().clone(), service.shutdown().clone());
     let last = ring.last_seq();
     tokio::spawn(async move {
@@ -319,7 +319,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             ),
         ],
     );
-    response.extensions_mut().insert(body);
+    *response.body_mut() = body;
     Ok(response)
 }
 

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::compare::{CallView, Rules};
 use super::session::{RecordedCall, World};
 use crate::auth::{self, TokenClaims};
-use crate::http::HttpResponse;
+use crate::http::{HttpResponse, ResponseBody};
 use crate::http::{OnStop, serve_http};
 use crate::lint::{self, Collected, Findings};
 use crate::rest::error::{self as rest_error, Entity};
@@ -264,7 +263,7 @@ impl Sink {
 async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     if matches!(req.uri().path(), "/api/health" | "/api/health/") {
         // The health check is no operation: no `api-supported-versions`, as `serve` answers it.
-        return Response::new(Full::new(Bytes::new()));
+        return Response::new(ResponseBody::empty());
     }
     let arrived = Instant::now();
     let in_window = shared.lock().window.as_mut().map(|window| {
@@ -630,7 +629,7 @@ fn mint(shared: &Shared, hub: &str, query: &BTreeMap<String, Vec<String>>) -> St
 fn respond(status: StatusCode, json: Option<serde_json::Value>) -> HttpResponse {
     let body = json.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
     let has_body = !body.is_empty();
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     if has_body {
         response.headers_mut().insert(

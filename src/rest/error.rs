@@ -17,14 +17,12 @@
 //! what was attempted, what was wrong and what to send instead, because the caller is a
 //! developer's event handler whose logs show nothing else.
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
 
 use crate::auth::Rejection;
-use crate::http::HttpResponse;
+use crate::http::{HttpResponse, ResponseBody};
 use crate::service::odata::{self, FilterError};
 
 use super::request::API_SUPPORTED_VERSIONS;
@@ -375,7 +373,7 @@ fn json_response(
     body: Vec<u8>,
     code: &'static str,
 ) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

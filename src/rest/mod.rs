@@ -448,7 +448,7 @@ fn without_body(response: HttpResponse) -> HttpResponse {
             http::HeaderValue::from(length),
         );
     }
-    HttpResponse::from_parts(parts, http_body_util::Full::new(Bytes::new()))
+    HttpResponse::from_parts(parts, crate::http::ResponseBody::empty())
 }
 
 /// The pipeline of one call (see the module docs for the order of the checks).
