@@ -34,15 +34,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Waits until `path` exists.
 async fn wait_file(path: &Path) {
-    let deadline = Instant::now() + WAIT;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{} appears", path.display());
+    eventually(&what, WAIT, || path.exists().then_some(())).await;
 }
 
 /// A running `sio-emu exec --port 0 --format json --color never <args> -- <command>`.

@@ -39,11 +39,8 @@ impl Fixed {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "sio-emu did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let exited = || self.child.try_wait().unwrap();
+        eventually("sio-emu exits", Duration::from_secs(30), exited).await;
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{WAIT, Webhook, bin, free_port, mint};
+use crate::util::{WAIT, Webhook, bin, free_port, mint, poll_until};
 
 /// What a hostile peer puts in every string it controls.
 const HOSTILE: &str =
@@ -83,15 +83,12 @@ impl Pretty {
 
     /// Waits until stdout contains `text`.
     async fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "stdout never showed {text:?}; it holds:\n{:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let shown = poll_until(WAIT, || self.stdout().contains(text).then_some(())).await;
+        assert!(
+            shown.is_some(),
+            "stdout never showed {text:?}; it holds:\n{:?}",
+            self.stdout()
+        );
     }
 
     /// SIGTERM, then waits for the exit and for both pipes to be read to the end.

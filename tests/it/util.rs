@@ -3,8 +3,6 @@
 //! over real WebSocket and long-polling connections on loopback. Everything started here is
 //! stopped by pid or dropped with the test.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,6 +25,32 @@ use tokio_tungstenite::tungstenite::Message;
 pub const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 /// How long a test waits for anything before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How often [`poll_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// The suite's one poll loop: asks `check` every few milliseconds until it gives a value, for at
+/// most `limit`; `None` when it never did (the caller then says what it saw).
+pub async fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// [`poll_until`], failing the test with `what` when `check` gives nothing within `limit`.
+pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    match poll_until(limit, check).await {
+        Some(found) => found,
+        None => panic!("{what}: not within {limit:?}"),
+    }
+}
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sio-emu")
@@ -123,19 +147,16 @@ impl Emu {
         n: usize,
         pred: impl Fn(&Value) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let found = poll_until(WAIT, || {
             let found: Vec<Value> = self.events().into_iter().filter(|v| pred(v)).collect();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
+            (found.len() >= n).then_some(found)
+        });
+        found.await.unwrap_or_else(|| {
+            panic!(
                 "no log line for {what}; log:\n{}",
                 self.log.lock().unwrap().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 
     /// Sends SIGTERM and waits for the exit code (without blocking the test's runtime, which
@@ -150,16 +171,13 @@ impl Emu {
     /// Waits up to 30 s for the process to exit after `cause`, and returns its exit code.
     pub async fn exit_code(&mut self, cause: &str) -> i32 {
         let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
+        let exited = poll_until(Duration::from_secs(30), || child.try_wait().unwrap()).await;
+        match exited {
+            Some(status) => status.code().unwrap_or(-1),
+            None => {
                 let _ = child.kill();
                 panic!("sio-emu did not exit after {cause}");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -206,7 +224,7 @@ pub fn mint(args: &[&str], user: Option<&str>) -> String {
 // A recording webhook
 // ---------------------------------------------------------------------------------------------
 
-/// One request the webhook received.
+/// One request a test webhook ([`Webhook`] or [`RawHook`]) received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
@@ -261,7 +279,6 @@ type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 pub struct Webhook {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
-    responder: Arc<Mutex<Responder>>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -362,7 +379,6 @@ impl Webhook {
         Webhook {
             addr,
             requests,
-            responder,
             stop,
         }
     }
@@ -370,11 +386,6 @@ impl Webhook {
     /// Closes the listener and every connection; later calls find nothing listening.
     pub fn kill(&self) {
         self.stop.cancel();
-    }
-
-    /// Replaces the reply function.
-    pub fn respond(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
-        *self.responder.lock().unwrap() = Arc::new(f);
     }
 
     /// The `--webhook` template for this server.
@@ -403,23 +414,17 @@ impl Webhook {
 
     /// Waits up to `wait` until `n` events named `name` arrived, and returns them.
     pub async fn wait_for_within(&self, name: &str, n: usize, wait: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let got = self.named(name);
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let got = poll_until(wait, || Some(self.named(name)).filter(|got| got.len() >= n));
+        got.await.unwrap_or_else(|| {
+            panic!(
                 "webhook got {} `{name}` event(s) within {wait:?}, expected {n}; all: {:?}",
-                got.len(),
+                self.named(name).len(),
                 self.events()
                     .iter()
                     .map(|r| r.event().to_owned())
                     .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            )
+        })
     }
 
     /// Waits up to [`WAIT`] until `n` events named `name` arrived, and returns them.
@@ -871,18 +876,13 @@ impl Watched {
         wait: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let found = poll_until(wait, || self.events().into_iter().find(|v| pred(v)));
+        found.await.unwrap_or_else(|| {
+            panic!(
                 "no log line for {what} within {wait:?}; last lines:\n{}",
                 tail(&self.log.lock().unwrap(), 40)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 }
 
@@ -995,41 +995,11 @@ pub enum RawAnswer {
     Huge(usize),
 }
 
-/// A request as [`RawHook`] read it.
-#[derive(Debug, Clone)]
-pub struct RawRequest {
-    pub method: String,
-    pub path: String,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl RawRequest {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
-            .unwrap_or("")
-    }
-    pub fn event(&self) -> &str {
-        self.header("ce-eventName")
-    }
-    /// As a [`Recorded`], for [`assert_one_disconnected_each`].
-    pub fn recorded(&self) -> Recorded {
-        Recorded {
-            method: self.method.clone(),
-            path: self.path.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-        }
-    }
-}
-
 /// A "webhook" on raw TCP that misbehaves on demand: it reads one request (head and
 /// Content-Length body) per connection, records it, and answers as its closure decides.
 pub struct RawHook {
     pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<RawRequest>>>,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -1040,7 +1010,7 @@ impl Drop for RawHook {
 }
 
 impl RawHook {
-    pub async fn with(f: impl Fn(&RawRequest) -> RawAnswer + Send + Sync + 'static) -> RawHook {
+    pub async fn with(f: impl Fn(&Recorded) -> RawAnswer + Send + Sync + 'static) -> RawHook {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1085,7 +1055,7 @@ impl RawHook {
                         }
                     }
                     let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                    let request = RawRequest {
+                    let request = Recorded {
                         method,
                         path,
                         headers,
@@ -1148,14 +1118,14 @@ impl RawHook {
         format!("http://{}/api/{{hub}}/{{event}}", self.addr)
     }
 
-    /// POSTed events so far, as [`Recorded`] values.
+    /// POSTed events so far.
     pub fn events(&self) -> Vec<Recorded> {
         self.requests
             .lock()
             .unwrap()
             .iter()
             .filter(|r| r.method == "POST")
-            .map(RawRequest::recorded)
+            .map(Recorded::clone)
             .collect()
     }
 
