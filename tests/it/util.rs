@@ -60,9 +60,149 @@ pub fn bin() -> &'static str {
 // The binary under test
 // ---------------------------------------------------------------------------------------------
 
+/// A running `sio-emu` process, the one runner behind [`Emu`], [`Watched`] and exec.rs's
+/// `Exec`: a thread collects its stdout lines into `lines`, stderr is captured into `stderr` or
+/// inherited, and dropping it kills and reaps the process.
+pub struct Process {
+    child: Option<Child>,
+    /// Every stdout line (after the head that [`Process::start_after`] read).
+    pub lines: Arc<Mutex<Vec<String>>>,
+    /// Everything the process wrote to stderr, when it is captured.
+    pub stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `sio-emu <args>` and collects every stdout line.
+    pub fn start(args: &[&str], stdin: Stdio, capture_stderr: bool) -> Process {
+        let (mut process, stdout) = Process::launch(args, stdin, capture_stderr);
+        process.collect(stdout.lines());
+        process
+    }
+
+    /// Starts `sio-emu <args>`, reads stdout lines until `head` makes something of one (the
+    /// ready line, the banner's port), then collects the lines after it. `None` when stdout
+    /// ended first.
+    pub fn start_after<T>(
+        args: &[&str],
+        stdin: Stdio,
+        capture_stderr: bool,
+        head: impl FnMut(&str) -> Option<T>,
+    ) -> (Process, Option<T>) {
+        let (mut process, stdout) = Process::launch(args, stdin, capture_stderr);
+        let mut lines = stdout.lines();
+        let mut head = head;
+        let found = lines.by_ref().map_while(Result::ok).find_map(|l| head(&l));
+        process.collect(lines);
+        (process, found)
+    }
+
+    fn launch(
+        args: &[&str],
+        stdin: Stdio,
+        capture_stderr: bool,
+    ) -> (Process, BufReader<std::process::ChildStdout>) {
+        let stderr_to = if capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        };
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(stderr_to)
+            .spawn()
+            .expect("start sio-emu");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = child.stderr.take().map(|pipe| {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut s = sink.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            })
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let process = Process {
+            child: Some(child),
+            lines: Arc::new(Mutex::new(Vec::new())),
+            stderr,
+            stderr_reader,
+        };
+        (process, stdout)
+    }
+
+    fn collect(&mut self, lines: std::io::Lines<BufReader<std::process::ChildStdout>>) {
+        let sink = self.lines.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The writing end of the process's stdin, when it was started with `Stdio::piped()`.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut()?.stdin.take()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit, and returns how; kills it and fails the
+    /// test with `what` otherwise.
+    pub async fn exited(&mut self, what: &str, limit: Duration) -> std::process::ExitStatus {
+        let child = self
+            .child
+            .as_mut()
+            .expect("the process was already waited for");
+        match poll_until(limit, || child.try_wait().unwrap()).await {
+            Some(status) => {
+                self.child = None;
+                status
+            }
+            None => panic!("{what}: not within {limit:?}"),
+        }
+    }
+
+    /// Kills the process and returns all it wrote to stderr (read to the end).
+    pub fn kill_and_read_stderr(&mut self) -> String {
+        self.kill();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A running `sio-emu serve`.
 pub struct Emu {
-    child: Option<Child>,
+    process: Process,
     pub port: u16,
     pub ready: Value,
     /// Every stdout line after the ready line.
@@ -78,39 +218,24 @@ impl Emu {
     /// Like [`Emu::start`], with stdin on a pipe whose writing end is returned.
     pub fn start_with_stdin(args: &[&str]) -> (Emu, std::process::ChildStdin) {
         let mut emu = Emu::spawn(args, Stdio::piped());
-        let stdin = emu.child.as_mut().unwrap().stdin.take().unwrap();
+        let stdin = emu.process.take_stdin().unwrap();
         (emu, stdin)
     }
 
     fn spawn(args: &[&str], stdin: Stdio) -> Emu {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "json", "--color", "never",
-            ])
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sio-emu");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .expect("sio-emu printed nothing")
-            .expect("read ready line");
+        let (process, first) =
+            Process::start_after(&serve_json(args), stdin, false, |l| Some(l.to_owned()));
+        Emu::ready(process, first.expect("sio-emu printed nothing"))
+    }
+
+    /// The emulator whose first stdout line was `first`, which must be its ready line.
+    fn ready(process: Process, first: String) -> Emu {
         let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
         assert_eq!(ready["type"], "ready", "first line: {first}");
         let port = ready["port"].as_u64().unwrap() as u16;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let log = process.lines.clone();
         Emu {
-            child: Some(child),
+            process,
             port,
             ready,
             log,
@@ -122,7 +247,7 @@ impl Emu {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.process.pid()
     }
 
     /// Log lines parsed as JSON.
@@ -170,15 +295,9 @@ impl Emu {
 
     /// Waits up to 30 s for the process to exit after `cause`, and returns its exit code.
     pub async fn exit_code(&mut self, cause: &str) -> i32 {
-        let mut child = self.child.take().unwrap();
-        let exited = poll_until(Duration::from_secs(30), || child.try_wait().unwrap()).await;
-        match exited {
-            Some(status) => status.code().unwrap_or(-1),
-            None => {
-                let _ = child.kill();
-                panic!("sio-emu did not exit after {cause}");
-            }
-        }
+        let what = format!("sio-emu exits after {cause}");
+        let status = self.process.exited(&what, Duration::from_secs(30)).await;
+        status.code().unwrap_or(-1)
     }
 
     /// Mints a client token for `hub` with the `token` command.
@@ -195,13 +314,13 @@ impl Emu {
     }
 }
 
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// `serve --port 0 --format json --color never` plus `args`.
+fn serve_json<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "serve", "--port", "0", "--format", "json", "--color", "never",
+    ];
+    all.extend_from_slice(args);
+    all
 }
 
 /// Runs `sio-emu token` with `args` (and `--user`).
@@ -775,66 +894,24 @@ impl std::ops::DerefMut for Watched {
 impl Watched {
     /// Like [`Emu::start`], with stderr captured instead of inherited.
     pub fn start(args: &[&str]) -> Watched {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "json", "--color", "never",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sio-emu");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err_sink = stderr.clone();
-        let err_pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let mut s = err_sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
-            Some(Ok(line)) => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "sio-emu printed no ready line; stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
+        let (mut process, first) =
+            Process::start_after(&serve_json(args), Stdio::inherit(), true, |l| {
+                Some(l.to_owned())
+            });
+        let Some(first) = first else {
+            let stderr = process.kill_and_read_stderr();
+            panic!("sio-emu printed no ready line; stderr:\n{stderr}");
         };
-        let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
-        assert_eq!(ready["type"], "ready", "first line: {first}");
-        let port = ready["port"].as_u64().unwrap() as u16;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let stderr = process.stderr.clone();
         Watched {
-            emu: Emu {
-                child: Some(child),
-                port,
-                ready,
-                log,
-            },
+            emu: Emu::ready(process, first),
             stderr,
         }
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        match self.emu.child.as_mut() {
-            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
-            None => false,
-        }
+        self.emu.process.alive()
     }
 
     /// Fails unless the process never printed a panic to stderr.
@@ -1264,35 +1341,19 @@ impl Emu {
     /// Starts `serve --port 0 --format pretty --color never` plus `args`; the port comes from
     /// the banner's `listening` line, and every stdout line after it lands in `log`.
     pub fn start_pretty(args: &[&str]) -> Emu {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "pretty", "--color", "never",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sio-emu");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                let url = line.trim().strip_prefix("listening")?.trim();
-                let port = url.split_whitespace().next()?.rsplit(':').next()?;
-                port.trim_end_matches('/').parse::<u16>().ok()
-            })
-            .expect("a `listening` line with the port");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
+        let mut all = vec![
+            "serve", "--port", "0", "--format", "pretty", "--color", "never",
+        ];
+        all.extend_from_slice(args);
+        let (process, port) = Process::start_after(&all, Stdio::inherit(), false, |line| {
+            let url = line.trim().strip_prefix("listening")?.trim();
+            let port = url.split_whitespace().next()?.rsplit(':').next()?;
+            port.trim_end_matches('/').parse::<u16>().ok()
         });
+        let log = process.lines.clone();
         Emu {
-            child: Some(child),
-            port,
+            process,
+            port: port.expect("a `listening` line with the port"),
             ready: Value::Null,
             log,
         }
