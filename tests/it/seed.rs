@@ -53,18 +53,19 @@ impl Drop for Fixed {
 
 /// Waits until the recording has a line containing every one of `parts`.
 async fn wait_record(path: &Path, parts: &[&str]) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no recorded line with {parts:?}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    let found = || {
+        let text = read();
+        text.lines()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+            .then_some(())
+    };
+    let seen = crate::util::poll_until(WAIT, found).await;
+    assert!(
+        seen.is_some(),
+        "no recorded line with {parts:?}:\n{}",
+        read()
+    );
 }
 
 /// Long-polls until a packet starting with `prefix` arrives.

@@ -6,12 +6,11 @@
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{WAIT, Webhook, bin, free_port, mint, poll_until};
+use crate::util::{WAIT, Webhook, bin, eventually, free_port, mint, poll_until};
 
 /// What a hostile peer puts in every string it controls.
 const HOSTILE: &str =
@@ -96,11 +95,7 @@ impl Pretty {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "sio-emu did not exit");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        eventually("sio-emu exits", WAIT, || self.child.try_wait().unwrap()).await;
     }
 }
 
