@@ -13,6 +13,16 @@ cargo fmt --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 
+step "cargo doc --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
+step "inspector page: tsc --noEmit over src/admin/page/*.js (// @ts-check, JSDoc types)"
+page=src/admin/page
+if [ ! -d $page/node_modules ] || [ $page/package-lock.json -nt $page/node_modules ]; then
+  npm ci --prefix $page --no-audit --no-fund --loglevel=error
+fi
+(cd $page && npx --no-install tsc --noEmit -p jsconfig.json)
+
 step "cargo test"
 cargo test --all-targets --quiet
 cargo build --quiet

@@ -1,16 +1,29 @@
 //! The emulator's own admin surface under `/_emu/`, for people and test suites debugging a
-//! handler: `GET /_emu/connections` shows every hub's connections with their user, groups
-//! (Socket.IO groups decoded to namespace and room, docs/protocol.md §8) and namespace sockets;
-//! `POST /_emu/reset` closes every connection (each socket gets its `disconnected` with the
-//! reason [`RESET_REASON`]) and forgets every group and user-group assignment;
-//! `GET`/`POST`/`DELETE /_emu/faults` list, add and clear fault-injection rules
-//! ([`crate::fault`]); `/_emu/clients…` creates and drives virtual clients ([`clients`]).
+//! handler. Every route it serves (the `table` below is the one place that routes them):
+//!
+//! - `GET /_emu/`, `GET /_emu/inspector.css`, `GET /_emu/inspector.js`,
+//!   `GET /_emu/playground.css`, `GET /_emu/playground.js`: the inspector page and its files
+//!   (`ASSETS`);
+//! - `GET /_emu/status`, `GET /_emu/events` (streamed), `GET /_emu/entries/<seq>`,
+//!   `GET /_emu/export` (a session file), `GET /_emu/lint`: the recent traffic the inspector
+//!   shows ([`timeline`]);
+//! - `GET /_emu/connections`: every hub's connections with their user, groups (Socket.IO
+//!   groups decoded to namespace and room, docs/protocol.md §8) and namespace sockets;
+//! - `POST /_emu/reset`: closes every connection (each socket gets its `disconnected` with the
+//!   reason [`RESET_REASON`]) and forgets every group and user-group assignment;
+//! - `GET`/`POST`/`DELETE /_emu/faults`: list, add and clear fault-injection rules
+//!   ([`crate::fault`]);
+//! - `POST /_emu/actions/<emit|join|leave|disconnect|close>`: the inspector's actions on a
+//!   connection ([`actions`]);
+//! - `POST /_emu/resend`: sends a recorded webhook call again ([`resend`]);
+//! - `GET`/`POST /_emu/clients`, `POST /_emu/clients/<id>/emit`, `GET /_emu/clients/<id>/events`
+//!   (streamed), `DELETE /_emu/clients/<id>`: virtual clients ([`clients`]).
 //!
 //! None of this exists in the cloud service, and it can close connections and make webhooks
 //! fail, so [`gate`] lets through only loopback peers that name this server by a loopback
 //! `Host` and send no foreign `Origin` (docs/protocol.md §14 decision 24): `server` passes the peer address of the
 //! TCP connection, and a refused request gets a 403 JSON body naming the failed check.
-//! This module owns its one routing `match` ([`table`]); it reads and changes the hub state
+//! This module owns its one routing `match` (`table`); it reads and changes the hub state
 //! only through [`crate::service`], never holding a hub lock across an `await`, and reports each
 //! call as one [`TrafficEvent::Admin`] line.
 
@@ -226,7 +239,7 @@ impl AdminError {
 }
 
 /// Reads the body of one `/_emu/…` request (at most [`MAX_BODY`]) and answers it, every
-/// answer with the [`CONTENT_SECURITY_POLICY`] and its companions.
+/// answer with the `CONTENT_SECURITY_POLICY` and its companions.
 pub async fn handle(
     service: &Service,
     req: Request<hyper::body::Incoming>,
@@ -366,7 +379,7 @@ pub fn with_headers<const N: usize>(
     body: bytes::Bytes,
     headers: [(http::HeaderName, &'static str); N],
 ) -> HttpResponse {
-    let mut response = http::Response::new(http_body_util::Full::new(body));
+    let mut response = http::Response::new(crate::http::ResponseBody::full(body));
     for (name, value) in headers {
         response
             .headers_mut()

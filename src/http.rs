@@ -6,7 +6,6 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -23,34 +22,38 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// The response type of every HTTP surface.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<ResponseBody>;
 
-/// A body sent chunk by chunk as it is produced (the inspector's server-sent events): a
-/// handler puts one in the extensions of its [`HttpResponse`], and [`serve_http`] sends its
-/// chunks instead of the (empty) full body, until the sender is dropped. A client that goes
-/// away drops the receiver, so the producer's next send fails.
-#[derive(Debug, Clone)]
-pub struct Streaming(Arc<Mutex<Option<mpsc::Receiver<Bytes>>>>);
-
-impl Streaming {
-    /// A streaming body and the sender that feeds it; `capacity` chunks may wait.
-    pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, Streaming) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (tx, Streaming(Arc::new(Mutex::new(Some(rx)))))
-    }
-
-    fn take(&self) -> Option<mpsc::Receiver<Bytes>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-/// What [`serve_http`] sends: a full body, or the chunks of a [`Streaming`] one.
-enum Outgoing {
+/// The body of an [`HttpResponse`]: whole, or sent chunk by chunk as it is produced (the
+/// inspector's server-sent events) until its sender is dropped. A client that goes away drops
+/// the body, so the producer's next send fails.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// The whole body, known when the response is built.
     Full(Full<Bytes>),
-    Chunks(mpsc::Receiver<Bytes>),
+    /// Chunks as a producer sends them ([`ResponseBody::channel`]).
+    Streaming(mpsc::Receiver<Bytes>),
 }
 
-impl hyper::body::Body for Outgoing {
+impl ResponseBody {
+    /// A whole body.
+    pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+        ResponseBody::Full(Full::new(bytes.into()))
+    }
+
+    /// An empty body.
+    pub fn empty() -> ResponseBody {
+        ResponseBody::full(Bytes::new())
+    }
+
+    /// A streaming body and the sender that feeds it; `capacity` chunks may wait.
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, ResponseBody) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, ResponseBody::Streaming(rx))
+    }
+}
+
+impl hyper::body::Body for ResponseBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
@@ -59,8 +62,8 @@ impl hyper::body::Body for Outgoing {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            Outgoing::Full(full) => Pin::new(full).poll_frame(cx),
-            Outgoing::Chunks(rx) => rx
+            ResponseBody::Full(full) => Pin::new(full).poll_frame(cx),
+            ResponseBody::Streaming(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
         }
@@ -68,35 +71,22 @@ impl hyper::body::Body for Outgoing {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Outgoing::Full(full) => full.is_end_stream(),
-            Outgoing::Chunks(_) => false,
+            ResponseBody::Full(full) => full.is_end_stream(),
+            ResponseBody::Streaming(_) => false,
         }
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         match self {
-            Outgoing::Full(full) => full.size_hint(),
-            Outgoing::Chunks(_) => hyper::body::SizeHint::default(),
+            ResponseBody::Full(full) => full.size_hint(),
+            ResponseBody::Streaming(_) => hyper::body::SizeHint::default(),
         }
-    }
-}
-
-/// The response as sent: a [`Streaming`] body in its extensions replaces the full one.
-fn outgoing(response: HttpResponse) -> Response<Outgoing> {
-    let (mut parts, body) = response.into_parts();
-    match parts
-        .extensions
-        .remove::<Streaming>()
-        .and_then(|s| s.take())
-    {
-        Some(rx) => Response::from_parts(parts, Outgoing::Chunks(rx)),
-        None => Response::from_parts(parts, Outgoing::Full(body)),
     }
 }
 
 /// A JSON response.
 pub fn json_response(status: StatusCode, body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -167,7 +157,7 @@ impl<'a, X: Serialize> ErrorBody<'a, X> {
 
     /// The answer carrying this body, as `content_type`; the one way an error becomes a response.
     pub fn response_as(&self, status: StatusCode, content_type: &'static str) -> HttpResponse {
-        let mut response = Response::new(Full::new(Bytes::from(self.to_json())));
+        let mut response = Response::new(ResponseBody::full(self.to_json()));
         *response.status_mut() = status;
         response
             .headers_mut()
@@ -228,7 +218,7 @@ pub async fn serve_http<H, Fut>(
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let handle = handle.clone();
-                async move { Ok::<_, std::convert::Infallible>(outgoing(handle(req, peer).await)) }
+                async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
             });
             let connection = http1::Builder::new()
                 .keep_alive(true)

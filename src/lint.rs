@@ -56,6 +56,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in documentation order.
+    #[cfg(test)]
     pub const ALL: [Rule; 13] = [
         Rule::ConnectStatus,
         Rule::ConnectRefusalBody,

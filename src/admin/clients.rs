@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::auth::{self, TokenClaims};
 use crate::client::{self, Client, ConnectError, Options, Received, Target, TransportChoice};
-use crate::http::{HttpResponse, Streaming};
+use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 
 use super::AdminError;
@@ -458,7 +458,7 @@ pub fn events(service: &Service, id: u64) -> Result<HttpResponse, AdminError> {
             vc.live.subscribe(),
         )
     };
-    let (tx, body) = Streaming::channel(16);
+    let (tx, body) = ResponseBody::channel(16);
     let stop = service.shutdown().clone();
     tokio::spawn(async move {
         let mut chunk = String::from(": sio-emu virtual client\n\n");

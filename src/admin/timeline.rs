@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::http::{HttpResponse, Streaming};
+use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
 use crate::traffic::TrafficEvent;
@@ -100,7 +100,7 @@ pub fn status(service: &Service) -> Value {
 /// each new one, until the page goes away or the service shuts down.
 pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
     let subscriber = ring(service)?.subscribe(after);
-    let (tx, body) = Streaming::channel(1);
+    let (tx, body) = ResponseBody::channel(1);
     let stop = service.shutdown().clone();
     let virtual_clients = super::clients::marker(service);
     tokio::spawn(async move {
@@ -136,7 +136,7 @@ pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError>
 }
 
 /// A `200 text/event-stream` answer whose body is the chunks of `body`.
-pub fn event_stream(body: Streaming) -> HttpResponse {
+pub fn event_stream(body: ResponseBody) -> HttpResponse {
     let mut response = with_headers(
         Bytes::new(),
         [
@@ -144,7 +144,7 @@ pub fn event_stream(body: Streaming) -> HttpResponse {
             (http::header::CACHE_CONTROL, "no-store"),
         ],
     );
-    response.extensions_mut().insert(body);
+    *response.body_mut() = body;
     response
 }
 
@@ -290,7 +290,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     };
     let mut text = serde_json::to_vec(&header).unwrap_or_default();
     text.push(b'\n');
-    let (tx, body) = Streaming::channel(1);
+    let (tx, body) = ResponseBody::channel(1);
     let (traffic, stop) = (service.traffic().clone(), service.shutdown().clone());
     let last = ring.last_seq();
     tokio::spawn(async move {
@@ -327,7 +327,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             ),
         ],
     );
-    response.extensions_mut().insert(body);
+    *response.body_mut() = body;
     Ok(response)
 }
 

@@ -29,14 +29,14 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::auth::ce_signature;
 use crate::config::ServeConfig;
-use crate::http::{OnStop, serve_http};
+use crate::http::{OnStop, ResponseBody, serve_http};
 use echo::UserEvent;
 
 /// The prefix that names a built-in handler in a handler URL template.
@@ -143,8 +143,6 @@ impl Context {
 /// One running built-in handler; dropping it stops the server.
 #[derive(Debug)]
 pub struct Handle {
-    /// Which handler.
-    pub kind: Kind,
     /// Where it listens.
     pub addr: SocketAddr,
     _stop: DropGuard,
@@ -249,13 +247,12 @@ async fn start(kind: Kind, context: Arc<Context>) -> Result<Handle, BuiltinError
         },
     ));
     Ok(Handle {
-        kind,
         addr,
         _stop: stop.drop_guard(),
     })
 }
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<ResponseBody>;
 
 fn reply(status: StatusCode, content_type: Option<&'static str>, body: String) -> Reply {
     let mut builder = Response::builder().status(status);
@@ -263,8 +260,8 @@ fn reply(status: StatusCode, content_type: Option<&'static str>, body: String) -
         builder = builder.header(CONTENT_TYPE, ct);
     }
     builder
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(ResponseBody::full(body))
+        .unwrap_or_else(|_| Response::new(ResponseBody::empty()))
 }
 
 fn text(status: StatusCode, body: String) -> Reply {

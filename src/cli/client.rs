@@ -3,9 +3,9 @@
 //! script of commands from stdin, or type them at a terminal ([`script`] is the language).
 //!
 //! The client itself is [`crate::client`]; this module turns flags into its options (minting
-//! the token with [`crate::auth::mint`], as `sio-emu token` does); [`session`] runs the modes.
+//! the token with [`crate::auth::mint`], as `sio-emu token` does); `session` runs the modes.
 //! Received events are one JSON line each, `{"event":…,"args":[…]}`; acks are one JSON array
-//! line. Everything a peer sent is escaped before it reaches a terminal ([`session::json_line`],
+//! line. Everything a peer sent is escaped before it reaches a terminal (`session::json_line`,
 //! [`crate::client::terminal_safe`]). Exit codes: 0 done, 1 refused, timed out or
 //! disconnected by the server (the reason on stderr), 2 usage or a server that cannot be
 //! reached.
@@ -92,6 +92,7 @@ pub struct ClientArgs {
 
     /// Engine.IO path instead of /clients/socketio/hubs/<hub> (e.g. /socket.io for a plain
     /// Socket.IO server)
+    #[allow(rustdoc::invalid_html_tags)] // clap help text, not Markdown
     #[arg(long, value_name = "PATH")]
     pub path: Option<String>,
 

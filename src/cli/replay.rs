@@ -98,6 +98,7 @@ pub struct ReplayArgs {
     pub no_preflight: bool,
     /// Do not compare what a rule names (repeatable): event:<name>, rest:<Operation>,
     /// query:<param>, body:<json-path>; see below.
+    #[allow(rustdoc::invalid_html_tags)] // clap help text, not Markdown
     #[arg(long = "ignore", value_name = "RULE", value_parser = parse_rule)]
     pub ignore: Vec<Rule>,
     /// Rewrite the sessions' expectations (responses and REST calls) with what the handler does

@@ -129,6 +129,7 @@ pub struct ServeArgs {
     /// Inject a fault (repeatable), e.g. `event=chat*,status=500,p=0.5`: [event=<glob>,]
     /// [hub=<name>,][p=<0..1>,] and one of delay=<dur>, status=<code>, timeout, drop, twice,
     /// disconnect-transport. Probabilities draw from --seed when given.
+    #[allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)] // clap help text, not Markdown
     #[arg(long = "fault", value_name = "RULE", value_parser = parse_fault)]
     pub faults: Vec<crate::fault::FaultRule>,
     /// Bytes of recent traffic the inspector (`/_emu/`) keeps for its timeline and for

@@ -110,6 +110,7 @@ pub struct VerifyArgs {
     pub token: String,
 
     /// Hub the token must be for (its `aud` must be <endpoint>/clients/socketio/hubs/<hub>)
+    #[allow(rustdoc::invalid_html_tags)] // clap help text, not Markdown
     #[arg(long, value_name = "NAME", default_value = "hub")]
     pub hub: String,
 
@@ -166,7 +167,7 @@ struct KeyFlags {
     connection_string: Option<String>,
 }
 
-/// [`KeyFlags`] plus where each secret came from, so that a flag typed on the command line can
+/// `KeyFlags` plus where each secret came from, so that a flag typed on the command line can
 /// win over an environment variable (clap alone cannot tell them apart after parsing).
 #[derive(Clone)]
 pub struct KeyArgs {

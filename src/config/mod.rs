@@ -2,7 +2,7 @@
 //! and default, so the rest of the crate never invents a number of its own.
 //!
 //! The CLI builds a [`ServeConfig`] from flags, environment and the optional TOML file
-//! ([`file`]); the server, Engine.IO sessions, the Socket.IO layer, the webhook client and the
+//! ([`file`](mod@file)); the server, Engine.IO sessions, the Socket.IO layer, the webhook client and the
 //! REST API read it. Hubs carry their own anonymous policy and an ordered list of event
 //! handlers shaped like the cloud's hub settings ([`HubConfig`], [`HandlerConfig`]).
 

@@ -36,7 +36,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::Packet;
-use super::payload::encode_payload;
 use super::transport::websocket::{CLOSE_LINGER, close_and_linger, close_code_for, close_frame};
 use super::{EngineError, Registry, SharedFlags};
 use crate::config::EngineConfig;
@@ -161,11 +160,6 @@ impl<E: Send + 'static> EventSender<E> {
             })
     }
 
-    /// Whether the session has ended.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
     /// Resolves when the session has ended.
     pub async fn closed(&self) {
         self.tx.closed().await
@@ -181,7 +175,6 @@ fn unreachable_input() -> ! {
 enum Out {
     /// A text packet, type digit included (`42[...]`, `2`, `1`).
     Text(String),
-    Binary(Bytes),
     /// Fires once everything queued before it has been handed to the transport.
     Marker(oneshot::Sender<()>),
 }
@@ -190,7 +183,6 @@ impl Out {
     fn len(&self) -> usize {
         match self {
             Out::Text(t) => t.len(),
-            Out::Binary(b) => b.len(),
             Out::Marker(_) => 0,
         }
     }
@@ -198,7 +190,6 @@ impl Out {
 
 /// The handler's view of its session during a callback.
 pub struct Ctx<'a, E> {
-    sid: &'a Arc<str>,
     outbox: &'a mut VecDeque<Out>,
     outbox_bytes: &'a mut usize,
     close: &'a mut Option<CloseReason>,
@@ -207,11 +198,6 @@ pub struct Ctx<'a, E> {
 }
 
 impl<E> Ctx<'_, E> {
-    /// The session id (= the Web PubSub connection id).
-    pub fn sid(&self) -> &Arc<str> {
-        self.sid
-    }
-
     /// Whether the session has ended (sends are then dropped).
     pub fn is_closed(&self) -> bool {
         self.closed || self.close.is_some()
@@ -227,20 +213,12 @@ impl<E> Ctx<'_, E> {
     }
 
     /// Queues a message packet: `4` + `data`.
+    #[cfg(test)]
     pub fn send_message(&mut self, data: &str) {
         let mut text = String::with_capacity(data.len() + 1);
         text.push('4');
         text.push_str(data);
         self.send_packet_text(text);
-    }
-
-    /// Queues a binary message packet.
-    pub fn send_binary(&mut self, data: Bytes) {
-        if self.is_closed() {
-            return;
-        }
-        *self.outbox_bytes += data.len();
-        self.outbox.push_back(Out::Binary(data));
     }
 
     /// Resolves once everything queued so far has been handed to the transport; fails if the
@@ -386,7 +364,6 @@ impl<H: Handler> Actor<H> {
         (
             &mut self.handler,
             Ctx {
-                sid: &self.sid,
                 outbox: &mut self.outbox,
                 outbox_bytes: &mut self.outbox_bytes,
                 close: &mut self.close,
@@ -792,7 +769,6 @@ impl<H: Handler> Actor<H> {
                 let mut bytes = 0;
                 let mut close = None;
                 let mut ctx = Ctx {
-                    sid: &self.sid,
                     outbox: &mut outbox,
                     outbox_bytes: &mut bytes,
                     close: &mut close,
@@ -823,7 +799,6 @@ async fn write_all(
     while let Some(out) = outbox.pop_front() {
         let message = match out {
             Out::Text(text) => Message::Text(text.into()),
-            Out::Binary(data) => Message::Binary(data),
             Out::Marker(marker) => {
                 markers.push(marker);
                 continue;
@@ -851,10 +826,8 @@ fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String
             body.push('\x1e');
         }
         first = false;
-        match out {
-            Out::Text(text) => body.push_str(&text),
-            Out::Binary(data) => encode_payload([&Packet::Binary(data)], &mut body),
-            Out::Marker(_) => {}
+        if let Out::Text(text) = out {
+            body.push_str(&text);
         }
     }
     *outbox_bytes = 0;

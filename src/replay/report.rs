@@ -440,20 +440,6 @@ pub fn json_start(target: &str, events: usize, sink: &str) -> String {
     serde_json::to_string(&line).unwrap_or_default()
 }
 
-/// One `{"type":"warning","message":…}` line.
-pub fn json_warning(message: &str) -> String {
-    #[derive(Serialize)]
-    struct WarningJson<'a> {
-        r#type: &'static str,
-        message: &'a str,
-    }
-    serde_json::to_string(&WarningJson {
-        r#type: "warning",
-        message,
-    })
-    .unwrap_or_default()
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SessionJson<'a> {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::compare::{CallView, Rules};
 use super::session::{RecordedCall, World};
-use crate::http::HttpResponse;
+use crate::http::{HttpResponse, ResponseBody};
 use crate::http::{OnStop, serve_http};
 use crate::lint::{Collected, Findings};
 use crate::rest::error as rest_error;
@@ -258,7 +258,7 @@ impl Sink {
 async fn handle(shared: &Shared, req: Request<Incoming>) -> HttpResponse {
     if matches!(req.uri().path(), "/api/health" | "/api/health/") {
         // The health check is no operation: no `api-supported-versions`, as `serve` answers it.
-        return Response::new(Full::new(Bytes::new()));
+        return Response::new(ResponseBody::empty());
     }
     let arrived = Instant::now();
     let in_window = shared.lock().window.as_mut().map(|window| {
@@ -367,14 +367,14 @@ fn as_recorded(answer: HttpResponse, status: u16, op: &Operation) -> HttpRespons
                 status.as_u16()
             ),
         });
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(ResponseBody::full(body.to_string()));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         response
     } else {
-        let mut response = Response::new(Full::new(Bytes::new()));
+        let mut response = Response::new(ResponseBody::empty());
         rest_error::add_supported_versions(&mut response);
         response
     };

@@ -25,7 +25,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{Method, Request};
 use hyper::body::{Body, Incoming};
 use percent_encoding::percent_decode_str;
@@ -459,7 +458,7 @@ fn without_body(response: HttpResponse) -> HttpResponse {
             http::HeaderValue::from(length),
         );
     }
-    HttpResponse::from_parts(parts, http_body_util::Full::new(Bytes::new()))
+    HttpResponse::from_parts(parts, crate::http::ResponseBody::empty())
 }
 
 /// The pipeline of one call over any [`Store`] (see the module docs for the order of the

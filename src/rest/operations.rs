@@ -31,12 +31,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
-use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, TokenClaims};
 use crate::hooks::GroupUse;
-use crate::http::HttpResponse;
+use crate::http::{HttpResponse, ResponseBody};
 use crate::service::group;
 use crate::service::hub::{LeftGroups, Scope, Selection};
 use crate::service::odata::Filter;
@@ -109,7 +108,7 @@ impl Reply {
             Reply::Json(value) => (StatusCode::OK, Bytes::from(value.to_string())),
         };
         let json = !body.is_empty();
-        let mut response = Response::new(Full::new(body));
+        let mut response = Response::new(ResponseBody::full(body));
         *response.status_mut() = status;
         if json {
             response.headers_mut().insert(

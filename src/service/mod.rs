@@ -203,11 +203,6 @@ impl Service {
     pub fn hubs(&self) -> Vec<Arc<Hub>> {
         self.registry(|hubs, declared| hubs.live(declared))
     }
-
-    /// Live connections across hubs.
-    pub fn connection_count(&self) -> usize {
-        self.hubs().iter().map(|h| h.connection_count()).sum()
-    }
 }
 
 #[cfg(test)]

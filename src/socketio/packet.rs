@@ -342,16 +342,19 @@ impl PartialBinary {
     }
 
     /// How many attachments the packet declared.
+    #[cfg(test)]
     pub fn expected(&self) -> usize {
         self.expected
     }
 
     /// How many attachments have arrived.
+    #[cfg(test)]
     pub fn received(&self) -> usize {
         self.packet.attachments.len()
     }
 
     /// Total bytes of the attachments received so far, for the caller's memory bound.
+    #[cfg(test)]
     pub fn received_bytes(&self) -> usize {
         self.packet.attachments.iter().map(Bytes::len).sum()
     }

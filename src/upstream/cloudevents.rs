@@ -28,26 +28,6 @@ pub const SYSTEM_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 /// other media type for user events with 400 (docs/protocol.md §5.1).
 pub const USER_CONTENT_TYPE: &str = "text/plain";
 
-/// Header names as the protocol documents spell them. HTTP/1 names are case-insensitive and
-/// hyper writes them in lower case, which every receiver accepts.
-pub mod names {
-    pub const CE_SPECVERSION: &str = "ce-specversion";
-    pub const CE_TYPE: &str = "ce-type";
-    pub const CE_SOURCE: &str = "ce-source";
-    pub const CE_ID: &str = "ce-id";
-    pub const CE_TIME: &str = "ce-time";
-    pub const CE_SIGNATURE: &str = "ce-signature";
-    pub const CE_CONNECTION_ID: &str = "ce-connectionId";
-    pub const CE_HUB: &str = "ce-hub";
-    pub const CE_EVENT_NAME: &str = "ce-eventName";
-    pub const CE_NAMESPACE: &str = "ce-namespace";
-    pub const CE_SOCKET_ID: &str = "ce-socketId";
-    pub const CE_USER_ID: &str = "ce-userId";
-    pub const CE_AWPSVERSION: &str = "ce-awpsversion";
-    pub const WEBHOOK_REQUEST_ORIGIN: &str = "WebHook-Request-Origin";
-    pub const WEBHOOK_ALLOWED_ORIGIN: &str = "WebHook-Allowed-Origin";
-}
-
 // `HeaderName::from_static` wants lower case; these are the same names as in [`names`].
 const CE_SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
 const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{Emu, RawAnswer, RawHook, RawRequest, WAIT, WsClient, http};
+use crate::util::{Emu, RawAnswer, RawHook, Recorded, WAIT, WsClient, http, poll_until};
 
 /// Every marker file a command hidden in the namespace or event name would create.
 const MARKERS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
@@ -99,11 +99,8 @@ async fn paste(mut shell: Command, text: &str, done: impl Fn() -> bool) -> Strin
         }
     });
     let shown = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
-    let deadline = Instant::now() + WAIT;
-    while !shown().contains("READY> ") {
-        assert!(Instant::now() < deadline, "no prompt: {:?}", shown());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let prompt = poll_until(WAIT, || shown().contains("READY> ").then_some(())).await;
+    assert!(prompt.is_some(), "no prompt: {:?}", shown());
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(text.as_bytes()).unwrap();
     stdin.write_all(b"\n").unwrap();
@@ -134,7 +131,7 @@ async fn paste(mut shell: Command, text: &str, done: impl Fn() -> bool) -> Strin
 /// Sends one event on `namespace` named `event`, takes the `curl` text of its webhook call
 /// and pastes it into each shell: each sends the same request again and nothing else runs.
 async fn paste_checks(namespace: &str, event: &str, arg: &str) {
-    let hook = RawHook::with(|_: &RawRequest| RawAnswer::Ok).await;
+    let hook = RawHook::with(|_: &Recorded| RawAnswer::Ok).await;
     let emu = Emu::start(&["--webhook", &hook.template(), "--anonymous"]);
     let mut ws = WsClient::connect(&emu, "chat", "").await.unwrap();
     let joined = ws.join(namespace).await;
@@ -207,7 +204,7 @@ async fn copy_as_curl_of_printable_text_pasted_into_a_shell_sends_the_same_bytes
 }
 
 /// The user-event calls the hook received, in order.
-fn user_events(hook: &RawHook) -> Vec<RawRequest> {
+fn user_events(hook: &RawHook) -> Vec<Recorded> {
     hook.requests
         .lock()
         .unwrap()
@@ -218,7 +215,7 @@ fn user_events(hook: &RawHook) -> Vec<RawRequest> {
 }
 
 /// The same method, path, body and headers (and no others).
-fn assert_same(original: &RawRequest, again: &RawRequest, shell: &str) {
+fn assert_same(original: &Recorded, again: &Recorded, shell: &str) {
     assert_eq!(again.method, original.method, "{shell}");
     assert_eq!(again.path, original.path, "{shell}");
     assert_eq!(

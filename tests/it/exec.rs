@@ -2,11 +2,9 @@
 //! service that cannot start never runs it, and SIGTERM / SIGINT reach it before the graceful
 //! shutdown. Children are `sh -c` scripts whose waits are bounded, so nothing outlives a test.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -34,69 +32,31 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Waits until `path` exists.
 async fn wait_file(path: &Path) {
-    let deadline = Instant::now() + WAIT;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let what = format!("{} appears", path.display());
+    eventually(&what, WAIT, || path.exists().then_some(())).await;
 }
 
-/// A running `sio-emu exec --port 0 --format json --color never <args> -- <command>`.
-struct Exec {
-    child: Option<Child>,
-    /// Every stdout line: sio-emu's NDJSON log and the command's own output, interleaved.
-    lines: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
-}
+/// A running `sio-emu exec --port 0 --format json --color never <args> -- <command>`; its
+/// stdout lines are sio-emu's NDJSON log and the command's own output, interleaved.
+struct Exec(Process);
 
 impl Exec {
     fn start(args: &[&str], command: &[&str]) -> Exec {
-        let mut child = Command::new(bin())
-            .args([
-                "exec", "--port", "0", "--format", "json", "--color", "never",
-            ])
-            .args(args)
-            .arg("--")
-            .args(command)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sio-emu exec");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err_sink = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = err_sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Exec {
-            child: Some(child),
-            lines,
-            stderr,
-        }
+        let mut all = vec![
+            "exec", "--port", "0", "--format", "json", "--color", "never",
+        ];
+        all.extend_from_slice(args);
+        all.push("--");
+        all.extend_from_slice(command);
+        Exec(Process::start(&all, Stdio::inherit(), true))
     }
 
     fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.0.pid()
     }
 
     fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.0.lines.lock().unwrap().clone()
     }
 
     fn json(&self) -> Vec<Value> {
@@ -113,42 +73,20 @@ impl Exec {
     }
 
     async fn wait_json(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(v) = self.json().into_iter().find(|v| pred(v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let found = poll_until(WAIT, || self.json().into_iter().find(|v| pred(v))).await;
+        found.unwrap_or_else(|| {
+            panic!(
                 "no line for {what}; stdout:\n{}\nstderr:\n{}",
                 self.lines().join("\n"),
-                self.stderr.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+                self.0.stderr.lock().unwrap()
+            )
+        })
     }
 
     /// Waits for sio-emu to exit and returns its exit code.
     async fn exit_code(&mut self) -> i32 {
-        let child = self.child.as_mut().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status.code().expect("sio-emu exited by a signal");
-            }
-            assert!(Instant::now() < deadline, "sio-emu exec did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Exec {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let status = self.0.exited("sio-emu exec exits", Duration::from_secs(30));
+        status.await.code().expect("sio-emu exited by a signal")
     }
 }
 

@@ -296,7 +296,7 @@ fn garbage_cases() -> Vec<(&'static str, RawAnswer, u32)> {
 async fn garbage_answers_are_errors_not_hangs() {
     for (what, fault, disconnected_attempts) in garbage_cases() {
         let f = fault.clone();
-        let hook = RawHook::with(move |r: &RawRequest| match r.event() {
+        let hook = RawHook::with(move |r: &Recorded| match r.event() {
             "connect" if r.header("ce-namespace") == "/bad" => f.clone(),
             "bad" | "disconnected" => f.clone(),
             "good" => raw_reply("200 OK", "431[\"ok\"]"),

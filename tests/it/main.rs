@@ -1,5 +1,7 @@
 //! Integration tests: one test binary that runs the real `sio-emu` binary and servers on port 0.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on what it did not expect
+
 mod admin;
 mod bounds;
 mod builtin;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::util::{Emu, WAIT, Webhook, bin, free_port, http};
+use crate::util::{Emu, WAIT, Webhook, bin, eventually, free_port, http};
 
 /// What the dropped-lines notice and the shutdown summary say.
 const NOTICE: &str = "log lines dropped: stdout is not being read";
@@ -66,14 +66,9 @@ impl Unread {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "sio-emu did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let exited = || self.child.try_wait().unwrap();
+        let status = eventually("sio-emu exits", Duration::from_secs(30), exited).await;
+        status.code().unwrap_or(-1)
     }
 }
 

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::inspector::Stream;
-use crate::util::{Emu, WAIT, Webhook, http};
+use crate::util::{Emu, WAIT, Webhook, http, poll_until};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -215,15 +215,13 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 /// Waits until a live-log line (of either format) contains `text`.
 async fn wait_line(emu: &Emu, text: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !emu.log.lock().unwrap().iter().any(|l| l.contains(text)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no log line with {text}:\n{}",
-            emu.log.lock().unwrap().join("\n")
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let logged = || emu.log.lock().unwrap().iter().any(|l| l.contains(text));
+    let seen = poll_until(WAIT, || logged().then_some(())).await;
+    assert!(
+        seen.is_some(),
+        "no log line with {text}:\n{}",
+        emu.log.lock().unwrap().join("\n")
+    );
 }
 
 /// The hostile session against `serve --format <format>` with a recording, then every surface

@@ -11,13 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{Emu, KEY, Recorded, Reply, WAIT, Webhook, ack_for, bin, free_port};
+use crate::util::{Emu, KEY, Recorded, Reply, WAIT, Webhook, ack_for, bin, eventually, free_port};
 
 /// What the synthetic sessions' handler does: join rooms through REST, ack events.
 #[derive(Debug, Clone, Copy)]
@@ -731,15 +730,8 @@ async fn a_recording_cut_by_kill_9_under_load_replays_up_to_its_last_line() {
         .map(|_| tokio::spawn(chatter(emu.base(), stop.clone(), sent.clone())))
         .collect();
     // Under load: kill while clients are still sending and events are still in flight.
-    let deadline = Instant::now() + WAIT;
-    while hook.events().len() < 120 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} events reached the webhook",
-            hook.events().len()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let reached = || (hook.events().len() >= 120).then_some(());
+    eventually("120 events reach the webhook", WAIT, reached).await;
     let killed = Command::new("kill")
         .args(["-KILL", &emu.pid().to_string()])
         .status()

@@ -39,11 +39,8 @@ impl Fixed {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "sio-emu did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let exited = || self.child.try_wait().unwrap();
+        eventually("sio-emu exits", Duration::from_secs(30), exited).await;
     }
 }
 
@@ -56,18 +53,19 @@ impl Drop for Fixed {
 
 /// Waits until the recording has a line containing every one of `parts`.
 async fn wait_record(path: &Path, parts: &[&str]) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no recorded line with {parts:?}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    let found = || {
+        let text = read();
+        text.lines()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+            .then_some(())
+    };
+    let seen = crate::util::poll_until(WAIT, found).await;
+    assert!(
+        seen.is_some(),
+        "no recorded line with {parts:?}:\n{}",
+        read()
+    );
 }
 
 /// Long-polls until a packet starting with `prefix` arrives.

@@ -30,15 +30,14 @@ async fn control_socket(emu: &Emu, hook: &Webhook, hub: &str) -> String {
 
 /// Waits until the webhook got `name` for socket `id`.
 async fn wait_for_socket(hook: &Webhook, name: &str, id: &str) {
-    let deadline = Instant::now() + WAIT;
-    while !hook
-        .named(name)
-        .iter()
-        .any(|r| r.header("ce-socketId") == id)
-    {
-        assert!(Instant::now() < deadline, "no `{name}` for socket {id}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let found = || {
+        let named = hook.named(name);
+        named
+            .iter()
+            .any(|r| r.header("ce-socketId") == id)
+            .then_some(())
+    };
+    eventually(&format!("`{name}` for socket {id}"), WAIT, found).await;
 }
 
 /// Events named `name` for sockets other than `except`.

@@ -6,12 +6,11 @@
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{WAIT, Webhook, bin, free_port, mint};
+use crate::util::{WAIT, Webhook, bin, eventually, free_port, mint, poll_until};
 
 /// What a hostile peer puts in every string it controls.
 const HOSTILE: &str =
@@ -83,15 +82,12 @@ impl Pretty {
 
     /// Waits until stdout contains `text`.
     async fn wait_for(&self, text: &str) {
-        let deadline = Instant::now() + WAIT;
-        while !self.stdout().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "stdout never showed {text:?}; it holds:\n{:?}",
-                self.stdout()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let shown = poll_until(WAIT, || self.stdout().contains(text).then_some(())).await;
+        assert!(
+            shown.is_some(),
+            "stdout never showed {text:?}; it holds:\n{:?}",
+            self.stdout()
+        );
     }
 
     /// SIGTERM, then waits for the exit and for both pipes to be read to the end.
@@ -99,11 +95,7 @@ impl Pretty {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + WAIT;
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "sio-emu did not exit");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        eventually("sio-emu exits", WAIT, || self.child.try_wait().unwrap()).await;
     }
 }
 

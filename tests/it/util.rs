@@ -3,8 +3,6 @@
 //! over real WebSocket and long-polling connections on loopback. Everything started here is
 //! stopped by pid or dropped with the test.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -28,6 +26,32 @@ pub const KEY: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
 /// How long a test waits for anything before failing.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How often [`poll_until`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// The suite's one poll loop: asks `check` every few milliseconds until it gives a value, for at
+/// most `limit`; `None` when it never did (the caller then says what it saw).
+pub async fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// [`poll_until`], failing the test with `what` when `check` gives nothing within `limit`.
+pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    match poll_until(limit, check).await {
+        Some(found) => found,
+        None => panic!("{what}: not within {limit:?}"),
+    }
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sio-emu")
 }
@@ -36,9 +60,149 @@ pub fn bin() -> &'static str {
 // The binary under test
 // ---------------------------------------------------------------------------------------------
 
+/// A running `sio-emu` process, the one runner behind [`Emu`], [`Watched`] and exec.rs's
+/// `Exec`: a thread collects its stdout lines into `lines`, stderr is captured into `stderr` or
+/// inherited, and dropping it kills and reaps the process.
+pub struct Process {
+    child: Option<Child>,
+    /// Every stdout line (after the head that [`Process::start_after`] read).
+    pub lines: Arc<Mutex<Vec<String>>>,
+    /// Everything the process wrote to stderr, when it is captured.
+    pub stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts `sio-emu <args>` and collects every stdout line.
+    pub fn start(args: &[&str], stdin: Stdio, capture_stderr: bool) -> Process {
+        let (mut process, stdout) = Process::launch(args, stdin, capture_stderr);
+        process.collect(stdout.lines());
+        process
+    }
+
+    /// Starts `sio-emu <args>`, reads stdout lines until `head` makes something of one (the
+    /// ready line, the banner's port), then collects the lines after it. `None` when stdout
+    /// ended first.
+    pub fn start_after<T>(
+        args: &[&str],
+        stdin: Stdio,
+        capture_stderr: bool,
+        head: impl FnMut(&str) -> Option<T>,
+    ) -> (Process, Option<T>) {
+        let (mut process, stdout) = Process::launch(args, stdin, capture_stderr);
+        let mut lines = stdout.lines();
+        let mut head = head;
+        let found = lines.by_ref().map_while(Result::ok).find_map(|l| head(&l));
+        process.collect(lines);
+        (process, found)
+    }
+
+    fn launch(
+        args: &[&str],
+        stdin: Stdio,
+        capture_stderr: bool,
+    ) -> (Process, BufReader<std::process::ChildStdout>) {
+        let stderr_to = if capture_stderr {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        };
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(stderr_to)
+            .spawn()
+            .expect("start sio-emu");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_reader = child.stderr.take().map(|pipe| {
+            let sink = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut s = sink.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            })
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let process = Process {
+            child: Some(child),
+            lines: Arc::new(Mutex::new(Vec::new())),
+            stderr,
+            stderr_reader,
+        };
+        (process, stdout)
+    }
+
+    fn collect(&mut self, lines: std::io::Lines<BufReader<std::process::ChildStdout>>) {
+        let sink = self.lines.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The writing end of the process's stdin, when it was started with `Stdio::piped()`.
+    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
+        self.child.as_mut()?.stdin.take()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit, and returns how; kills it and fails the
+    /// test with `what` otherwise.
+    pub async fn exited(&mut self, what: &str, limit: Duration) -> std::process::ExitStatus {
+        let child = self
+            .child
+            .as_mut()
+            .expect("the process was already waited for");
+        match poll_until(limit, || child.try_wait().unwrap()).await {
+            Some(status) => {
+                self.child = None;
+                status
+            }
+            None => panic!("{what}: not within {limit:?}"),
+        }
+    }
+
+    /// Kills the process and returns all it wrote to stderr (read to the end).
+    pub fn kill_and_read_stderr(&mut self) -> String {
+        self.kill();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A running `sio-emu serve`.
 pub struct Emu {
-    child: Option<Child>,
+    process: Process,
     pub port: u16,
     pub ready: Value,
     /// Every stdout line after the ready line.
@@ -54,39 +218,24 @@ impl Emu {
     /// Like [`Emu::start`], with stdin on a pipe whose writing end is returned.
     pub fn start_with_stdin(args: &[&str]) -> (Emu, std::process::ChildStdin) {
         let mut emu = Emu::spawn(args, Stdio::piped());
-        let stdin = emu.child.as_mut().unwrap().stdin.take().unwrap();
+        let stdin = emu.process.take_stdin().unwrap();
         (emu, stdin)
     }
 
     fn spawn(args: &[&str], stdin: Stdio) -> Emu {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "json", "--color", "never",
-            ])
-            .args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sio-emu");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines
-            .next()
-            .expect("sio-emu printed nothing")
-            .expect("read ready line");
+        let (process, first) =
+            Process::start_after(&serve_json(args), stdin, false, |l| Some(l.to_owned()));
+        Emu::ready(process, first.expect("sio-emu printed nothing"))
+    }
+
+    /// The emulator whose first stdout line was `first`, which must be its ready line.
+    fn ready(process: Process, first: String) -> Emu {
         let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
         assert_eq!(ready["type"], "ready", "first line: {first}");
         let port = ready["port"].as_u64().unwrap() as u16;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let log = process.lines.clone();
         Emu {
-            child: Some(child),
+            process,
             port,
             ready,
             log,
@@ -98,7 +247,7 @@ impl Emu {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.process.pid()
     }
 
     /// Log lines parsed as JSON.
@@ -123,19 +272,16 @@ impl Emu {
         n: usize,
         pred: impl Fn(&Value) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let found = poll_until(WAIT, || {
             let found: Vec<Value> = self.events().into_iter().filter(|v| pred(v)).collect();
-            if found.len() >= n {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
+            (found.len() >= n).then_some(found)
+        });
+        found.await.unwrap_or_else(|| {
+            panic!(
                 "no log line for {what}; log:\n{}",
                 self.log.lock().unwrap().join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 
     /// Sends SIGTERM and waits for the exit code (without blocking the test's runtime, which
@@ -149,18 +295,9 @@ impl Emu {
 
     /// Waits up to 30 s for the process to exit after `cause`, and returns its exit code.
     pub async fn exit_code(&mut self, cause: &str) -> i32 {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("sio-emu did not exit after {cause}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let what = format!("sio-emu exits after {cause}");
+        let status = self.process.exited(&what, Duration::from_secs(30)).await;
+        status.code().unwrap_or(-1)
     }
 
     /// Mints a client token for `hub` with the `token` command.
@@ -177,13 +314,13 @@ impl Emu {
     }
 }
 
-impl Drop for Emu {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// `serve --port 0 --format json --color never` plus `args`.
+fn serve_json<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![
+        "serve", "--port", "0", "--format", "json", "--color", "never",
+    ];
+    all.extend_from_slice(args);
+    all
 }
 
 /// Runs `sio-emu token` with `args` (and `--user`).
@@ -206,7 +343,7 @@ pub fn mint(args: &[&str], user: Option<&str>) -> String {
 // A recording webhook
 // ---------------------------------------------------------------------------------------------
 
-/// One request the webhook received.
+/// One request a test webhook ([`Webhook`] or [`RawHook`]) received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub method: String,
@@ -261,7 +398,6 @@ type Responder = Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>;
 pub struct Webhook {
     pub addr: SocketAddr,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
-    responder: Arc<Mutex<Responder>>,
     stop: tokio_util::sync::CancellationToken,
 }
 
@@ -362,7 +498,6 @@ impl Webhook {
         Webhook {
             addr,
             requests,
-            responder,
             stop,
         }
     }
@@ -370,11 +505,6 @@ impl Webhook {
     /// Closes the listener and every connection; later calls find nothing listening.
     pub fn kill(&self) {
         self.stop.cancel();
-    }
-
-    /// Replaces the reply function.
-    pub fn respond(&self, f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) {
-        *self.responder.lock().unwrap() = Arc::new(f);
     }
 
     /// The `--webhook` template for this server.
@@ -403,23 +533,17 @@ impl Webhook {
 
     /// Waits up to `wait` until `n` events named `name` arrived, and returns them.
     pub async fn wait_for_within(&self, name: &str, n: usize, wait: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let got = self.named(name);
-            if got.len() >= n {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let got = poll_until(wait, || Some(self.named(name)).filter(|got| got.len() >= n));
+        got.await.unwrap_or_else(|| {
+            panic!(
                 "webhook got {} `{name}` event(s) within {wait:?}, expected {n}; all: {:?}",
-                got.len(),
+                self.named(name).len(),
                 self.events()
                     .iter()
                     .map(|r| r.event().to_owned())
                     .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+            )
+        })
     }
 
     /// Waits up to [`WAIT`] until `n` events named `name` arrived, and returns them.
@@ -770,66 +894,24 @@ impl std::ops::DerefMut for Watched {
 impl Watched {
     /// Like [`Emu::start`], with stderr captured instead of inherited.
     pub fn start(args: &[&str]) -> Watched {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "json", "--color", "never",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sio-emu");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err_sink = stderr.clone();
-        let err_pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                let mut s = err_sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
-            Some(Ok(line)) => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "sio-emu printed no ready line; stderr:\n{}",
-                    stderr.lock().unwrap()
-                );
-            }
+        let (mut process, first) =
+            Process::start_after(&serve_json(args), Stdio::inherit(), true, |l| {
+                Some(l.to_owned())
+            });
+        let Some(first) = first else {
+            let stderr = process.kill_and_read_stderr();
+            panic!("sio-emu printed no ready line; stderr:\n{stderr}");
         };
-        let ready: Value = serde_json::from_str(&first).expect("ready line is JSON");
-        assert_eq!(ready["type"], "ready", "first line: {first}");
-        let port = ready["port"].as_u64().unwrap() as u16;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let stderr = process.stderr.clone();
         Watched {
-            emu: Emu {
-                child: Some(child),
-                port,
-                ready,
-                log,
-            },
+            emu: Emu::ready(process, first),
             stderr,
         }
     }
 
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
-        match self.emu.child.as_mut() {
-            Some(child) => child.try_wait().map(|s| s.is_none()).unwrap_or(false),
-            None => false,
-        }
+        self.emu.process.alive()
     }
 
     /// Fails unless the process never printed a panic to stderr.
@@ -871,18 +953,13 @@ impl Watched {
         wait: Duration,
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + wait;
-        loop {
-            if let Some(v) = self.events().into_iter().find(|v| pred(v)) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let found = poll_until(wait, || self.events().into_iter().find(|v| pred(v)));
+        found.await.unwrap_or_else(|| {
+            panic!(
                 "no log line for {what} within {wait:?}; last lines:\n{}",
                 tail(&self.log.lock().unwrap(), 40)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            )
+        })
     }
 }
 
@@ -995,41 +1072,11 @@ pub enum RawAnswer {
     Huge(usize),
 }
 
-/// A request as [`RawHook`] read it.
-#[derive(Debug, Clone)]
-pub struct RawRequest {
-    pub method: String,
-    pub path: String,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl RawRequest {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
-            .unwrap_or("")
-    }
-    pub fn event(&self) -> &str {
-        self.header("ce-eventName")
-    }
-    /// As a [`Recorded`], for [`assert_one_disconnected_each`].
-    pub fn recorded(&self) -> Recorded {
-        Recorded {
-            method: self.method.clone(),
-            path: self.path.clone(),
-            headers: self.headers.clone(),
-            body: self.body.clone(),
-        }
-    }
-}
-
 /// A "webhook" on raw TCP that misbehaves on demand: it reads one request (head and
 /// Content-Length body) per connection, records it, and answers as its closure decides.
 pub struct RawHook {
     pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<RawRequest>>>,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -1040,7 +1087,7 @@ impl Drop for RawHook {
 }
 
 impl RawHook {
-    pub async fn with(f: impl Fn(&RawRequest) -> RawAnswer + Send + Sync + 'static) -> RawHook {
+    pub async fn with(f: impl Fn(&Recorded) -> RawAnswer + Send + Sync + 'static) -> RawHook {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1085,7 +1132,7 @@ impl RawHook {
                         }
                     }
                     let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                    let request = RawRequest {
+                    let request = Recorded {
                         method,
                         path,
                         headers,
@@ -1148,14 +1195,14 @@ impl RawHook {
         format!("http://{}/api/{{hub}}/{{event}}", self.addr)
     }
 
-    /// POSTed events so far, as [`Recorded`] values.
+    /// POSTed events so far.
     pub fn events(&self) -> Vec<Recorded> {
         self.requests
             .lock()
             .unwrap()
             .iter()
             .filter(|r| r.method == "POST")
-            .map(RawRequest::recorded)
+            .map(Recorded::clone)
             .collect()
     }
 
@@ -1294,35 +1341,19 @@ impl Emu {
     /// Starts `serve --port 0 --format pretty --color never` plus `args`; the port comes from
     /// the banner's `listening` line, and every stdout line after it lands in `log`.
     pub fn start_pretty(args: &[&str]) -> Emu {
-        let mut child = Command::new(bin())
-            .args([
-                "serve", "--port", "0", "--format", "pretty", "--color", "never",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sio-emu");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                let url = line.trim().strip_prefix("listening")?.trim();
-                let port = url.split_whitespace().next()?.rsplit(':').next()?;
-                port.trim_end_matches('/').parse::<u16>().ok()
-            })
-            .expect("a `listening` line with the port");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
+        let mut all = vec![
+            "serve", "--port", "0", "--format", "pretty", "--color", "never",
+        ];
+        all.extend_from_slice(args);
+        let (process, port) = Process::start_after(&all, Stdio::inherit(), false, |line| {
+            let url = line.trim().strip_prefix("listening")?.trim();
+            let port = url.split_whitespace().next()?.rsplit(':').next()?;
+            port.trim_end_matches('/').parse::<u16>().ok()
         });
+        let log = process.lines.clone();
         Emu {
-            child: Some(child),
-            port,
+            process,
+            port: port.expect("a `listening` line with the port"),
             ready: Value::Null,
             log,
         }

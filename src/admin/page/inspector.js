@@ -1,7 +1,99 @@
+// @ts-check
 // sio-emu inspector: the page's script (served at /_emu/inspector.js; see inspector.html for
 // what the page shows and the endpoints it uses).
 
 "use strict";
+
+// ---------------------------------------------------------------------------------------------
+// The timeline's JSON (type-checked with `tsc --noEmit`, see package.json beside this file)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The Socket.IO packet inside a frame, decoded by the server (`null` for other packets, or
+ * `{error}` when it does not decode).
+ * @typedef {object} DecodedPacket
+ * @property {string} [type]      CONNECT, EVENT, ACK, CONNECT_ERROR, ...
+ * @property {string} [namespace]
+ * @property {string | null} [event]
+ * @property {unknown} [args]
+ * @property {number | null} [ackId]
+ * @property {string} [error]
+ */
+
+/**
+ * One entry of `GET /_emu/events` (a live-log JSON line plus its `seq`). `type` names the hop;
+ * each other field is there when that hop has it.
+ * @typedef {object} TimelineEntry
+ * @property {number} seq
+ * @property {EntryType} type
+ * @property {string} [time]
+ * @property {string} [hub]
+ * @property {string | null} [connectionId]
+ * @property {string} [socketId]
+ * @property {string} [namespace]
+ * @property {string | null} [userId]
+ * @property {string} [transport]
+ * @property {string | null} [refused]
+ * @property {unknown} [claims]
+ * @property {string} [event]
+ * @property {string} [url]
+ * @property {number | null} [status]
+ * @property {number} [latencyMs]
+ * @property {number} [attempts]
+ * @property {string} [detail]
+ * @property {boolean} [ok]
+ * @property {string} [hint]
+ * @property {string} [origin]     "inspector" for the page's own actions
+ * @property {string} [direction]  a frame's: "in" or "out"
+ * @property {string} [packet]
+ * @property {DecodedPacket | null} [socketio]
+ * @property {string} [reason]
+ * @property {string} [method]
+ * @property {string} [operation]
+ * @property {string} [target]
+ * @property {number | null} [matched]
+ * @property {string} [message]
+ * @property {string} [path]
+ * @property {string} [rule]
+ * @property {string} [section]
+ * @property {string} [action]
+ * @property {number} [connections]
+ * @property {number} [total]
+ * @property {Record<string, number>} [rules]
+ * @property {number} [_cost]      page-side: the JSON characters it keeps (not enumerable)
+ * @property {number} [_cut]       page-side: characters cut on arrival (not enumerable)
+ * @property {string} [_text]      page-side: its search text (not enumerable)
+ */
+
+/**
+ * @typedef {"handshake" | "upgrade" | "namespaceConnect" | "frame" | "webhook" | "ackForwarded"
+ *   | "socketDisconnected" | "connectionClosed" | "rest" | "warning" | "error" | "lint"
+ *   | "lintSummary" | "fault" | "admin" | "shuttingDown"} EntryType
+ */
+
+/**
+ * `GET /_emu/entries/<seq>`: the entry and, for a webhook call, the request as sent and the
+ * whole answer.
+ * @typedef {object} EntryDetails
+ * @property {number} seq
+ * @property {TimelineEntry} [entry]
+ * @property {{method?: string, url?: string, headers?: Record<string, string>, body?: string}} [request]
+ * @property {{status?: number, latencyMs?: number, headers?: Record<string, string>, body?: string}} [response]
+ * @property {string} [error]      why the call got no answer
+ * @property {{body?: string}} [call]  a REST call as the handler sent it
+ * @property {number | null} [matched]
+ * @property {string} [error404]   page-side: why the details could not be fetched
+ */
+
+/** A failed admin call: the `{code, message}` body's text, with the status and the body. */
+class AdminCallError extends Error {
+  /** @param {string} message @param {number} status @param {unknown} data */
+  constructor(message, status, data) {
+    super(message);
+    this.status = status;
+    this.data = data;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Constants and state
@@ -31,14 +123,18 @@ const CONNECTION_CHANGES = new Set([
 ]);
 
 const model = {
+  /** @type {TimelineEntry[]} */
   entries: [],          // kept entries, by increasing seq (at most MAX_ENTRIES)
+  /** @type {Map<number, TimelineEntry>} */
   bySeq: new Map(),     // seq → entry
   discarded: 0,         // entries the page let go of to stay bounded
   chars: 0,             // entry text kept (the JSON length of every kept entry)
   letGo: 0,             // entry text let go: values cut on arrival and entries discarded
   dropped: 0,           // entries the server dropped for this page (`event: dropped`)
   lastSeq: 0,
+  /** @type {Map<string, {connectionId: string, namespace?: string}>} */
   socketConn: new Map(),  // socketId → {connectionId, namespace}
+  /** @type {Map<string, string>} */
   connUser: new Map(),    // connectionId → userId
 };
 
@@ -157,10 +253,8 @@ async function api(method, path, body) {
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!res.ok) {
-    const err = new Error(data && data.message ? `${data.code}: ${data.message}` : `HTTP ${res.status}`);
-    err.status = res.status;
-    err.data = data;
-    throw err;
+    throw new AdminCallError(data && data.message ? `${data.code}: ${data.message}` : `HTTP ${res.status}`,
+      res.status, data);
   }
   return data;
 }
@@ -215,6 +309,7 @@ function clipValue(value, room) {
  * ENTRY_CHARS is cut down ([`clipValue`]) and parsed again from its own short text, so nothing
  * kept refers to the long original.
  */
+/** @param {TimelineEntry} entry @param {number} size @returns {{entry: TimelineEntry, cost: number}} */
 function keepable(entry, size) {
   if (size <= ENTRY_CHARS) return { entry, cost: size };
   const text = JSON.stringify(clipValue(entry, { left: ENTRY_CHARS }));
@@ -223,7 +318,10 @@ function keepable(entry, size) {
   return { entry: kept, cost: text.length };
 }
 
-/** Takes one timeline entry of the stream, `size` characters of JSON. */
+/**
+ * Takes one timeline entry of the stream, `size` characters of JSON.
+ * @param {TimelineEntry} parsed @param {number} size
+ */
 function ingest(parsed, size) {
   if (typeof parsed.seq !== "number" || parsed.seq <= model.lastSeq) return;
   const { entry, cost } = keepable(parsed, size);
@@ -249,7 +347,7 @@ function ingest(parsed, size) {
   scheduleRender();
 }
 
-/** Remembers which connection a socket belongs to and which user a connection has. */
+/** Remembers which connection a socket belongs to and which user a connection has. @param {TimelineEntry} e */
 function learnIdentities(e) {
   if (e.socketId && e.connectionId) {
     remember(model.socketConn, e.socketId, { connectionId: e.connectionId, namespace: e.namespace });
@@ -300,6 +398,7 @@ function clearModel() {
 // Filters
 // ---------------------------------------------------------------------------------------------
 
+/** @param {TimelineEntry} e */
 function isProblem(e) {
   switch (e.type) {
     case "error": case "warning": case "lint": case "fault": return true;
@@ -311,22 +410,24 @@ function isProblem(e) {
   }
 }
 
-/** A GET of an admin route (this page's own polling, or a script's): hidden unless asked for. */
+/** A GET of an admin route (this page's own polling, or a script's): hidden unless asked for. @param {TimelineEntry} e */
 function isAdminRead(e) {
   return e.type === "admin" && e.method === "GET" && e.status < 400;
 }
 
+/** @param {TimelineEntry} e */
 function isFinding(e) {
   return e.type === "lint" || e.type === "warning" || e.type === "fault";
 }
 
+/** @param {TimelineEntry} e */
 function eventName(e) {
   return e.event ?? e.socketio?.event ?? null;
 }
 
 function readFilters() {
   const f = {};
-  for (const input of document.querySelectorAll("[data-filter]")) {
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("[data-filter]"))) {
     const key = input.dataset.filter;
     f[key] = input.type === "checkbox" ? input.checked : input.value.trim();
   }
@@ -335,6 +436,7 @@ function readFilters() {
 }
 
 /** Does a frame-like entry without a socket id belong to socket `id`'s conversation? */
+/** @param {TimelineEntry} e @param {string} id */
 function inSocketConversation(e, id) {
   if (e.socketId) return e.socketId === id;
   const owner = model.socketConn.get(id);
@@ -343,6 +445,7 @@ function inSocketConversation(e, id) {
   return ns === undefined || ns === null || ns === owner.namespace;
 }
 
+/** @param {TimelineEntry} e */
 function matches(e) {
   const f = ui.filters;
   if (f.kind && e.type !== f.kind) return false;
@@ -358,6 +461,7 @@ function matches(e) {
   return true;
 }
 
+/** @param {TimelineEntry} e */
 function searchText(e) {
   if (e._text === undefined) {
     Object.defineProperty(e, "_text", { value: JSON.stringify(e).toLowerCase(), enumerable: false });
@@ -380,7 +484,7 @@ function onFiltersChanged() {
 }
 
 function resetFilters() {
-  for (const input of document.querySelectorAll("[data-filter]")) {
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("[data-filter]"))) {
     if (input.type === "checkbox") input.checked = false;
     else input.value = "";
   }
@@ -516,13 +620,14 @@ function fillRow(row, e, position) {
   summary.title = summary.textContent;
 }
 
+/** @param {TimelineEntry} e */
 function kindLabel(e) {
   if (e.type === "frame") return `frame ${e.direction === "in" ? "→" : "←"} ${e.socketio?.type ?? "eio"}`;
   if (e.type === "webhook") return `webhook ${e.event ?? ""}`;
   return e.type;
 }
 
-/** Hub / connection / socket, with clickable ids that filter the timeline. */
+/** Hub / connection / socket, with clickable ids that filter the timeline. @param {TimelineEntry} e */
 function whoParts(e) {
   const parts = [];
   if (e.hub) parts.push(e.hub, " ");
@@ -535,6 +640,7 @@ function whoParts(e) {
   return parts;
 }
 
+/** @param {TimelineEntry} e */
 function summarize(e) {
   switch (e.type) {
     case "handshake":
@@ -560,6 +666,7 @@ function summarize(e) {
   }
 }
 
+/** @param {TimelineEntry} e */
 function summarizeFrame(e) {
   const s = e.socketio;
   if (!s) return e.packet;
@@ -665,6 +772,7 @@ async function showDetails(seq) {
   const local = model.bySeq.get(seq);
   pane.replaceChildren(el("h2", {}, `#${seq} ${local ? kindLabel(local) : ""}`),
     el("p", { class: "note" }, "loading…"));
+  /** @type {EntryDetails} */
   let data;
   try {
     data = await api("GET", `/_emu/entries/${seq}`);
@@ -675,6 +783,7 @@ async function showDetails(seq) {
   renderDetails(pane, data, local);
 }
 
+/** @param {HTMLElement} pane @param {EntryDetails} data @param {TimelineEntry | undefined} local */
 function renderDetails(pane, data, local) {
   const entry = data.entry ?? local;
   const parts = [el("h2", {}, `#${data.seq} ${entry ? kindLabel(entry) : ""}`)];
@@ -818,8 +927,8 @@ const refreshTimers = {};
 
 function switchTab(name) {
   ui.tab = name;
-  for (const b of document.querySelectorAll("[data-tab]")) b.classList.toggle("active", b.dataset.tab === name);
-  for (const p of document.querySelectorAll("[data-pane]")) p.classList.toggle("active", p.dataset.pane === name);
+  for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-tab]"))) b.classList.toggle("active", b.dataset.tab === name);
+  for (const p of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-pane]"))) p.classList.toggle("active", p.dataset.pane === name);
   refreshers[name]?.();
 }
 
@@ -905,6 +1014,7 @@ function socketBlock(hub, c, s) {
       onclick: () => runAction("disconnect", { hub, namespace: s.namespace, socketId: s.socketId }) }, "Disconnect"));
 }
 
+/** @param {{hub?: string, namespace?: string, socketId?: string, connectionId?: string}} target */
 function fillActionForm({ hub, namespace, socketId, connectionId }) {
   if (hub) byTestId("action-hub").value = hub;
   if (namespace) byTestId("action-namespace").value = namespace;
@@ -1089,7 +1199,7 @@ async function loadStatus() {
 function wire() {
   const kind = byTestId("filter-kind");
   for (const k of KINDS) kind.append(el("option", { value: k }, k));
-  for (const input of document.querySelectorAll("[data-filter]")) {
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll("[data-filter]"))) {
     input.addEventListener(input.type === "checkbox" || input.tagName === "SELECT" ? "change" : "input", onFiltersChanged);
   }
   byTestId("filter-reset").addEventListener("click", resetFilters);
@@ -1101,7 +1211,7 @@ function wire() {
   ui.viewport.addEventListener("scroll", onScroll, { passive: true });
   new ResizeObserver(onResize).observe(ui.viewport);
   onResize();
-  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => switchTab(b.dataset.tab));
+  for (const b of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-tab]"))) b.addEventListener("click", () => switchTab(b.dataset.tab));
   for (const name of ["emit", "join", "leave", "disconnect", "close"]) {
     byTestId(`action-${name}`).addEventListener("click", () => formAction(name));
   }

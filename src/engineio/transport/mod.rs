@@ -9,10 +9,8 @@ pub mod websocket;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +22,7 @@ use super::{
     Transport,
 };
 use crate::config::EngineConfig;
+use crate::http::ResponseBody;
 
 pub use crate::http::{HttpResponse, json_response};
 
@@ -75,11 +74,6 @@ impl<A: Acceptor> EngineIo<A> {
             shutdown,
             tracker,
         }
-    }
-
-    /// The acceptor (the upper layer's state).
-    pub fn acceptor(&self) -> &A {
-        &self.acceptor
     }
 
     /// Live sessions.
@@ -298,7 +292,7 @@ fn refusal_response(refusal: Refusal) -> HttpResponse {
 
 /// Answers a CORS preflight on the client endpoint.
 fn cors_preflight(req: &Request<Incoming>) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
     headers.insert(

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
@@ -17,10 +17,11 @@ use super::{HttpResponse, engine_error};
 use crate::engineio::payload::decode_payload;
 use crate::engineio::session::Input;
 use crate::engineio::{EngineError, SessionHandle};
+use crate::http::ResponseBody;
 
 /// A `text/plain; charset=UTF-8` response carrying a payload.
 pub fn text_response(body: String) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ResponseBody::full(body));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=UTF-8"),
@@ -107,7 +108,7 @@ pub(crate) async fn post<E>(
     }
     match answer.await {
         Ok(Ok(())) => {
-            let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
+            let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"ok")));
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
@@ -125,7 +126,7 @@ async fn too_large<E>(session: &SessionHandle<E>, max_payload: usize) -> HttpRes
             "a long-polling POST exceeded maxPayload ({max_payload} bytes)"
         )))
         .await;
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     response
 }

@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -34,6 +32,7 @@ use crate::config::EngineConfig;
 use crate::engineio::packet::Packet;
 use crate::engineio::session::{Input, WsStream};
 use crate::engineio::{EngineError, SessionHandle};
+use crate::http::ResponseBody;
 
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
@@ -58,7 +57,7 @@ pub fn accept_response<B>(req: &Request<B>) -> Option<HttpResponse> {
         return None;
     }
     let accept = derive_accept_key(key.as_bytes());
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));

@@ -246,6 +246,7 @@ impl Hub {
     }
 
     /// The groups of a connection, sorted; `None` when it is not live.
+    #[cfg(test)]
     pub fn connection_groups(&self, connection_id: &str) -> Option<Vec<String>> {
         let state = self.state();
         let entry = state.connections.get(connection_id)?;
@@ -255,6 +256,7 @@ impl Hub {
     }
 
     /// The groups assigned to a user, sorted (empty when none).
+    #[cfg(test)]
     pub fn user_groups(&self, user_id: &str) -> Vec<String> {
         let state = self.state();
         let mut groups: Vec<String> = state
@@ -266,11 +268,6 @@ impl Hub {
             .collect();
         groups.sort();
         groups
-    }
-
-    /// Live connections.
-    pub fn connection_count(&self) -> usize {
-        self.state().connections.len()
     }
 
     /// The members of a group, sorted by connection id.

@@ -261,12 +261,14 @@ impl Hub {
 
     /// Whether the hub keeps nothing: no connections and no user → group assignments (groups
     /// only hold connections, so they are empty too).
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         let state = self.state();
         state.connections.is_empty() && state.user_groups.is_empty()
     }
 
-    /// Like [`Hub::is_empty`], without waiting: a hub whose state is locked is in use.
+    /// Whether the hub keeps nothing (no connections, no user → group assignments), without
+    /// waiting: a hub whose state is locked is in use.
     pub fn is_idle(&self) -> bool {
         let state = match self.state.try_lock() {
             Ok(state) => state,
