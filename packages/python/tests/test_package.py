@@ -39,10 +39,15 @@ def wait_gone(pid: int) -> None:
         time.sleep(0.05)
 
 
+def default_signals() -> None:
+    """A signal this test process ignores (SIGHUP under `nohup`) is not ignored by serve."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def spawn_serve(*args: str) -> "tuple[subprocess.Popen, dict]":
     process = subprocess.Popen(
         ["sio-emu", "serve", "--port", "0", "--format", "json", "--color", "never", *args],
-        stdout=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, text=True, preexec_fn=default_signals)
     return process, json.loads(process.stdout.readline())
 
 
@@ -74,8 +79,11 @@ def test_sigterm_reaches_serve_which_shuts_down_gracefully():
 def test_a_signal_that_kills_the_binary_kills_the_command_the_same_way():
     process, _ = spawn_serve()
     process.send_signal(signal.SIGHUP)
-    process.stdout.read()
-    assert process.wait(30) == -signal.SIGHUP
+    try:
+        assert process.wait(30) == -signal.SIGHUP
+    finally:
+        process.kill()
+        process.stdout.read()
 
 
 def test_sio_emu_binary_overrides_the_binary(tmp_path):
