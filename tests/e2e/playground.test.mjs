@@ -91,6 +91,11 @@ test("two virtual clients chat through the handler from the inspector page", asy
   const listed = connections.hubs.find((h) => h.hub === "chat").connections;
   assert.deepEqual(listed.map((c) => [c.userId, c.virtual]).sort(), [["alice", true], ["bob", true]]);
 
+  // The timeline marks their traffic too.
+  await byTestId(page, "tab-clients").waitFor({ timeout: WAIT });
+  const virtualRow = page.locator('[data-testid="row"][data-type="frame"]:not([hidden])', { hasText: "virtual client · " });
+  await virtualRow.first().waitFor({ timeout: WAIT });
+
   // The README screenshot (only written into the repo on request).
   const dir = mkdtempSync(join(tmpdir(), "sio-emu-playground-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -44,6 +44,7 @@
  * @property {boolean} [ok]
  * @property {string} [hint]
  * @property {string} [origin]     "inspector" for the page's own actions
+ * @property {boolean} [virtual]    traffic of a virtual client (the Clients tab, POST /_emu/clients)
  * @property {string} [direction]  a frame's: "in" or "out"
  * @property {string} [packet]
  * @property {DecodedPacket | null} [socketio]
@@ -616,7 +617,8 @@ function fillRow(row, e, position) {
   seq.textContent = `#${e.seq}`;
   kind.textContent = kindLabel(e);
   who.replaceChildren(...whoParts(e));
-  summary.textContent = summarize(e);
+  row.classList.toggle("virtual", e.virtual === true);
+  summary.textContent = (e.virtual ? "virtual client · " : "") + summarize(e);
   summary.title = summary.textContent;
 }
 
