@@ -817,8 +817,15 @@ mod tests {
 
     impl TestWebhook {
         async fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+            Self::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), script)
+        }
+
+        /// Serves on `listener`, already bound and listening.
+        fn serve(
+            listener: TcpListener,
+            script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+        ) -> Self {
             let script: Script = Arc::new(script);
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let seen = Arc::new(Mutex::new(Vec::<Seen>::new()));
             let connections = Arc::new(AtomicUsize::new(0));
@@ -1288,6 +1295,56 @@ mod tests {
             header(&posts[1], "ce-id"),
             "a retry is the same event"
         );
+    }
+
+    /// A handler down for 20 s (connections refused), then answering: a `disconnected` on the
+    /// default schedule survives it, each attempt at its scheduled instant, all the same event.
+    #[tokio::test(start_paused = true)]
+    async fn disconnected_survives_a_handler_that_is_down_for_20_seconds() {
+        // Bound but not listening: connections are refused, and the port stays ours until it listens.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut s = settings(format!("http://{addr}/api/{{hub}}/{{event}}"));
+        let schedule = crate::config::DEFAULT_RETRY_DELAYS_SECS;
+        s.retry_delays = schedule.map(Duration::from_secs).to_vec();
+        let start = Instant::now();
+        let handler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            TestWebhook::serve(socket.listen(64).unwrap(), happy)
+        });
+        let upstream = Upstream::new();
+        let e = event(EventKind::Disconnected, r#"{"reason":"transport close"}"#);
+        let failed = Mutex::new(Vec::new());
+        let delivery = upstream
+            .call(&s, &e)
+            .send(|retry| {
+                let at = start.elapsed();
+                let what = (retry.attempt, at, retry.delay, retry.ce_id.to_owned());
+                failed.lock().unwrap().push((what, retry.failure()));
+            })
+            .await;
+        let answered_at = start.elapsed();
+        let hook = handler.await.unwrap();
+
+        // Tries at 0, 1, 3, 7 and 15 s are refused; the one at 30 s, after the handler came back
+        // at 20 s, is answered.
+        let secs = |n: u64| Duration::from_secs(n);
+        let expected = [(1, 0, 1), (2, 1, 2), (3, 3, 4), (4, 7, 8), (5, 15, 15)];
+        let failed = failed.into_inner().unwrap();
+        assert_eq!(failed.len(), expected.len(), "{failed:?}");
+        for (((attempt, at, delay, ce_id), failure), (n, t, d)) in failed.iter().zip(expected) {
+            assert_eq!((*attempt, *at, *delay), (n, secs(t), secs(d)), "{failure}");
+            assert!(failure.contains("connection refused"), "{failure}");
+            assert_eq!(ce_id, &delivery.stamp.id, "every attempt is the same event");
+        }
+        assert_eq!(answered_at, secs(30));
+        assert_eq!(delivery.attempts, 6);
+        assert_eq!(delivery.result.unwrap().status, 200);
+        let posts = hook.posts();
+        assert_eq!(posts.len(), 1, "{posts:?}");
+        assert_eq!(header(&posts[0], "ce-id"), delivery.stamp.id);
+        assert_eq!(header(&posts[0], "ce-eventName"), "disconnected");
     }
 
     #[tokio::test]

@@ -20,8 +20,6 @@ use crate::util::*;
 
 /// Bound for waits that involve many connections or retries.
 const LONG: Duration = Duration::from_secs(60);
-/// How long to keep looking for a duplicate `disconnected` after the expected one arrived.
-const SETTLE: Duration = Duration::from_millis(400);
 
 fn sid_of(packet: &str) -> String {
     let json = &packet[packet.find('{').expect("a JSON object")..];
@@ -68,6 +66,20 @@ fn webhook_lines(emu: &Watched, event: &str) -> Vec<Value> {
         .into_iter()
         .filter(|v| v["event"] == event)
         .collect()
+}
+
+/// The sentinel for "no duplicate `disconnected`": waits until each socket's `disconnected` has
+/// its `webhook` outcome line. Its lane logs that after the event's last attempt and sends
+/// nothing after it, so every attempt (a duplicate included) reached the webhook before.
+async fn lanes_drained(emu: &Watched, sockets: &[String]) {
+    for socket in sockets {
+        emu.wait_log_within("the outcome of a socket's `disconnected`", LONG, |v| {
+            v["type"] == "webhook"
+                && v["event"] == "disconnected"
+                && v["socketId"] == socket.as_str()
+        })
+        .await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -132,7 +144,7 @@ async fn unreachable_webhook_refuses_connect_and_the_connection_recovers() {
             .contains("connection refused"),
         "{line}"
     );
-    tokio::time::sleep(SETTLE).await;
+    // That line is the lane's last: every attempt was made before it.
     assert_eq!(webhook_lines(&emu, "disconnected").len(), 1);
     assert!(hook.named("disconnected").is_empty());
     let left: Vec<Value> = emu
@@ -193,7 +205,8 @@ async fn slow_webhook_times_out_connect_and_events_without_closing() {
     ws.send("422[\"fast\"]").await;
     assert_eq!(ws.recv().await, "432[\"ok\"]");
     ws.close().await;
-    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT, SETTLE).await;
+    lanes_drained(&emu, std::slice::from_ref(&socket)).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT).await;
     assert_eq!(reasons, [""]);
     // The timed-out connect counts as refused: no connected/disconnected for that socket.
     assert!(
@@ -237,7 +250,7 @@ async fn webhook_500_refuses_connect_drops_the_event_and_retries_notifications()
     hook.wait_for_within("connected", 3, WAIT).await;
     ws.close().await;
     hook.wait_for_within("disconnected", 3, WAIT).await;
-    tokio::time::sleep(SETTLE).await;
+    lanes_drained(&emu, std::slice::from_ref(&socket)).await;
     // Blocking events are never retried.
     let connects: Vec<Recorded> = hook
         .named("connect")
@@ -259,7 +272,7 @@ async fn webhook_500_refuses_connect_drops_the_event_and_retries_notifications()
         assert_eq!(lines[0]["attempts"], 3, "{}", lines[0]);
         assert_eq!(lines[0]["status"], 500, "{}", lines[0]);
     }
-    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT, SETTLE).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT).await;
     assert_eq!(reasons, [""]);
     emu.assert_healthy().await;
 }
@@ -337,13 +350,10 @@ async fn garbage_answers_are_errors_not_hangs() {
             .await;
         assert_eq!(line["ok"], false, "{what}: {line}");
         ws.close().await;
-        let reasons = assert_one_disconnected_each(
-            || hook.events(),
-            std::slice::from_ref(&socket),
-            WAIT,
-            SETTLE,
-        )
-        .await;
+        lanes_drained(&emu, std::slice::from_ref(&socket)).await;
+        let reasons =
+            assert_one_disconnected_each(|| hook.events(), std::slice::from_ref(&socket), WAIT)
+                .await;
         assert_eq!(reasons, [""], "{what}");
         assert_eq!(
             hook.named("disconnected").len() as u32,
@@ -399,13 +409,9 @@ async fn client_vanishing_while_its_event_is_at_the_webhook() {
     poll_post(&emu, "h", &sid, "421[\"slow\"]").await;
     hook.wait_for("slow", 2).await;
 
-    let reasons = assert_one_disconnected_each(
-        || hook.events(),
-        &[ws_socket.clone(), poll_socket],
-        WAIT,
-        Duration::from_millis(1000),
-    )
-    .await;
+    let sockets = [ws_socket.clone(), poll_socket];
+    lanes_drained(&emu, &sockets).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &sockets, WAIT).await;
     assert_eq!(reasons, ["transport error", "ping timeout"]);
     // The event queued behind the slow one is not lost with the client (docs/protocol.md §14 decision 21): it still
     // reaches the webhook, once, after the slow one and before the socket's `disconnected`.
@@ -470,13 +476,9 @@ async fn client_vanishing_while_connect_is_at_the_webhook() {
     let first_conn = connects[0].header("ce-connectionId").to_owned();
     let vanished = socket_of(&first_conn, "/");
     let left = socket_of(&stays.sid, "/two");
-    let reasons = assert_one_disconnected_each(
-        || hook.events(),
-        &[vanished, left],
-        WAIT,
-        Duration::from_millis(1000),
-    )
-    .await;
+    let sockets = [vanished, left];
+    lanes_drained(&emu, &sockets).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &sockets, WAIT).await;
     assert_eq!(reasons, ["transport error", ""]);
     assert!(
         hook.named("connected").is_empty(),
@@ -609,7 +611,8 @@ async fn oversized_frames_and_bodies_close_the_session() {
     assert_eq!(status, 413);
     poll_expect_closed(&emu, "h", &sid).await;
 
-    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT, SETTLE).await;
+    lanes_drained(&emu, &accepted).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT).await;
     assert!(
         reasons.iter().all(|r| r == "transport error"),
         "{reasons:?}"
@@ -727,7 +730,8 @@ async fn malformed_packets_over_websocket() {
     ws.expect_closed().await;
     expected.push(String::new());
 
-    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT, SETTLE).await;
+    lanes_drained(&emu, &accepted).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT).await;
     let table: Vec<_> = reasons.iter().zip(&expected).collect();
     assert_eq!(reasons, expected, "{table:?}");
     assert!(hook.named("disconnect").is_empty() && hook.named("connect").len() == accepted.len());
@@ -800,7 +804,8 @@ async fn malformed_packets_over_long_polling() {
     poll_expect_closed(&emu, "h", &sid).await;
     expected.push("transport error".into());
 
-    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT, SETTLE).await;
+    lanes_drained(&emu, &accepted).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT).await;
     let table: Vec<_> = reasons.iter().zip(&expected).collect();
     assert_eq!(reasons, expected, "{table:?}");
     emu.assert_healthy().await;
@@ -936,7 +941,8 @@ async fn malformed_websocket_frames_close_the_connection() {
     let socket = hook.named("connected")[0].header("ce-socketId").to_owned();
     stream.write_all(&frame(0x83, b"x", None)).await.unwrap();
     raw_expect_closed(&mut stream).await;
-    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT, SETTLE).await;
+    lanes_drained(&emu, std::slice::from_ref(&socket)).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT).await;
     assert_eq!(reasons, ["transport error"]);
     emu.assert_healthy().await;
 }
@@ -1030,7 +1036,8 @@ async fn binary_attachment_floods() {
 
     let rss = emu.rss_kib();
     assert!(rss < 512 * 1024, "RSS {rss} KiB");
-    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT, SETTLE).await;
+    lanes_drained(&emu, &accepted).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &accepted, WAIT).await;
     assert_eq!(reasons, expected);
     emu.wait_log_within("binary warning", WAIT, |v| {
         v["type"] == "warning" && v["message"].as_str().unwrap_or("").contains("binary")
@@ -1127,9 +1134,15 @@ async fn a_thousand_concurrent_connects() {
     for c in closes {
         c.await.unwrap();
     }
-    let reasons = assert_one_disconnected_each(|| hook.events(), &ids, LONG, SETTLE).await;
+    hook.wait_for_within("disconnected", N, LONG).await;
+    // The sentinel (the log is quiet): a socket that joins and leaves once every `disconnected`
+    // is in; its own comes after any duplicate of theirs would have.
+    let mut last = WsClient::connect(&emu, "h", "").await.unwrap();
+    ids.push(join_ok(&mut last, "/").await);
+    last.close().await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &ids, LONG).await;
     assert!(reasons.iter().all(|r| r.is_empty()), "{reasons:?}");
-    assert_eq!(hook.named("connect").len(), N);
+    assert_eq!(hook.named("connect").len(), N + 1);
     emu.assert_healthy().await;
 }
 
@@ -1193,7 +1206,8 @@ async fn sigterm_under_load_sends_every_disconnected() {
             .expect("client task");
     }
     assert!(total > 0);
-    let reasons = assert_one_disconnected_each(|| hook.events(), &ids, WAIT, SETTLE).await;
+    // The emulator has exited: nothing more can arrive.
+    let reasons = assert_one_disconnected_each(|| hook.events(), &ids, WAIT).await;
     assert!(
         reasons.iter().all(|r| r == "server shutting down"),
         "{reasons:?}"
@@ -1242,13 +1256,10 @@ async fn sigterm_with_a_client_that_never_reads() {
         tail(&emu.log.lock().unwrap(), 10)
     );
     emu.assert_no_panic();
-    let reasons = assert_one_disconnected_each(
-        || hook.events(),
-        &[stalled_socket, healthy_socket],
-        WAIT,
-        SETTLE,
-    )
-    .await;
+    // The emulator has exited: nothing more can arrive.
+    let reasons =
+        assert_one_disconnected_each(|| hook.events(), &[stalled_socket, healthy_socket], WAIT)
+            .await;
     assert_eq!(reasons, ["server shutting down", "server shutting down"]);
     drop(stalled);
 }
@@ -1352,9 +1363,9 @@ async fn client_that_never_reads_is_closed_and_memory_stays_bounded() {
         "{closed}"
     );
 
-    let reasons =
-        assert_one_disconnected_each(|| hook.events(), &[ws_socket, poll_socket], LONG, SETTLE)
-            .await;
+    let sockets = [ws_socket, poll_socket];
+    lanes_drained(&emu, &sockets).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &sockets, LONG).await;
     assert_eq!(reasons, ["transport error", "transport error"]);
     let peak = sampler.max_kib();
     assert!(peak < RSS_BOUND_KIB, "peak RSS {peak} KiB");
@@ -1412,7 +1423,8 @@ async fn webhook_that_never_answers_times_out_and_nothing_is_dropped() {
     let ids: Vec<String> = never.iter().map(|r| r.body[2..4].to_owned()).collect();
     let expected: Vec<String> = (0..20).map(|i| format!("{i}[")[..2].to_owned()).collect();
     assert_eq!(ids, expected, "events in the order they were sent");
-    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT, SETTLE).await;
+    lanes_drained(&emu, std::slice::from_ref(&socket)).await;
+    let reasons = assert_one_disconnected_each(|| hook.events(), &[socket], WAIT).await;
     assert_eq!(reasons, [""]);
     assert!(
         !emu.lines_of("warning")

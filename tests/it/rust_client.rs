@@ -503,13 +503,8 @@ async fn disconnect_sends_disconnected_once(transport: Transport) {
         .header("ce-socketId")
         .to_owned();
     second.disconnect().await;
-    let reasons = assert_one_disconnected_each(
-        || hook.events(),
-        &[first_id, second_id],
-        WAIT,
-        std::time::Duration::ZERO,
-    )
-    .await;
+    let reasons =
+        assert_one_disconnected_each(|| hook.events(), &[first_id, second_id], WAIT).await;
     assert_eq!(reasons, ["", ""]);
     assert_eq!(hook.named("disconnected").len(), 2, "{transport:?}");
 }

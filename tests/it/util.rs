@@ -991,15 +991,14 @@ pub fn free_port() -> u16 {
 }
 
 /// Checks the "exactly one `disconnected` per accepted socket" rule against any recording of
-/// webhook requests: waits (up to `wait`) until every socket in `accepted` has one, lets late
-/// duplicates arrive for `settle`, then asserts that every accepted socket got exactly one
-/// distinct `disconnected` event (retries of one event share its `ce-id`) and that no other
-/// socket got any. Returns the reason of each, in `accepted` order.
+/// webhook requests: waits (up to `wait`) until every socket in `accepted` has one, then asserts
+/// that every accepted socket got exactly one distinct `disconnected` event (retries of one event
+/// share its `ce-id`) and that no other socket got any. Returns the reason of each, in `accepted`
+/// order. The caller first waits on a sentinel that arrives after any duplicate would have.
 pub async fn assert_one_disconnected_each(
     events: impl Fn() -> Vec<Recorded>,
     accepted: &[String],
     wait: Duration,
-    settle: Duration,
 ) -> Vec<String> {
     let deadline = Instant::now() + wait;
     let disconnected = || -> Vec<Recorded> {
@@ -1024,7 +1023,6 @@ pub async fn assert_one_disconnected_each(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(settle).await;
     let got = disconnected();
     let mut by_socket: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for r in &got {
