@@ -292,23 +292,34 @@ fn faults_json(service: &Service) -> Value {
     json!({ "faults": rules })
 }
 
+/// Why `POST /_emu/faults` refused its body.
+#[derive(Debug, thiserror::Error)]
+enum FaultBodyError {
+    #[error("the body is not UTF-8 text")]
+    NotUtf8,
+    #[error("the JSON body needs a string `rule`, e.g. {{\"rule\":\"event=connect,status=500\"}}")]
+    NoRule,
+    #[error("{0}")]
+    Rule(#[from] crate::config::fault::FaultRuleError),
+    #[error("{0}")]
+    Refused(#[from] crate::hooks::AddFaultError),
+}
+
 /// `POST /_emu/faults`: one rule, as plain text or `{"rule":"…"}`.
-fn add_fault(service: &Service, body: &[u8]) -> Result<String, String> {
+fn add_fault(service: &Service, body: &[u8]) -> Result<String, FaultBodyError> {
     let text = std::str::from_utf8(body)
-        .map_err(|_| "the body is not UTF-8 text".to_owned())?
+        .map_err(|_| FaultBodyError::NotUtf8)?
         .trim();
     let rule_text = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map
             .get("rule")
             .and_then(Value::as_str)
-            .ok_or(
-                "the JSON body needs a string `rule`, e.g. {\"rule\":\"event=connect,status=500\"}",
-            )?
+            .ok_or(FaultBodyError::NoRule)?
             .to_owned(),
         Ok(Value::String(rule)) => rule,
         _ => text.to_owned(),
     };
-    let rule: crate::fault::FaultRule = rule_text.parse().map_err(|e| format!("{e}"))?;
+    let rule: crate::fault::FaultRule = rule_text.parse()?;
     let shown = rule.to_string();
     service.faults().add(rule)?;
     Ok(shown)
@@ -501,8 +512,8 @@ fn answer_state(
                 Some(format!("fault rule added: {rule}")),
             ),
             Err(e) => (
-                error(StatusCode::BAD_REQUEST, "InvalidFault", e.clone()),
-                Some(e),
+                error(StatusCode::BAD_REQUEST, "InvalidFault", e.to_string()),
+                Some(e.to_string()),
             ),
         },
         _ => remove_faults(service, query),

@@ -24,7 +24,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 pub use crate::config::fault::{Action, FaultRule, MAX_DELAY};
-use crate::hooks::FaultInjector;
+use crate::hooks::{AddFaultError, FaultInjector};
 use crate::traffic::record::RecordLine;
 use crate::traffic::{Traffic, TrafficEvent};
 
@@ -77,12 +77,10 @@ impl Faults {
     }
 
     /// Adds a rule; `Err` when [`MAX_RULES`] are in force.
-    pub fn add(&self, rule: FaultRule) -> Result<(), String> {
+    pub fn add(&self, rule: FaultRule) -> Result<(), AddFaultError> {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         if rules.len() >= MAX_RULES {
-            return Err(format!(
-                "{MAX_RULES} fault rules are in force already; DELETE /_emu/faults first"
-            ));
+            return Err(AddFaultError::Full(MAX_RULES));
         }
         rules.push(rule);
         Ok(())
@@ -167,7 +165,7 @@ impl FaultInjector for Faults {
         Faults::list(self)
     }
 
-    fn add(&self, rule: FaultRule) -> Result<(), String> {
+    fn add(&self, rule: FaultRule) -> Result<(), AddFaultError> {
         Faults::add(self, rule)
     }
 

@@ -50,6 +50,17 @@ pub trait RestObserver: Send + Sync {
     fn send(&self, hub: &str, operation: &str, namespace: &str, live: LiveGroups<'_>);
 }
 
+/// Why a fault rule was not added.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddFaultError {
+    /// The rule list is full.
+    #[error("{0} fault rules are in force already; DELETE /_emu/faults first")]
+    Full(usize),
+    /// This service keeps no fault rules.
+    #[error("fault injection is not available here")]
+    Unavailable,
+}
+
 /// Decides injected faults and keeps their rules (edited at runtime through `/_emu/faults`).
 pub trait FaultInjector: Send + Sync {
     /// The first rule for `hub`/`event` whose action `applies` and whose probability draw hits.
@@ -59,7 +70,7 @@ pub trait FaultInjector: Send + Sync {
     /// The rules in force, in order.
     fn list(&self) -> Vec<FaultRule>;
     /// Adds a rule; `Err` says why it was refused.
-    fn add(&self, rule: FaultRule) -> Result<(), String>;
+    fn add(&self, rule: FaultRule) -> Result<(), AddFaultError>;
     /// Removes every rule; returns how many there were.
     fn clear(&self) -> usize;
     /// Removes the first rule written as `text` (its canonical form); false when none is.
@@ -114,8 +125,8 @@ impl FaultInjector for Inert {
     fn list(&self) -> Vec<FaultRule> {
         Vec::new()
     }
-    fn add(&self, _: FaultRule) -> Result<(), String> {
-        Err("fault injection is not available here".into())
+    fn add(&self, _: FaultRule) -> Result<(), AddFaultError> {
+        Err(AddFaultError::Unavailable)
     }
     fn clear(&self) -> usize {
         0
@@ -123,5 +134,22 @@ impl FaultInjector for Inert {
 
     fn remove(&self, _text: &str) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod add_fault_error_tests {
+    use super::AddFaultError;
+
+    #[test]
+    fn add_fault_error_message_text() {
+        assert_eq!(
+            AddFaultError::Full(64).to_string(),
+            "64 fault rules are in force already; DELETE /_emu/faults first"
+        );
+        assert_eq!(
+            AddFaultError::Unavailable.to_string(),
+            "fault injection is not available here"
+        );
     }
 }

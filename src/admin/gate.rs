@@ -68,12 +68,20 @@ fn own_names(port: Option<u16>) -> String {
     }
 }
 
+/// A header that must not repeat came more than once; holds the header's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request has more than one {0} header")]
+struct RepeatedHeader(&'static str);
+
 /// The one value of a header that must not repeat; `Err` names the problem.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a HeaderValue>, String> {
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a HeaderValue>, RepeatedHeader> {
     let mut values = headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(format!("the request has more than one {name} header"));
+        return Err(RepeatedHeader(name));
     }
     Ok(first)
 }
@@ -139,7 +147,7 @@ fn own_origin(origin: &str, port: Option<u16>) -> bool {
 /// The `Origin` and `Sec-Fetch-Site` checks: no cross-origin browser requests.
 fn check_browser(headers: &HeaderMap, port: Option<u16>) -> Result<(), Refusal> {
     let origin = match single(headers, "origin") {
-        Err(e) => return refuse("Origin", e),
+        Err(e) => return refuse("Origin", e.to_string()),
         Ok(origin) => origin.map(|v| v.to_str().unwrap_or("<not text>").to_owned()),
     };
     if let Some(origin) = origin
@@ -204,6 +212,14 @@ pub fn endpoint_port(endpoint: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_header_message_text() {
+        assert_eq!(
+            RepeatedHeader("host").to_string(),
+            "the request has more than one host header"
+        );
+    }
 
     const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -194,3 +194,19 @@ async fn view_and_reset() {
         "{closes:?}"
     );
 }
+
+#[test]
+fn fault_body_error_message_text() {
+    assert_eq!(
+        FaultBodyError::NotUtf8.to_string(),
+        "the body is not UTF-8 text"
+    );
+    assert_eq!(
+        FaultBodyError::NoRule.to_string(),
+        r#"the JSON body needs a string `rule`, e.g. {"rule":"event=connect,status=500"}"#
+    );
+    assert_eq!(
+        FaultBodyError::Refused(crate::hooks::AddFaultError::Unavailable).to_string(),
+        "fault injection is not available here"
+    );
+}

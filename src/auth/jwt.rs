@@ -210,7 +210,7 @@ fn check_exp(exp: Option<&Value>, now: u64) -> Outcome {
                 "the token has no `exp` claim; the service requires an expiry time".into(),
             );
         }
-        Err(message) => return Outcome::Failed(message),
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let now = now as f64;
     let skew = CLOCK_SKEW_SECS as f64;
@@ -239,7 +239,7 @@ fn check_nbf(nbf: Option<&Value>, now: u64) -> Outcome {
     let nbf = match numeric_date(nbf, "nbf") {
         Ok(Some(nbf)) => nbf,
         Ok(None) => return Outcome::Passed("not set".into()),
-        Err(message) => return Outcome::Failed(message),
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let now = now as f64;
     let skew = CLOCK_SKEW_SECS as f64;
@@ -265,18 +265,28 @@ fn check_nbf(nbf: Option<&Value>, now: u64) -> Outcome {
     }
 }
 
-/// Reads a NumericDate claim: `Ok(None)` when absent, an error message when not a number.
-fn numeric_date(value: Option<&Value>, name: &str) -> Result<Option<f64>, String> {
+/// A NumericDate claim (`exp`, `nbf`) that is not a usable time: the claim's name and value.
+#[derive(Debug, thiserror::Error)]
+enum NumericDateError {
+    #[error("`{0}` is {1}, which is not a usable time")]
+    Unusable(&'static str, serde_json::Number),
+    #[error("`{0}` is {1}, not a NumericDate (a number of seconds since 1970)")]
+    NotANumber(&'static str, Value),
+}
+
+/// Reads a NumericDate claim: `Ok(None)` when absent, an error when not a number.
+fn numeric_date(
+    value: Option<&Value>,
+    name: &'static str,
+) -> Result<Option<f64>, NumericDateError> {
     match value {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_f64()
             .filter(|v| v.is_finite())
             .map(Some)
-            .ok_or_else(|| format!("`{name}` is {n}, which is not a usable time")),
-        Some(other) => Err(format!(
-            "`{name}` is {other}, not a NumericDate (a number of seconds since 1970)"
-        )),
+            .ok_or_else(|| NumericDateError::Unusable(name, n.clone())),
+        Some(other) => Err(NumericDateError::NotANumber(name, other.clone())),
     }
 }
 

@@ -11,6 +11,19 @@ use serde_json::Value;
 
 use crate::socketio::packet::{self, Decoded, PacketType};
 
+/// Why a webhook body is not a user event; each message ends with a preview of the body.
+#[derive(Debug, thiserror::Error)]
+pub enum UserEventError {
+    #[error("the body is not an Engine.IO message (it should start with `4`): {0}")]
+    NotEngineIo(String),
+    #[error("{0}: {1}")]
+    Malformed(packet::DecodeError, String),
+    #[error("expected a Socket.IO EVENT (`42…`), got {0}: {1}")]
+    NotAnEvent(&'static str, String),
+    #[error("the event has no name (its payload must be [\"event\", …]): {0}")]
+    NoName(String),
+}
+
 /// A user event as the webhook received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserEvent<'a> {
@@ -25,30 +38,22 @@ pub struct UserEvent<'a> {
 impl<'a> UserEvent<'a> {
     /// Reads a webhook body: an Engine.IO `message` carrying a Socket.IO `EVENT` whose payload is
     /// an array starting with the event name. The error says what was wrong, for the 400 body.
-    pub fn parse(body: &'a str) -> Result<UserEvent<'a>, String> {
+    pub fn parse(body: &'a str) -> Result<UserEvent<'a>, UserEventError> {
         let Some(text) = body.strip_prefix('4') else {
-            return Err(format!(
-                "the body is not an Engine.IO message (it should start with `4`): {}",
-                preview(body)
-            ));
+            return Err(UserEventError::NotEngineIo(preview(body)));
         };
-        let header = packet::parse_header(text).map_err(|e| format!("{e}: {}", preview(body)))?;
+        let malformed = |e: packet::DecodeError| UserEventError::Malformed(e, preview(body));
+        let header = packet::parse_header(text).map_err(malformed)?;
         if header.kind != PacketType::Event {
-            return Err(format!(
-                "expected a Socket.IO EVENT (`42…`), got {}: {}",
+            return Err(UserEventError::NotAnEvent(
                 header.kind.name(),
-                preview(body)
+                preview(body),
             ));
         }
         match packet::decode(text) {
             Ok(Decoded::Complete(p)) if packet::event_name(&p).is_some() => {}
-            Ok(_) => {
-                return Err(format!(
-                    "the event has no name (its payload must be [\"event\", …]): {}",
-                    preview(body)
-                ));
-            }
-            Err(e) => return Err(format!("{e}: {}", preview(body))),
+            Ok(_) => return Err(UserEventError::NoName(preview(body))),
+            Err(e) => return Err(malformed(e)),
         }
         Ok(UserEvent {
             nsp: header.nsp,
@@ -107,6 +112,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_event_error_message_text() {
+        let message = |body| UserEvent::parse(body).unwrap_err().to_string();
+        assert_eq!(
+            message(r#"2["x"]"#),
+            r#"the body is not an Engine.IO message (it should start with `4`): `2["x"]`"#
+        );
+        assert_eq!(
+            message("40/chat,"),
+            "expected a Socket.IO EVENT (`42…`), got CONNECT: `40/chat,`"
+        );
+        assert_eq!(
+            message("42[]"),
+            "EVENT payload is an empty array: its first element must be the event name: `42[]`"
+        );
+    }
+
+    #[test]
     fn acks_carry_the_arguments_verbatim() {
         let e = UserEvent::parse(r#"42/ns,7["ev",1,2]"#).unwrap();
         assert_eq!(e.nsp, "/ns");
@@ -141,7 +163,7 @@ mod tests {
             ("42[]", ""),
             ("42{}", ""),
         ] {
-            let err = UserEvent::parse(body).unwrap_err();
+            let err = UserEvent::parse(body).unwrap_err().to_string();
             assert!(err.contains(needle), "{body}: {err}");
         }
     }

@@ -374,7 +374,9 @@ fn user_event<'a>(
     let Ok(body) = std::str::from_utf8(body) else {
         return Err(refuse("the user event body is not UTF-8 text".into()));
     };
-    UserEvent::parse(body).map(Some).map_err(refuse)
+    UserEvent::parse(body)
+        .map(Some)
+        .map_err(|e| refuse(e.to_string()))
 }
 
 /// builtin:chat sends the event to the rest of the namespace through the REST API.

@@ -54,13 +54,12 @@ fn parse_duration(s: &str) -> Result<Duration, crate::duration::DurationError> {
     crate::duration::parse(s)
 }
 
-fn parse_speed(s: &str) -> Result<Speed, String> {
+fn parse_speed(s: &str) -> Result<Speed, crate::replay::runner::SpeedError> {
     s.parse()
 }
 
-fn parse_rule(s: &str) -> Result<Rule, String> {
+fn parse_rule(s: &str) -> Result<Rule, crate::replay::compare::RuleError> {
     s.parse()
-        .map_err(|e: crate::replay::compare::RuleError| e.to_string())
 }
 
 /// Flags of `sio-emu replay`.

@@ -75,7 +75,9 @@ impl FromStr for Rule {
             "event" => Ok(Rule::Event(value.to_owned())),
             "rest" => Ok(Rule::Rest(value.to_owned())),
             "query" => Ok(Rule::Query(value.to_owned())),
-            "body" => JsonPath::parse(value).map(Rule::Body).map_err(RuleError),
+            "body" => JsonPath::parse(value)
+                .map(Rule::Body)
+                .map_err(|e| RuleError(e.to_string())),
             other => Err(RuleError(format!(
                 "unknown rule kind `{other}`; a rule is one of {RULE_SYNTAX}"
             ))),
@@ -155,14 +157,12 @@ pub struct JsonPath {
 
 impl JsonPath {
     /// Parses `text`; the error says what was expected where.
-    pub fn parse(text: &str) -> Result<JsonPath, String> {
+    pub fn parse(text: &str) -> Result<JsonPath, JsonPathError> {
         let chars: Vec<char> = text.chars().collect();
-        let segs = parse_segs(&chars).map_err(|(at, what)| {
-            format!(
-                "invalid JSON path `{text}` at character {}: {what} (paths look like `$.ts`, \
-                 `$[1].sentAt`, `$['a b']`, `$[*].id` or `$..id`)",
-                at + 1
-            )
+        let segs = parse_segs(&chars).map_err(|(at, what)| JsonPathError {
+            text: text.to_owned(),
+            at: at + 1,
+            what,
         })?;
         Ok(JsonPath {
             text: text.to_owned(),
@@ -175,6 +175,19 @@ impl JsonPath {
     pub fn strip(&self, value: &mut Value) {
         strip(value, &self.segs);
     }
+}
+
+/// A JSON path that does not parse: the path, the 1-based character where it went wrong and
+/// what was expected there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid JSON path `{text}` at character {at}: {what} (paths look like `$.ts`, \
+     `$[1].sentAt`, `$['a b']`, `$[*].id` or `$..id`)"
+)]
+pub struct JsonPathError {
+    text: String,
+    at: usize,
+    what: &'static str,
 }
 
 /// Where a path went wrong (a character index) and what was expected there.
@@ -945,6 +958,15 @@ mod tests {
         for bad in ["ts", "$.", "$[", "$[x]", "$..", "$x"] {
             assert!(JsonPath::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn json_path_error_message_text() {
+        assert_eq!(
+            JsonPath::parse("$x").unwrap_err().to_string(),
+            "invalid JSON path `$x` at character 2: expected `.`, `..` or `[` (paths look like \
+             `$.ts`, `$[1].sentAt`, `$['a b']`, `$[*].id` or `$..id`)"
+        );
     }
 
     #[test]

@@ -40,19 +40,24 @@ pub enum Speed {
     Factor(f64),
 }
 
-impl std::str::FromStr for Speed {
-    type Err = String;
+/// A `--speed` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a speed; use max, realtime or a factor such as 2 (twice as fast) or 0.5 (half \
+     speed)"
+)]
+pub struct SpeedError(String);
 
-    fn from_str(text: &str) -> Result<Speed, String> {
+impl std::str::FromStr for Speed {
+    type Err = SpeedError;
+
+    fn from_str(text: &str) -> Result<Speed, SpeedError> {
         match text.trim() {
             "max" => Ok(Speed::Max),
             "realtime" => Ok(Speed::Factor(1.0)),
             other => match other.trim_end_matches('x').parse::<f64>() {
                 Ok(f) if f.is_finite() && f > 0.0 => Ok(Speed::Factor(f)),
-                _ => Err(format!(
-                    "`{text}` is not a speed; use max, realtime or a factor such as 2 (twice as \
-                     fast) or 0.5 (half speed)"
-                )),
+                _ => Err(SpeedError(text.to_owned())),
             },
         }
     }
@@ -442,5 +447,14 @@ mod tests {
         assert_eq!("0.5x".parse::<Speed>(), Ok(Speed::Factor(0.5)));
         assert!("0".parse::<Speed>().is_err());
         assert!("fast".parse::<Speed>().is_err());
+    }
+
+    #[test]
+    fn speed_error_message_text() {
+        assert_eq!(
+            "fast".parse::<Speed>().unwrap_err().to_string(),
+            "`fast` is not a speed; use max, realtime or a factor such as 2 (twice as fast) or \
+             0.5 (half speed)"
+        );
     }
 }

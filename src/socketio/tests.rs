@@ -73,8 +73,8 @@ impl FaultInjector for Rules {
     fn list(&self) -> Vec<FaultRule> {
         self.0.clone()
     }
-    fn add(&self, _: FaultRule) -> Result<(), String> {
-        Err("fixed rules".into())
+    fn add(&self, _: FaultRule) -> Result<(), crate::hooks::AddFaultError> {
+        Err(crate::hooks::AddFaultError::Unavailable)
     }
     fn clear(&self) -> usize {
         0

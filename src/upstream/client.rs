@@ -527,9 +527,22 @@ fn retryable_status(status: u16) -> bool {
     status == 408 || (500..600).contains(&status)
 }
 
+/// Why a preflight answer does not allow this emulator's origin; completes "OPTIONS answered
+/// 200 OK …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum OriginError {
+    #[error("without a WebHook-Allowed-Origin header")]
+    Missing,
+    #[error(
+        "with WebHook-Allowed-Origin `{seen}`, which is neither `*` nor this emulator's \
+         WebHook-Request-Origin `{origin}`"
+    )]
+    NotAllowed { seen: String, origin: String },
+}
+
 /// Accepts `*` or this emulator's origin (case-insensitive), in any of possibly several header
 /// lines or comma-separated values (express answers with its allow-list).
-fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), String> {
+fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), OriginError> {
     let mut seen = Vec::new();
     for value in headers.get_all(WEBHOOK_ALLOWED_ORIGIN) {
         let text = String::from_utf8_lossy(value.as_bytes());
@@ -550,13 +563,12 @@ fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), String>
         }
     }
     if seen.is_empty() {
-        Err("without a WebHook-Allowed-Origin header".to_owned())
+        Err(OriginError::Missing)
     } else {
-        Err(format!(
-            "with WebHook-Allowed-Origin `{}`, which is neither `*` nor this emulator's \
-             WebHook-Request-Origin `{origin}`",
-            seen.join(", ")
-        ))
+        Err(OriginError::NotAllowed {
+            seen: seen.join(", "),
+            origin: origin.to_owned(),
+        })
     }
 }
 
@@ -748,6 +760,25 @@ mod tests {
     use super::*;
     use crate::upstream::EventKind;
     use std::net::SocketAddr;
+
+    #[test]
+    fn origin_error_message_text() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            check_allowed_origin(&headers, "emu")
+                .unwrap_err()
+                .to_string(),
+            "without a WebHook-Allowed-Origin header"
+        );
+        headers.insert(WEBHOOK_ALLOWED_ORIGIN, "a.example, b".parse().unwrap());
+        assert_eq!(
+            check_allowed_origin(&headers, "emu")
+                .unwrap_err()
+                .to_string(),
+            "with WebHook-Allowed-Origin `a.example, b`, which is neither `*` nor this emulator's \
+             WebHook-Request-Origin `emu`"
+        );
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::SystemTime;
 

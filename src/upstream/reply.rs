@@ -47,15 +47,37 @@ pub fn user_event_reply(response: &WebhookResponse) -> Reply {
     reply
 }
 
+/// Why one packet may not go to the client; the message completes "the packet …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PacketError {
+    #[error("is not a Socket.IO packet ({0}); an ack looks like `43/ns,<id>[…]`")]
+    SocketIo(crate::socketio::packet::DecodeError),
+    #[error("is an Engine.IO packet but not a message (it must start with `4`)")]
+    NotMessage,
+    #[error("is not an Engine.IO packet ({0})")]
+    EngineIo(crate::engineio::packet::DecodeError),
+}
+
 /// Whether one packet may go to the client; `Err` completes "the packet …".
-fn check(packet: &str) -> Result<(), String> {
+fn check(packet: &str) -> Result<(), PacketError> {
     match Packet::decode_text(packet) {
         Ok(Packet::Message(data)) => crate::socketio::packet::parse_header(&data)
             .map(|_| ())
-            .map_err(|e| {
-                format!("is not a Socket.IO packet ({e}); an ack looks like `43/ns,<id>[…]`")
-            }),
-        Ok(_) => Err("is an Engine.IO packet but not a message (it must start with `4`)".into()),
-        Err(e) => Err(format!("is not an Engine.IO packet ({e})")),
+            .map_err(PacketError::SocketIo),
+        Ok(_) => Err(PacketError::NotMessage),
+        Err(e) => Err(PacketError::EngineIo(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packet_error_message_text() {
+        assert_eq!(
+            check("2").unwrap_err().to_string(),
+            "is an Engine.IO packet but not a message (it must start with `4`)"
+        );
     }
 }
