@@ -5,8 +5,8 @@
 //! The client itself is [`crate::client`]; this module turns flags into its options (minting
 //! the token with [`crate::auth::mint`], as `sio-emu token` does); `session` runs the modes.
 //! Received events are one JSON line each, `{"event":…,"args":[…]}`; acks are one JSON array
-//! line. Everything a peer sent is escaped before it reaches a terminal (`session::json_line`,
-//! [`crate::client::terminal_safe`]). Exit codes: 0 done, 1 refused, timed out or
+//! line. Everything a peer sent is escaped before it reaches a terminal (`session::json_line`;
+//! stderr through [`crate::traffic::escape`]). Exit codes: 0 done, 1 refused, timed out or
 //! disconnected by the server (the reason on stderr), 2 usage or a server that cannot be
 //! reached.
 
@@ -348,7 +348,7 @@ fn connect_error(url: &str, namespace: &str, e: ConnectError) -> CliError {
         _ => (format!("connecting to {url}: {e}"), None),
     };
     CliError {
-        message: client::terminal_safe(&message).into_owned(),
+        message,
         hint: hint.map(str::to_owned),
         code,
     }

@@ -391,38 +391,9 @@ fn fill_placeholders(value: &mut Value, attachments: &[bytes::Bytes]) {
     }
 }
 
-/// Text for a terminal: control characters (C0, DEL, C1) and bidi overrides become `\u{…}`
-/// escapes, so a peer cannot move the cursor, recolour, or rewrite what is shown.
-pub fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        c.is_control() && c != '\n'
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_escapes_controls() {
-        assert_eq!(terminal_safe("plain"), "plain");
-        assert_eq!(terminal_safe("a\x1b[31mb"), "a\\u{1b}[31mb");
-        assert_eq!(terminal_safe("\u{9b}2J\u{7f}"), "\\u{9b}2J\\u{7f}");
-        assert_eq!(terminal_safe("x\u{202e}y"), "x\\u{202e}y");
-    }
 
     #[test]
     fn placeholders_become_base64() {

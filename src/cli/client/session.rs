@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use super::script::{self, Command};
 use crate::cli::{CliError, emit};
-use crate::client::{self, Client, Received};
+use crate::client::{Client, Received};
+use crate::traffic::escape::{Term, terminal_lines};
 
 /// Received events kept for a later `wait` (oldest dropped first).
 const MAX_PENDING: usize = 1024;
@@ -34,10 +35,10 @@ pub fn json_line(value: &Value) -> String {
     out
 }
 
-/// A failure that ends a run with exit 1, its reason escaped.
+/// A failure that ends a run with exit 1 (its reason is escaped where errors are printed).
 fn failure(message: String) -> CliError {
     CliError {
-        message: client::terminal_safe(&message).into_owned(),
+        message,
         hint: None,
         code: 1,
     }
@@ -276,8 +277,8 @@ impl Session {
         eprintln!(
             "connected to {} (connectionId {}, socket {}); commands:\n{}",
             self.client.transport,
-            client::terminal_safe(&self.client.connection_id),
-            client::terminal_safe(&self.client.socket_id),
+            Term(&self.client.connection_id),
+            Term(&self.client.socket_id),
             script::COMMANDS
         );
         let (ack_tx, mut acks) = mpsc::unbounded_channel::<String>();
@@ -310,7 +311,7 @@ impl Session {
                         }
                         other => {
                             if let Err(e) = self.run_command(other, false).await {
-                                eprintln!("error: {}", client::terminal_safe(&e));
+                                eprintln!("error: {}", terminal_lines(&e));
                             }
                         }
                     }
