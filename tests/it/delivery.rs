@@ -194,22 +194,32 @@ async fn large_events_to_a_slow_webhook_keep_memory_bounded() {
         "--quiet",
     ]));
     let idle = proc_status_kib(emu.pid(), "VmRSS");
-    let sampler = RssSampler::start(emu.pid());
+    let first = RssSampler::start(emu.pid());
     flood_with_large_events(&emu, &hook, 1).await;
-    let peak = sampler.max_kib();
+    let peak_one = first.max_kib();
+    drop(first);
     let after_one = proc_status_kib(emu.pid(), "VmRSS");
+    let second = RssSampler::start(emu.pid());
     flood_with_large_events(&emu, &hook, 2).await;
+    let peak_two = second.max_kib();
     let after_two = proc_status_kib(emu.pid(), "VmRSS");
-    eprintln!("RSS idle {idle} KiB, peak {peak} KiB, after {after_one} and {after_two} KiB");
-    // 240 events of 950 KB: without backpressure the process holds most of them at once.
-    assert!(
-        peak < idle + 80 * 1024,
-        "RSS grew from {idle} KiB to {peak} KiB"
+    eprintln!(
+        "RSS idle {idle} KiB, peaks {peak_one} and {peak_two} KiB, after {after_one} and {after_two} KiB"
     );
-    // What the allocator keeps after a burst is reused by the next one, not added to.
+    // 240 events of 950 KB (228 MB) per round: without backpressure the process holds most of
+    // them at once, and a leak of even a sixth of them shows in the second round.
+    for peak in [peak_one, peak_two] {
+        assert!(
+            peak < idle + 80 * 1024,
+            "RSS grew from {idle} KiB to {peak} KiB"
+        );
+    }
+    // What the allocator keeps after a burst is what one burst needed, not added up across
+    // bursts. How much of it glibc returns between bursts varies from run to run (its arenas
+    // and trim threshold), so the bound is the first burst's peak, not its aftermath.
     assert!(
-        after_two < after_one + 8 * 1024,
-        "RSS after one round {after_one} KiB, after two {after_two} KiB"
+        after_two < peak_one + 8 * 1024,
+        "RSS after two rounds {after_two} KiB, first round's peak {peak_one} KiB"
     );
     assert_eq!(hook.named("big").len(), 480, "every event arrived once");
 }
