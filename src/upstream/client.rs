@@ -935,6 +935,24 @@ mod tests {
         }
     }
 
+    /// [`happy`], answering requests of `method` only after `delay`.
+    fn happy_but_slow(method: Method, delay: Duration) -> impl Fn(&Seen, usize) -> Reply {
+        move |seen, i| {
+            let slow = seen.method == method;
+            happy(seen, i).delay(if slow { delay } else { Duration::ZERO })
+        }
+    }
+
+    /// [`happy`] preflights; every event answered with `answer()`.
+    fn events_answered(
+        answer: impl Fn() -> Reply + Send + Sync + 'static,
+    ) -> impl Fn(&Seen, usize) -> Reply {
+        move |seen, i| match seen.method {
+            Method::POST => answer(),
+            _ => happy(seen, i),
+        }
+    }
+
     fn settings(template: String) -> UpstreamSettings {
         UpstreamSettings {
             url_template: template,
@@ -965,6 +983,20 @@ mod tests {
         e: &WebhookEvent,
     ) -> Result<WebhookResponse, WebhookError> {
         upstream.call(s, e).send(|_| {}).await.result
+    }
+
+    /// Delivers one `kind` event to `hook` through a fresh [`Upstream`] with [`settings`].
+    async fn deliver_to(
+        hook: &TestWebhook,
+        kind: EventKind,
+        body: &str,
+    ) -> Result<WebhookResponse, WebhookError> {
+        deliver(
+            &Upstream::new(),
+            &settings(hook.template()),
+            &event(kind, body),
+        )
+        .await
     }
 
     fn header<'a>(seen: &'a Seen, name: &str) -> &'a str {
@@ -1107,14 +1139,8 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_first_events_share_one_preflight() {
-        let hook = TestWebhook::start(|seen: &Seen, i| {
-            happy(seen, i).delay(if seen.method == Method::OPTIONS {
-                Duration::from_millis(100)
-            } else {
-                Duration::ZERO
-            })
-        })
-        .await;
+        let hook =
+            TestWebhook::start(happy_but_slow(Method::OPTIONS, Duration::from_millis(100))).await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
         let calls = (0..8).map(|_| {
@@ -1250,28 +1276,14 @@ mod tests {
             _ => Reply::status(204),
         })
         .await;
-        let upstream = Upstream::new();
-        let response = deliver(
-            &upstream,
-            &settings(hook.template()),
-            &event(EventKind::Connect, "{}"),
-        )
-        .await
-        .unwrap();
+        let response = deliver_to(&hook, EventKind::Connect, "{}").await.unwrap();
         assert_eq!(response.status, 204);
         assert_eq!(response.reason, "No Content");
     }
 
     #[tokio::test]
     async fn slow_webhook_times_out_within_the_budget() {
-        let hook = TestWebhook::start(|seen: &Seen, i| {
-            happy(seen, i).delay(if seen.method == Method::POST {
-                Duration::from_secs(3)
-            } else {
-                Duration::ZERO
-            })
-        })
-        .await;
+        let hook = TestWebhook::start(happy_but_slow(Method::POST, Duration::from_secs(3))).await;
         let upstream = Upstream::new();
         let mut s = settings(hook.template());
         s.timeout = Duration::from_millis(200);
@@ -1380,11 +1392,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_sent_again_is_the_same_request_and_once_is_not_retried() {
-        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
-            Method::POST => Reply::status(503),
-            _ => happy(seen, i),
-        })
-        .await;
+        let hook = TestWebhook::start(events_answered(|| Reply::status(503))).await;
         let upstream = Upstream::new();
         let s = settings(hook.template());
         let e = event(EventKind::Connected, "{}");
@@ -1404,20 +1412,10 @@ mod tests {
 
     #[tokio::test]
     async fn retries_give_up_with_the_last_answer() {
-        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
-            Method::POST => Reply::status(503),
-            _ => happy(seen, i),
-        })
-        .await;
-        let upstream = Upstream::new();
-        let s = settings(hook.template());
-        let response = deliver(
-            &upstream,
-            &s,
-            &event(EventKind::Disconnected, r#"{"reason":""}"#),
-        )
-        .await
-        .unwrap();
+        let hook = TestWebhook::start(events_answered(|| Reply::status(503))).await;
+        let response = deliver_to(&hook, EventKind::Disconnected, r#"{"reason":""}"#)
+            .await
+            .unwrap();
         assert_eq!(response.status, 503);
         assert_eq!(response.reason, "Service Unavailable");
         assert_eq!(response.attempts, 4, "one try and three retries");
@@ -1428,19 +1426,8 @@ mod tests {
     #[tokio::test]
     async fn other_4xx_are_not_retried() {
         for status in [400, 404, 429] {
-            let hook = TestWebhook::start(move |seen: &Seen, i| match seen.method {
-                Method::POST => Reply::status(status),
-                _ => happy(seen, i),
-            })
-            .await;
-            let upstream = Upstream::new();
-            let response = deliver(
-                &upstream,
-                &settings(hook.template()),
-                &event(EventKind::Connected, "{}"),
-            )
-            .await
-            .unwrap();
+            let hook = TestWebhook::start(events_answered(move || Reply::status(status))).await;
+            let response = deliver_to(&hook, EventKind::Connected, "{}").await.unwrap();
             assert_eq!((response.status, response.attempts), (status, 1));
             assert_eq!(hook.count(Method::POST), 1);
         }
@@ -1448,19 +1435,11 @@ mod tests {
 
     #[tokio::test]
     async fn blocking_events_are_never_retried() {
-        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
-            Method::POST => Reply::status(500).body("Internal error"),
-            _ => happy(seen, i),
-        })
+        let hook = TestWebhook::start(events_answered(|| {
+            Reply::status(500).body("Internal error")
+        }))
         .await;
-        let upstream = Upstream::new();
-        let response = deliver(
-            &upstream,
-            &settings(hook.template()),
-            &event(EventKind::Connect, "{}"),
-        )
-        .await
-        .unwrap();
+        let response = deliver_to(&hook, EventKind::Connect, "{}").await.unwrap();
         assert_eq!(response.status, 500);
         assert_eq!(response.attempts, 1);
         assert_eq!(&response.body[..], b"Internal error");
@@ -1526,19 +1505,11 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_answers_are_errors() {
-        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
-            Method::POST => Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY + 1]),
-            _ => happy(seen, i),
-        })
-        .await;
-        let upstream = Upstream::new();
-        let err = deliver(
-            &upstream,
-            &settings(hook.template()),
-            &event(EventKind::Connect, "{}"),
-        )
-        .await
-        .unwrap_err();
+        let too_large = || Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY + 1]);
+        let hook = TestWebhook::start(events_answered(too_large)).await;
+        let err = deliver_to(&hook, EventKind::Connect, "{}")
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1551,18 +1522,9 @@ mod tests {
             "{err}"
         );
 
-        let hook = TestWebhook::start(|seen: &Seen, i| match seen.method {
-            Method::POST => Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY]),
-            _ => happy(seen, i),
-        })
-        .await;
-        let response = deliver(
-            &upstream,
-            &settings(hook.template()),
-            &event(EventKind::Connect, "{}"),
-        )
-        .await
-        .unwrap();
+        let at_limit = || Reply::status(200).body(vec![b'x'; MAX_RESPONSE_BODY]);
+        let hook = TestWebhook::start(events_answered(at_limit)).await;
+        let response = deliver_to(&hook, EventKind::Connect, "{}").await.unwrap();
         assert_eq!(
             response.body.len(),
             MAX_RESPONSE_BODY,

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::duration::DurationError;
+
 /// The help text for `--help` and the interactive banner.
 pub const COMMANDS: &str = "  emit EVENT [ARG_JSON…]        send EVENT asking for an ack; prints the ack's arguments as one JSON array line
   emit-noack EVENT [ARG_JSON…]  send EVENT without asking for an ack
@@ -43,8 +45,33 @@ pub enum Command {
     Quit,
 }
 
+/// Why a line is not a command.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error(
+        "unknown command `{0}`; the commands are emit, emit-noack, wait, sleep, disconnect, quit"
+    )]
+    UnknownCommand(String),
+    #[error("`{0}` takes no arguments")]
+    NoArguments(&'static str),
+    #[error("`{0}` needs an event name")]
+    NoEventName(&'static str),
+    #[error("`{verb}`: the quoted event name is not a JSON string: {source}")]
+    BadEventName {
+        verb: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("an argument is not JSON ({0}); quote strings: \"hi\"")]
+    BadArgument(serde_json::Error),
+    #[error("{verb}: {source}")]
+    BadDuration {
+        verb: &'static str,
+        source: DurationError,
+    },
+}
+
 /// Parses one line: `Ok(None)` for a blank line or a comment.
-pub fn parse(line: &str) -> Result<Option<Command>, String> {
+pub fn parse(line: &str) -> Result<Option<Command>, ScriptError> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Ok(None);
@@ -55,6 +82,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         .unwrap_or((line, ""));
     let command = match verb {
         "emit" | "emit-noack" => {
+            let verb = if verb == "emit" { "emit" } else { "emit-noack" };
             let (event, rest) = event_name(rest, verb)?;
             Command::Emit {
                 event,
@@ -63,39 +91,39 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "wait" => {
-            let (event, rest) = event_name(rest, verb)?;
+            let (event, rest) = event_name(rest, "wait")?;
             let timeout = match rest.trim() {
                 "" => None,
-                t => Some(crate::duration::parse(t).map_err(|e| format!("wait: {e}"))?),
+                t => Some(duration(t, "wait")?),
             };
             Command::Wait { event, timeout }
         }
-        "sleep" => Command::Sleep(crate::duration::parse(rest).map_err(|e| format!("sleep: {e}"))?),
-        "disconnect" | "quit" if !rest.is_empty() => {
-            return Err(format!("`{verb}` takes no arguments"));
-        }
+        "sleep" => Command::Sleep(duration(rest, "sleep")?),
+        "disconnect" if !rest.is_empty() => return Err(ScriptError::NoArguments("disconnect")),
+        "quit" if !rest.is_empty() => return Err(ScriptError::NoArguments("quit")),
         "disconnect" => Command::Disconnect,
         "quit" | "exit" => Command::Quit,
-        other => {
-            return Err(format!(
-                "unknown command `{other}`; the commands are emit, emit-noack, wait, sleep, disconnect, quit"
-            ));
-        }
+        other => return Err(ScriptError::UnknownCommand(other.to_owned())),
     };
     Ok(Some(command))
 }
 
+/// The duration argument of `verb`.
+fn duration(text: &str, verb: &'static str) -> Result<Duration, ScriptError> {
+    crate::duration::parse(text).map_err(|source| ScriptError::BadDuration { verb, source })
+}
+
 /// The event name at the start of `text` (a word or a JSON string) and what follows it.
-fn event_name<'a>(text: &'a str, verb: &str) -> Result<(String, &'a str), String> {
+fn event_name<'a>(text: &'a str, verb: &'static str) -> Result<(String, &'a str), ScriptError> {
     if text.is_empty() {
-        return Err(format!("`{verb}` needs an event name"));
+        return Err(ScriptError::NoEventName(verb));
     }
     if text.starts_with('"') {
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<String>();
         let name = stream
             .next()
-            .ok_or_else(|| format!("`{verb}`: the event name is missing"))?
-            .map_err(|e| format!("`{verb}`: the quoted event name is not a JSON string: {e}"))?;
+            .ok_or(ScriptError::NoEventName(verb))?
+            .map_err(|source| ScriptError::BadEventName { verb, source })?;
         return Ok((name, &text[stream.byte_offset()..]));
     }
     let end = text.find(char::is_whitespace).unwrap_or(text.len());
@@ -103,10 +131,10 @@ fn event_name<'a>(text: &'a str, verb: &str) -> Result<(String, &'a str), String
 }
 
 /// White-space separated JSON values.
-pub fn json_values(text: &str) -> Result<Vec<Value>, String> {
+fn json_values(text: &str) -> Result<Vec<Value>, ScriptError> {
     serde_json::Deserializer::from_str(text)
         .into_iter::<Value>()
-        .map(|v| v.map_err(|e| format!("an argument is not JSON ({e}); quote strings: \"hi\"")))
+        .map(|v| v.map_err(ScriptError::BadArgument))
         .collect()
 }
 
@@ -152,9 +180,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines() {
-        assert!(parse("shout x").unwrap_err().contains("unknown command"));
-        assert!(parse("emit").unwrap_err().contains("event name"));
-        assert!(parse("emit say hi").unwrap_err().contains("not JSON"));
+        let message = |line: &str| parse(line).unwrap_err().to_string();
+        assert!(message("shout x").contains("unknown command"));
+        assert!(message("emit").contains("event name"));
+        assert!(message("emit say hi").contains("not JSON"));
         assert!(parse("sleep soon").is_err());
         assert!(parse("quit now").is_err());
     }

@@ -292,9 +292,10 @@ impl Session {
                 Some(line) = acks.recv() => { let _ = emit(&line); }
                 line = lines.recv() => {
                     let Some(line) = line else { break };
-                    let command = match line.and_then(|l| script::parse(&l)) {
-                        Ok(Some(c)) => c,
-                        Ok(None) => continue,
+                    let command = match line.map(|l| script::parse(&l)) {
+                        Ok(Ok(Some(c))) => c,
+                        Ok(Ok(None)) => continue,
+                        Ok(Err(e)) => { eprintln!("error: {e}"); continue; }
                         Err(e) => { eprintln!("error: {e}"); continue; }
                     };
                     match command {
