@@ -13,9 +13,10 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
+use super::drain::Drain;
 use super::{Format, TrafficEvent, json, pretty};
 
 /// How many bytes of rendered lines may wait for stdout (including the batch being written).
@@ -52,21 +53,11 @@ struct State {
 
 #[derive(Debug)]
 struct Shared {
-    state: Mutex<State>,
-    /// Signalled when something is queued.
-    queued: Condvar,
-    /// Signalled when a batch has been written.
-    written: Condvar,
+    drain: Drain<State>,
     /// Set when a line was dropped, cleared when the writer frees space.
     saturated: AtomicBool,
     dropped_total: AtomicU64,
     capacity: usize,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// The bounded queue in front of the live log's writer thread. Cheap to clone.
@@ -88,9 +79,7 @@ impl LogBuffer {
         capacity: usize,
     ) -> std::io::Result<LogBuffer> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            queued: Condvar::new(),
-            written: Condvar::new(),
+            drain: Drain::default(),
             saturated: AtomicBool::new(false),
             dropped_total: AtomicU64::new(0),
             capacity,
@@ -111,7 +100,7 @@ impl LogBuffer {
     /// Counts one line as dropped without queueing it.
     pub fn drop_line(&self) {
         self.shared.dropped_total.fetch_add(1, Ordering::Relaxed);
-        self.shared.lock().pending_dropped += 1;
+        self.shared.drain.lock().pending_dropped += 1;
     }
 
     /// Queues one line (without its newline); never waits. Returns `false` when the queue was
@@ -119,7 +108,7 @@ impl LogBuffer {
     /// accepted only into an empty queue, so it is not lost to the bound alone.
     pub fn push(&self, line: String) -> bool {
         let shared = &self.shared;
-        let mut state = shared.lock();
+        let mut state = shared.drain.lock();
         if state.used > 0 && state.used + line.len() + 1 > shared.capacity {
             state.pending_dropped += 1;
             // Set under the lock the writer clears it under, so it cannot outlive the full queue.
@@ -134,7 +123,7 @@ impl LogBuffer {
 
     /// Queues one line past the bound (the shutdown summary, which must not be dropped).
     pub fn push_unbounded(&self, line: String) {
-        let state = self.shared.lock();
+        let state = self.shared.drain.lock();
         self.enqueue(state, line);
     }
 
@@ -146,7 +135,7 @@ impl LogBuffer {
         let wake = std::mem::take(&mut state.writer_idle);
         drop(state);
         if wake {
-            self.shared.queued.notify_one();
+            self.shared.drain.wake_writer();
         }
     }
 
@@ -159,25 +148,13 @@ impl LogBuffer {
     /// has been written; `false` if stdout did not take it in time.
     pub fn flush(&self, wait: Duration) -> bool {
         let shared = &self.shared;
-        let deadline = Instant::now() + wait;
-        let mut state = shared.lock();
+        let mut state = shared.drain.lock();
         if state.pending_dropped > 0 {
             queue_notice(&mut state);
             state.writer_idle = false;
-            shared.queued.notify_one();
+            shared.drain.wake_writer();
         }
-        while state.used > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = shared
-                .written
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        shared.drain.flush(state, wait, |state| state.used > 0)
     }
 }
 
@@ -200,17 +177,17 @@ fn write_loop(shared: &Shared, format: Format, mut out: Box<dyn Write + Send>) {
     let mut text = String::new();
     loop {
         {
-            let mut state = shared.lock();
+            let mut state = shared.drain.lock();
             if state.queue.is_empty() {
                 while state.queue.is_empty() {
                     state.writer_idle = true;
-                    state = shared.queued.wait(state).unwrap_or_else(|e| e.into_inner());
+                    state = shared.drain.wait_queued(state);
                 }
                 drop(state);
                 std::thread::sleep(GATHER);
             }
         }
-        let batch: Vec<Entry> = shared.lock().queue.drain(..).collect();
+        let batch: Vec<Entry> = shared.drain.lock().queue.drain(..).collect();
         let bytes: usize = batch.iter().map(Entry::size).sum();
         text.clear();
         for entry in batch {
@@ -225,11 +202,11 @@ fn write_loop(shared: &Shared, format: Format, mut out: Box<dyn Write + Send>) {
         if text.capacity() > 4 * LOG_BUFFER_BYTES {
             text = String::new();
         }
-        let mut state = shared.lock();
+        let mut state = shared.drain.lock();
         state.used = state.used.saturating_sub(bytes);
         shared.saturated.store(false, Ordering::Relaxed);
         drop(state);
-        shared.written.notify_all();
+        shared.drain.notify_written();
     }
 }
 
@@ -281,6 +258,7 @@ pub fn tell_stderr(line: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Condvar, Mutex};
 
     /// What a [`Gate`] holds: whether it is open, and what it was given.
     #[derive(Default)]

@@ -13,6 +13,7 @@
 
 pub mod banner;
 pub mod call_details;
+mod drain;
 pub mod escape;
 pub mod json;
 pub mod log;

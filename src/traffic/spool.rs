@@ -11,11 +11,13 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use super::drain::Drain;
 
 /// How many bytes of serialised lines may wait for the file (including the batch being
 /// written) before the sessions that queue more wait.
@@ -42,12 +44,8 @@ struct State {
 
 #[derive(Debug)]
 struct Shared {
-    state: Mutex<State>,
-    /// Signalled when a line is queued.
-    queued: Condvar,
-    /// Signalled when bytes have been written (space freed), for threads.
-    written: Condvar,
-    /// The same, for the sessions waiting for room.
+    drain: Drain<State>,
+    /// Signalled when bytes have been written (space freed), for the sessions waiting for room.
     room: Notify,
     /// Whether a write error has been seen (reported once).
     failed_once: AtomicBool,
@@ -57,10 +55,6 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Frees `bytes` of the queue's bound.
     fn release(&self, state: &mut State, bytes: usize) {
         state.used = state.used.saturating_sub(bytes);
@@ -92,9 +86,7 @@ impl Spool {
     /// Starts the writer thread appending to `out`, with a bound of `capacity` bytes.
     pub fn start(out: Box<dyn Write + Send>, capacity: usize) -> std::io::Result<Spool> {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            queued: Condvar::new(),
-            written: Condvar::new(),
+            drain: Drain::default(),
             room: Notify::new(),
             failed_once: AtomicBool::new(false),
             full: AtomicBool::new(false),
@@ -111,7 +103,7 @@ impl Spool {
     /// its bound afterwards ([`Spool::full`]) waits for [`Spool::room`] before queueing more.
     pub fn push(&self, line: Vec<u8>) {
         let shared = &self.shared;
-        let mut state = shared.lock();
+        let mut state = shared.drain.lock();
         state.used += line.len();
         shared
             .full
@@ -119,7 +111,7 @@ impl Spool {
         state.waiting += 1;
         state.queue.push_back(line);
         drop(state);
-        shared.queued.notify_one();
+        shared.drain.wake_writer();
     }
 
     /// Whether the queue holds its bound or more.
@@ -144,20 +136,9 @@ impl Spool {
     /// `wait`. Returns whether the queue emptied.
     pub fn flush(&self, wait: Duration) -> bool {
         let shared = &self.shared;
-        let deadline = Instant::now() + wait;
-        let mut state = shared.lock();
-        while state.used > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            state = shared
-                .written
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
+        shared
+            .drain
+            .flush(shared.drain.lock(), wait, |state| state.used > 0)
     }
 
     /// The first write error, once; `None` afterwards and while all is well.
@@ -165,12 +146,12 @@ impl Spool {
         if !self.shared.failed_once.load(Ordering::Relaxed) {
             return None;
         }
-        self.shared.lock().error.take()
+        self.shared.drain.lock().error.take()
     }
 
     /// The queue's figures now.
     pub fn stats(&self) -> SpoolStats {
-        let state = self.shared.lock();
+        let state = self.shared.drain.lock();
         SpoolStats {
             queued_bytes: state.used,
             capacity_bytes: self.shared.capacity,
@@ -190,9 +171,9 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
     loop {
         bytes.clear();
         {
-            let mut state = shared.lock();
+            let mut state = shared.drain.lock();
             while state.queue.is_empty() {
-                state = shared.queued.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = shared.drain.wait_queued(state);
             }
             for line in state.queue.drain(..) {
                 bytes.extend_from_slice(&line);
@@ -202,9 +183,9 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
         if let Err(e) = result
             && !shared.failed_once.swap(true, Ordering::Relaxed)
         {
-            shared.lock().error = Some(e.to_string());
+            shared.drain.lock().error = Some(e.to_string());
         }
-        shared.written.notify_all();
+        shared.drain.notify_written();
         shared.room.notify_waiters();
         if bytes.capacity() > 2 * shared.capacity {
             bytes = Vec::new();
@@ -224,13 +205,13 @@ fn write_counted(shared: &Shared, out: &mut dyn Write, bytes: &[u8]) -> std::io:
             Ok(n) => {
                 let lines = memchr_count(&bytes[done..done + n]);
                 done += n;
-                let mut state = shared.lock();
+                let mut state = shared.drain.lock();
                 shared.release(&mut state, n);
                 state.written_bytes += n as u64;
                 state.written_lines += lines;
                 state.waiting = state.waiting.saturating_sub(lines);
                 drop(state);
-                shared.written.notify_all();
+                shared.drain.notify_written();
                 shared.room.notify_waiters();
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -244,7 +225,7 @@ fn write_counted(shared: &Shared, out: &mut dyn Write, bytes: &[u8]) -> std::io:
 fn fail(shared: &Shared, bytes: &[u8], done: usize, e: std::io::Error) -> std::io::Result<()> {
     let rest = &bytes[done..];
     let lines = memchr_count(rest).max(1);
-    let mut state = shared.lock();
+    let mut state = shared.drain.lock();
     shared.release(&mut state, rest.len());
     state.failed += lines;
     state.waiting = state.waiting.saturating_sub(lines);
@@ -258,6 +239,7 @@ fn memchr_count(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     /// A file that refuses every write, as a full disk does.
     struct Full;
