@@ -97,12 +97,8 @@ pub struct ClientArgs {
     pub path: Option<String>,
 
     /// Access key that signs the minted token [default: the development key]
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "SIO_EMU_ACCESS_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "KEY")]
+    #[arg(env = "SIO_EMU_ACCESS_KEY", hide_env_values = true)]
     pub access_key: Option<String>,
 
     /// User id of the minted token (`sub`)

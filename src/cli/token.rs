@@ -148,22 +148,14 @@ struct KeyFlags {
     endpoint: Option<String>,
 
     /// Access key that signs (or checks) the token [default: the development key]
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "SIO_EMU_ACCESS_KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "KEY")]
+    #[arg(env = "SIO_EMU_ACCESS_KEY", hide_env_values = true)]
     access_key: Option<String>,
 
     /// Connection string giving the key and the endpoint
     /// (Endpoint=http://localhost:8080;AccessKey=<key>;Version=1.0;, Port= honoured)
-    #[arg(
-        long,
-        value_name = "CS",
-        env = "WebPubSubConnectionString",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "CS")]
+    #[arg(env = "WebPubSubConnectionString", hide_env_values = true)]
     connection_string: Option<String>,
 }
 

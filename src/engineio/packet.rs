@@ -397,9 +397,12 @@ pub(crate) mod tests {
 
     #[test]
     fn packet_type_digits_round_trip() {
-        for d in b'0'..=b'6' {
+        let names = [
+            "open", "close", "ping", "pong", "message", "upgrade", "noop",
+        ];
+        for (name, d) in names.into_iter().zip(b'0'..) {
             let t = PacketType::from_digit(d).unwrap();
-            assert_eq!(t.digit() as u32, u32::from(d));
+            assert_eq!((t.digit(), t.to_string()), (char::from(d), name.to_owned()));
         }
         assert_eq!(PacketType::from_digit(b'7'), None);
         assert_eq!(PacketType::Upgrade.to_string(), "upgrade");

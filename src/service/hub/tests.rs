@@ -6,6 +6,18 @@ fn handle() -> ConnHandle {
     ConnHandle::new(|_| true)
 }
 
+/// Registers WebSocket connection `id` of `user` with the groups of its token.
+fn connect(hub: &Hub, id: &str, user: Option<&str>, token_groups: &[String]) {
+    let transport = crate::engineio::Transport::WebSocket;
+    hub.register(
+        id.into(),
+        user.map(Arc::from),
+        token_groups,
+        transport,
+        handle(),
+    );
+}
+
 #[test]
 fn groups_follow_sockets_and_users() {
     let hub = Hub::new("chat");
@@ -14,13 +26,7 @@ fn groups_follow_sockets_and_users() {
         .entry("alice".into())
         .or_default()
         .insert("vip".into());
-    hub.register(
-        "c1".into(),
-        Some("alice".into()),
-        &["g".into()],
-        crate::engineio::Transport::WebSocket,
-        handle(),
-    );
+    connect(&hub, "c1", Some("alice"), &["g".into()]);
     let sid: Arc<str> = "s1".into();
     hub.socket_joined("c1", "/ns", &sid);
     {
@@ -87,13 +93,7 @@ fn ids(recipients: &[(Arc<str>, ConnHandle)]) -> Vec<String> {
 fn hub_with(connections: &[(&str, Option<&str>)]) -> Hub {
     let hub = Hub::new("h");
     for (id, user) in connections {
-        hub.register(
-            (*id).into(),
-            user.map(Arc::from),
-            &[],
-            crate::engineio::Transport::WebSocket,
-            handle(),
-        );
+        connect(&hub, id, *user, &[]);
     }
     hub
 }
@@ -103,13 +103,7 @@ fn user_assignment_reaches_current_and_future_connections() {
     let hub = hub_with(&[("c1", Some("alice")), ("c2", Some("bob"))]);
     assert_eq!(hub.add_user_to_group("alice", "vip"), 1);
     check_invariants(&hub);
-    hub.register(
-        "c3".into(),
-        Some("alice".into()),
-        &[],
-        crate::engineio::Transport::WebSocket,
-        handle(),
-    );
+    connect(&hub, "c3", Some("alice"), &[]);
     check_invariants(&hub);
     let all = Selection::default();
     assert_eq!(
@@ -132,13 +126,7 @@ fn removing_a_user_group_withdraws_it_everywhere() {
     hub.remove_user_from_group("alice", "gold");
     assert!(hub.user_groups("alice").is_empty());
     assert!(hub.known_groups().is_empty(), "no empty assignment is kept");
-    hub.register(
-        "c3".into(),
-        Some("alice".into()),
-        &[],
-        crate::engineio::Transport::WebSocket,
-        handle(),
-    );
+    connect(&hub, "c3", Some("alice"), &[]);
     assert_eq!(hub.connection_groups("c3"), Some(vec![]));
     check_invariants(&hub);
 }
