@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-pub use crate::config::fault::{Action, FaultRule, MAX_DELAY};
+pub use crate::config::fault::{Action, FaultRule};
 use crate::hooks::{AddFaultError, FaultInjector};
 use crate::traffic::record::RecordLine;
 use crate::traffic::{Traffic, TrafficEvent};

@@ -109,12 +109,6 @@ pub fn normalize_endpoint(url: &str) -> Result<String, EndpointError> {
     Endpoint::parse(url).map(|o| o.to_string())
 }
 
-/// The host of an endpoint without scheme or port (what `WebHook-Request-Origin` carries,
-/// docs/protocol.md §14 decision 16); `None` when `endpoint` is not a valid endpoint.
-pub fn endpoint_host(endpoint: &str) -> Option<String> {
-    Endpoint::parse(endpoint).ok().map(|o| o.host().to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,10 +201,5 @@ mod tests {
         );
         assert_eq!(normalize_endpoint("https://h:443").unwrap(), "https://h");
         assert!(normalize_endpoint("http://user@h").is_err());
-        assert_eq!(
-            endpoint_host("http://LOCALHOST:8080").as_deref(),
-            Some("localhost")
-        );
-        assert_eq!(endpoint_host("nope"), None);
     }
 }

@@ -122,11 +122,6 @@ impl Endpoint {
         self
     }
 
-    /// The lowercase host; an IPv6 address keeps its brackets (`[::1]`).
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
     /// The host as written, without brackets (`::1`): what `WebHook-Request-Origin` carries
     /// (docs/protocol.md §14 decision 16).
     pub fn hostname(&self) -> &str {
@@ -221,7 +216,10 @@ mod tests {
     #[test]
     fn parts() {
         let e = ok("http://[::1]:8080/");
-        assert_eq!((e.host(), e.hostname()), ("[::1]", "::1"));
+        assert_eq!(
+            (e.to_string(), e.hostname()),
+            ("http://[::1]:8080".into(), "::1")
+        );
         assert_eq!(e.authority(), "[::1]:8080");
         let e = ok("http://LocalHost:7071");
         assert_eq!((e.hostname(), e.port_text()), ("LocalHost", Some("7071")));

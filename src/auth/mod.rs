@@ -21,8 +21,7 @@ use serde_json::{Map, Value};
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use jwt::{
-    CLIENT_PATH, CLOCK_SKEW_SECS, CheckResult, Expected, Outcome, Report, client_audience, mint,
-    verify_report,
+    CLIENT_PATH, CheckResult, Expected, Outcome, Report, client_audience, mint, verify_report,
 };
 pub use signature::ce_signature;
 

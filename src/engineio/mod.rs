@@ -121,11 +121,6 @@ impl EngineError {
     pub fn error_body(self) -> ErrorBody<'static> {
         ErrorBody::new(self.code(), self.message())
     }
-
-    /// The error body as JSON text.
-    pub fn body(self) -> String {
-        self.error_body().to_json()
-    }
 }
 
 /// Flags a transport request reads without waiting for the session actor.
@@ -184,7 +179,9 @@ mod tests {
     #[test]
     fn error_bodies() {
         assert_eq!(
-            EngineError::UnsupportedProtocolVersion.body(),
+            EngineError::UnsupportedProtocolVersion
+                .error_body()
+                .to_json(),
             r#"{"code":5,"message":"Unsupported protocol version"}"#
         );
         assert_eq!(EngineError::Forbidden.status(), StatusCode::FORBIDDEN);

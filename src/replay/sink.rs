@@ -108,7 +108,6 @@ impl Shared {
 /// A running sink. Dropping it stops it.
 pub struct Sink {
     shared: Arc<Shared>,
-    port: u16,
     stop: CancellationToken,
 }
 
@@ -160,12 +159,7 @@ impl Sink {
                 },
             ));
         }
-        Ok(Sink { shared, port, stop })
-    }
-
-    /// The port actually bound.
-    pub fn port(&self) -> u16 {
-        self.port
+        Ok(Sink { shared, stop })
     }
 
     /// `http://localhost:<port>` (the endpoint of the connection string to give the handler).

@@ -355,7 +355,7 @@ impl Fixture {
             id.into(),
             user.map(Arc::from),
             &[],
-            crate::service::Transport::WebSocket,
+            crate::engineio::Transport::WebSocket,
             handle,
         );
         for (ns, sid) in sockets {

@@ -20,5 +20,4 @@ pub mod webhook;
 #[cfg(test)]
 mod tests;
 
-pub use connection::{SioConnection, SioEvent};
 pub use handshake::SioAcceptor;

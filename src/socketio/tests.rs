@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::SioConnection;
+use super::connection::{SioConnection, SioEvent};
 use crate::config::fault::{Action, FaultRule};
 use crate::config::{EngineConfig, EventPattern, HandlerConfig, HubConfig, ServeConfig};
 use crate::engineio::packet::Packet;
@@ -93,7 +93,7 @@ fn engine() -> EngineConfig {
     }
 }
 
-type Tx = mpsc::Sender<Input<super::SioEvent>>;
+type Tx = mpsc::Sender<Input<SioEvent>>;
 
 /// Starts a connection's session on long-polling; returns its input channel.
 fn start(service: &Arc<Service>) -> Tx {
@@ -109,7 +109,7 @@ fn start(service: &Arc<Service>) -> Tx {
         crate::engineio::Transport::Polling,
     );
     let (tx, rx) = mpsc::channel(16);
-    let registry: Registry<super::SioEvent> = Arc::new(Mutex::new(HashMap::new()));
+    let registry: Registry<SioEvent> = Arc::new(Mutex::new(HashMap::new()));
     let actor = Actor::new(
         sid,
         Arc::new(engine()),

@@ -398,7 +398,7 @@ async fn a_closed_session_is_unknown_at_once() {
     let response = polling::get(&s.handle).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(body, EngineError::UnknownSid.body());
+    assert_eq!(body, EngineError::UnknownSid.error_body().to_json());
 }
 
 #[tokio::test(start_paused = true)]
