@@ -128,19 +128,15 @@ async fn reset_closes_everything_and_clears_groups() {
         v["type"] == "admin" && v["path"] == "/_emu/reset" && v["status"] == 200
     })
     .await;
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let view = http("GET", &format!("{}/_emu/connections", emu.base()), &[], "")
-            .await
-            .json();
-        if view["connections"] == 0 {
-            for hub in view["hubs"].as_array().unwrap() {
-                assert_eq!(hub["userGroups"], json!({}), "{view}");
-            }
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "still listed: {view}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let url = format!("{}/_emu/connections", emu.base());
+    let mut view = Value::Null;
+    let emptied = poll_until_async(WAIT, async || {
+        view = http("GET", &url, &[], "").await.json();
+        (view["connections"] == 0).then_some(())
+    });
+    assert!(emptied.await.is_some(), "still listed: {view}");
+    for hub in view["hubs"].as_array().unwrap() {
+        assert_eq!(hub["userGroups"], json!({}), "{view}");
     }
 }
 

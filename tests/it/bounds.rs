@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -124,23 +124,14 @@ impl GatedHook {
     }
 
     async fn wait_seen(&self, n: usize, wait: Duration, pred: impl Fn(&Seen) -> bool) -> Vec<Seen> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let seen = self.seen(&pred);
-            if seen.len() >= n {
-                return seen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the webhook saw {} of {n} calls: {:?}",
-                seen.len(),
-                self.seen(|_| true)
-                    .iter()
-                    .map(|s| &s.event)
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let seen = poll_until(wait, || {
+            Some(self.seen(&pred)).filter(|seen| seen.len() >= n)
+        });
+        seen.await.unwrap_or_else(|| {
+            let all: Vec<_> = self.seen(|_| true).into_iter().map(|s| s.event).collect();
+            let got = self.seen(&pred).len();
+            panic!("the webhook saw {got} of {n} calls: {all:?}")
+        })
     }
 }
 
@@ -453,19 +444,14 @@ async fn a_stalled_recording_holds_up_only_its_sessions_and_sigterm_still_ends_i
         busy
     });
     // The recording is full: its queue says so.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let st = status(&emu).await;
+    let mut st = Value::Null;
+    let filled = poll_until_async(WAIT, async || {
+        st = status(&emu).await;
         let rec = &st["recording"];
-        if rec["queuedBytes"].as_u64().unwrap_or(0) >= rec["capacityBytes"].as_u64().unwrap_or(1) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the recording never filled: {st}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        let (queued, capacity) = (&rec["queuedBytes"], &rec["capacityBytes"]);
+        (queued.as_u64().unwrap_or(0) >= capacity.as_u64().unwrap_or(1)).then_some(())
+    });
+    assert!(filled.await.is_some(), "the recording never filled: {st}");
     assert!(first_line.load(Ordering::SeqCst) > 0, "the header was read");
     // Serving carries on: health, the inspector, and the idle client's heartbeats (three pings
     // answered, the connection still open).
@@ -477,27 +463,22 @@ async fn a_stalled_recording_holds_up_only_its_sessions_and_sigterm_still_ends_i
         200
     );
     let before = pings.load(Ordering::SeqCst);
-    let deadline = Instant::now() + WAIT;
-    while pings.load(Ordering::SeqCst) < before + 3 {
+    eventually("three pings to the idle client", WAIT, || {
         assert!(!heartbeats.is_finished(), "the idle connection ended");
-        assert!(Instant::now() < deadline, "the idle client got no pings");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (pings.load(Ordering::SeqCst) >= before + 3).then_some(())
+    })
+    .await;
     assert!(!heartbeats.is_finished(), "the idle connection ended");
     assert!(hook.named("big").len() < 60, "the busy session waits");
     // SIGTERM: the process ends within the grace plus a few seconds and says what is missing.
-    let started = Instant::now();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &emu.pid().to_string()])
         .status();
-    while emu.alive() {
-        assert!(
-            started.elapsed() < Duration::from_secs(1 + 10),
-            "sio-emu still runs {:?} after SIGTERM",
-            started.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let grace = Duration::from_secs(1 + 10);
+    eventually("sio-emu ends after SIGTERM", grace, || {
+        (!emu.alive()).then_some(())
+    })
+    .await;
     let _ = resume_tx.send(());
     let (header, rest) = reader.join().unwrap();
     let written = header.lines().count() + rest.matches('\n').count();

@@ -38,18 +38,15 @@ async fn listed_hubs(emu: &Emu) -> BTreeSet<String> {
 /// Waits until `GET /_emu/connections` lists exactly `expected`.
 async fn wait_listed(emu: &Emu, expected: &[&str]) {
     let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let listed = listed_hubs(emu).await;
-        if listed == expected {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "listed {listed:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut listed = BTreeSet::new();
+    let found = poll_until_async(WAIT, async || {
+        listed = listed_hubs(emu).await;
+        (listed == expected).then_some(())
+    });
+    assert!(
+        found.await.is_some(),
+        "listed {listed:?}, expected {expected:?}"
+    );
 }
 
 /// One raw request with the given head lines (the request line and `Host` included).

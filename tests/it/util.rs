@@ -30,11 +30,15 @@ pub const WAIT: Duration = Duration::from_secs(10);
 const POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// The suite's one poll loop: asks `check` every few milliseconds until it gives a value, for at
-/// most `limit`; `None` when it never did (the caller then says what it saw).
-pub async fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+/// most `limit`; `None` when it never did (the caller then says what it saw). `check` may await
+/// (an HTTP request, say); [`poll_until`] is this loop for a check that does not.
+pub async fn poll_until_async<T>(
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(found) = check() {
+        if let Some(found) = check().await {
             return Some(found);
         }
         if Instant::now() >= deadline {
@@ -44,12 +48,26 @@ pub async fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>
     }
 }
 
-/// [`poll_until`], failing the test with `what` when `check` gives nothing within `limit`.
-pub async fn eventually<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
-    match poll_until(limit, check).await {
+/// [`poll_until_async`] for a check that does not await.
+pub async fn poll_until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_until_async(limit, async || check()).await
+}
+
+/// [`poll_until_async`], failing the test with `what` when `check` gives nothing within `limit`.
+pub async fn eventually_async<T>(
+    what: &str,
+    limit: Duration,
+    check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    match poll_until_async(limit, check).await {
         Some(found) => found,
         None => panic!("{what}: not within {limit:?}"),
     }
+}
+
+/// [`eventually_async`] for a check that does not await.
+pub async fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    eventually_async(what, limit, async || check()).await
 }
 
 pub fn bin() -> &'static str {
