@@ -597,14 +597,9 @@ fn collect(mut pipe: tokio::process::ChildStdout) -> std::sync::Arc<std::sync::M
 
 /// Waits until the collected text contains `what`.
 async fn wait_text(text: &std::sync::Mutex<String>, what: &str) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !text.lock().unwrap().contains(what) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never saw {what:?} in {:?}",
-            text.lock().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let seen = poll_until(WAIT, || text.lock().unwrap().contains(what).then_some(()));
+    if seen.await.is_none() {
+        panic!("never saw {what:?} in {:?}", text.lock().unwrap());
     }
 }
 

@@ -8,9 +8,10 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use crate::util::{Emu, RawAnswer, RawHook, Recorded, WAIT, WsClient, http, poll_until};
+use crate::util::{
+    Emu, RawAnswer, RawHook, Recorded, WAIT, WsClient, eventually, http, poll_until,
+};
 
 /// Every marker file a command hidden in the namespace or event name would create.
 const MARKERS: [&str; 5] = ["m1", "m2", "m3", "m4", "m5"];
@@ -105,26 +106,16 @@ async fn paste(mut shell: Command, text: &str, done: impl Fn() -> bool) -> Strin
     stdin.write_all(text.as_bytes()).unwrap();
     stdin.write_all(b"\n").unwrap();
     stdin.flush().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
+    if poll_until(WAIT, || done().then_some(())).await.is_none() {
+        panic!(
             "the pasted command sent nothing; the terminal shows:\n{}",
             shown()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stdin.write_all(b"exit\n").unwrap();
     stdin.flush().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the shell did not exit: {:?}",
-            shown()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let exited = poll_until(WAIT, || child.try_wait().unwrap()).await;
+    assert!(exited.is_some(), "the shell did not exit: {:?}", shown());
     shown()
 }
 
@@ -138,17 +129,10 @@ async fn paste_checks(namespace: &str, event: &str, arg: &str) {
     assert!(joined.starts_with(&format!("40{namespace},")), "{joined:?}");
     let args = serde_json::json!([event, arg]).to_string();
     ws.send(&format!("42{namespace},{args}")).await;
-    let deadline = Instant::now() + WAIT;
-    let original = loop {
-        if let Some(first) = user_events(&hook).into_iter().next() {
-            break first;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the event never reached the webhook"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let original = eventually("the event reaching the webhook", WAIT, || {
+        user_events(&hook).into_iter().next()
+    })
+    .await;
     // Positive control: the hostile bytes are in what the emulator sent.
     assert_eq!(original.body, format!("42{namespace},{args}"));
     assert_eq!(original.header("ce-eventName"), event);

@@ -30,13 +30,16 @@ async fn poll_joined(emu: &Emu) -> String {
     assert_eq!(reply.status, 200, "{reply:?}");
     let sid = open["sid"].as_str().unwrap().to_owned();
     assert_eq!(poll_post(emu, HUB, &sid, "40").await.body, "ok");
-    loop {
+    eventually_async("the namespace's 40", WAIT, async || {
         let got = poll_get(emu, HUB, &sid).await;
         assert_eq!(got.status, 200, "{got:?}");
-        if packets(&got.body).iter().any(|p| p.starts_with("40{")) {
-            return sid;
-        }
-    }
+        packets(&got.body)
+            .iter()
+            .any(|p| p.starts_with("40{"))
+            .then_some(())
+    })
+    .await;
+    sid
 }
 
 /// Starts a long-poll GET on its own connection.
@@ -141,13 +144,15 @@ async fn a_second_websocket_is_accepted_then_closed_without_disturbing_the_sessi
     assert_eq!(extra.ended().await, WsEnd::CloseFrame(None));
     ws.send("5").await;
     // Polling answers noops until the upgrade is complete, then 400.
-    loop {
+    eventually_async("polling ending with the upgrade", WAIT, async || {
         let got = poll_get(&emu, HUB, &sid).await;
         if got.status == 400 {
-            break;
+            return Some(());
         }
         assert_eq!(got.body, "6", "{got:?}");
-    }
+        None
+    })
+    .await;
     let mut extra = WsClient::upgrade(&emu, HUB, &sid).await;
     assert_eq!(extra.ended().await, WsEnd::CloseFrame(None));
     assert!(ws.join("/").await.starts_with("40{"));

@@ -1195,7 +1195,8 @@ async fn sigterm_under_load_sends_every_disconnected() {
             acks
         }));
     }
-    // Under load: wait until a good number of events went through.    hook.wait_for_within("load", 20 * N, LONG).await;
+    // Under load: wait until a good number of events went through.
+    hook.wait_for_within("load", 20 * N, LONG).await;
     assert_eq!(emu.terminate().await, 0, "exit code after SIGTERM");
     emu.assert_no_panic();
     let mut total = 0;

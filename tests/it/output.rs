@@ -7,14 +7,14 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::util::{Emu, WAIT, Webhook, bin, eventually, free_port, http};
+use crate::util::{Emu, WAIT, Webhook, bin, eventually, free_port, http, poll_until_async};
 
 /// What the dropped-lines notice and the shutdown summary say.
 const NOTICE: &str = "log lines dropped: stdout is not being read";
@@ -82,11 +82,10 @@ impl Drop for Unread {
 /// Waits until the listener accepts, then checks that `/api/health` answers 200.
 async fn healthy(base: &str) {
     let addr = base.trim_start_matches("http://").to_owned();
-    let deadline = Instant::now() + WAIT;
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        assert!(Instant::now() < deadline, "{base} never listened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let listening = poll_until_async(WAIT, async || {
+        tokio::net::TcpStream::connect(&addr).await.ok()
+    });
+    assert!(listening.await.is_some(), "{base} never listened");
     let reply = http("GET", &format!("{base}/api/health"), &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
@@ -168,15 +167,18 @@ async fn unread_stdout_does_not_stall_serving(format: &str) {
 
     // Reading again: the next lines are preceded by the notice.
     let (lines, reader) = emu.drain();
-    let deadline = Instant::now() + WAIT;
-    let mut ws = sockets.pop().unwrap();
+    let mut ws = sockets.pop();
     let mut id = CLIENTS * EVENTS;
-    while !lines.lock().unwrap().iter().any(|l| l.contains(NOTICE)) {
-        assert!(Instant::now() < deadline, "no `{NOTICE}` line");
-        ws = acked_events(ws, "more".into(), id, 1).await;
+    // Each round sends one more event, so there is a line for the notice to precede.
+    let noticed = poll_until_async(WAIT, async || {
+        if lines.lock().unwrap().iter().any(|l| l.contains(NOTICE)) {
+            return Some(());
+        }
+        ws = Some(acked_events(ws.take()?, "more".into(), id, 1).await);
         id += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        None
+    });
+    assert!(noticed.await.is_some(), "no `{NOTICE}` line");
     assert_eq!(emu.terminate().await, 0);
     reader.join().unwrap();
 

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -60,7 +60,7 @@ async fn wait_record(path: &Path, parts: &[&str]) {
             .any(|l| parts.iter().all(|p| l.contains(p)))
             .then_some(())
     };
-    let seen = crate::util::poll_until(WAIT, found).await;
+    let seen = poll_until(WAIT, found).await;
     assert!(
         seen.is_some(),
         "no recorded line with {parts:?}:\n{}",
@@ -68,21 +68,18 @@ async fn wait_record(path: &Path, parts: &[&str]) {
     );
 }
 
-/// Long-polls until a packet starting with `prefix` arrives.
-async fn poll_until(base: &str, sid: &str, prefix: &str) -> String {
+/// Long-polls until a packet starting with `prefix` arrives; returns it.
+async fn poll_for(base: &str, sid: &str, prefix: &str) -> String {
     let url = client_url(base, "chat", &format!("transport=polling&sid={sid}"));
-    let deadline = Instant::now() + WAIT;
-    loop {
+    eventually_async(&format!("a {prefix} packet"), WAIT, async || {
         let reply = http("GET", &url, &[], "").await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        if let Some(p) = packets(&reply.body)
+        let found = packets(&reply.body)
             .into_iter()
-            .find(|p| p.starts_with(prefix))
-        {
-            return p.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no {prefix} packet");
-    }
+            .find(|p| p.starts_with(prefix));
+        found.map(str::to_owned)
+    })
+    .await
 }
 
 async fn post(base: &str, sid: &str, body: &str) {
@@ -140,12 +137,12 @@ async fn scenario(port: u16, seed: Option<&str>, file: PathBuf, ending: Ending) 
     wait_record(&file, &["\"handshake\""]).await;
 
     post(&base, &sid, "40/ns,").await;
-    poll_until(&base, &sid, "40/ns,").await;
+    poll_for(&base, &sid, "40/ns,").await;
     hook.wait_for("connected", 1).await;
     wait_record(&file, &["\"webhook\"", "\"event\":\"connected\""]).await;
 
     post(&base, &sid, r#"42/ns,1["hello","x"]"#).await;
-    let ack = poll_until(&base, &sid, "43/ns,1").await;
+    let ack = poll_for(&base, &sid, "43/ns,1").await;
     assert_eq!(ack, r#"43/ns,1["ok"]"#);
     wait_record(&file, &["\"event\":\"hello\""]).await;
 
@@ -157,7 +154,7 @@ async fn scenario(port: u16, seed: Option<&str>, file: PathBuf, ending: Ending) 
     )
     .await;
     assert_eq!(send.status, 202, "{}", send.body);
-    poll_until(&base, &sid, r#"42/ns,["news""#).await;
+    poll_for(&base, &sid, r#"42/ns,["news""#).await;
     wait_record(&file, &["\"direction\":\"out\"", "news"]).await;
 
     post(&base, &sid, "41/ns,").await;

@@ -1,7 +1,7 @@
 //! `serve` end to end: real Engine.IO / Socket.IO sessions over loopback against the real
 //! binary, with a real recording webhook.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -464,26 +464,21 @@ async fn ack_forwarding_and_204_sends_nothing() {
 
 /// Waits until the recording at `path` has an incoming frame for each of `packets`.
 async fn wait_recorded_in(path: &std::path::Path, packets: &[&str]) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = String::new();
+    let recorded = poll_until(WAIT, || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
         let frames: Vec<Value> = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v["type"] == "frame" && v["direction"] == "in")
             .collect();
-        if packets
-            .iter()
-            .all(|p| frames.iter().any(|f| f["packet"] == *p))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the recording never showed {packets:?}:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        let all = |p: &&str| frames.iter().any(|f| f["packet"] == *p);
+        packets.iter().all(all).then_some(())
+    });
+    assert!(
+        recorded.await.is_some(),
+        "the recording never showed {packets:?}:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

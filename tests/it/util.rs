@@ -1018,28 +1018,26 @@ pub async fn assert_one_disconnected_each(
     accepted: &[String],
     wait: Duration,
 ) -> Vec<String> {
-    let deadline = Instant::now() + wait;
     let disconnected = || -> Vec<Recorded> {
         events()
             .into_iter()
             .filter(|r| r.event() == "disconnected")
             .collect()
     };
-    loop {
+    let missing = || {
         let got = disconnected();
-        let missing = accepted
-            .iter()
-            .filter(|id| !got.iter().any(|r| r.header("ce-socketId") == id.as_str()))
-            .count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{missing} of {} accepted socket(s) got no `disconnected` within {wait:?}",
+        let has = |id: &&String| got.iter().any(|r| r.header("ce-socketId") == id.as_str());
+        accepted.iter().filter(|id| !has(id)).count()
+    };
+    if poll_until(wait, || (missing() == 0).then_some(()))
+        .await
+        .is_none()
+    {
+        panic!(
+            "{} of {} accepted socket(s) got no `disconnected` within {wait:?}",
+            missing(),
             accepted.len()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let got = disconnected();
     let mut by_socket: HashMap<String, Vec<(String, String)>> = HashMap::new();

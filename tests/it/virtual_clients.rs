@@ -1,8 +1,6 @@
 //! Virtual clients (`/_emu/clients`): real clients of the handler made from the admin surface,
 //! against the real binary and a real webhook.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -256,17 +254,14 @@ async fn a_server_disconnect_ends_the_stream_and_the_client() {
     .await;
     assert!(text.contains("data: {\"disconnected\":"), "{text}");
     hook.wait_for("disconnected", 1).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let list = http("GET", &format!("{base}/_emu/clients"), &[], "")
+    let mut list = Value::Null;
+    let gone = poll_until_async(WAIT, async || {
+        list = http("GET", &format!("{base}/_emu/clients"), &[], "")
             .await
             .json();
-        if list["clients"] == json!([]) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{list}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (list["clients"] == json!([])).then_some(())
+    });
+    assert!(gone.await.is_some(), "{list}");
     // Its stream still tells why, an emit is refused, and DELETE forgets it.
     let text = stream_until(&base, &format!("/_emu/clients/{}/events", c["id"]), |t| {
         t.contains("disconnected")
