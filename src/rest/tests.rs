@@ -355,7 +355,7 @@ impl Fixture {
             id.into(),
             user.map(Arc::from),
             &[],
-            crate::engineio::Transport::WebSocket,
+            crate::service::Transport::WebSocket,
             handle,
         );
         for (ns, sid) in sockets {

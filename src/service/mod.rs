@@ -28,6 +28,7 @@ use crate::traffic::Traffic;
 use crate::upstream::{EventKind, Upstream, UpstreamSettings};
 use context::Context;
 
+pub use crate::engineio::Transport;
 pub use hub::{ConnCommand, ConnHandle, Hub};
 
 /// The running service: the hubs, in the context it was given.
