@@ -44,8 +44,19 @@ fn failure(message: String) -> CliError {
     }
 }
 
+/// Why a line of stdin could not be taken; it ends the input.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum LineError {
+    #[error("reading stdin: {0}")]
+    Read(std::io::Error),
+    #[error("a line is longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("a line is not UTF-8")]
+    NotUtf8,
+}
+
 /// Lines of stdin, read on a thread of their own (bounded in length; `None` at the end).
-pub(super) fn stdin_lines() -> mpsc::Receiver<Result<String, String>> {
+pub(super) fn stdin_lines() -> mpsc::Receiver<Result<String, LineError>> {
     let (tx, rx) = mpsc::channel(16);
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -57,11 +68,9 @@ pub(super) fn stdin_lines() -> mpsc::Receiver<Result<String, String>> {
                 .read_until(b'\n', &mut line);
             let item = match read {
                 Ok(0) => return,
-                Err(e) => Err(format!("reading stdin: {e}")),
-                Ok(_) if line.len() > MAX_LINE => {
-                    Err(format!("a line is longer than {MAX_LINE} bytes"))
-                }
-                Ok(_) => String::from_utf8(line).map_err(|_| "a line is not UTF-8".to_owned()),
+                Err(e) => Err(LineError::Read(e)),
+                Ok(_) if line.len() > MAX_LINE => Err(LineError::TooLong),
+                Ok(_) => String::from_utf8(line).map_err(|_| LineError::NotUtf8),
             };
             let stop = item.is_err();
             if tx.blocking_send(item).is_err() || stop {
@@ -243,7 +252,7 @@ impl Session {
     /// A script from stdin: each line in turn; the first failure ends the run.
     pub(super) async fn script(
         mut self,
-        mut lines: mpsc::Receiver<Result<String, String>>,
+        mut lines: mpsc::Receiver<Result<String, LineError>>,
     ) -> Result<u8, CliError> {
         let mut number = 0usize;
         while let Some(line) = lines.recv().await {
@@ -272,7 +281,7 @@ impl Session {
     /// they come.
     pub(super) async fn interactive(
         mut self,
-        mut lines: mpsc::Receiver<Result<String, String>>,
+        mut lines: mpsc::Receiver<Result<String, LineError>>,
     ) -> Result<u8, CliError> {
         eprintln!(
             "connected to {} (connectionId {}, socket {}); commands:\n{}",
