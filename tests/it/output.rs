@@ -167,14 +167,15 @@ async fn unread_stdout_does_not_stall_serving(format: &str) {
 
     // Reading again: the next lines are preceded by the notice.
     let (lines, reader) = emu.drain();
-    let mut ws = sockets.pop();
+    let mut ws = Some(sockets.pop().unwrap());
     let mut id = CLIENTS * EVENTS;
     // Each round sends one more event, so there is a line for the notice to precede.
     let noticed = poll_until_async(WAIT, async || {
         if lines.lock().unwrap().iter().any(|l| l.contains(NOTICE)) {
             return Some(());
         }
-        ws = Some(acked_events(ws.take()?, "more".into(), id, 1).await);
+        let client = ws.take().expect("the client of the last round");
+        ws = Some(acked_events(client, "more".into(), id, 1).await);
         id += 1;
         None
     });
