@@ -7,7 +7,9 @@
 #   2. builds sio-emu in release mode;
 #   3. emit-with-ack round trips, interleaved sio-emu / Node per (transport, clients) and
 #      repeat: WebSocket at WS_CLIENTS, long-polling at POLL_CLIENTS;
-#      sio-emu also runs at LOG_CLIENTS with its live log on (pretty, stdout to a file);
+#      sio-emu also runs at LOG_CLIENTS with its live log on (pretty, stdout to a file), and at
+#      WS_CLIENTS with the inspector's ring off (--inspector-buffer 0, a third server);
+#      then allocations per ack on the serving thread (cargo bench --bench alloc) at ALLOC_CLIENTS;
 #   4. idle memory per connection on fresh servers (VmRSS from /proc: idle-proc.js);
 #   5. empty-process memory and exec → ready time (startup.js, median of STARTUP_RUNS);
 #   6. soak (sio-emu alone, fresh servers): SOAK_CLIENTS under load for SOAK_SECS with VmRSS
@@ -25,6 +27,8 @@
 #   CLIENT [sio]             load.js client for WebSocket runs: sio or raw (polling: always sio)
 #   SIZE [64]                payload text bytes
 #   LOG_CLIENTS ["50"]       WebSocket client counts sio-emu also runs with its live log on
+#   RING_OFF [1]             0: no run with --inspector-buffer 0 (server CPU per ack, ring off)
+#   ALLOC_CLIENTS ["50"] ALLOC_SECS [5]   allocations per ack (cargo bench --bench alloc); "" skips
 #   IDLE_WS ["1000 10000"] IDLE_POLL ["1000 10000"] IDLE_CLIENT [sio]  ("" skips)
 #   STARTUP_RUNS [21]
 #   SOAK_SECS [600] SOAK_SAMPLE [60] SOAK_CLIENTS [50] SOAK_IDLE [10000]  ("" skips a part)
@@ -33,7 +37,8 @@
 #                            OPTIONS with 204 and no WebHook-Allowed-Origin, so every event fails)
 #   PIN [0]                  1: servers on CPU 0, everything else on CPU 1
 #   QUIET_MAX [10] OTHER_MAX [30]   wait for a quiet machine; retry disturbed runs (as the baseline)
-#   EMU_PORT [38200] NODE_PORT [38201] EMU_LOG_PORT [38202] ACK_HOOK_PORT [38271] ECHO_HOOK_PORT [38272]
+#   EMU_PORT [38200] NODE_PORT [38201] EMU_LOG_PORT [38202] EMU_RING_OFF_PORT [38203]
+#   ACK_HOOK_PORT [38271] ECHO_HOOK_PORT [38272]
 #   BASELINE_DIR (required: the Node socket.io baseline harness)  WORK [mktemp -d]  (reuse WORK to skip npm ci)
 #   SIO_EMU_BIN [built here]  SKIP_BUILD [0]
 #   OUT [$WORK/results/<stamp>]   raw JSON lines
@@ -57,6 +62,9 @@ SIZE=${SIZE:-64}
 IDLE_WS=${IDLE_WS-"1000 10000"}
 IDLE_POLL=${IDLE_POLL-"1000 10000"}
 LOG_CLIENTS=${LOG_CLIENTS-"50"}
+RING_OFF=${RING_OFF:-1}
+ALLOC_CLIENTS=${ALLOC_CLIENTS-"50"}
+ALLOC_SECS=${ALLOC_SECS:-5}
 SOAK_SECS=${SOAK_SECS:-600}
 SOAK_SAMPLE=${SOAK_SAMPLE:-60}
 SOAK_CLIENTS=${SOAK_CLIENTS-"50"}
@@ -71,6 +79,7 @@ OTHER_MAX=${OTHER_MAX:-30}
 EMU_PORT=${EMU_PORT:-38200}
 NODE_PORT=${NODE_PORT:-38201}
 EMU_LOG_PORT=${EMU_LOG_PORT:-38202}
+EMU_RING_OFF_PORT=${EMU_RING_OFF_PORT:-38203}
 ACK_HOOK_PORT=${ACK_HOOK_PORT:-38271}
 ECHO_HOOK_PORT=${ECHO_HOOK_PORT:-38272}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -141,8 +150,8 @@ if [[ "$PIN" == 1 ]]; then
 fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$EMU_PORT" "$NODE_PORT" "$EMU_LOG_PORT" "$ACK_HOOK_PORT" "$ECHO_HOOK_PORT"; do
-  port_free "$p" || die "port $p is already in use; set EMU_PORT/NODE_PORT/EMU_LOG_PORT/ACK_HOOK_PORT/ECHO_HOOK_PORT"
+for p in "$EMU_PORT" "$NODE_PORT" "$EMU_LOG_PORT" "$EMU_RING_OFF_PORT" "$ACK_HOOK_PORT" "$ECHO_HOOK_PORT"; do
+  port_free "$p" || die "port $p is already in use; set EMU_PORT/NODE_PORT/EMU_LOG_PORT/EMU_RING_OFF_PORT/ACK_HOOK_PORT/ECHO_HOOK_PORT"
 done
 
 wait_http() { # wait_http <url>
@@ -201,12 +210,18 @@ for i in "${!EMU_LOG_ARGS[@]}"; do
   [[ ${EMU_LOG_ARGS[$i]:-} == "$EMU_PORT" ]] && EMU_LOG_ARGS[i]=$EMU_LOG_PORT
 done
 EMU_LOG_ARGS=("${EMU_LOG_ARGS[@]}")
+# The same server with the inspector's ring off.
+EMU_RING_OFF_ARGS=("${EMU_ARGS[@]}" --inspector-buffer 0)
+for i in "${!EMU_RING_OFF_ARGS[@]}"; do
+  [[ ${EMU_RING_OFF_ARGS[$i]} == "$EMU_PORT" ]] && EMU_RING_OFF_ARGS[i]=$EMU_RING_OFF_PORT
+done
 NODE_ARGS=(--expose-gc "$WORK/server.js" --port "$NODE_PORT" --mode webhook --http agent
   --path "$HUB_PATH" --webhook "http://127.0.0.1:${ECHO_HOOK_PORT}/api/events")
 
 {
   echo "sio-emu: $(quote "$SIO_EMU_BIN" "${EMU_ARGS[@]}")"
   echo "sio-emu, live log on (stdout to a file): $(quote "$SIO_EMU_BIN" "${EMU_LOG_ARGS[@]}") > live-log.txt"
+  echo "sio-emu, ring off: $(quote "$SIO_EMU_BIN" "${EMU_RING_OFF_ARGS[@]}")"
   echo "Node (agent): $(quote node "${NODE_ARGS[@]}")"
   echo "sio-emu's webhook: $(quote node webhook.js --port "$ACK_HOOK_PORT" --reply sio-ack)"
   echo "Node's webhook: $(quote node webhook.js --port "$ECHO_HOOK_PORT" --reply echo)"
@@ -224,6 +239,12 @@ start_emu_log() { # sets emu_log_pid; the live log goes to a file
   emu_log_pid=$!
   started_pids+=("$emu_log_pid")
   wait_http "http://127.0.0.1:${EMU_LOG_PORT}/api/health"
+}
+start_emu_ring_off() { # sets emu_ring_off_pid
+  "${ON_CPU0[@]}" "$SIO_EMU_BIN" "${EMU_RING_OFF_ARGS[@]}" > "$OUT/sio-emu-ring-off.log" 2>&1 &
+  emu_ring_off_pid=$!
+  started_pids+=("$emu_ring_off_pid")
+  wait_http "http://127.0.0.1:${EMU_RING_OFF_PORT}/api/health"
 }
 start_node() { # sets node_pid
   "${ON_CPU0[@]}" node "${NODE_ARGS[@]}" > "$OUT/node-$1.log" 2>&1 &
@@ -244,7 +265,7 @@ if [[ -n "$(cd "$REPO" && git status --porcelain -- src Cargo.toml Cargo.lock 2>
     cpuModel: os.cpus()[0].model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
     loadavg: os.loadavg(), sioEmu: process.argv[1], commit: process.argv[2],
   }));' "$("$SIO_EMU_BIN" --version 2>/dev/null || echo '?')" "$commit") > "$OUT/env.json"
-echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS LOG_CLIENTS=$LOG_CLIENTS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS SOAK_SECS=$SOAK_SECS SOAK_SAMPLE=$SOAK_SAMPLE SOAK_CLIENTS=$SOAK_CLIENTS SOAK_IDLE=$SOAK_IDLE PHASES=$PHASES PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
+echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS LOG_CLIENTS=$LOG_CLIENTS RING_OFF=$RING_OFF ALLOC_CLIENTS=$ALLOC_CLIENTS ALLOC_SECS=$ALLOC_SECS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS SOAK_SECS=$SOAK_SECS SOAK_SAMPLE=$SOAK_SAMPLE SOAK_CLIENTS=$SOAK_CLIENTS SOAK_IDLE=$SOAK_IDLE PHASES=$PHASES PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
 cat "$OUT/env.json"
 echo "run.sh: raw results in $OUT" >&2
 
@@ -278,6 +299,7 @@ if [[ " $PHASES " == *" load "* ]]; then
   start_emu load
   start_node load
   [[ -n "$LOG_CLIENTS" ]] && start_emu_log
+  [[ "$RING_OFF" == 1 ]] && start_emu_ring_off
   matrix=()
   for n in $WS_CLIENTS; do matrix+=("websocket $CLIENT $n"); done
   for n in $POLL_CLIENTS; do matrix+=("polling sio $n"); done
@@ -287,11 +309,15 @@ if [[ " $PHASES " == *" load "* ]]; then
       read -r transport client n log <<< "$cfg"
       # Alternate which server goes first, so drift in the machine's state hits both.
       if (( r % 2 )); then order="emu node"; else order="node emu"; fi
+      # WebSocket figures also run on the ring-off server, between the other two.
+      if [[ $transport == websocket && "$RING_OFF" == 1 ]]; then order=${order/ / emu-ring-off }; fi
       # The live-log figure is sio-emu's alone (compared with its --quiet figure).
       [[ -n "${log:-}" ]] && order="emu-log"
       for s in $order; do
         if [[ $s == emu-log ]]; then
           run_load sio-emu-log "$emu_log_pid" "$EMU_LOG_PORT" "$ack_hook_pid" "$transport" "$client" "$n"
+        elif [[ $s == emu-ring-off ]]; then
+          run_load sio-emu-ring-off "$emu_ring_off_pid" "$EMU_RING_OFF_PORT" "$ack_hook_pid" "$transport" "$client" "$n"
         elif [[ $s == emu ]]; then
           run_load sio-emu "$emu_pid" "$EMU_PORT" "$ack_hook_pid" "$transport" "$client" "$n"
         else
@@ -303,9 +329,21 @@ if [[ " $PHASES " == *" load "* ]]; then
   curl -fsS "http://127.0.0.1:${NODE_PORT}/stats" > "$OUT/node-final-stats.json" || true
   stop "$emu_pid"
   [[ -n "$LOG_CLIENTS" ]] && stop "$emu_log_pid"
+  [[ "$RING_OFF" == 1 ]] && stop "$emu_ring_off_pid"
   stop "$node_pid"
   stop "$ack_hook_pid"
   stop "$echo_hook_pid"
+  # Allocations per ack on the serving thread, in-process (benches/alloc.rs): counts, so a
+  # busy machine moves them far less than the CPU figures.
+  for n in $ALLOC_CLIENTS; do
+    wait_quiet
+    cmd=(cargo bench --bench alloc -- --clients "$n" --seconds "$ALLOC_SECS" --size "$SIZE" --json "$OUT/alloc-$n.jsonl")
+    if (cd "$REPO" && "${cmd[@]}") > "$OUT/alloc-$n.txt" 2>&1; then
+      while IFS= read -r line; do tag_line "$line" "$OUT/alloc.jsonl" sio-emu "$(quote "${cmd[@]}")"; done < "$OUT/alloc-$n.jsonl"
+    else
+      echo "run.sh: allocation bench failed (see $OUT/alloc-$n.txt): $(quote "${cmd[@]}")" >&2
+    fi
+  done
 fi
 
 # --- 4. idle memory -------------------------------------------------------------------------

@@ -193,10 +193,13 @@ impl Context {
     /// The handler that gets `kind` on `hub`: the first that wants it (docs/protocol.md §5.1).
     pub fn route(&self, hub: &str, kind: &EventKind) -> Option<Arc<UpstreamSettings>> {
         let settings = self.settings();
-        let routes = settings
-            .hubs
-            .get(&hub.to_ascii_lowercase())
-            .unwrap_or(&settings.default);
+        // Hub names are mostly lower case already: no copy per event for those.
+        let key: std::borrow::Cow<'_, str> = if hub.bytes().any(|b| b.is_ascii_uppercase()) {
+            hub.to_ascii_lowercase().into()
+        } else {
+            hub.into()
+        };
+        let routes = settings.hubs.get(&*key).unwrap_or(&settings.default);
         routes
             .iter()
             .find(|r| r.wants(kind))

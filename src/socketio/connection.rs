@@ -478,7 +478,7 @@ impl Handler for SioConnection {
             },
             (PacketType::Event, Some(index)) => match packet::decode(data) {
                 Ok(Decoded::Complete(p)) => {
-                    let name = packet::event_name(&p).unwrap_or_default();
+                    let name = packet::into_event_name(p).unwrap_or_default();
                     self.on_event_packet(index, data, name);
                 }
                 Ok(Decoded::AwaitingAttachments(_)) => {

@@ -22,6 +22,7 @@ use crate::engineio::EventSender;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
 use crate::traffic::record::RecordLine;
+use crate::upstream::cloudevents::RequestCache;
 use crate::upstream::ledger::Owed;
 use crate::upstream::{EventKind, WebhookEvent};
 
@@ -92,6 +93,8 @@ pub struct Lane {
     abandoned: bool,
     /// Held until the lane ends; see [`ConnectionEnd`].
     _end: Arc<ConnectionEnd>,
+    /// The socket's webhook header block, made on its first event and reused by the next ones.
+    requests: RequestCache,
 }
 
 impl Lane {
@@ -114,6 +117,7 @@ impl Lane {
             accepted: false,
             abandoned: false,
             _end: end,
+            requests: RequestCache::default(),
         };
         service.tracker().spawn(lane.run(rx));
         tx
@@ -171,7 +175,7 @@ impl Lane {
 
     async fn connect(&mut self, event: WebhookEvent) {
         // No handler wants `connect`: the socket is accepted without a call.
-        let verdict = match webhook::call(&self.service, &event).await {
+        let verdict = match webhook::call(&self.service, &event, &mut self.requests).await {
             Some(result) => webhook::connect_verdict(&result),
             None => Ok(()),
         };
@@ -203,16 +207,16 @@ impl Lane {
         }
     }
 
-    async fn connected(&self, owed: Owed) {
+    async fn connected(&mut self, owed: Owed) {
         let event = self.event(EventKind::Connected, Bytes::from_static(b"{}"));
-        webhook::deliver(&self.service, &event, owed).await;
+        webhook::deliver(&self.service, &event, owed, &mut self.requests).await;
         if faults::drops_transport(&self.service, &self.caller, &self.socket_id) {
             let _ = self.sender.send(SioEvent::FaultDisconnect).await;
         }
     }
 
-    async fn user_event(&self, event: WebhookEvent, cost: usize) {
-        let replies = webhook::user_event(&self.service, &event).await;
+    async fn user_event(&mut self, event: WebhookEvent, cost: usize) {
+        let replies = webhook::user_event(&self.service, &event, &mut self.requests).await;
         let done = SioEvent::EventDone {
             socket_id: self.socket_id.clone(),
             replies,
@@ -221,7 +225,7 @@ impl Lane {
         let _ = self.sender.send(done).await;
     }
 
-    async fn leave(&self, reason: &str, owed: Option<Owed>) {
+    async fn leave(&mut self, reason: &str, owed: Option<Owed>) {
         if !self.accepted {
             return;
         }
@@ -237,6 +241,6 @@ impl Lane {
             });
         let body = webhook::disconnected_body(reason);
         let event = self.event(EventKind::Disconnected, body);
-        webhook::deliver(&self.service, &event, owed).await;
+        webhook::deliver(&self.service, &event, owed, &mut self.requests).await;
     }
 }

@@ -534,6 +534,21 @@ pub fn event_name(p: &Packet) -> Option<String> {
     }
 }
 
+/// [`event_name`], taking the name out of the packet instead of copying it.
+pub fn into_event_name(p: Packet) -> Option<String> {
+    if !matches!(p.kind, PacketType::Event | PacketType::BinaryEvent) {
+        return None;
+    }
+    let Value::Array(items) = p.data? else {
+        return None;
+    };
+    match items.into_iter().next()? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(number_text(&n)),
+        _ => None,
+    }
+}
+
 fn number_text(n: &serde_json::Number) -> String {
     if let Some(f) = n.as_f64().filter(|_| n.is_f64())
         && f.fract() == 0.0
@@ -1016,6 +1031,24 @@ mod tests {
             event_name(&packet(PacketType::Ack, "/", Some(1), Some(json!(["x"])))),
             None
         );
+    }
+
+    #[test]
+    fn into_event_name_takes_the_same_name_as_event_name() {
+        for (kind, data) in [
+            (PacketType::Event, Some(json!(["chat", 1]))),
+            (PacketType::Event, Some(json!([42]))),
+            (PacketType::Event, Some(json!([2.0]))),
+            (PacketType::Event, Some(json!([{}]))),
+            (PacketType::Event, Some(json!([]))),
+            (PacketType::Event, Some(json!({"a": 1}))),
+            (PacketType::Event, None),
+            (PacketType::BinaryEvent, Some(json!(["b"]))),
+            (PacketType::Ack, Some(json!(["x"]))),
+        ] {
+            let p = packet(kind, "/", None, data);
+            assert_eq!(into_event_name(p.clone()), event_name(&p), "{p:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::faults;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
 use crate::upstream::client::Retry;
+use crate::upstream::cloudevents::RequestCache;
 use crate::upstream::ledger::Owed;
 pub use crate::upstream::user_event_reply;
 use crate::upstream::{EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse};
@@ -74,10 +75,11 @@ fn route(service: &Service, event: &WebhookEvent) -> Option<Arc<UpstreamSettings
 }
 
 /// Delivers a blocking event (connect, user event) once and logs it; `None` when no handler
-/// wants the event.
+/// wants the event. `requests` is the socket's request template (its lane keeps it).
 pub async fn call(
     service: &Service,
     event: &WebhookEvent,
+    requests: &mut RequestCache,
 ) -> Option<Result<WebhookResponse, WebhookError>> {
     let settings = route(service, event)?;
     let plan = faults::plan(service, event, &settings).await;
@@ -85,7 +87,11 @@ pub async fn call(
         return Some(answer);
     }
     let started = exchange::start_clock(service);
-    let delivery = service.upstream().call(&settings, event).send(|_| {}).await;
+    let delivery = service
+        .upstream()
+        .call_cached(&settings, event, requests)
+        .send(|_| {})
+        .await;
     let result = exchange::log(service, event, delivery, started);
     Some(plan.outcome(result))
 }
@@ -93,7 +99,12 @@ pub async fn call(
 /// Delivers `connected` or `disconnected` with retries (docs/protocol.md §14 decision 23), in the caller's lane so
 /// that the socket's next event waits for it (docs/protocol.md §14 decision 20). `owed` is the event's ledger entry:
 /// settled when the webhook accepts it (or no handler wants it), given up after the last retry.
-pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
+pub async fn deliver(
+    service: &Service,
+    event: &WebhookEvent,
+    owed: Owed,
+    requests: &mut RequestCache,
+) {
     let Some(settings) = route(service, event) else {
         return;
     };
@@ -104,7 +115,7 @@ pub async fn deliver(service: &Service, event: &WebhookEvent, owed: Owed) {
     }
     // `twice` sends the same delivery again, as at-least-once does: one call, so the same
     // `ce-id`, `ce-time`, signature and body both times.
-    let call = service.upstream().call(&settings, event);
+    let call = service.upstream().call_cached(&settings, event, requests);
     let mut delivered = false;
     for _ in 0..plan.sends {
         let started = exchange::start_clock(service);
@@ -138,8 +149,12 @@ fn retry_notice(service: &Service, event: &WebhookEvent, retry: &Retry<'_>) {
 /// Delivers a user event and returns the packets its answer sends back to the client, in order
 /// (decision 10: none when the call failed; a packet that breaks the contract is logged and left
 /// out, the valid ones of the same answer still go).
-pub async fn user_event(service: &Service, event: &WebhookEvent) -> Vec<String> {
-    let Some(Ok(response)) = call(service, event).await else {
+pub async fn user_event(
+    service: &Service,
+    event: &WebhookEvent,
+    requests: &mut RequestCache,
+) -> Vec<String> {
+    let Some(Ok(response)) = call(service, event, requests).await else {
         return Vec::new();
     };
     let reply = user_event_reply(&response);

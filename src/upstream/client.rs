@@ -10,6 +10,7 @@
 //! to code running on the developer's machine.
 
 use super::ledger::Ledger;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
@@ -26,7 +27,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::cloudevents::{self, CeStamp, WEBHOOK_ALLOWED_ORIGIN, WebhookRequest};
+use super::cloudevents::{
+    self, CeStamp, Prepared, RequestCache, RequestTemplate, WEBHOOK_ALLOWED_ORIGIN,
+};
 use super::hint::CONNECTION_REFUSED;
 use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview};
 
@@ -52,7 +55,7 @@ pub const MAX_CONCURRENT_CALLS: usize = 256;
 /// Characters of a response body quoted in a preflight failure.
 const PREFLIGHT_BODY_PREVIEW: usize = 120;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<PlainConnector, Full<Bytes>>;
 
 /// Produces the `ce-id` / `ce-time` of each new event; see [`Upstream::with_stamps`].
 pub type StampSource = Arc<dyn Fn() -> CeStamp + Send + Sync>;
@@ -101,7 +104,28 @@ pub struct Call<'a> {
     /// Non-blocking events are retried (docs/protocol.md §14 decisions 14 and 23).
     retries: bool,
     stamp: CeStamp,
-    request: Result<WebhookRequest, WebhookError>,
+    /// What the event's socket shares with its other events (a lane's, or this call's own).
+    template: Cow<'a, RequestTemplate>,
+    request: Result<Prepared, WebhookError>,
+    body: &'a Bytes,
+}
+
+/// One event's request: its socket's template, its own parts and its body.
+#[derive(Debug, Clone, Copy)]
+struct Outgoing<'a> {
+    template: &'a RequestTemplate,
+    prepared: &'a Prepared,
+    body: &'a Bytes,
+}
+
+impl Outgoing<'_> {
+    fn url(&self) -> String {
+        self.prepared.url().to_owned()
+    }
+
+    fn to_http(self) -> Request<Full<Bytes>> {
+        self.template.to_http(self.prepared, self.body)
+    }
 }
 
 impl Call<'_> {
@@ -119,7 +143,11 @@ impl Call<'_> {
         let stamp = self.stamp.clone();
         let (upstream, settings) = (self.upstream, self.settings);
         let request = match &self.request {
-            Ok(request) => request,
+            Ok(prepared) => Outgoing {
+                template: &self.template,
+                prepared,
+                body: self.body,
+            },
             Err(error) => {
                 let attempts = u32::from(!self.retries);
                 let result = Err(error.clone());
@@ -186,7 +214,7 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .build(connector);
+            .build(PlainConnector(connector));
         Upstream {
             client,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
@@ -212,15 +240,48 @@ impl Upstream {
     /// generator's), its request built once. [`Call::send`] delivers it; sending it again
     /// delivers the same request (same stamp, signature and body), as at-least-once delivery does.
     pub fn call<'a>(&'a self, settings: &'a UpstreamSettings, event: &'a WebhookEvent) -> Call<'a> {
-        let stamp = self.stamps.as_ref().map_or_else(CeStamp::next, |f| f());
-        let request = cloudevents::event_request(settings, event, &stamp);
+        let stamp = self.next_stamp();
+        let mut template = RequestTemplate::new(settings, event);
+        let request = template.prepare(event, &stamp);
+        self.made_call(settings, event, stamp, Cow::Owned(template), request)
+    }
+
+    /// [`Upstream::call`] for an event of the socket whose template `cache` keeps: the header
+    /// block, signature and URL are made once per socket (and again after a reload), not per
+    /// event.
+    pub fn call_cached<'a>(
+        &'a self,
+        settings: &'a Arc<UpstreamSettings>,
+        event: &'a WebhookEvent,
+        cache: &'a mut RequestCache,
+    ) -> Call<'a> {
+        let stamp = self.next_stamp();
+        let template = cache.template(settings, event);
+        let request = template.prepare(event, &stamp);
+        self.made_call(settings, event, stamp, Cow::Borrowed(template), request)
+    }
+
+    fn next_stamp(&self) -> CeStamp {
+        self.stamps.as_ref().map_or_else(CeStamp::next, |f| f())
+    }
+
+    fn made_call<'a>(
+        &'a self,
+        settings: &'a UpstreamSettings,
+        event: &'a WebhookEvent,
+        stamp: CeStamp,
+        template: Cow<'a, RequestTemplate>,
+        request: Result<Prepared, WebhookError>,
+    ) -> Call<'a> {
         Call {
             upstream: self,
             settings,
             hub: &event.hub,
             retries: !event.kind.is_blocking(),
             stamp,
+            template,
             request,
+            body: &event.body,
         }
     }
 
@@ -232,7 +293,7 @@ impl Upstream {
         &self,
         settings: &UpstreamSettings,
         hub: &str,
-        request: &WebhookRequest,
+        request: Outgoing<'_>,
         stamp: &CeStamp,
         on_retry: impl Fn(Retry<'_>),
     ) -> (Result<WebhookResponse, WebhookError>, u32) {
@@ -242,7 +303,7 @@ impl Upstream {
             attempts = attempts.saturating_add(1);
             let outcome = match self.ensure_preflight(settings, hub).await {
                 Ok(()) => {
-                    self.deliver(request.url.clone(), request.to_http(), settings.timeout)
+                    self.deliver(request.url(), request.to_http(), settings.timeout)
                         .await
                 }
                 Err(failed) => Err(failed),
@@ -278,12 +339,12 @@ impl Upstream {
         &self,
         settings: &UpstreamSettings,
         hub: &str,
-        request: &WebhookRequest,
+        request: Outgoing<'_>,
     ) -> Result<WebhookResponse, WebhookError> {
         self.ensure_preflight(settings, hub)
             .await
             .map_err(|failed| failed.error)?;
-        self.deliver(request.url.clone(), request.to_http(), settings.timeout)
+        self.deliver(request.url(), request.to_http(), settings.timeout)
             .await
             .map_err(|failed| failed.error)
     }
@@ -519,6 +580,87 @@ impl Upstream {
         self.preflights
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The TCP connector whose connections tell the client nothing about themselves: hyper-util's
+/// own attaches the peer's addresses to every answer, which costs three allocations per
+/// webhook call and is never read here.
+#[derive(Clone)]
+struct PlainConnector(HttpConnector);
+
+impl tower_service::Service<http::Uri> for PlainConnector {
+    type Response = PlainConnection;
+    type Error = <HttpConnector as tower_service::Service<http::Uri>>::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<PlainConnection, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move { connecting.await.map(PlainConnection) })
+    }
+}
+
+/// A webhook connection: the TCP stream, with nothing attached to its answers.
+struct PlainConnection(hyper_util::rt::TokioIo<tokio::net::TcpStream>);
+
+impl hyper_util::client::legacy::connect::Connection for PlainConnection {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl hyper::rt::Read for PlainConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for PlainConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 }
 

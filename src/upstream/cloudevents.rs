@@ -8,11 +8,12 @@
 //! a [`CeStamp`] so callers (and tests, and replays) can make the output deterministic.
 //! [`super::client`] sends what this module builds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName};
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -121,45 +122,252 @@ pub fn event_request(
     event: &WebhookEvent,
     stamp: &CeStamp,
 ) -> Result<WebhookRequest, WebhookError> {
-    let event_name = event.kind.event_name();
-    let (url, uri) = resolve_url(&settings.url_template, &event.hub, event_name)?;
-    let origin = origin_value(settings)?;
-
-    let mut headers = HeaderMap::with_capacity(16);
-    let content_type = match event.kind {
-        EventKind::User(_) => USER_CONTENT_TYPE,
-        _ => SYSTEM_CONTENT_TYPE,
-    };
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CE_SPECVERSION, VERSION_1_0);
-    headers.insert(CE_TYPE, HeaderValue::from_static(event.kind.ce_type()));
-    let source = format!("/hubs/{}/client/{}", event.hub, event.connection_id);
-    headers.insert(CE_SOURCE, header_value(&source));
-    headers.insert(CE_ID, header_value(&stamp.id));
-    headers.insert(CE_TIME, header_value(&format_ce_time(stamp.time)));
-    let signature = crate::auth::ce_signature(&settings.access_keys, &event.connection_id);
-    // No keys (identity-style configuration) means no signature rather than an empty header.
-    if !signature.is_empty() {
-        headers.insert(CE_SIGNATURE, header_value(&signature));
-    }
-    headers.insert(CE_CONNECTION_ID, header_value(&event.connection_id));
-    headers.insert(CE_HUB, header_value(&event.hub));
-    headers.insert(CE_EVENT_NAME, header_value(event_name));
-    headers.insert(CE_NAMESPACE, header_value(&event.namespace));
-    headers.insert(CE_SOCKET_ID, header_value(&event.socket_id));
-    if let Some(user_id) = event.user_id.as_deref().filter(|u| !u.is_empty()) {
-        headers.insert(CE_USER_ID, header_value(user_id));
-    }
-    headers.insert(CE_AWPSVERSION, VERSION_1_0);
-    headers.insert(WEBHOOK_REQUEST_ORIGIN, origin);
-
+    let mut template = RequestTemplate::new(settings, event);
+    let prepared = template.prepare(event, stamp)?;
     Ok(WebhookRequest {
         method: Method::POST,
-        url,
-        uri,
-        headers,
+        url: prepared.target.url.clone(),
+        uri: prepared.target.uri.clone(),
+        headers: template.headers(&prepared, false),
         body: event.body.clone(),
     })
+}
+
+/// What every request of one socket shares, in wire form: the `ce-*` headers that name the
+/// socket, its signature (an HMAC of the connection id, so the same for each of its events),
+/// the origin, and the URL of the last event name. Building a request from it copies no header
+/// text (a value's bytes are shared: cloning one is a reference count) and computes no
+/// signature; only `ce-id` is new for each event, and `ce-time` once a second.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    url_template: String,
+    /// Who the template is for; an event of another socket gets a template of its own.
+    hub: String,
+    connection_id: String,
+    namespace: String,
+    socket_id: String,
+    user_id: Option<Arc<str>>,
+    source: HeaderValue,
+    signature: Option<HeaderValue>,
+    connection_id_value: HeaderValue,
+    hub_value: HeaderValue,
+    namespace_value: HeaderValue,
+    socket_id_value: HeaderValue,
+    user_id_value: Option<HeaderValue>,
+    origin: Result<HeaderValue, WebhookError>,
+    /// The last event name's URL and header.
+    target: Option<Arc<Target>>,
+    /// The last `ce-time` second and its header.
+    time: Option<(u64, HeaderValue)>,
+    /// The last body length and its `Content-Length` header.
+    length: Option<(usize, HeaderValue)>,
+}
+
+/// Where one event name goes.
+#[derive(Debug)]
+struct Target {
+    event_name: String,
+    url: String,
+    uri: Uri,
+    name: HeaderValue,
+    /// The `Host` header the HTTP client would add (`host[:port]`, the port when not 80).
+    host: HeaderValue,
+}
+
+/// What is particular to one event's request (its stamp, name, type and length); the rest is
+/// its socket's [`RequestTemplate`]. Cloning it copies no text.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    target: Arc<Target>,
+    system: bool,
+    ce_type: &'static str,
+    id: HeaderValue,
+    time: HeaderValue,
+    origin: HeaderValue,
+    length: Option<HeaderValue>,
+}
+
+impl Prepared {
+    /// The resolved URL.
+    pub fn url(&self) -> &str {
+        &self.target.url
+    }
+}
+
+impl RequestTemplate {
+    /// The template of `event`'s socket under `settings`.
+    pub fn new(settings: &UpstreamSettings, event: &WebhookEvent) -> RequestTemplate {
+        let source = format!("/hubs/{}/client/{}", event.hub, event.connection_id);
+        let signature = crate::auth::ce_signature(&settings.access_keys, &event.connection_id);
+        RequestTemplate {
+            url_template: settings.url_template.clone(),
+            hub: event.hub.clone(),
+            connection_id: event.connection_id.clone(),
+            namespace: event.namespace.clone(),
+            socket_id: event.socket_id.clone(),
+            user_id: event.user_id.clone(),
+            source: header_value(&source),
+            // No keys (identity-style configuration) means no signature rather than an empty header.
+            signature: (!signature.is_empty()).then(|| header_value(&signature)),
+            connection_id_value: header_value(&event.connection_id),
+            hub_value: header_value(&event.hub),
+            namespace_value: header_value(&event.namespace),
+            socket_id_value: header_value(&event.socket_id),
+            user_id_value: event
+                .user_id
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(header_value),
+            origin: origin_value(settings),
+            target: None,
+            time: None,
+            length: None,
+        }
+    }
+
+    /// Whether `event` belongs to this template's socket.
+    fn fits(&self, event: &WebhookEvent) -> bool {
+        self.hub == event.hub
+            && self.connection_id == event.connection_id
+            && self.namespace == event.namespace
+            && self.socket_id == event.socket_id
+            && self.user_id == event.user_id
+    }
+
+    /// The parts of `event`'s request stamped `stamp`: its URL resolved (or the last one
+    /// reused), `ce-time` and `Content-Length` made anew only when they changed.
+    pub fn prepare(
+        &mut self,
+        event: &WebhookEvent,
+        stamp: &CeStamp,
+    ) -> Result<Prepared, WebhookError> {
+        let event_name = event.kind.event_name();
+        let target = match &self.target {
+            Some(target) if target.event_name == event_name => target.clone(),
+            _ => {
+                let (url, uri) = resolve_url(&self.url_template, &event.hub, event_name)?;
+                let target = Arc::new(Target {
+                    event_name: event_name.to_owned(),
+                    host: host_value(&uri),
+                    url,
+                    uri,
+                    name: header_value(event_name),
+                });
+                self.target = Some(target.clone());
+                target
+            }
+        };
+        let origin = self.origin.clone()?;
+        let second = stamp
+            .time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let time = match &self.time {
+            Some((s, value)) if *s == second => value.clone(),
+            _ => {
+                let value = header_value(&format_ce_time(stamp.time));
+                self.time = Some((second, value.clone()));
+                value
+            }
+        };
+        let len = event.body.len();
+        let length = match &self.length {
+            Some((l, value)) if *l == len => value.clone(),
+            _ => {
+                let value = HeaderValue::from(len);
+                self.length = Some((len, value.clone()));
+                value
+            }
+        };
+        Ok(Prepared {
+            target,
+            system: !matches!(event.kind, EventKind::User(_)),
+            ce_type: event.kind.ce_type(),
+            id: header_value(&stamp.id),
+            time,
+            origin,
+            // An empty body goes without the header, as the HTTP client sends it.
+            length: (len > 0).then_some(length),
+        })
+    }
+
+    /// The event's headers in their documented order; with `wire`, also `Host` and
+    /// `Content-Length` as the HTTP client would add them, so that it adds nothing.
+    fn headers(&self, p: &Prepared, wire: bool) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(18);
+        let content_type = if p.system {
+            SYSTEM_CONTENT_TYPE
+        } else {
+            USER_CONTENT_TYPE
+        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CE_SPECVERSION, VERSION_1_0);
+        headers.insert(CE_TYPE, HeaderValue::from_static(p.ce_type));
+        headers.insert(CE_SOURCE, self.source.clone());
+        headers.insert(CE_ID, p.id.clone());
+        headers.insert(CE_TIME, p.time.clone());
+        if let Some(signature) = &self.signature {
+            headers.insert(CE_SIGNATURE, signature.clone());
+        }
+        headers.insert(CE_CONNECTION_ID, self.connection_id_value.clone());
+        headers.insert(CE_HUB, self.hub_value.clone());
+        headers.insert(CE_EVENT_NAME, p.target.name.clone());
+        headers.insert(CE_NAMESPACE, self.namespace_value.clone());
+        headers.insert(CE_SOCKET_ID, self.socket_id_value.clone());
+        if let Some(user_id) = &self.user_id_value {
+            headers.insert(CE_USER_ID, user_id.clone());
+        }
+        headers.insert(CE_AWPSVERSION, VERSION_1_0);
+        headers.insert(WEBHOOK_REQUEST_ORIGIN, p.origin.clone());
+        if wire {
+            headers.insert(HOST, p.target.host.clone());
+            if let Some(length) = &p.length {
+                headers.insert(CONTENT_LENGTH, length.clone());
+            }
+        }
+        headers
+    }
+
+    /// The hyper request for one attempt of `p`; `body` is shared, not copied.
+    pub fn to_http(&self, p: &Prepared, body: &Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = p.target.uri.clone();
+        *request.headers_mut() = self.headers(p, true);
+        request
+    }
+}
+
+/// `host[:port]` of `uri`, as the HTTP client writes its `Host` header.
+fn host_value(uri: &Uri) -> HeaderValue {
+    let host = uri.host().unwrap_or("");
+    match uri.port_u16() {
+        Some(port) if port != 80 => header_value(&format!("{host}:{port}")),
+        _ => header_value(host),
+    }
+}
+
+/// One socket's [`RequestTemplate`], kept while the settings in force stay the same: a lane
+/// holds one, so its events share their header block.
+#[derive(Debug, Default)]
+pub struct RequestCache {
+    entry: Option<(Arc<UpstreamSettings>, RequestTemplate)>,
+}
+
+impl RequestCache {
+    /// The template for `event` under `settings`, made anew when the settings were reloaded
+    /// or the event belongs to another socket.
+    pub fn template(
+        &mut self,
+        settings: &Arc<UpstreamSettings>,
+        event: &WebhookEvent,
+    ) -> &mut RequestTemplate {
+        let entry = match self.entry.take() {
+            Some((s, t)) if Arc::ptr_eq(&s, settings) && t.fits(event) => (s, t),
+            _ => (settings.clone(), RequestTemplate::new(settings, event)),
+        };
+        &mut self.entry.insert(entry).1
+    }
 }
 
 /// Builds the abuse-protection request (docs/protocol.md §6): `method` is `OPTIONS`, or `GET` for the
@@ -575,6 +783,82 @@ mod tests {
         assert_eq!(header_value("100%").as_bytes(), b"100%");
         assert_eq!(header_value("a\nb%").as_bytes(), b"a%0Ab%25");
         assert_eq!(header_value("\u{7f}").as_bytes(), b"%7F");
+    }
+
+    /// A socket's cached template builds, event after event, exactly the request a fresh one
+    /// builds; a reload (new settings) or another socket's event makes a new template.
+    #[test]
+    fn a_cached_template_builds_the_same_requests_as_a_fresh_one() {
+        let mut cache = RequestCache::default();
+        let mut s = Arc::new(settings("http://localhost:7071/api/{hub}/{event}"));
+        let mut seconds = 1_704_067_200;
+        for (i, (kind, user, body)) in [
+            (EventKind::Connect, Some("alice"), r#"{"claims":{}}"#),
+            (EventKind::Connected, Some("alice"), "{}"),
+            (
+                EventKind::User("chat".into()),
+                Some("alice"),
+                "42[\"chat\",1]",
+            ),
+            (
+                EventKind::User("chat".into()),
+                Some("alice"),
+                "42[\"chat\",22]",
+            ),
+            (EventKind::User("other".into()), Some("alice"), ""),
+            (EventKind::User("other".into()), None, "42[\"other\"]"),
+            (EventKind::Disconnected, None, r#"{"reason":""}"#),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i == 3 {
+                let mut reloaded = (*s).clone();
+                reloaded.access_keys = vec!["another key".into()];
+                s = Arc::new(reloaded);
+            }
+            seconds += i as u64 % 2;
+            let stamp = CeStamp::new(
+                i.to_string(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(seconds),
+            );
+            let e = event(kind, user, body);
+            let fresh = event_request(&s, &e, &stamp).unwrap();
+            let template = cache.template(&s, &e);
+            let prepared = template.prepare(&e, &stamp).unwrap();
+            assert_eq!(prepared.url(), fresh.url);
+            assert_eq!(
+                template.headers(&prepared, false),
+                fresh.headers,
+                "event {i}"
+            );
+            let wire = template.to_http(&prepared, &e.body);
+            assert_eq!(wire.uri(), &fresh.uri);
+            assert_eq!(wire.headers().get("host").unwrap(), "localhost:7071");
+            let length = wire.headers().get("content-length");
+            if body.is_empty() {
+                assert!(length.is_none());
+            } else {
+                assert_eq!(length.unwrap(), &body.len().to_string());
+            }
+            let mut rest = wire.headers().clone();
+            rest.remove("host");
+            rest.remove("content-length");
+            assert_eq!(rest, fresh.headers, "event {i}");
+        }
+    }
+
+    #[test]
+    fn the_host_header_names_a_port_unless_it_is_80() {
+        for (url, host) in [
+            ("http://localhost/x", "localhost"),
+            ("http://localhost:80/x", "localhost"),
+            ("http://127.0.0.1:7071/x", "127.0.0.1:7071"),
+            ("http://[::1]:8080/x", "[::1]:8080"),
+        ] {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(host_value(&uri), host, "{url}");
+        }
     }
 
     #[test]
