@@ -29,6 +29,7 @@ const idle = read("idle.jsonl");
 const startup = read("startup.jsonl");
 const soak = read("soak.jsonl");
 const allocs = read("alloc.jsonl");
+const storm = read("storm.jsonl");
 const env = fs.existsSync(pathMod.join(dir, "env.json"))
   ? JSON.parse(fs.readFileSync(pathMod.join(dir, "env.json"), "utf8"))
   : {};
@@ -170,7 +171,9 @@ for (const r of allocs) {
 for (const r of idle.filter((x) => x.server === EMU)) {
   const n = idle.find((x) => x.server === NODE && x.transport === r.transport && x.clients === r.clients);
   const name = `idle ${r.transport === "websocket" ? "WS" : "polling"} ${r.clients} (${r.client}): KiB/conn`;
-  const limit = r.transport === "websocket" ? 4 : 10;
+  // The issue's goals: 4 KiB per WebSocket at 10,000 clients (8 at 1,000, where the ring's
+  // fixed cost weighs more per connection), 10 KiB per polling client.
+  const limit = r.transport === "websocket" ? (r.clients >= 10000 ? 4 : 8) : 10;
   row(name, r.perConnectionKiB, n ? n.perConnectionKiB : NaN, 2,
     { text: `≤ ${limit} KiB`, check: (emu) => emu <= limit }, r.command, n?.command);
   if (r.clients >= 10000 && r.transport === "websocket") {
@@ -215,6 +218,18 @@ for (const r of soak.filter((x) => x.kind === "idle")) {
     `${r.connected} / ${r.openAtEnd} / ${r.errors + (r.lostDuringHold ?? 0)}`, "0 errors", verdict(ok), r.command);
 }
 
+// Disconnect storm: memory handed back after every client left.
+// sio-emu's default --inspector-buffer (4 MiB): the ring keeps that much of the storm's traffic.
+const RING_KIB = 4096;
+for (const r of storm) {
+  const bound = 1.2 * (r.baselineKiB + RING_KIB);
+  const ok = r.disconnectedAnswered >= r.openAtReading ? r.stormKiB <= bound : null;
+  aloneRow(`disconnect storm: ${r.clients} idle WS close at once, VmRSS MiB before → connected → ${r.stormS} s after the last disconnected was answered (${fmt(r.stormDrainMs / 1000, 1)} s to answer ${r.disconnectedAnswered})`,
+    `${fmt(r.baselineKiB / 1024, 1)} → ${fmt(r.connectedKiB / 1024, 1)} → ${fmt(r.stormKiB / 1024, 1)}`,
+    `≤ ${fmt(bound / 1024, 1)} MiB (1.2 × (before + ring))`, verdict(ok), r.command);
+  if (ok === null) notes.push(`disconnect storm ${r.clients}: the webhook answered ${r.disconnectedAnswered} disconnected of ${r.openAtReading}; no verdict.`);
+}
+
 const out = [];
 out.push(`# ${opt("title") ?? `sio-emu vs Node socket.io (webhook mode, keep-alive agent) — ${(env.date ?? "").slice(0, 10)}`}`);
 out.push("");
@@ -227,7 +242,7 @@ out.push("|---|---:|---:|---:|---|---|---|");
 out.push(...rows);
 out.push("");
 if (alone.length) {
-  out.push("sio-emu alone (ring off, live log, allocations, soak):", "");
+  out.push("sio-emu alone (ring off, live log, allocations, soak, disconnect storm):", "");
   out.push("| figure | sio-emu | goal | met? | command |");
   out.push("|---|---:|---|---|---|");
   out.push(...alone, "");

@@ -7,9 +7,17 @@
 // that lost its connection is an error). When --stats-url is given (the Node baseline server with --expose-gc), it is called
 // with ?gc=1 before each reading so V8 garbage does not count against Node.
 //
+// With --storm S (a disconnect storm) the N clients close at once after the second reading;
+// the script waits until the webhook behind --webhook-stats (webhook.js's /stats, which counts
+// every request) has answered one more request per client (each client's `disconnected`),
+// waits S seconds more and reads VmRSS again: `stormKiB`, beside `stormDrainMs` (close → last
+// `disconnected` answered). The webhook's count must be still before the close, so the
+// script first waits until it stops moving (the `connected` calls are asynchronous).
+//
 // Usage: node idle-proc.js --url http://127.0.0.1:38200 --path /clients/socketio/hubs/bench
 //        --clients 1000 --server-pid PID [--transport websocket|polling] [--client sio|raw]
 //        [--settle 5] [--hold 600] [--stats-url http://127.0.0.1:38201/stats] [--label name]
+//        [--storm 10 --webhook-stats http://127.0.0.1:38271/stats]
 "use strict";
 
 const fs = require("node:fs");
@@ -28,7 +36,10 @@ const serverPid = Number(args["server-pid"]);
 const statsUrl = args["stats-url"] ?? null;
 const label = args.label ?? "";
 const batch = Number(args.batch ?? (clientKind === "raw" ? 200 : 50));
+const stormS = args.storm === undefined ? null : Number(args.storm);
+const webhookStats = args["webhook-stats"] ?? null;
 if (!serverPid) fail("--server-pid is required");
+if (stormS !== null && !webhookStats) fail("--storm needs --webhook-stats (webhook.js's /stats)");
 if (clientKind === "raw" && transport !== "websocket") fail("--client raw supports only websocket");
 
 async function main() {
@@ -48,7 +59,8 @@ async function main() {
     const openAtEnd = clients.filter((c) => c.isOpen()).length;
     held = { holdS, heldKiB: await reading(), openAtEnd, lostDuringHold: open - openAtEnd };
   }
-  clients.forEach((c) => c.close());
+  const storm = stormS === null ? null : await disconnectStorm(clients, open);
+  if (!storm) clients.forEach((c) => c.close());
   await sleep(2000);
   const after = await reading();
   const result = {
@@ -66,15 +78,46 @@ async function main() {
     afterDisconnectKiB: after,
     perConnectionKiB: round((during - before) / nClients, 2),
     ...(held ?? {}),
+    ...(storm ?? {}),
   };
   console.log(JSON.stringify(result));
   console.error(
     `[idle] ${label} ${transport}/${clientKind} ${nClients} clients (${clients.length} connected, ` +
       `${errors.length} errors, ${connectMs} ms): RSS ${mib(before)} -> ${mib(during)} MiB ` +
       `(${result.perConnectionKiB} KiB/conn), after disconnect ${mib(after)} MiB` +
-      (held ? `; held ${holdS} s: ${held.openAtEnd} open at the end, RSS ${mib(held.heldKiB)} MiB` : ""),
+      (held ? `; held ${holdS} s: ${held.openAtEnd} open at the end, RSS ${mib(held.heldKiB)} MiB` : "") +
+      (storm ? `; storm: every disconnected answered in ${storm.stormDrainMs} ms, RSS ${stormS} s later ${mib(storm.stormKiB)} MiB` : ""),
   );
   setTimeout(() => process.exit(0), 200).unref();
+}
+
+// Closes every client at once, waits until the webhook has answered one `disconnected` per
+// open client, then `stormS` seconds, and reads VmRSS.
+async function disconnectStorm(clients, open) {
+  let count = await webhookRequests();
+  for (;;) {
+    await sleep(1000);
+    const now = await webhookRequests();
+    if (now === count) break;
+    count = now;
+  }
+  const t0 = Date.now();
+  clients.forEach((c) => c.close());
+  const want = count + open;
+  let answered = count;
+  const giveUp = Date.now() + 300_000;
+  while (answered < want && Date.now() < giveUp) {
+    await sleep(100);
+    answered = await webhookRequests();
+  }
+  const stormDrainMs = Date.now() - t0;
+  await sleep(stormS * 1000);
+  return { stormS, stormDrainMs, disconnectedAnswered: answered - count, stormKiB: await reading() };
+}
+
+async function webhookRequests() {
+  const r = await fetch(webhookStats);
+  return (await r.json()).requests;
 }
 
 async function reading() {

@@ -14,6 +14,10 @@
 #   5. empty-process memory and exec → ready time (startup.js, median of STARTUP_RUNS);
 #   6. soak (sio-emu alone, fresh servers): SOAK_CLIENTS under load for SOAK_SECS with VmRSS
 #      sampled every SOAK_SAMPLE seconds, then SOAK_IDLE idle WebSocket clients held SOAK_SECS;
+#   6b. disconnect storm (sio-emu alone, a fresh server per figure): STORM_CLIENTS idle
+#      WebSocket clients connect, close at once, the webhook answers every `disconnected`, and
+#      VmRSS is read STORM_SECS later (idle-proc.js --storm); goal: within 20 % of the RSS before
+#      they connected plus the inspector's ring (its default bound);
 #   7. writes the comparison (ratios sio-emu / Node, goals, commands) to SUMMARY.
 #
 # Node is server.js --mode webhook --http agent (node:http keep-alive agent). It posts
@@ -32,7 +36,8 @@
 #   IDLE_WS ["1000 10000"] IDLE_POLL ["1000 10000"] IDLE_CLIENT [sio]  ("" skips)
 #   STARTUP_RUNS [21]
 #   SOAK_SECS [600] SOAK_SAMPLE [60] SOAK_CLIENTS [50] SOAK_IDLE [10000]  ("" skips a part)
-#   PHASES ["load idle startup soak"]
+#   STORM_CLIENTS ["10000"] STORM_SECS [10]   disconnect storm ("" skips)
+#   PHASES ["load idle startup soak storm"]
 #   PREFLIGHT [0]            1 keeps sio-emu's abuse-protection preflight (webhook.js answers
 #                            OPTIONS with 204 and no WebHook-Allowed-Origin, so every event fails)
 #   PIN [0]                  1: servers on CPU 0, everything else on CPU 1
@@ -69,9 +74,11 @@ SOAK_SECS=${SOAK_SECS:-600}
 SOAK_SAMPLE=${SOAK_SAMPLE:-60}
 SOAK_CLIENTS=${SOAK_CLIENTS-"50"}
 SOAK_IDLE=${SOAK_IDLE-"10000"}
+STORM_CLIENTS=${STORM_CLIENTS-"10000"}
+STORM_SECS=${STORM_SECS:-10}
 IDLE_CLIENT=${IDLE_CLIENT:-sio}
 STARTUP_RUNS=${STARTUP_RUNS:-21}
-PHASES=${PHASES:-"load idle startup soak"}
+PHASES=${PHASES:-"load idle startup soak storm"}
 PREFLIGHT=${PREFLIGHT:-0}
 PIN=${PIN:-0}
 QUIET_MAX=${QUIET_MAX:-10}
@@ -98,7 +105,7 @@ command -v node >/dev/null || die "node is required"
 # 10,000 idle clients need as many descriptors in the client and in the server (twice as many
 # for long-polling clients, which hold two HTTP connections each).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS $SOAK_IDLE " == *" 10000 "* ]]; then
+if (( $(ulimit -n) < 12000 )) && [[ " $IDLE_WS $SOAK_IDLE $STORM_CLIENTS " == *" 10000 "* ]]; then
   echo "run.sh: ulimit -n is $(ulimit -n); 10000 idle clients may run out of descriptors" >&2
 fi
 if (( $(ulimit -n) < 22000 )) && [[ " $IDLE_POLL " == *" 10000 "* ]]; then
@@ -265,7 +272,7 @@ if [[ -n "$(cd "$REPO" && git status --porcelain -- src Cargo.toml Cargo.lock 2>
     cpuModel: os.cpus()[0].model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(),
     loadavg: os.loadavg(), sioEmu: process.argv[1], commit: process.argv[2],
   }));' "$("$SIO_EMU_BIN" --version 2>/dev/null || echo '?')" "$commit") > "$OUT/env.json"
-echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS LOG_CLIENTS=$LOG_CLIENTS RING_OFF=$RING_OFF ALLOC_CLIENTS=$ALLOC_CLIENTS ALLOC_SECS=$ALLOC_SECS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS SOAK_SECS=$SOAK_SECS SOAK_SAMPLE=$SOAK_SAMPLE SOAK_CLIENTS=$SOAK_CLIENTS SOAK_IDLE=$SOAK_IDLE PHASES=$PHASES PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
+echo "DURATION=$DURATION WARMUP=$WARMUP REPEATS=$REPEATS WS_CLIENTS=$WS_CLIENTS POLL_CLIENTS=$POLL_CLIENTS LOG_CLIENTS=$LOG_CLIENTS RING_OFF=$RING_OFF ALLOC_CLIENTS=$ALLOC_CLIENTS ALLOC_SECS=$ALLOC_SECS CLIENT=$CLIENT SIZE=$SIZE IDLE_WS=$IDLE_WS IDLE_POLL=$IDLE_POLL IDLE_CLIENT=$IDLE_CLIENT STARTUP_RUNS=$STARTUP_RUNS SOAK_SECS=$SOAK_SECS SOAK_SAMPLE=$SOAK_SAMPLE SOAK_CLIENTS=$SOAK_CLIENTS SOAK_IDLE=$SOAK_IDLE STORM_CLIENTS=$STORM_CLIENTS STORM_SECS=$STORM_SECS PHASES=$PHASES PREFLIGHT=$PREFLIGHT PIN=$PIN QUIET_MAX=$QUIET_MAX" > "$OUT/params.txt"
 cat "$OUT/env.json"
 echo "run.sh: raw results in $OUT" >&2
 
@@ -452,6 +459,29 @@ soak_idle() { # soak_idle <clients>: idle WebSocket clients held SOAK_SECS
 if [[ " $PHASES " == *" soak "* ]]; then
   for n in $SOAK_CLIENTS; do soak_load "$n"; done
   for n in $SOAK_IDLE; do soak_idle "$n"; done
+fi
+
+# --- 6b. disconnect storm (sio-emu alone) ----------------------------------------------------
+storm() { # storm <clients>: connect, close at once, every disconnected answered, STORM_SECS, VmRSS
+  local n=$1 cmd line
+  start_hook "$ACK_HOOK_PORT" sio-ack
+  ack_hook_pid=${started_pids[-1]}
+  start_emu "storm-$n"
+  wait_quiet
+  cmd=(node idle-proc.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --clients "$n"
+    --transport websocket --client "$IDLE_CLIENT" --server-pid "$emu_pid" --label sio-emu
+    --storm "$STORM_SECS" --webhook-stats "http://127.0.0.1:${ACK_HOOK_PORT}/stats")
+  if line=$(cd "$WORK" && "${ON_CPU1[@]}" "${cmd[@]}"); then
+    tag_line "$line" "$OUT/storm.jsonl" sio-emu "$(quote "${cmd[@]}")"
+  else
+    echo "run.sh: storm run failed: $(quote "${cmd[@]}")" >&2
+  fi
+  stop "$emu_pid"
+  stop "$ack_hook_pid"
+}
+
+if [[ " $PHASES " == *" storm "* ]]; then
+  for n in $STORM_CLIENTS; do storm "$n"; done
 fi
 
 # --- 7. summary ------------------------------------------------------------------------------

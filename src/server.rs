@@ -3,9 +3,11 @@
 //! routes every request with one `match`: the Socket.IO client endpoint, `/api/health`, the
 //! REST data plane, and the loopback-only admin surface under `/_emu/` (which is why
 //! [`Server::handle`] takes the peer address). Accepting stops when the shutdown signal fires.
-//! [`exposure`] says what listening beyond loopback exposes, for the startup warning.
+//! [`exposure`] says what listening beyond loopback exposes, for the startup warning; [`trim`]
+//! hands memory back after many sessions ended.
 
 pub mod exposure;
+pub mod trim;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -113,6 +115,7 @@ impl Server {
     /// still deliver their last packets while they close.
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>) {
         let mut tasks = Vec::new();
+        tokio::spawn(trim::watch(self.service.shutdown().clone()));
         for listener in listeners {
             let server = self.clone();
             let stop = self.service.shutdown().clone();

@@ -17,7 +17,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, StatusCode, Uri};
-use tokio::sync::mpsc;
 
 use crate::http::ErrorBody;
 
@@ -137,7 +136,7 @@ pub(crate) struct SharedFlags {
 /// What the transports hold of a running session.
 pub(crate) struct SessionHandle<E> {
     pub route: Arc<str>,
-    pub tx: mpsc::Sender<session::Input<E>>,
+    pub tx: session::inbox::Sender<session::Input<E>>,
     pub flags: Arc<SharedFlags>,
 }
 

@@ -19,16 +19,17 @@
 //! closed, so a request processed after it finds the sid unknown even if no timer has run yet.
 
 use std::collections::VecDeque;
-use std::future::pending;
+use std::future::{pending, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep, sleep, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -42,6 +43,11 @@ use crate::config::EngineConfig;
 
 /// The WebSocket type every session speaks.
 pub type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+
+/// The session table gives memory back once it is this many times larger than needed…
+const SPARE_FACTOR: usize = 4;
+/// …and larger than this many entries times that factor.
+const MIN_SHRINK_CAPACITY: usize = 64;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +93,7 @@ pub(crate) type PollReply = Result<String, EngineError>;
 pub(crate) type PollPost = (Vec<Packet>, oneshot::Sender<Result<(), EngineError>>);
 
 /// Everything a session actor reacts to. Every variant is one pointer (larger payloads are
-/// boxed): the session's queue allocates its first block of 32 slots up front, so the size
-/// of an input is paid 32 times by every idle connection.
+/// boxed), so the session's queue ([`inbox`]) moves and keeps small values.
 pub(crate) enum Input<E> {
     PollGet(oneshot::Sender<PollReply>),
     PollPost(Box<PollPost>),
@@ -121,7 +126,7 @@ impl<E> Input<E> {
 
 /// Sends the handler's own events back into its session; cloned into spawned tasks.
 pub struct EventSender<E> {
-    tx: mpsc::Sender<Input<E>>,
+    tx: inbox::Sender<Input<E>>,
 }
 
 impl<E> Clone for EventSender<E> {
@@ -194,7 +199,7 @@ pub struct Ctx<'a, E> {
     outbox_bytes: &'a mut usize,
     close: &'a mut Option<CloseReason>,
     closed: bool,
-    tx: &'a mpsc::Sender<Input<E>>,
+    tx: &'a inbox::Sender<Input<E>>,
 }
 
 impl<E> Ctx<'_, E> {
@@ -291,8 +296,8 @@ pub(crate) struct Actor<H: Handler> {
     pub sid: Arc<str>,
     pub config: Arc<EngineConfig>,
     pub handler: H,
-    pub rx: mpsc::Receiver<Input<H::Event>>,
-    pub tx: mpsc::Sender<Input<H::Event>>,
+    pub rx: inbox::Receiver<Input<H::Event>>,
+    pub tx: inbox::Sender<Input<H::Event>>,
     pub flags: Arc<SharedFlags>,
     pub registry: Registry<H::Event>,
     pub shutdown: CancellationToken,
@@ -319,8 +324,8 @@ impl<H: Handler> Actor<H> {
         sid: Arc<str>,
         config: Arc<EngineConfig>,
         handler: H,
-        rx: mpsc::Receiver<Input<H::Event>>,
-        tx: mpsc::Sender<Input<H::Event>>,
+        rx: inbox::Receiver<Input<H::Event>>,
+        tx: inbox::Sender<Input<H::Event>>,
         flags: Arc<SharedFlags>,
         registry: Registry<H::Event>,
         shutdown: CancellationToken,
@@ -672,15 +677,16 @@ impl<H: Handler> Actor<H> {
                 }
             }
             Carrier::WebSocket(ws) => {
-                // A client that accepts no data for a whole ping timeout is gone.
-                let budget = self.config.ping_timeout;
-                // Shutdown must not wait for a client that stopped reading (up to the whole
-                // budget, often longer than --shutdown-grace): stop writing and close.
-                let result = tokio::select! {
-                    written = timeout(budget, write_all(ws, &mut self.outbox)) => written,
-                    _ = self.shutdown.cancelled() => {
-                        self.close.get_or_insert(CloseReason::Shutdown);
-                        Ok(Ok(()))
+                // Most writes complete at once (the socket has room). Only a client that is slow
+                // to read makes the session wait, and that wait, with its timeout and its watch
+                // on shutdown, is boxed: it would otherwise sit in every idle session's future.
+                let outbox = &mut self.outbox;
+                let attempt = poll_fn(|cx| Poll::Ready(poll_write_out(ws, outbox, cx))).await;
+                let result = match attempt {
+                    Poll::Ready(written) => Ok(written),
+                    Poll::Pending => {
+                        let budget = self.config.ping_timeout;
+                        Box::pin(write_or_give_up(ws, outbox, budget, &self.shutdown)).await
                     }
                 };
                 self.outbox_bytes = self.outbox.iter().map(Out::len).sum();
@@ -690,7 +696,10 @@ impl<H: Handler> Actor<H> {
                         self.close
                             .get_or_insert(CloseReason::TransportError(e.to_string()));
                     }
-                    Err(_) => {
+                    Err(WriteStopped::Shutdown) => {
+                        self.close.get_or_insert(CloseReason::Shutdown);
+                    }
+                    Err(WriteStopped::Budget(budget)) => {
                         self.close
                             .get_or_insert(CloseReason::TransportError(format!(
                                 "the client accepted no data for {budget:?}"
@@ -712,10 +721,15 @@ impl<H: Handler> Actor<H> {
             // its GET (or the next request), as it would on a WebSocket.
             let _ = post.reply.send(Ok(()));
         }
-        self.registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.sid);
+        {
+            let mut registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+            registry.remove(&self.sid);
+            // After a storm of closes the table would keep its peak size for good.
+            let live = registry.len();
+            if registry.capacity() > SPARE_FACTOR * live.max(MIN_SHRINK_CAPACITY) {
+                registry.shrink_to(live * 2);
+            }
+        }
         match &mut self.carrier {
             Carrier::WebSocket(ws) => {
                 if let Some(code) = self.ws_close {
@@ -726,8 +740,9 @@ impl<H: Handler> Actor<H> {
                 } else if reason != CloseReason::ClientClose
                     && !matches!(reason, CloseReason::TransportError(_))
                 {
+                    let outbox = &mut self.outbox;
                     let _ = timeout(CLOSE_LINGER, async {
-                        write_all(ws, &mut self.outbox).await?;
+                        poll_fn(|cx| poll_write_out(ws, outbox, cx)).await?;
                         SinkExt::close(ws).await
                     })
                     .await;
@@ -750,7 +765,7 @@ impl<H: Handler> Actor<H> {
         if let Some(input) = late {
             self.drain_one(input);
         }
-        while let Ok(input) = self.rx.try_recv() {
+        while let Some(input) = self.rx.try_recv() {
             self.drain_one(input);
         }
     }
@@ -791,26 +806,56 @@ async fn next_frame(
     }
 }
 
-async fn write_all(
+/// Why a write that had to wait was given up.
+enum WriteStopped {
+    /// The client accepted no data for this long.
+    Budget(std::time::Duration),
+    /// The service is shutting down.
+    Shutdown,
+}
+
+/// Hands the outbox to the WebSocket: each text packet in order, a marker once everything
+/// before it is flushed to the socket, and a final flush. What could not be sent yet stays in
+/// the outbox, so the next poll goes on where this one stopped.
+fn poll_write_out(
     ws: &mut WsStream,
     outbox: &mut VecDeque<Out>,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
-    let mut markers = Vec::new();
-    while let Some(out) = outbox.pop_front() {
-        let message = match out {
-            Out::Text(text) => Message::Text(text.into()),
-            Out::Marker(marker) => {
-                markers.push(marker);
-                continue;
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), tokio_tungstenite::tungstenite::Error>> {
+    loop {
+        match outbox.front() {
+            None => return Pin::new(&mut *ws).poll_flush(cx),
+            Some(Out::Marker(_)) => {
+                ready!(Pin::new(&mut *ws).poll_flush(cx))?;
+                if let Some(Out::Marker(marker)) = outbox.pop_front() {
+                    let _ = marker.send(());
+                }
             }
-        };
-        ws.feed(message).await?;
+            Some(Out::Text(_)) => {
+                ready!(Pin::new(&mut *ws).poll_ready(cx))?;
+                if let Some(Out::Text(text)) = outbox.pop_front() {
+                    Pin::new(&mut *ws).start_send(Message::Text(text.into()))?;
+                }
+            }
+        }
     }
-    ws.flush().await?;
-    for marker in markers {
-        let _ = marker.send(());
+}
+
+/// The rest of a write the client is slow to take: it has `budget` (a client that accepts no
+/// data for a whole ping timeout is gone), and shutdown does not wait for it (up to the whole
+/// budget, often longer than --shutdown-grace): the session stops writing and closes.
+async fn write_or_give_up(
+    ws: &mut WsStream,
+    outbox: &mut VecDeque<Out>,
+    budget: std::time::Duration,
+    shutdown: &CancellationToken,
+) -> Result<Result<(), tokio_tungstenite::tungstenite::Error>, WriteStopped> {
+    tokio::select! {
+        written = timeout(budget, poll_fn(|cx| poll_write_out(ws, outbox, cx))) => {
+            written.map_err(|_| WriteStopped::Budget(budget))
+        }
+        _ = shutdown.cancelled() => Err(WriteStopped::Shutdown),
     }
-    Ok(())
 }
 
 /// Joins the buffered packets into one long-polling payload.
@@ -833,6 +878,8 @@ fn drain_payload(outbox: &mut VecDeque<Out>, outbox_bytes: &mut usize) -> String
     *outbox_bytes = 0;
     body
 }
+
+pub(crate) mod inbox;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,7 @@ use super::connection::{SioConnection, SioEvent};
 use crate::config::fault::{Action, FaultRule};
 use crate::config::{EngineConfig, EventPattern, HandlerConfig, HubConfig, ServeConfig};
 use crate::engineio::packet::Packet;
-use crate::engineio::session::{Actor, Input, PollReply};
+use crate::engineio::session::{Actor, Input, PollReply, inbox};
 use crate::engineio::{EngineError, Registry, SharedFlags};
 use crate::hooks::{FaultInjector, Hooks};
 use crate::service::Service;
@@ -93,7 +93,7 @@ fn engine() -> EngineConfig {
     }
 }
 
-type Tx = mpsc::Sender<Input<SioEvent>>;
+type Tx = inbox::Sender<Input<SioEvent>>;
 
 /// Starts a connection's session on long-polling; returns its input channel.
 fn start(service: &Arc<Service>) -> Tx {
@@ -108,7 +108,7 @@ fn start(service: &Arc<Service>) -> Tx {
         Bytes::from_static(b"{}"),
         crate::engineio::Transport::Polling,
     );
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = inbox::channel(16);
     let registry: Registry<SioEvent> = Arc::new(Mutex::new(HashMap::new()));
     let actor = Actor::new(
         sid,

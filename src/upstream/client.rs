@@ -40,8 +40,11 @@ pub const MAX_RESPONSE_BODY: usize = 1 << 20;
 pub const PREFLIGHT_TTL: Duration = Duration::from_secs(60);
 /// Upper bound of the preflight timeout; the effective one is `min(settings.timeout, this)`.
 pub const PREFLIGHT_TIMEOUT_CAP: Duration = Duration::from_secs(10);
-/// Idle keep-alive connections are closed after this long.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle keep-alive connections are closed after this long: under Node's default server
+/// keep-alive (5 s), so a handler is not sent a request on a connection it is closing, and short
+/// enough that the connections a burst opened (up to [`MAX_CONCURRENT_CALLS`], some 25 KiB of
+/// buffers each) are gone seconds after a disconnect storm. Steady traffic keeps them busy.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Idle keep-alive connections kept per webhook host; concurrent calls beyond it still work,
 /// their connections are just closed afterwards instead of pooled.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 256;

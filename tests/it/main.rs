@@ -25,6 +25,7 @@ mod rest;
 mod rust_client;
 mod seed;
 mod serve;
+mod storm;
 mod terminal;
 mod token;
 mod util;

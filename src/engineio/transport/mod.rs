@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::session::{Actor, WsStream};
+use super::session::{Actor, WsStream, inbox};
 use super::{
     Acceptor, EngineError, Handler, Handshake, Refusal, Registry, SessionHandle, SharedFlags,
     Transport,
@@ -249,7 +248,7 @@ impl<E: Send + 'static> SessionStarter<E> {
         websocket: Option<Box<WsStream>>,
         open_packet: Option<String>,
     ) {
-        let (tx, rx) = mpsc::channel(self.config.session_queue);
+        let (tx, rx) = inbox::channel(self.config.session_queue);
         let flags = Arc::new(SharedFlags::default());
         flags
             .upgraded

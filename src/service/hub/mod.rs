@@ -93,6 +93,15 @@ impl FilterTarget for ConnEntry {
     }
 }
 
+/// Shrinks a table that is more than four times larger than it needs (and past a small size),
+/// so a burst of connections that left does not pin its memory.
+fn release_spare<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    let live = map.len().max(64);
+    if map.capacity() > 4 * live {
+        map.shrink_to(live * 2);
+    }
+}
+
 /// Everything a hub holds. Invariants: `groups[g]` holds exactly the connections whose entry
 /// lists `g`; no group is empty; no user's assignment set is empty.
 #[derive(Debug, Default)]
@@ -227,6 +236,9 @@ impl Hub {
         let mut state = self.state();
         state.leave_all(connection_id);
         state.connections.remove(connection_id);
+        // After a storm of disconnects the tables would keep their peak size for good.
+        release_spare(&mut state.connections);
+        release_spare(&mut state.groups);
     }
 
     /// A socket was accepted: record it and join its implicit groups (docs/protocol.md §14 decision 9).
