@@ -155,8 +155,10 @@ pub struct Linter {
     /// `--lint-slow`.
     pub slow: Duration,
     counts: Mutex<BTreeMap<Rule, u64>>,
-    /// `<hub lower-case>\n<group>` of every group that existed.
-    known: Mutex<HashSet<String>>,
+    /// A 64-bit hash of `<hub lower-case>\n<group>` for every group that existed: one table
+    /// with no block per name, so a storm of sockets leaves no small allocations behind (a
+    /// collision, about one in 2^64 per pair, only hides a finding).
+    known: Mutex<HashSet<u64>>,
 }
 
 impl Linter {
@@ -201,17 +203,33 @@ impl Linter {
     pub fn learn(&self, hub: &str, group: &str) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() < MAX_KNOWN_GROUPS {
-            known.insert(format!("{}\n{group}", hub.to_ascii_lowercase()));
+            known.insert(group_key(hub, group));
         }
     }
 
     /// Whether `group` existed in `hub` at some point (or memory is full, so nobody can tell).
     fn existed(&self, hub: &str, group: &str) -> bool {
         let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.len() >= MAX_KNOWN_GROUPS
-            || known.contains(&format!("{}\n{group}", hub.to_ascii_lowercase()))
+        known.len() >= MAX_KNOWN_GROUPS || known.contains(&group_key(hub, group))
     }
 }
+
+/// The key [`Linter`] remembers a group by: hub names compare without case, group names with.
+fn group_key(hub: &str, group: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = KEY_HASH.build_hasher();
+    for byte in hub.bytes() {
+        hasher.write_u8(byte.to_ascii_lowercase());
+    }
+    hasher.write_u8(b'\n');
+    hasher.write(group.as_bytes());
+    hasher.finish()
+}
+
+/// One fixed hasher for [`group_key`] (SipHash with zero keys: the keys only need to agree
+/// within a run).
+const KEY_HASH: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 /// Where the checks report to: `serve`'s [`Live`] linter (live log, recording) or replay's
 /// [`Collected`] findings.
