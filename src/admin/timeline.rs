@@ -19,11 +19,11 @@ use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
 use crate::traffic::TrafficEvent;
-use crate::traffic::call_details::CallDetails;
-use crate::traffic::record::{self, RecordLine, RecordedResponse};
+use crate::traffic::hop::WebhookHop;
+use crate::traffic::record::{self, RecordLine};
 use crate::traffic::ring::{Entry, Missing, Ring};
+use crate::upstream::WebhookEvent;
 use crate::upstream::cloudevents::{self, WebhookRequest};
-use crate::upstream::{EventKind, WebhookEvent};
 
 use super::{AdminError, with_headers};
 
@@ -50,9 +50,7 @@ pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
 /// decoded under `socketio`. `None` for entries that are not on the timeline.
 pub fn view(entry: &Entry) -> Option<Value> {
     let mut value = entry.view()?;
-    if entry.event.is_none()
-        && let Some(RecordLine::Frame { packet, .. }) = &entry.record
-    {
+    if let TrafficEvent::Frame { packet, .. } = &entry.event {
         value["socketio"] = decode_frame(packet);
     }
     Some(value)
@@ -160,67 +158,25 @@ pub fn details(service: &Service, seq: u64) -> Result<Value, AdminError> {
     })?;
     let shown = view(&entry).unwrap_or(Value::Null);
     let mut out = json!({ "seq": seq, "entry": shown });
-    match &entry.record {
-        Some(line @ RecordLine::Webhook { .. }) => {
-            let call = entry.attachment.as_ref().and_then(|a| a.downcast_ref());
-            webhook_details(service, line, call, &mut out);
-        }
-        Some(RecordLine::Rest { call, .. }) => {
-            out["call"] = serde_json::to_value(call).unwrap_or(Value::Null);
-            out["matched"] = shown.get("matched").cloned().unwrap_or(Value::Null);
+    match &entry.event {
+        TrafficEvent::Webhook(hop) => webhook_details(service, hop, &mut out),
+        TrafficEvent::Rest(hop) => {
+            out["call"] = serde_json::to_value(&hop.call).unwrap_or(Value::Null);
+            out["matched"] = json!(hop.matched);
         }
         _ => {}
     }
     Ok(out)
 }
 
-/// The webhook event a session line describes.
-pub fn recorded_event(line: &RecordLine) -> Option<WebhookEvent> {
-    let RecordLine::Webhook {
-        hub,
-        event,
-        ce_type,
-        namespace,
-        socket_id,
-        connection_id,
-        user_id,
-        body,
-        ..
-    } = line
-    else {
-        return None;
-    };
-    Some(WebhookEvent {
-        hub: hub.clone(),
-        kind: EventKind::from_recorded(ce_type, event),
-        connection_id: connection_id.clone(),
-        namespace: namespace.clone(),
-        socket_id: socket_id.clone(),
-        user_id: user_id.as_deref().map(std::sync::Arc::from),
-        body: Bytes::from(body.clone()),
-    })
-}
-
 /// Adds `request`, `response`, `error` and `curl` for one webhook call's entry.
-fn webhook_details(
-    service: &Service,
-    line: &RecordLine,
-    call: Option<&CallDetails>,
-    out: &mut Value,
-) {
-    let RecordLine::Webhook {
-        response, error, ..
-    } = line
-    else {
-        return;
-    };
-    out["error"] = json!(error);
-    out["response"] = answer_json(response.as_ref(), call);
-    let Some(event) = recorded_event(line) else {
-        return;
-    };
+fn webhook_details(service: &Service, hop: &WebhookHop, out: &mut Value) {
+    out["error"] = json!(hop.error);
+    out["response"] = answer_json(hop);
+    let event = WebhookEvent::recorded(&hop.call);
     let request = service.route(&event.hub, &event.kind).and_then(|settings| {
-        let stamp = call.map(|c| cloudevents::CeStamp::new(c.ce_id.clone(), c.ce_time))?;
+        let details = &hop.details;
+        let stamp = cloudevents::CeStamp::new(details.ce_id.clone(), details.ce_time);
         cloudevents::event_request(&settings, &event, &stamp).ok()
     });
     match request {
@@ -256,13 +212,15 @@ fn request_json(request: &WebhookRequest) -> Value {
     })
 }
 
-/// The recorded answer with the headers kept by the call's entry.
-pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetails>) -> Value {
-    let Some(r) = response else {
+/// A call's recorded answer with the headers its hop kept.
+pub fn answer_json(hop: &WebhookHop) -> Value {
+    let Some(r) = &hop.response else {
         return Value::Null;
     };
-    let headers = call
-        .and_then(|c| c.answer_headers.as_ref())
+    let headers = hop
+        .details
+        .answer_headers
+        .as_ref()
         .map_or(Value::Array(Vec::new()), |pairs| json!(pairs));
     json!({
         "status": r.status,
@@ -307,8 +265,8 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             }
             while let Some(entry) = ring.next_after(seq).filter(|e| e.seq <= last) {
                 seq = entry.seq;
-                if let (true, Some(record)) = (entry.exported, &entry.record)
-                    && let Ok(mut bytes) = serde_json::to_vec(record)
+                if let Some(record) = entry.line()
+                    && let Ok(mut bytes) = serde_json::to_vec(&record)
                 {
                     bytes.push(b'\n');
                     line = Some(bytes);
@@ -345,12 +303,12 @@ pub fn lint(service: &Service) -> Value {
         .map(Ring::snapshot)
         .unwrap_or_default()
     {
-        let Some(TrafficEvent::Lint {
+        let TrafficEvent::Lint {
             rule,
             section,
             message,
             ..
-        }) = &entry.event
+        } = &entry.event
         else {
             continue;
         };

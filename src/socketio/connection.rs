@@ -22,7 +22,7 @@ use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::{Direction, RecordLine};
+use crate::traffic::record::Direction;
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -172,8 +172,7 @@ impl SioConnection {
     }
 
     fn record_frame(&self, direction: Direction, packet: &str) {
-        self.service.traffic().record(|t| RecordLine::Frame {
-            t,
+        self.service.traffic().emit(TrafficEvent::Frame {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             direction,

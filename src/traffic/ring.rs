@@ -16,7 +16,6 @@
 //! told with the next one it gets), never slows the service (docs/protocol.md §14 decision 22).
 //! Pushing costs one short lock and, per subscriber, one more.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,21 +37,17 @@ pub const ENTRY_OVERHEAD: usize = std::mem::size_of::<Entry>() + 64;
 /// The allocator's share of one heap string beyond its bytes, charged per text field.
 const STRING_OVERHEAD: usize = 32;
 
-/// Typed details kept with an entry by the layer that made it.
-pub type Attachment = Box<dyn Any + Send + Sync>;
-
 /// One remembered hop.
 pub struct Entry {
     pub seq: u64,
     /// When it happened.
     pub at: SystemTime,
-    /// Its record belongs in an export (not so for the inspector's own resends).
+    /// Its session line's clock reading (the recording's, or the ring's own).
+    pub t: f64,
+    /// Its session line belongs in an export (not so for the inspector's own resends).
     pub exported: bool,
-    /// The traffic event, if the hop is one.
-    pub event: Option<TrafficEvent>,
-    /// The session line (redacted), if the hop has one.
-    pub record: Option<RecordLine>,
-    pub attachment: Option<Attachment>,
+    /// The hop, redacted as the recording redacts it.
+    pub event: TrafficEvent,
     weight: usize,
 }
 
@@ -61,15 +56,19 @@ impl std::fmt::Debug for Entry {
         f.debug_struct("Entry")
             .field("seq", &self.seq)
             .field("event", &self.event)
-            .field("record", &self.record)
             .finish()
     }
 }
 
 impl Entry {
-    /// Shown on the timeline: it has an event, or it is a client frame.
+    /// Shown on the timeline.
     pub fn on_timeline(&self) -> bool {
-        self.event.is_some() || matches!(self.record, Some(RecordLine::Frame { .. }))
+        self.event.on_timeline()
+    }
+
+    /// The session line an export writes for it, if it belongs in one.
+    pub fn line(&self) -> Option<RecordLine> {
+        self.exported.then(|| self.event.line(self.t)).flatten()
     }
 
     /// What a reader of the timeline is charged for the entry while it waits: the larger of
@@ -78,38 +77,20 @@ impl Entry {
     /// as six bytes each, so a namespace of them costs a reader six times its length.
     pub fn reader_cost(&self) -> usize {
         const OBJECT: usize = 256;
-        let shown = match (&self.event, &self.record) {
-            (Some(event), _) => event_measure(event, &SHOWN),
-            (None, Some(line @ RecordLine::Frame { .. })) => 2 * line_measure(line, &SHOWN),
-            _ => 0,
+        let shown = match &self.event {
+            TrafficEvent::Frame { .. } => 2 * event_measure(&self.event, &SHOWN),
+            event => event_measure(event, &SHOWN),
         };
         self.weight.max(OBJECT + shown)
     }
 
-    /// The timeline object: the event's `--format json` object with `seq`, or for a client
-    /// frame one built from its session line (`socketio` is filled in by whoever decodes it).
+    /// The timeline object: the event's `--format json` object with `seq` (a client frame's
+    /// `socketio` is filled in by whoever decodes it).
     pub fn view(&self) -> Option<serde_json::Value> {
-        let mut value = match (&self.event, &self.record) {
-            (Some(event), _) => super::json::object(event, self.at),
-            (
-                None,
-                Some(RecordLine::Frame {
-                    hub,
-                    connection_id,
-                    direction,
-                    packet,
-                    ..
-                }),
-            ) => serde_json::json!({
-                "type": "frame",
-                "hub": hub,
-                "connectionId": connection_id,
-                "direction": direction,
-                "packet": packet,
-                "time": humantime::format_rfc3339_millis(self.at).to_string(),
-            }),
-            _ => return None,
-        };
+        if !self.on_timeline() {
+            return None;
+        }
+        let mut value = super::json::object(&self.event, self.at);
         value.as_object_mut()?.insert("seq".into(), self.seq.into());
         Some(value)
     }
@@ -117,25 +98,11 @@ impl Entry {
 
 /// What a new entry carries; the ring gives it its `seq` and time.
 pub struct NewEntry {
-    pub event: Option<TrafficEvent>,
-    /// The session line, already redacted.
-    pub record: Option<RecordLine>,
+    /// The hop, already redacted.
+    pub event: TrafficEvent,
+    /// Its session line's clock reading.
+    pub t: f64,
     pub exported: bool,
-    pub attachment: Option<Attachment>,
-    /// Bytes of text the attachment keeps.
-    pub attachment_bytes: usize,
-}
-
-impl Default for NewEntry {
-    fn default() -> Self {
-        NewEntry {
-            event: None,
-            record: None,
-            exported: true,
-            attachment: None,
-            attachment_bytes: 0,
-        }
-    }
 }
 
 /// Why [`Ring::get`] found no entry.
@@ -222,10 +189,9 @@ impl Ring {
         let entry = Arc::new(Entry {
             seq,
             at,
+            t: new.t,
             exported: new.exported,
             event: new.event,
-            record: new.record,
-            attachment: new.attachment,
             weight,
         });
         state.bytes += weight;
@@ -440,24 +406,16 @@ impl Measure {
     }
 }
 
-/// The cost of one entry: everything it keeps (every text field of its event, its session
-/// line and its attachment, with the allocator's share of each) plus the entry itself. The
-/// ring's bound, each reader's queue and each export count entries by this one measure.
+/// The cost of one entry: everything its hop keeps (every text field, with the allocator's
+/// share of each) plus the entry itself. The ring's bound, each reader's queue and each export
+/// count entries by this one measure.
 pub fn entry_cost(new: &NewEntry) -> usize {
-    ENTRY_OVERHEAD
-        + new.attachment_bytes
-        + new.event.as_ref().map_or(0, event_weight)
-        + new.record.as_ref().map_or(0, line_weight)
+    ENTRY_OVERHEAD + event_weight(&new.event)
 }
 
-/// The bytes an event keeps: every text field, whoever controls it.
+/// The bytes a hop keeps: every text field, whoever controls it.
 pub fn event_weight(event: &TrafficEvent) -> usize {
     event_measure(event, &KEPT)
-}
-
-/// The bytes a session line keeps: every text field, whoever controls it.
-pub fn line_weight(line: &RecordLine) -> usize {
-    line_measure(line, &KEPT)
 }
 
 fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
@@ -469,6 +427,7 @@ fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
             user_id,
             refused,
             claims,
+            recorded,
             ..
         } => {
             m.len(hub)
@@ -476,9 +435,17 @@ fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
                 + m.opt(user_id)
                 + m.opt(refused)
                 + claims.as_ref().map_or(0, |c| 2 * c.to_string().len())
+                + recorded.as_ref().map_or(0, |r| {
+                    m.len(&r.route) + m.map(r.query.iter().map(|(k, v)| (k, m.len(v))))
+                })
         }
         E::Upgrade { hub, connection_id } => m.len(hub) + m.len(connection_id),
         E::ConnectionClosed {
+            hub,
+            connection_id,
+            reason,
+        }
+        | E::Closed {
             hub,
             connection_id,
             reason,
@@ -492,26 +459,7 @@ fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
         } => {
             m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.opt(refused)
         }
-        E::Webhook {
-            hub,
-            event,
-            namespace,
-            socket_id,
-            connection_id,
-            url,
-            detail,
-            hint,
-            ..
-        } => {
-            m.len(hub)
-                + m.len(event)
-                + m.len(namespace)
-                + m.len(socket_id)
-                + m.len(connection_id)
-                + m.len(url)
-                + m.len(detail)
-                + m.opt(hint)
-        }
+        E::Webhook(hop) => webhook_measure(hop, m),
         E::AckForwarded {
             hub,
             connection_id,
@@ -527,12 +475,20 @@ fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
         } => {
             m.len(hub) + m.len(connection_id) + m.len(namespace) + m.len(socket_id) + m.len(reason)
         }
-        E::Rest {
-            hub,
-            target,
-            message,
-            ..
-        } => m.len(hub) + m.len(target) + m.opt(message),
+        E::Rest(hop) => {
+            let call = &hop.call;
+            m.len(&call.hub)
+                + m.len(&call.path)
+                + m.len(&call.body)
+                + m.len(&hop.target)
+                + m.opt(&hop.message)
+                + m.map(call.query.iter().map(|(k, vs)| {
+                    (
+                        k,
+                        vs.iter().map(|v| m.len(v)).sum::<usize>() + STRING_OVERHEAD,
+                    )
+                }))
+        }
         E::Warning { message, hint } | E::Error { message, hint } => m.len(message) + m.opt(hint),
         E::Lint {
             rule,
@@ -554,92 +510,35 @@ fn event_measure(event: &TrafficEvent, m: &Measure) -> usize {
             message,
             ..
         } => m.len(method) + m.len(path) + m.opt(message),
-        E::ShuttingDown { .. } => 0,
-    }
-}
-
-fn line_measure(line: &RecordLine, m: &Measure) -> usize {
-    use RecordLine as L;
-    match line {
-        L::Handshake {
-            hub,
-            connection_id,
-            transport,
-            user_id,
-            query,
-            refused,
-            ..
-        } => {
-            m.len(hub)
-                + m.opt(connection_id)
-                + m.len(transport)
-                + m.opt(user_id)
-                + m.map(query.iter().map(|(k, v)| (k, m.len(v))))
-                + m.opt(refused)
-        }
-        L::Frame {
+        E::Frame {
             hub,
             connection_id,
             packet,
             ..
         } => m.len(hub) + m.len(connection_id) + m.len(packet),
-        L::Webhook {
-            hub,
-            event,
-            ce_type,
-            namespace,
-            socket_id,
-            connection_id,
-            user_id,
-            body,
-            response,
-            error,
-            ..
-        } => {
-            m.len(hub)
-                + m.len(event)
-                + m.len(ce_type)
-                + m.len(namespace)
-                + m.len(socket_id)
-                + m.len(connection_id)
-                + m.opt(user_id)
-                + m.len(body)
-                + response
-                    .as_ref()
-                    .map_or(0, |r| m.len(&r.body) + m.opt(&r.content_type))
-                + m.opt(error)
-        }
-        L::Rest { call, .. } => {
-            m.len(&call.hub)
-                + m.len(&call.path)
-                + m.len(&call.body)
-                + m.map(call.query.iter().map(|(k, vs)| {
-                    (
-                        k,
-                        vs.iter().map(|v| m.len(v)).sum::<usize>() + STRING_OVERHEAD,
-                    )
-                }))
-        }
-        L::Closed {
-            hub,
-            connection_id,
-            reason,
-            ..
-        } => m.len(hub) + m.len(connection_id) + m.len(reason),
-        L::Lint {
-            rule,
-            section,
-            message,
-            ..
-        } => m.len(rule) + m.len(section) + m.len(message),
-        L::Fault {
-            rule,
-            event,
-            action,
-            ..
-        } => m.len(rule) + m.len(event) + m.len(action),
-        L::Header { .. } | L::Unknown => 0,
+        E::ShuttingDown { .. } => 0,
     }
+}
+
+fn webhook_measure(hop: &super::hop::WebhookHop, m: &Measure) -> usize {
+    let call = &hop.call;
+    m.len(&call.hub)
+        + m.len(&call.event)
+        + m.len(&call.ce_type)
+        + m.len(&call.namespace)
+        + m.len(&call.socket_id)
+        + m.len(&call.connection_id)
+        + m.opt(&call.user_id)
+        + m.len(&call.body)
+        + hop
+            .response
+            .as_ref()
+            .map_or(0, |r| m.len(&r.body) + m.opt(&r.content_type))
+        + m.opt(&hop.error)
+        + m.len(&hop.url)
+        + m.len(&hop.detail)
+        + m.opt(&hop.hint)
+        + hop.details.text_len()
 }
 
 #[cfg(test)]
@@ -648,11 +547,12 @@ mod tests {
 
     fn view(text: &str) -> NewEntry {
         NewEntry {
-            event: Some(TrafficEvent::Warning {
+            event: TrafficEvent::Warning {
                 message: text.to_owned(),
                 hint: None,
-            }),
-            ..NewEntry::default()
+            },
+            t: 0.0,
+            exported: false,
         }
     }
 
@@ -729,20 +629,13 @@ mod tests {
     #[tokio::test]
     async fn every_field_counts_and_a_reader_takes_a_bounded_batch() {
         let long = "u".repeat(45_000);
-        let line = |user: &str| RecordLine::Webhook {
-            t: 0.0,
-            hub: "h".into(),
-            event: "e".into(),
-            ce_type: "t".into(),
-            namespace: "/".into(),
-            socket_id: "s".into(),
-            connection_id: "c".into(),
-            user_id: Some(user.into()),
-            body: String::new(),
-            response: None,
-            error: None,
+        let hop = |user: &str| TrafficEvent::Lint {
+            rule: "r".into(),
+            section: "s".into(),
+            message: user.into(),
+            hint: None,
         };
-        assert!(line_weight(&line(&long)) >= line_weight(&line("")) + 45_000);
+        assert!(event_weight(&hop(&long)) >= event_weight(&hop("")) + 45_000);
         let ring = Ring::new(1 << 20);
         ring.push(view(&"y".repeat(1000)));
         let one = ring.get(1).unwrap().reader_cost();
@@ -760,14 +653,14 @@ mod tests {
     fn a_reader_is_charged_what_an_entry_renders_to() {
         let ring = Ring::new(1 << 20);
         let frame = |packet: String| NewEntry {
-            record: Some(RecordLine::Frame {
-                t: 0.0,
+            event: TrafficEvent::Frame {
                 hub: "h".into(),
                 connection_id: "c".into(),
                 direction: super::super::record::Direction::In,
                 packet,
-            }),
-            ..NewEntry::default()
+            },
+            t: 0.0,
+            exported: true,
         };
         ring.push(frame(format!("40/{},", "a".repeat(10_000))));
         ring.push(frame(format!("40/{},", "\u{1}".repeat(10_000))));
