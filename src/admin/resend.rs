@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use crate::service::Service;
 use crate::socketio::exchange;
 use crate::traffic::TrafficEvent;
-use crate::traffic::hop::{INSPECTOR, WebhookHop};
+use crate::traffic::hop::INSPECTOR;
+use crate::traffic::ring::KeptCall;
 use crate::upstream::WebhookEvent;
 use crate::upstream::client::Delivery;
 
@@ -32,7 +33,7 @@ fn requested_seq(body: &[u8]) -> Result<u64, AdminError> {
 }
 
 /// The webhook call of entry `seq`: the event to send again, and the old call.
-fn recorded_call(service: &Service, seq: u64) -> Result<(WebhookEvent, WebhookHop), AdminError> {
+fn recorded_call(service: &Service, seq: u64) -> Result<(WebhookEvent, KeptCall), AdminError> {
     let entry = ring(service)?.get(seq).map_err(|_| {
         AdminError::new(
             StatusCode::NOT_FOUND,
@@ -40,10 +41,8 @@ fn recorded_call(service: &Service, seq: u64) -> Result<(WebhookEvent, WebhookHo
             format!("entry {seq} is not in the inspector's ring"),
         )
     })?;
-    let TrafficEvent::Webhook(old) = &entry.event else {
-        return Err(not_a_call(seq));
-    };
-    Ok((WebhookEvent::recorded(&old.call), (**old).clone()))
+    let old = entry.webhook().ok_or_else(|| not_a_call(seq))?;
+    Ok((WebhookEvent::recorded(&old.call), old))
 }
 
 fn not_a_call(seq: u64) -> AdminError {

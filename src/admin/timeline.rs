@@ -18,10 +18,8 @@ use serde_json::{Value, json};
 use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
-use crate::traffic::TrafficEvent;
-use crate::traffic::hop::WebhookHop;
 use crate::traffic::record::{self, RecordLine};
-use crate::traffic::ring::{Entry, Missing, Ring};
+use crate::traffic::ring::{Kept, KeptCall, Kind, Missing, Ring};
 use crate::upstream::WebhookEvent;
 use crate::upstream::cloudevents::{self, WebhookRequest};
 
@@ -46,12 +44,13 @@ pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
     })
 }
 
-/// The timeline object of an entry ([`Entry::view`]), a client frame's Socket.IO packet
+/// The timeline object of an entry ([`Kept::view`]), a client frame's Socket.IO packet
 /// decoded under `socketio`. `None` for entries that are not on the timeline.
-pub fn view(entry: &Entry) -> Option<Value> {
+pub fn view(entry: &Kept) -> Option<Value> {
     let mut value = entry.view()?;
-    if let TrafficEvent::Frame { packet, .. } = &entry.event {
-        value["socketio"] = decode_frame(packet);
+    if entry.kind == Kind::Frame {
+        let decoded = value["packet"].as_str().map(decode_frame);
+        value["socketio"] = decoded.unwrap_or(Value::Null);
     }
     Some(value)
 }
@@ -98,16 +97,18 @@ pub fn status(service: &Service) -> Value {
 /// each new one, until the page goes away or the service shuts down.
 pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
     let subscriber = ring(service)?.subscribe(after);
+    let traffic = service.traffic().clone();
     let (tx, body) = ResponseBody::channel(1);
     let stop = service.shutdown().clone();
     let virtual_clients = super::clients::marker(service);
     tokio::spawn(async move {
+        let Some(ring) = traffic.ring() else { return };
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
         let mut open = tx.send(hello).await.is_ok();
         while open {
             let batch = tokio::select! {
                 _ = stop.cancelled() => break,
-                batch = subscriber.next(STREAM_BATCH_BYTES) => batch,
+                batch = subscriber.next(ring, STREAM_BATCH_BYTES) => batch,
                 _ = tokio::time::sleep(STREAM_PING) => {
                     open = tx.send(Bytes::from_static(b": ping\n\n")).await.is_ok();
                     continue;
@@ -158,19 +159,17 @@ pub fn details(service: &Service, seq: u64) -> Result<Value, AdminError> {
     })?;
     let shown = view(&entry).unwrap_or(Value::Null);
     let mut out = json!({ "seq": seq, "entry": shown });
-    match &entry.event {
-        TrafficEvent::Webhook(hop) => webhook_details(service, hop, &mut out),
-        TrafficEvent::Rest(hop) => {
-            out["call"] = serde_json::to_value(&hop.call).unwrap_or(Value::Null);
-            out["matched"] = json!(hop.matched);
-        }
-        _ => {}
+    if let Some(call) = entry.webhook() {
+        webhook_details(service, &call, &mut out);
+    } else if let Some((call, matched)) = entry.rest() {
+        out["call"] = serde_json::to_value(&call).unwrap_or(Value::Null);
+        out["matched"] = json!(matched);
     }
     Ok(out)
 }
 
 /// Adds `request`, `response`, `error` and `curl` for one webhook call's entry.
-fn webhook_details(service: &Service, hop: &WebhookHop, out: &mut Value) {
+fn webhook_details(service: &Service, hop: &KeptCall, out: &mut Value) {
     out["error"] = json!(hop.error);
     out["response"] = answer_json(hop);
     let event = WebhookEvent::recorded(&hop.call);
@@ -213,7 +212,7 @@ fn request_json(request: &WebhookRequest) -> Value {
 }
 
 /// A call's recorded answer with the headers its hop kept.
-pub fn answer_json(hop: &WebhookHop) -> Value {
+pub fn answer_json(hop: &KeptCall) -> Value {
     let Some(r) = &hop.response else {
         return Value::Null;
     };
@@ -254,7 +253,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     tokio::spawn(async move {
         let Some(ring) = traffic.ring() else { return };
         let mut line = Some(text);
-        let mut seq = 0;
+        let mut cursor = ring.cursor_after(0);
         while let Some(chunk) = line.take() {
             let sent = tokio::select! {
                 _ = stop.cancelled() => false,
@@ -263,8 +262,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             if !sent {
                 return;
             }
-            while let Some(entry) = ring.next_after(seq).filter(|e| e.seq <= last) {
-                seq = entry.seq;
+            while let Some(entry) = ring.next(&mut cursor).filter(|e| e.seq <= last) {
                 if let Some(record) = entry.line()
                     && let Ok(mut bytes) = serde_json::to_vec(&record)
                 {
@@ -297,29 +295,25 @@ pub fn lint(service: &Service) -> Value {
         .iter()
         .map(|(rule, n)| (rule.clone(), json!({ "count": n, "seqs": [] })))
         .collect();
-    for entry in service
-        .traffic()
-        .ring()
-        .map(Ring::snapshot)
-        .unwrap_or_default()
-    {
-        let TrafficEvent::Lint {
-            rule,
-            section,
-            message,
-            ..
-        } = &entry.event
+    let ring = service.traffic().ring();
+    let mut cursor = ring.map(|r| r.cursor_after(0)).unwrap_or_default();
+    while let Some(entry) = ring.and_then(|r| r.next(&mut cursor)) {
+        let Some(Value::Object(lint)) = (entry.kind == Kind::Lint).then(|| entry.view()).flatten()
         else {
             continue;
         };
+        let text = |key: &str| lint.get(key).cloned().unwrap_or(Value::Null);
+        let Some(rule) = lint.get("rule").and_then(Value::as_str) else {
+            continue;
+        };
         let slot = rules
-            .entry(rule.clone())
+            .entry(rule.to_owned())
             .or_insert_with(|| json!({ "count": 0, "seqs": [] }));
         if let Some(seqs) = slot["seqs"].as_array_mut() {
             seqs.push(json!(entry.seq));
         }
-        slot["section"] = json!(section);
-        slot["message"] = json!(message);
+        slot["section"] = text("section");
+        slot["message"] = text("message");
     }
     json!({ "total": counts.values().sum::<u64>(), "rules": rules })
 }

@@ -96,7 +96,7 @@ impl Serialize for WebhookHop {
 
 /// The `t` of a session line (when the call started) and its latency. Under `--seed` both come
 /// from the logical clock: the latency is the ticks the call spanned.
-fn call_times(started: Option<f64>, now: f64, measured: f64) -> (f64, f64) {
+pub fn call_times(started: Option<f64>, now: f64, measured: f64) -> (f64, f64) {
     match started {
         Some(start) => (start, now - start),
         None => ((now - measured).max(0.0), measured),
@@ -247,6 +247,54 @@ impl TrafficEvent {
         })
     }
 
+    /// Writes what its session line and details hold beyond its timeline object, as one JSON
+    /// object (nothing for hops whose line is their object): what the inspector's ring keeps
+    /// after the object ([`super::ring`]), borrowed from the hop, without allocating.
+    pub fn write_kept(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        match self {
+            TrafficEvent::Webhook(hop) => {
+                let call = &hop.call;
+                let kept = WebhookKept {
+                    ce_type: &call.ce_type,
+                    user_id: call.user_id.as_deref(),
+                    body: &call.body,
+                    response: hop.response.as_ref(),
+                    error: hop.error.as_deref(),
+                    started: hop.started,
+                    ce_id: &hop.details.ce_id,
+                    ce_time_ns: hop
+                        .details
+                        .ce_time
+                        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64),
+                    answer_headers: hop.details.answer_headers.as_deref(),
+                };
+                serde_json::to_writer(out, &kept)?;
+            }
+            TrafficEvent::Rest(hop) => {
+                let call = &hop.call;
+                let kept = RestKept {
+                    path: &call.path,
+                    query: &call.query,
+                    body: &call.body,
+                };
+                serde_json::to_writer(out, &kept)?;
+            }
+            TrafficEvent::Handshake {
+                recorded: Some(record),
+                ..
+            } => {
+                let kept = HandshakeKept {
+                    hub: &record.route,
+                    query: &record.query,
+                };
+                serde_json::to_writer(out, &kept)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Redacts the secrets its session line would carry, as the recording redacts them (the
     /// live log shows none of those fields).
     pub fn redact(&mut self) {
@@ -265,4 +313,34 @@ impl TrafficEvent {
             _ => {}
         }
     }
+}
+
+/// What the ring keeps of a webhook call beyond its timeline object.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookKept<'a> {
+    ce_type: &'a str,
+    user_id: Option<&'a str>,
+    body: &'a str,
+    response: Option<&'a RecordedResponse>,
+    error: Option<&'a str>,
+    started: Option<f64>,
+    ce_id: &'a str,
+    ce_time_ns: u64,
+    answer_headers: Option<&'a [(String, String)]>,
+}
+
+/// What the ring keeps of a REST call beyond its timeline object.
+#[derive(serde::Serialize)]
+struct RestKept<'a> {
+    path: &'a str,
+    query: &'a BTreeMap<String, Vec<String>>,
+    body: &'a str,
+}
+
+/// What the ring keeps of a handshake beyond its timeline object: its line's hub and query.
+#[derive(serde::Serialize)]
+struct HandshakeKept<'a> {
+    hub: &'a str,
+    query: &'a BTreeMap<String, String>,
 }

@@ -382,11 +382,7 @@ impl Traffic {
         }
         let ring = self.inner.ring.as_ref()?;
         let t = t.unwrap_or_else(|| ring.now_ms());
-        Some(ring.push(ring::NewEntry {
-            event,
-            t,
-            exported: recorded,
-        }))
+        Some(ring.push(&event, t, recorded))
     }
 
     /// The live-log part of [`Traffic::hop`].
