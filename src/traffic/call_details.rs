@@ -44,12 +44,6 @@ impl CallDetails {
             answer_headers,
         }
     }
-
-    /// Bytes of text they keep.
-    pub fn text_len(&self) -> usize {
-        let headers = self.answer_headers.iter().flatten();
-        self.ce_id.len() + headers.map(|(n, v)| n.len() + v.len() + 64).sum::<usize>()
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! (`serve --inspector-buffer`), allocated once, holding the latest hops as self-describing
 //! records one after the other, wrapping around its end, each with an increasing `seq`.
 //!
-//! Serving pays one short lock and the encoding of the hop straight into the buffer: a fixed
+//! Serving pays one short lock, the encoding of the hop into a reused scratch buffer and one
+//! copy into the ring: a fixed
 //! header ([`RECORD_HEADER`] bytes: length, kind, flags, `seq`, time, the session clock), the
 //! hop's timeline object as its `--format json` object without `time`, and, for the hops whose
 //! session line or details hold more than that object, the rest as a second JSON object
@@ -94,7 +95,8 @@ pub struct Kept {
 
 impl Kept {
     /// The bytes the record takes in the ring.
-    pub fn cost(&self) -> usize {
+    #[cfg(test)]
+    fn cost(&self) -> usize {
         RECORD_HEADER + self.bytes.len()
     }
 
@@ -268,6 +270,8 @@ struct State {
     last_seq: u64,
     evicted: u64,
     readers: Vec<Arc<Wake>>,
+    /// Where each record is encoded first.
+    scratch: Vec<u8>,
 }
 
 impl State {
@@ -352,32 +356,35 @@ fn wrap(at: usize, capacity: usize) -> usize {
     if at >= capacity { at - capacity } else { at }
 }
 
-/// Writes one record's bytes after the last record, evicting the oldest ones as room is
-/// needed; refuses to write more than the whole buffer.
-struct RecordWriter<'a> {
-    state: &'a mut State,
-    written: usize,
+/// Where a record is encoded before it is copied into the ring in one piece: a buffer of the
+/// state's, reused, that refuses to grow past the ring's size.
+struct Scratch<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: usize,
 }
 
-impl Write for RecordWriter<'_> {
+impl Write for Scratch<'_> {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let capacity = self.state.capacity();
-        if self.written + bytes.len() > capacity {
+        if self.buf.len() + bytes.len() > self.limit {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while capacity - self.state.used - self.written < bytes.len() {
-            self.state.evict_oldest();
-        }
-        let at = wrap(self.state.tail() + self.written, capacity);
-        self.state.copy_in(at, bytes);
-        self.written += bytes.len();
+        self.buf.extend_from_slice(bytes);
         Ok(bytes.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write(bytes).map(|_| ())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
+
+/// What the scratch buffer keeps between records (a larger record grows it for its own time).
+const SCRATCH_BYTES: usize = 16 << 10;
 
 /// The ring and the wake-ups of its readers. Shared through [`super::Traffic`].
 pub struct Ring {
@@ -408,6 +415,7 @@ impl Ring {
                 last_seq: 0,
                 evicted: 0,
                 readers: Vec::new(),
+                scratch: Vec::with_capacity(SCRATCH_BYTES.min(capacity)),
             }),
             capacity,
             start: Instant::now(),
@@ -447,16 +455,20 @@ impl Ring {
             state.first_seq = seq + 1;
             return seq;
         }
-        let mut out = RecordWriter {
-            state: &mut state,
-            written: 0,
-        };
-        let encoded = encode(&mut out, event);
-        let written = out.written;
+        let mut scratch = std::mem::take(&mut state.scratch);
+        scratch.clear();
+        let encoded = encode(
+            &mut Scratch {
+                buf: &mut scratch,
+                limit: state.capacity(),
+            },
+            event,
+        );
         match encoded {
             Ok(view_len) => {
-                let mut header = [0u8; RECORD_HEADER];
-                header[0..4].copy_from_slice(&(written as u32).to_le_bytes());
+                let len = scratch.len();
+                let header = &mut scratch[..RECORD_HEADER];
+                header[0..4].copy_from_slice(&(len as u32).to_le_bytes());
                 header[4] = Kind::of(event) as u8;
                 header[5] =
                     if exported { EXPORTED } else { 0 } | if on_timeline { ON_TIMELINE } else { 0 };
@@ -464,16 +476,19 @@ impl Ring {
                 header[16..24].copy_from_slice(&at.to_le_bytes());
                 header[24..32].copy_from_slice(&t.to_bits().to_le_bytes());
                 header[32..36].copy_from_slice(&(view_len as u32).to_le_bytes());
+                while state.capacity() - state.used < len {
+                    state.evict_oldest();
+                }
                 let tail = state.tail();
-                state.copy_in(tail, &header);
-                state.used += written;
+                state.copy_in(tail, &scratch);
+                state.used += len;
                 state.entries += 1;
                 if state.entries == 1 {
                     state.first_seq = seq;
                 }
             }
             Err(_) => {
-                // Larger than the ring: it evicted what it could; the ring holds nothing now.
+                // Larger than the ring: it takes the place of everything, and is not kept.
                 while state.entries > 0 {
                     state.evict_oldest();
                 }
@@ -481,6 +496,10 @@ impl Ring {
                 state.first_seq = seq + 1;
             }
         }
+        if scratch.capacity() > SCRATCH_BYTES {
+            scratch = Vec::with_capacity(SCRATCH_BYTES);
+        }
+        state.scratch = scratch;
         if on_timeline && !state.readers.is_empty() {
             state.readers.retain(|r| !r.closed.load(Ordering::Relaxed));
             for reader in &state.readers {
@@ -595,10 +614,10 @@ impl Ring {
 
 /// Encodes the hop after the header: its timeline object, then (when it has one) the object of
 /// what its session line and details add. Returns the timeline object's length.
-fn encode(out: &mut RecordWriter<'_>, event: &TrafficEvent) -> std::io::Result<usize> {
+fn encode(out: &mut Scratch<'_>, event: &TrafficEvent) -> std::io::Result<usize> {
     out.write_all(&[0u8; RECORD_HEADER])?;
     serde_json::to_writer(&mut *out, event)?;
-    let view_len = out.written - RECORD_HEADER;
+    let view_len = out.buf.len() - RECORD_HEADER;
     event.write_kept(&mut *out)?;
     Ok(view_len)
 }
