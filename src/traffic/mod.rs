@@ -1,6 +1,8 @@
-//! What happened, separate from how it is shown: every layer reports its hops as
-//! [`TrafficEvent`] values through a cloneable [`Traffic`] handle, and the renderers in
-//! [`pretty`] (coloured lines) and [`json`] (NDJSON) turn them into the live log on stdout.
+//! What happened, separate from how it is shown: every layer reports each hop once, as one
+//! [`TrafficEvent`] value, through a cloneable [`Traffic`] handle ([`Traffic::emit`]); each sink
+//! renders what it needs of it ([`hop`]): the renderers in [`pretty`] (coloured lines) and
+//! [`json`] (NDJSON) the live log on stdout, the recorder its session line, the inspector's
+//! [`ring`] its encoded record.
 //!
 //! Nothing else in the library prints. Emitting is cheap when the log is quiet: callers check
 //! [`Traffic::verbose`] before building per-message events.
