@@ -328,7 +328,9 @@ impl State {
         at
     }
 
-    fn read(&self, at: usize) -> Kept {
+    /// The record at `at`; of its bytes past the header, only the timeline object when
+    /// `view_only` (what the live stream renders).
+    fn read(&self, at: usize, view_only: bool) -> Kept {
         let header = self.header(at);
         let word = |range: std::ops::Range<usize>| {
             let mut b = [0u8; 8];
@@ -337,7 +339,13 @@ impl State {
         };
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let view_len = u32::from_le_bytes([header[32], header[33], header[34], header[35]]);
-        let mut bytes = vec![0u8; len - RECORD_HEADER];
+        let view_len = view_len as usize;
+        let kept = if view_only {
+            view_len
+        } else {
+            len - RECORD_HEADER
+        };
+        let mut bytes = vec![0u8; kept];
         self.copy_out(wrap(at + RECORD_HEADER, self.capacity()), &mut bytes);
         Kept {
             seq: word(8..16),
@@ -347,7 +355,7 @@ impl State {
             exported: header[5] & EXPORTED != 0,
             on_timeline: header[5] & ON_TIMELINE != 0,
             bytes,
-            view_len: view_len as usize,
+            view_len,
         }
     }
 }
@@ -518,7 +526,7 @@ impl Ring {
         if seq < state.first_seq {
             return Err(Missing::Gone);
         }
-        Ok(state.read(state.position(seq)))
+        Ok(state.read(state.position(seq), false))
     }
 
     /// A cursor at the first entry after `seq` (or where the next one will be).
@@ -538,7 +546,8 @@ impl Ring {
     }
 
     /// Entries from `cursor` on, worth at most `bytes` of the ring (at least one), moving the
-    /// cursor past them; only those on the timeline when `timeline`. What left the ring
+    /// cursor past them; when `timeline`, only those on the timeline and only their timeline
+    /// objects (enough for [`Kept::view`]). What left the ring
     /// before the cursor got to it is counted in `dropped`.
     pub fn read(&self, cursor: &mut Cursor, bytes: usize, timeline: bool) -> Batch {
         let state = self.lock();
@@ -558,7 +567,7 @@ impl Ring {
                 if taken > 0 && taken + len > bytes {
                     break;
                 }
-                batch.entries.push(state.read(cursor.pos));
+                batch.entries.push(state.read(cursor.pos, timeline));
                 taken += len;
             }
             cursor.pos = wrap(cursor.pos + len, state.capacity());
