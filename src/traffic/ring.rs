@@ -16,7 +16,8 @@
 //! a webhook call's details. Each reader of the live stream reads the buffer at its own
 //! [`Cursor`], a batch of a bounded number of bytes at a time: a page that cannot keep up
 //! holds nothing in the service beyond its cursor, and loses the entries that the buffer
-//! overwrote before it got to them (counted, and told with the next batch it gets); it never
+//! overwrote before it got to them (counted, and told with the next batch it gets; it goes on
+//! from the newer half of the ring, whose records stay a while for their details); it never
 //! slows the service (docs/protocol.md §14 decision 22).
 
 use std::io::Write;
@@ -553,11 +554,22 @@ impl Ring {
         let state = self.lock();
         let mut batch = Batch::default();
         if cursor.seq < state.first_seq {
-            batch.dropped = state.first_seq - cursor.seq;
+            let behind = cursor.seq;
+            // Fallen behind: go on from the newer half of the ring, so that what the reader
+            // gets next stays there a while (for its details), rather than from the oldest
+            // records, the next to be overwritten.
             *cursor = Cursor {
                 seq: state.first_seq,
                 pos: state.head,
             };
+            let mut ahead = state.used;
+            while ahead > state.capacity() / 2 && cursor.seq < state.last_seq {
+                let len = state.record_len(cursor.pos);
+                ahead -= len;
+                cursor.pos = wrap(cursor.pos + len, state.capacity());
+                cursor.seq += 1;
+            }
+            batch.dropped = cursor.seq - behind;
         }
         let mut taken = 0;
         while cursor.seq <= state.last_seq && (taken == 0 || taken < bytes) {
@@ -914,6 +926,13 @@ mod tests {
         let batch = sub.next(&ring, usize::MAX).await;
         assert!(batch.dropped > 0);
         assert_eq!(batch.dropped as usize + batch.entries.len(), 100);
+        // It goes on from the newer half of the ring, not from the next records to leave.
+        assert!(
+            batch.entries.len() <= (1 << 20) / 2 / (64 * 1024),
+            "{}",
+            batch.entries.len()
+        );
+        assert_eq!(batch.entries.last().map(|e| e.seq), Some(100));
         ring.push(&warning("z"), 0.0, false);
         let next = sub.next(&ring, usize::MAX).await;
         assert_eq!(next.dropped, 0);
