@@ -15,7 +15,7 @@
 //! rules in force and the decision ([`Faults::pick`]). It is a hook: `serve` plugs [`Faults`]
 //! into the service as its `crate::hooks::FaultInjector`, so `socketio::faults` picks
 //! and applies the actions without naming this module, and report each one
-//! through [`Faults::mark`] as a [`TrafficEvent::Fault`] line and a [`RecordLine::Fault`]
+//! through [`Faults::mark`] as a [`TrafficEvent::Fault`] line and a `fault` session
 //! recording line; `admin` lists and edits the rules through the same hook.
 
 use std::sync::Mutex;
@@ -25,7 +25,6 @@ use rand::{RngExt, SeedableRng};
 
 pub use crate::config::fault::{Action, FaultRule};
 use crate::hooks::{AddFaultError, FaultInjector};
-use crate::traffic::record::RecordLine;
 use crate::traffic::{Traffic, TrafficEvent};
 
 /// Rules in force at once; `POST /_emu/faults` beyond it is refused.
@@ -136,12 +135,6 @@ impl Faults {
     /// Reports one injected fault: a `fault` line in the live log and in the recording.
     pub fn mark(&self, rule: &FaultRule, hub: &str, event: &str, detail: String) {
         let action = rule.action.text();
-        self.traffic.record(|t| RecordLine::Fault {
-            t,
-            rule: rule.to_string(),
-            event: event.to_owned(),
-            action: action.clone(),
-        });
         self.traffic.emit(TrafficEvent::Fault {
             rule: rule.to_string(),
             hub: hub.to_owned(),

@@ -1,7 +1,7 @@
 //! The contract lint: every webhook answer and every REST call the developer's handler makes is
 //! checked against what the cloud service and its clients expect (docs/protocol.md §5, §7, §8, §9, §14),
 //! and each finding is reported once per occurrence as a [`TrafficEvent::Lint`] line naming the
-//! rule and the docs/protocol.md section, recorded as a [`RecordLine::Lint`] line, and counted for the
+//! rule and the docs/protocol.md section, recorded as a `lint` session line, and counted for the
 //! summary printed at shutdown ([`TrafficEvent::LintSummary`]).
 //!
 //! The lint never changes an outcome: the emulator still does what the cloud would (refuse,
@@ -25,7 +25,6 @@ use crate::engineio::packet::Packet;
 use crate::hooks::{GroupUse, LiveGroups, RestObserver, WebhookObserver};
 use crate::service::group;
 use crate::socketio::packet::{self as sio, PacketType};
-use crate::traffic::record::RecordLine;
 use crate::traffic::{Traffic, TrafficEvent};
 use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, user_event_reply};
 
@@ -276,12 +275,6 @@ impl Findings for Live {
     }
 
     fn finding(&self, rule: Rule, message: String) {
-        self.traffic.record(|t| RecordLine::Lint {
-            t,
-            rule: rule.id().to_owned(),
-            section: rule.section().to_owned(),
-            message: message.clone(),
-        });
         self.traffic.emit(TrafficEvent::Lint {
             rule: rule.id().to_owned(),
             section: rule.section().to_owned(),

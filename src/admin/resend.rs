@@ -8,18 +8,15 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::service::Service;
-use crate::socketio::exchange::Exchange;
-use std::sync::Arc;
-
+use crate::socketio::exchange;
 use crate::traffic::TrafficEvent;
-use crate::traffic::call_details::CallDetails;
-use crate::traffic::record::{RecordLine, RecordedResponse};
-use crate::traffic::ring::Entry;
+use crate::traffic::hop::INSPECTOR;
+use crate::traffic::ring::KeptCall;
 use crate::upstream::WebhookEvent;
 use crate::upstream::client::Delivery;
 
 use super::AdminError;
-use super::timeline::{answer_json, header_pairs, recorded_event, ring};
+use super::timeline::{answer_json, header_pairs, ring};
 
 /// The `seq` of a resend request body.
 fn requested_seq(body: &[u8]) -> Result<u64, AdminError> {
@@ -35,11 +32,8 @@ fn requested_seq(body: &[u8]) -> Result<u64, AdminError> {
         })
 }
 
-/// What entry `seq` says of a webhook call: the event, its recorded answer, the entry.
-type Recorded = (WebhookEvent, Option<RecordedResponse>, Arc<Entry>);
-
-/// The webhook call of entry `seq`.
-fn recorded_call(service: &Service, seq: u64) -> Result<Recorded, AdminError> {
+/// The webhook call of entry `seq`: the event to send again, and the old call.
+fn recorded_call(service: &Service, seq: u64) -> Result<(WebhookEvent, KeptCall), AdminError> {
     let entry = ring(service)?.get(seq).map_err(|_| {
         AdminError::new(
             StatusCode::NOT_FOUND,
@@ -47,12 +41,8 @@ fn recorded_call(service: &Service, seq: u64) -> Result<Recorded, AdminError> {
             format!("entry {seq} is not in the inspector's ring"),
         )
     })?;
-    let Some(line @ RecordLine::Webhook { response, .. }) = &entry.record else {
-        return Err(not_a_call(seq));
-    };
-    let event = recorded_event(line).ok_or_else(|| not_a_call(seq))?;
-    let response = response.clone();
-    Ok((event, response, entry))
+    let old = entry.webhook().ok_or_else(|| not_a_call(seq))?;
+    Ok((WebhookEvent::recorded(&old.call), old))
 }
 
 fn not_a_call(seq: u64) -> AdminError {
@@ -66,7 +56,7 @@ fn not_a_call(seq: u64) -> AdminError {
 /// Answers one resend request; `Ok` carries the answer and the admin log line's message.
 pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), AdminError> {
     let seq = requested_seq(body)?;
-    let (event, old, entry) = recorded_call(service, seq)?;
+    let (event, old) = recorded_call(service, seq)?;
     let Some(settings) = service.route(&event.hub, &event.kind) else {
         return Err(AdminError::new(
             StatusCode::CONFLICT,
@@ -95,10 +85,6 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
     });
     let error_text = result.as_ref().err().map(|e| e.to_string());
     let new_seq = report(service, &event, &delivery);
-    let old_call = entry
-        .attachment
-        .as_ref()
-        .and_then(|a| a.downcast_ref::<CallDetails>());
     let message = format!(
         "resent `{}` of socket {} (entry {seq})",
         event.kind.event_name(),
@@ -107,7 +93,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
     Ok((
         json!({
             "seq": new_seq,
-            "old": answer_json(old.as_ref(), old_call),
+            "old": answer_json(&old),
             "new": answer,
             "error": error_text,
         }),
@@ -118,17 +104,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
 /// Shows the new call on the timeline, marked as the inspector's: only the ring keeps it, out
 /// of the recording and exports, and no observer (lint, counts) hears of it. Its `seq`.
 fn report(service: &Service, event: &WebhookEvent, delivery: &Delivery) -> Option<u64> {
-    let exchange = Exchange {
-        event,
-        delivery,
-        started: None,
-    };
-    let mut shown = exchange.shown();
-    if let TrafficEvent::Webhook { origin, .. } = &mut shown {
-        *origin = Some("inspector");
-    }
-    let kept = Some(exchange.kept());
-    service
-        .traffic()
-        .report(shown, |now| exchange.line(now), false, kept)
+    let mut hop = exchange::hop(event, delivery, None);
+    hop.origin = Some(INSPECTOR);
+    service.traffic().hop(TrafficEvent::Webhook(Box::new(hop)))
 }

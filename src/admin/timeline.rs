@@ -18,12 +18,10 @@ use serde_json::{Value, json};
 use crate::http::{HttpResponse, ResponseBody};
 use crate::service::Service;
 use crate::socketio::packet::{self as sio, Decoded};
-use crate::traffic::TrafficEvent;
-use crate::traffic::call_details::CallDetails;
-use crate::traffic::record::{self, RecordLine, RecordedResponse};
-use crate::traffic::ring::{Entry, Missing, Ring};
+use crate::traffic::record::{self, RecordLine};
+use crate::traffic::ring::{Kept, KeptCall, Kind, Missing, Ring};
+use crate::upstream::WebhookEvent;
 use crate::upstream::cloudevents::{self, WebhookRequest};
-use crate::upstream::{EventKind, WebhookEvent};
 
 use super::{AdminError, with_headers};
 
@@ -46,14 +44,13 @@ pub fn ring(service: &Service) -> Result<&Ring, AdminError> {
     })
 }
 
-/// The timeline object of an entry ([`Entry::view`]), a client frame's Socket.IO packet
+/// The timeline object of an entry ([`Kept::view`]), a client frame's Socket.IO packet
 /// decoded under `socketio`. `None` for entries that are not on the timeline.
-pub fn view(entry: &Entry) -> Option<Value> {
+pub fn view(entry: &Kept) -> Option<Value> {
     let mut value = entry.view()?;
-    if entry.event.is_none()
-        && let Some(RecordLine::Frame { packet, .. }) = &entry.record
-    {
-        value["socketio"] = decode_frame(packet);
+    if entry.kind == Kind::Frame {
+        let decoded = value["packet"].as_str().map(decode_frame);
+        value["socketio"] = decoded.unwrap_or(Value::Null);
     }
     Some(value)
 }
@@ -100,16 +97,18 @@ pub fn status(service: &Service) -> Value {
 /// each new one, until the page goes away or the service shuts down.
 pub fn events(service: &Service, after: u64) -> Result<HttpResponse, AdminError> {
     let subscriber = ring(service)?.subscribe(after);
+    let traffic = service.traffic().clone();
     let (tx, body) = ResponseBody::channel(1);
     let stop = service.shutdown().clone();
     let virtual_clients = super::clients::marker(service);
     tokio::spawn(async move {
+        let Some(ring) = traffic.ring() else { return };
         let hello = Bytes::from_static(b": sio-emu inspector\n\n");
         let mut open = tx.send(hello).await.is_ok();
         while open {
             let batch = tokio::select! {
                 _ = stop.cancelled() => break,
-                batch = subscriber.next(STREAM_BATCH_BYTES) => batch,
+                batch = subscriber.next(ring, STREAM_BATCH_BYTES) => batch,
                 _ = tokio::time::sleep(STREAM_PING) => {
                     open = tx.send(Bytes::from_static(b": ping\n\n")).await.is_ok();
                     continue;
@@ -160,67 +159,23 @@ pub fn details(service: &Service, seq: u64) -> Result<Value, AdminError> {
     })?;
     let shown = view(&entry).unwrap_or(Value::Null);
     let mut out = json!({ "seq": seq, "entry": shown });
-    match &entry.record {
-        Some(line @ RecordLine::Webhook { .. }) => {
-            let call = entry.attachment.as_ref().and_then(|a| a.downcast_ref());
-            webhook_details(service, line, call, &mut out);
-        }
-        Some(RecordLine::Rest { call, .. }) => {
-            out["call"] = serde_json::to_value(call).unwrap_or(Value::Null);
-            out["matched"] = shown.get("matched").cloned().unwrap_or(Value::Null);
-        }
-        _ => {}
+    if let Some(call) = entry.webhook() {
+        webhook_details(service, &call, &mut out);
+    } else if let Some((call, matched)) = entry.rest() {
+        out["call"] = serde_json::to_value(&call).unwrap_or(Value::Null);
+        out["matched"] = json!(matched);
     }
     Ok(out)
 }
 
-/// The webhook event a session line describes.
-pub fn recorded_event(line: &RecordLine) -> Option<WebhookEvent> {
-    let RecordLine::Webhook {
-        hub,
-        event,
-        ce_type,
-        namespace,
-        socket_id,
-        connection_id,
-        user_id,
-        body,
-        ..
-    } = line
-    else {
-        return None;
-    };
-    Some(WebhookEvent {
-        hub: hub.clone(),
-        kind: EventKind::from_recorded(ce_type, event),
-        connection_id: connection_id.clone(),
-        namespace: namespace.clone(),
-        socket_id: socket_id.clone(),
-        user_id: user_id.as_deref().map(std::sync::Arc::from),
-        body: Bytes::from(body.clone()),
-    })
-}
-
 /// Adds `request`, `response`, `error` and `curl` for one webhook call's entry.
-fn webhook_details(
-    service: &Service,
-    line: &RecordLine,
-    call: Option<&CallDetails>,
-    out: &mut Value,
-) {
-    let RecordLine::Webhook {
-        response, error, ..
-    } = line
-    else {
-        return;
-    };
-    out["error"] = json!(error);
-    out["response"] = answer_json(response.as_ref(), call);
-    let Some(event) = recorded_event(line) else {
-        return;
-    };
+fn webhook_details(service: &Service, hop: &KeptCall, out: &mut Value) {
+    out["error"] = json!(hop.error);
+    out["response"] = answer_json(hop);
+    let event = WebhookEvent::recorded(&hop.call);
     let request = service.route(&event.hub, &event.kind).and_then(|settings| {
-        let stamp = call.map(|c| cloudevents::CeStamp::new(c.ce_id.clone(), c.ce_time))?;
+        let details = &hop.details;
+        let stamp = cloudevents::CeStamp::new(details.ce_id.clone(), details.ce_time);
         cloudevents::event_request(&settings, &event, &stamp).ok()
     });
     match request {
@@ -256,13 +211,15 @@ fn request_json(request: &WebhookRequest) -> Value {
     })
 }
 
-/// The recorded answer with the headers kept by the call's entry.
-pub fn answer_json(response: Option<&RecordedResponse>, call: Option<&CallDetails>) -> Value {
-    let Some(r) = response else {
+/// A call's recorded answer with the headers its hop kept.
+pub fn answer_json(hop: &KeptCall) -> Value {
+    let Some(r) = &hop.response else {
         return Value::Null;
     };
-    let headers = call
-        .and_then(|c| c.answer_headers.as_ref())
+    let headers = hop
+        .details
+        .answer_headers
+        .as_ref()
         .map_or(Value::Array(Vec::new()), |pairs| json!(pairs));
     json!({
         "status": r.status,
@@ -296,7 +253,7 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
     tokio::spawn(async move {
         let Some(ring) = traffic.ring() else { return };
         let mut line = Some(text);
-        let mut seq = 0;
+        let mut cursor = ring.cursor_after(0);
         while let Some(chunk) = line.take() {
             let sent = tokio::select! {
                 _ = stop.cancelled() => false,
@@ -305,10 +262,9 @@ pub fn export(service: &Service) -> Result<HttpResponse, AdminError> {
             if !sent {
                 return;
             }
-            while let Some(entry) = ring.next_after(seq).filter(|e| e.seq <= last) {
-                seq = entry.seq;
-                if let (true, Some(record)) = (entry.exported, &entry.record)
-                    && let Ok(mut bytes) = serde_json::to_vec(record)
+            while let Some(entry) = ring.next(&mut cursor).filter(|e| e.seq <= last) {
+                if let Some(record) = entry.line()
+                    && let Ok(mut bytes) = serde_json::to_vec(&record)
                 {
                     bytes.push(b'\n');
                     line = Some(bytes);
@@ -339,29 +295,25 @@ pub fn lint(service: &Service) -> Value {
         .iter()
         .map(|(rule, n)| (rule.clone(), json!({ "count": n, "seqs": [] })))
         .collect();
-    for entry in service
-        .traffic()
-        .ring()
-        .map(Ring::snapshot)
-        .unwrap_or_default()
-    {
-        let Some(TrafficEvent::Lint {
-            rule,
-            section,
-            message,
-            ..
-        }) = &entry.event
+    let ring = service.traffic().ring();
+    let mut cursor = ring.map(|r| r.cursor_after(0)).unwrap_or_default();
+    while let Some(entry) = ring.and_then(|r| r.next(&mut cursor)) {
+        let Some(Value::Object(lint)) = (entry.kind == Kind::Lint).then(|| entry.view()).flatten()
         else {
             continue;
         };
+        let text = |key: &str| lint.get(key).cloned().unwrap_or(Value::Null);
+        let Some(rule) = lint.get("rule").and_then(Value::as_str) else {
+            continue;
+        };
         let slot = rules
-            .entry(rule.clone())
+            .entry(rule.to_owned())
             .or_insert_with(|| json!({ "count": 0, "seqs": [] }));
         if let Some(seqs) = slot["seqs"].as_array_mut() {
             seqs.push(json!(entry.seq));
         }
-        slot["section"] = json!(section);
-        slot["message"] = json!(message);
+        slot["section"] = text("section");
+        slot["message"] = text("message");
     }
     json!({ "total": counts.values().sum::<u64>(), "rules": rules })
 }

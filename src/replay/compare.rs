@@ -819,7 +819,7 @@ impl Verdict {
 /// Compares what replaying `event` produced (`actual`, and the REST `calls` it made) with the
 /// recording.
 pub fn compare(event: &Event, actual: &Expectation, calls: &[CallView], rules: &Rules) -> Verdict {
-    if rules.ignores_event(&event.event) {
+    if rules.ignores_event(&event.call.event) {
         return Verdict {
             ignored: true,
             diffs: Vec::new(),

@@ -170,7 +170,7 @@ pub fn label(session: &Session, index: usize) -> String {
     format!(
         "event #{} `{}` ({file}:{})",
         index + 1,
-        event.event,
+        event.call.event,
         event.line
     )
 }

@@ -25,14 +25,13 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::ReplayError;
 use super::sink::CapturedCall;
 use crate::service::group;
-use crate::traffic::record::{self, RecordLine, RecordedResponse};
+use crate::traffic::record::{self, RecordLine, RecordedEvent, RecordedResponse};
 use crate::traffic::rest_call::RestCall;
 use crate::upstream::{EventKind, USER_CE_TYPE_PREFIX, WebhookEvent};
 
@@ -70,14 +69,8 @@ pub struct Event {
     pub run: usize,
     /// When the call started, ms since its run's start.
     pub t: f64,
-    pub hub: String,
-    pub event: String,
-    pub ce_type: String,
-    pub namespace: String,
-    pub socket_id: String,
-    pub connection_id: String,
-    pub user_id: Option<String>,
-    pub body: String,
+    /// The event as recorded.
+    pub call: RecordedEvent,
     pub expected: Expectation,
     /// The REST calls the handler made for it, in recorded order.
     pub rest: Vec<RecordedCall>,
@@ -86,20 +79,12 @@ pub struct Event {
 impl Event {
     /// The webhook event kind: user events by `ce-type`, system events by name.
     pub fn kind(&self) -> EventKind {
-        EventKind::from_recorded(&self.ce_type, &self.event)
+        EventKind::from_recorded(&self.call.ce_type, &self.call.event)
     }
 
     /// The event to send, as the upstream client takes it.
     pub fn to_webhook(&self) -> WebhookEvent {
-        WebhookEvent {
-            hub: self.hub.clone(),
-            kind: self.kind(),
-            connection_id: self.connection_id.clone(),
-            namespace: self.namespace.clone(),
-            socket_id: self.socket_id.clone(),
-            user_id: self.user_id.as_deref().map(std::sync::Arc::from),
-            body: Bytes::from(self.body.clone()),
-        }
+        WebhookEvent::recorded(&self.call)
     }
 
     /// When the recorded call ended (its start when it got no answer).
@@ -143,21 +128,22 @@ impl World {
     /// Who a webhook line shows existed: its connection and user, and once a socket is in, its
     /// namespace's and its own room's groups.
     fn learn_event(&mut self, event: &Event) {
-        let known = self.hub_mut(&event.hub);
-        known.connections.insert(event.connection_id.clone());
-        if let Some(u) = event.user_id.as_ref().filter(|u| !u.is_empty()) {
+        let known = self.hub_mut(&event.call.hub);
+        known.connections.insert(event.call.connection_id.clone());
+        if let Some(u) = event.call.user_id.as_ref().filter(|u| !u.is_empty()) {
             known.users.insert(u.clone());
         }
-        let accepted = event.event == "connected"
-            || (event.event == "connect"
+        let accepted = event.call.event == "connected"
+            || (event.call.event == "connect"
                 && matches!(&event.expected, Expectation::Response(r) if (200..300).contains(&r.status)));
         if accepted {
             known
                 .groups
-                .insert(group::namespace_group(&event.namespace));
-            known
-                .groups
-                .insert(group::room_group(&event.namespace, &event.socket_id));
+                .insert(group::namespace_group(&event.call.namespace));
+            known.groups.insert(group::room_group(
+                &event.call.namespace,
+                &event.call.socket_id,
+            ));
         }
     }
 
@@ -299,14 +285,7 @@ fn webhook_line(event: &Event, expected: &Expectation) -> String {
     };
     let line = RecordLine::Webhook {
         t: round_ms(event.t),
-        hub: event.hub.clone(),
-        event: event.event.clone(),
-        ce_type: event.ce_type.clone(),
-        namespace: event.namespace.clone(),
-        socket_id: event.socket_id.clone(),
-        connection_id: event.connection_id.clone(),
-        user_id: event.user_id.clone(),
-        body: event.body.clone(),
+        call: event.call.clone(),
         response,
         error,
     };
@@ -588,14 +567,7 @@ impl Reader<'_> {
     fn webhook(&mut self, number: usize, line: RecordLine) -> Result<LineKind, ReplayError> {
         let RecordLine::Webhook {
             t,
-            hub,
-            event,
-            ce_type,
-            namespace,
-            socket_id,
-            connection_id,
-            user_id,
-            body,
+            call,
             response,
             error,
         } = line
@@ -614,14 +586,7 @@ impl Reader<'_> {
             ordinal: 0,
             run: self.run.unwrap_or(0),
             t,
-            hub,
-            event,
-            ce_type,
-            namespace,
-            socket_id,
-            connection_id,
-            user_id,
-            body,
+            call,
             expected,
             rest: Vec::new(),
         };
@@ -630,21 +595,26 @@ impl Reader<'_> {
 
     /// Checks an event and adds it; what it did tells the world who existed.
     fn add_event(&mut self, mut event: Event) -> Result<LineKind, ReplayError> {
-        if event.hub.is_empty() || event.event.is_empty() || event.connection_id.is_empty() {
+        if event.call.hub.is_empty()
+            || event.call.event.is_empty()
+            || event.call.connection_id.is_empty()
+        {
             return Err(self.invalid(
                 event.line,
                 "the webhook line needs non-empty `hub`, `event` and `connectionId`",
             ));
         }
         let system = ["connect", "connected", "disconnected"];
-        if !event.ce_type.starts_with(USER_CE_TYPE_PREFIX) && !system.contains(&&*event.event) {
+        if !event.call.ce_type.starts_with(USER_CE_TYPE_PREFIX)
+            && !system.contains(&&*event.call.event)
+        {
             return Err(self.invalid(
                 event.line,
                 format!(
                     "unknown system event `{}` (ceType `{}`); system events are connect, \
                      connected and disconnected, user events have a ceType starting with \
                      `{USER_CE_TYPE_PREFIX}`",
-                    event.event, event.ce_type
+                    event.call.event, event.call.ce_type
                 ),
             ));
         }
@@ -831,7 +801,7 @@ mod tests {
         .join("\n")
             + "\n";
         let s = load(&text).unwrap();
-        let names: Vec<&str> = s.events.iter().map(|e| e.event.as_str()).collect();
+        let names: Vec<&str> = s.events.iter().map(|e| e.call.event.as_str()).collect();
         assert_eq!(names, ["say", "disconnected"]);
         // 12 is inside both; the blocking `say` wins. 40 is in `say`'s settle window.
         assert_eq!(s.events[0].rest.len(), 2);

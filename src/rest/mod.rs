@@ -33,7 +33,7 @@ use crate::auth::Endpoint;
 use crate::config::valid_hub_name;
 use crate::http::HttpResponse;
 use crate::service::{Service, group};
-use crate::traffic::record::RecordLine;
+use crate::traffic::hop::RestHop;
 use crate::traffic::rest_call::{OperationName, RestCall, query_map};
 use crate::traffic::{TrafficEvent, millis};
 
@@ -405,30 +405,24 @@ pub async fn serve<B: RequestBody>(service: &Service, req: Request<B>) -> HttpRe
     let response = respond(&parts.method, outcome);
     let status = response.status().as_u16();
     let operation = OperationName::from_name(call.operation);
-    let event = TrafficEvent::Rest {
-        method: parts.method.clone(),
-        operation,
-        hub: call.hub.clone(),
-        target: call.target,
-        matched: call.matched,
-        status,
-        latency_ms: millis(started.elapsed()),
-        message,
-    };
-    let line = |t| RecordLine::Rest {
-        t,
-        call: RestCall {
-            method: parts.method.clone(),
-            operation,
-            hub: call.hub,
-            path: parts.uri.path().to_owned(),
-            query: query_map(parts.uri.query()),
-            body: call.body.take().unwrap_or_default(),
-            status,
-        },
-        event: None,
-    };
-    service.traffic().report(event, line, true, None);
+    let traffic = service.traffic();
+    if traffic.verbose() || traffic.recording() {
+        traffic.emit(TrafficEvent::Rest(Box::new(RestHop {
+            call: RestCall {
+                method: parts.method.clone(),
+                operation,
+                hub: call.hub,
+                path: parts.uri.path().to_owned(),
+                query: query_map(parts.uri.query()),
+                body: call.body.take().unwrap_or_default(),
+                status,
+            },
+            target: call.target,
+            matched: call.matched,
+            latency_ms: millis(started.elapsed()),
+            message,
+        })));
+    }
     // The call's session line waits for the recording's file: so does the caller's answer.
     service.traffic().recording_room().await;
     response

@@ -22,7 +22,7 @@ use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::{Direction, RecordLine};
+use crate::traffic::record::Direction;
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -167,18 +167,22 @@ impl SioConnection {
 
     /// Sends one complete Engine.IO text packet to the client, recording it.
     fn send(&self, ctx: &mut Ctx<'_, SioEvent>, packet: String) {
-        self.record_frame(Direction::Out, &packet);
+        self.record_frame(Direction::Out, || packet.clone());
         ctx.send_packet_text(packet);
     }
 
-    fn record_frame(&self, direction: Direction, packet: &str) {
-        self.service.traffic().record(|t| RecordLine::Frame {
-            t,
+    /// Records one frame when something keeps frames (a recording, the inspector's ring).
+    fn record_frame(&self, direction: Direction, packet: impl FnOnce() -> String) {
+        let traffic = self.service.traffic();
+        if !traffic.recording() {
+            return;
+        }
+        traffic.emit(TrafficEvent::Frame {
             hub: self.caller.hub.clone(),
             connection_id: self.caller.connection_id.to_string(),
             direction,
-            // Redacted (a client CONNECT's `auth`) when the line is written.
-            packet: packet.to_owned(),
+            // Redacted (a client CONNECT's `auth`) before any sink keeps it.
+            packet: packet(),
         });
     }
 
@@ -441,7 +445,7 @@ impl Handler for SioConnection {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
         if self.service.traffic().recording() {
-            self.record_frame(Direction::In, &format!("4{data}"));
+            self.record_frame(Direction::In, || format!("4{data}"));
             self.hold_for_recording(ctx);
         }
         if self.partial.is_some() {

@@ -16,7 +16,8 @@ use crate::engineio::{Acceptor, Handshake, Refusal};
 use crate::http::ErrorBody;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::{RecordLine, redacted_query};
+use crate::traffic::hop::HandshakeRecord;
+use crate::traffic::record::redacted_query;
 
 /// Admits Engine.IO handshakes for the service.
 #[derive(Debug, Clone)]
@@ -106,24 +107,21 @@ struct Outcome<'a> {
 
 /// Reports one handshake as one hop: its live-log line and its session line (token redacted).
 fn report_handshake(service: &Service, handshake: &Handshake<'_>, outcome: Outcome<'_>) {
-    let event = TrafficEvent::Handshake {
+    let traffic = service.traffic();
+    traffic.emit(TrafficEvent::Handshake {
         hub: outcome.hub.to_owned(),
         connection_id: outcome.connection_id.map(str::to_owned),
         transport: handshake.transport.as_str(),
         user_id: outcome.user_id.map(str::to_owned),
         refused: outcome.refused.map(str::to_owned),
         claims: outcome.claims,
-    };
-    let line = |t| RecordLine::Handshake {
-        t,
-        hub: handshake.route.to_owned(),
-        connection_id: outcome.connection_id.map(str::to_owned),
-        transport: handshake.transport.as_str().to_owned(),
-        user_id: outcome.user_id.map(str::to_owned),
-        query: redacted_query(handshake.uri.query().unwrap_or("")),
-        refused: outcome.refused.map(str::to_owned),
-    };
-    service.traffic().report(event, line, true, None);
+        recorded: traffic.recording().then(|| {
+            Box::new(HandshakeRecord {
+                route: handshake.route.to_owned(),
+                query: redacted_query(handshake.uri.query().unwrap_or("")),
+            })
+        }),
+    });
 }
 
 /// String values of a claim that may be a string or an array.
@@ -189,6 +187,7 @@ impl SioAcceptor {
             user_id: None,
             refused: Some(message.clone()),
             claims: None,
+            recorded: None,
         });
         refusal(StatusCode::NOT_FOUND, "HubNotFound", message)
     }

@@ -21,7 +21,6 @@ use super::webhook::{self, Caller};
 use crate::engineio::EventSender;
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
-use crate::traffic::record::RecordLine;
 use crate::upstream::cloudevents::RequestCache;
 use crate::upstream::ledger::Owed;
 use crate::upstream::{EventKind, WebhookEvent};
@@ -53,11 +52,14 @@ pub struct ConnectionEnd {
 
 impl Drop for ConnectionEnd {
     fn drop(&mut self) {
-        let Some(reason) = self.reason.get() else {
+        let Some(reason) = self
+            .reason
+            .get()
+            .filter(|_| self.service.traffic().recording())
+        else {
             return;
         };
-        self.service.traffic().record(|t| RecordLine::Closed {
-            t,
+        self.service.traffic().emit(TrafficEvent::Closed {
             hub: self.hub.clone(),
             connection_id: self.connection_id.to_string(),
             reason: reason.clone(),

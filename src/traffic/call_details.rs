@@ -1,6 +1,6 @@
-//! What the inspector keeps with a webhook call's ring entry to show the call as it was sent:
-//! the request is rebuilt from the event (the session line) and the `ce-id` / `ce-time` kept
-//! here, with the same function that built it; the answer's headers are kept here, redacted.
+//! What a webhook hop carries for the inspector to show the call as it was sent: the request
+//! is rebuilt from the event (the session line) and the `ce-id` / `ce-time` kept here, with the
+//! same function that built it; the answer's headers are kept here, redacted.
 //! Plain data, so the layers that make the call and the inspector that reads it share no flag.
 
 use std::time::SystemTime;
@@ -43,12 +43,6 @@ impl CallDetails {
             ce_time,
             answer_headers,
         }
-    }
-
-    /// Bytes of text they keep.
-    pub fn text_len(&self) -> usize {
-        let headers = self.answer_headers.iter().flatten();
-        self.ce_id.len() + headers.map(|(n, v)| n.len() + v.len() + 64).sum::<usize>()
     }
 }
 

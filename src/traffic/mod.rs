@@ -1,6 +1,8 @@
-//! What happened, separate from how it is shown: every layer reports its hops as
-//! [`TrafficEvent`] values through a cloneable [`Traffic`] handle, and the renderers in
-//! [`pretty`] (coloured lines) and [`json`] (NDJSON) turn them into the live log on stdout.
+//! What happened, separate from how it is shown: every layer reports each hop once, as one
+//! [`TrafficEvent`] value, through a cloneable [`Traffic`] handle ([`Traffic::emit`]); each sink
+//! renders what it needs of it ([`hop`]): the renderers in [`pretty`] (coloured lines) and
+//! [`json`] (NDJSON) the live log on stdout, the recorder its session line, the inspector's
+//! [`ring`] its encoded record.
 //!
 //! Nothing else in the library prints. Emitting is cheap when the log is quiet: callers check
 //! [`Traffic::verbose`] before building per-message events.
@@ -15,6 +17,7 @@ pub mod banner;
 pub mod call_details;
 mod drain;
 pub mod escape;
+pub mod hop;
 pub mod json;
 pub mod log;
 pub mod pretty;
@@ -47,6 +50,9 @@ pub enum TrafficEvent {
         /// Decoded (unverified) claims of a refused token, to explain the refusal.
         #[serde(skip_serializing_if = "Option::is_none")]
         claims: Option<serde_json::Value>,
+        /// What its session line adds; `None` for a handshake that is not recorded.
+        #[serde(skip)]
+        recorded: Option<Box<hop::HandshakeRecord>>,
     },
     /// A long-polling session moved to WebSocket.
     #[serde(rename_all = "camelCase")]
@@ -61,26 +67,7 @@ pub enum TrafficEvent {
         refused: Option<String>,
     },
     /// One webhook call and what came back.
-    #[serde(rename_all = "camelCase")]
-    Webhook {
-        hub: String,
-        event: String,
-        namespace: String,
-        socket_id: String,
-        connection_id: String,
-        url: String,
-        status: Option<u16>,
-        latency_ms: f64,
-        attempts: u32,
-        /// The start of the response body, or the failure when there was no response.
-        detail: String,
-        ok: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        hint: Option<String>,
-        /// `inspector` for a call the inspector made (a resend).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        origin: Option<&'static str>,
-    },
+    Webhook(Box<hop::WebhookHop>),
     /// A webhook response forwarded to the client (normally an ack).
     #[serde(rename_all = "camelCase")]
     AckForwarded {
@@ -106,19 +93,7 @@ pub enum TrafficEvent {
         reason: String,
     },
     /// One REST call (its request and answer are a [`rest_call::RestCall`] in the recording).
-    #[serde(rename_all = "camelCase")]
-    Rest {
-        #[serde(with = "rest_call::method_text")]
-        method: http::Method,
-        operation: rest_call::OperationName,
-        hub: String,
-        target: String,
-        matched: Option<usize>,
-        status: u16,
-        latency_ms: f64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-    },
+    Rest(Box<hop::RestHop>),
     /// Something a peer did that the service tolerates but the developer should know.
     #[serde(rename_all = "camelCase")]
     Warning {
@@ -173,6 +148,23 @@ pub enum TrafficEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         origin: Option<&'static str>,
     },
+    /// One Engine.IO packet between a client and the service: recorded and on the inspector's
+    /// timeline, not in the live log.
+    #[serde(rename_all = "camelCase")]
+    Frame {
+        hub: String,
+        connection_id: String,
+        direction: record::Direction,
+        packet: String,
+    },
+    /// An Engine.IO connection ended, as the session file says it (the live log says it with
+    /// [`TrafficEvent::ConnectionClosed`]): only recorded.
+    #[serde(rename_all = "camelCase")]
+    Closed {
+        hub: String,
+        connection_id: String,
+        reason: String,
+    },
 }
 
 impl TrafficEvent {
@@ -180,7 +172,7 @@ impl TrafficEvent {
     pub fn is_error(&self) -> bool {
         match self {
             TrafficEvent::Error { .. } => true,
-            TrafficEvent::Webhook { ok, .. } => !ok,
+            TrafficEvent::Webhook(hop) => !hop.ok(),
             _ => false,
         }
     }
@@ -315,67 +307,13 @@ impl Traffic {
         self.inner.recorder.is_some() || self.inner.ring.is_some()
     }
 
-    /// Appends one line to the recording and the ring, if any; `build` receives the time in ms
-    /// since start. Waits while the recording's queue is full (docs/protocol.md §14 decision
-    /// 22: sessions wait, not lines).
-    /// The ring keeps every line but the run's `header` (an export writes its own).
+    /// Appends a line that is no hop (the run's `header`) to the recording, if any; `build`
+    /// receives the time in ms since start. The ring keeps no such line (an export writes its
+    /// own header).
     pub fn record(&self, build: impl FnOnce(f64) -> record::RecordLine) {
-        let line = self.line(build, true);
-        if let Some(ring) = &self.inner.ring
-            && let Some(line) = line.filter(|l| !matches!(l, record::RecordLine::Header { .. }))
-        {
-            ring.push(ring::NewEntry {
-                record: Some(line),
-                ..ring::NewEntry::default()
-            });
-        }
-    }
-
-    /// Reports one hop with its session line as one ring entry (a webhook exchange, a REST
-    /// call): the event goes to the live log like [`Traffic::emit`], the line to the recording
-    /// like [`Traffic::record`] unless `recorded` is false (the inspector's own calls, which
-    /// only the ring keeps, out of exports), and `attachment` (with the bytes it keeps) stays
-    /// with the ring entry.
-    pub fn report(
-        &self,
-        event: TrafficEvent,
-        build: impl FnOnce(f64) -> record::RecordLine,
-        recorded: bool,
-        attachment: Option<(ring::Attachment, usize)>,
-    ) -> Option<u64> {
-        let line = self.line(build, recorded);
-        self.show(&event);
-        self.inner.ring.as_ref().map(|ring| {
-            let (attachment, attachment_bytes) = attachment.unzip();
-            ring.push(ring::NewEntry {
-                event: Some(event),
-                record: line,
-                exported: recorded,
-                attachment,
-                attachment_bytes: attachment_bytes.unwrap_or(0),
-            })
-        })
-    }
-
-    /// Builds one session line, queues it for the recording (if any, and when `recorded`) and
-    /// returns it, redacted, for the ring (if any).
-    fn line(
-        &self,
-        build: impl FnOnce(f64) -> record::RecordLine,
-        recorded: bool,
-    ) -> Option<record::RecordLine> {
-        let ring = self.inner.ring.is_some();
-        match &self.inner.recorder {
-            Some(recorder) if recorded => {
-                let line = recorder.record(build, ring);
-                self.report_record_error(recorder);
-                line
-            }
-            _ => self
-                .inner
-                .ring
-                .as_ref()
-                .map(|ring| ring_line(build(ring.now_ms()))),
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record(|t| Some(build(t)));
+            self.report_record_error(recorder);
         }
     }
 
@@ -421,20 +359,36 @@ impl Traffic {
         self.inner.format
     }
 
-    /// Reports one event. Never waits for stdout: a line that does not fit the live log's
+    /// Reports one hop. Never waits for stdout: a line that does not fit the live log's
     /// buffer is dropped and counted (and not even rendered while the buffer stays full).
-    /// The inspector's ring keeps every event, shown or not.
+    /// The inspector's ring keeps every hop, shown or not.
     pub fn emit(&self, event: TrafficEvent) {
-        self.show(&event);
-        if let Some(ring) = &self.inner.ring {
-            ring.push(ring::NewEntry {
-                event: Some(event),
-                ..ring::NewEntry::default()
-            });
-        }
+        self.hop(event);
     }
 
-    /// The live-log part of [`Traffic::emit`].
+    /// Reports one hop to every sink, each rendering what it needs of it: its session line to
+    /// the recording (waiting while the recording's queue is full, docs/protocol.md §14
+    /// decision 22: sessions wait, not lines), its line to the live log, and the whole hop,
+    /// redacted, to the inspector's ring. Returns its `seq` in the ring, if one keeps it.
+    pub fn hop(&self, mut event: TrafficEvent) -> Option<u64> {
+        let recorded = event.recorded();
+        if recorded || self.inner.ring.is_some() {
+            event.redact();
+        }
+        let mut t = None;
+        if let Some(recorder) = self.inner.recorder.as_ref().filter(|_| recorded) {
+            t = recorder.record(|now| event.line(now));
+            self.report_record_error(recorder);
+        }
+        if event.in_live_log() {
+            self.show(&event);
+        }
+        let ring = self.inner.ring.as_ref()?;
+        let t = t.unwrap_or_else(|| ring.now_ms());
+        Some(ring.push(&event, t, recorded))
+    }
+
+    /// The live-log part of [`Traffic::hop`].
     fn show(&self, event: &TrafficEvent) {
         if self.inner.quiet && !event.is_error() {
             return;
@@ -519,12 +473,6 @@ impl Traffic {
             ));
         }
     }
-}
-
-/// A session line redacted for the ring.
-fn ring_line(mut line: record::RecordLine) -> record::RecordLine {
-    redact::redact_line(&mut line);
-    line
 }
 
 /// The shutdown summary's line about dropped log lines.

@@ -5,6 +5,7 @@
 use colored::{ColoredString, Colorize};
 
 use super::escape::{Term, terminal};
+use super::hop::{RestHop, WebhookHop};
 use super::{TrafficEvent, preview};
 
 const PREVIEW: usize = 80;
@@ -74,7 +75,7 @@ fn body(event: &TrafficEvent) -> String {
             Term(connection_id)
         ),
         TrafficEvent::NamespaceConnect { .. } => namespace_connect(event),
-        TrafficEvent::Webhook { .. } => webhook(event),
+        TrafficEvent::Webhook(hop) => webhook(hop),
         TrafficEvent::AckForwarded {
             hub,
             connection_id,
@@ -90,7 +91,9 @@ fn body(event: &TrafficEvent) -> String {
         ),
         TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
         TrafficEvent::ConnectionClosed { .. } => connection_closed(event),
-        TrafficEvent::Rest { .. } => rest(event),
+        // Kept, never shown (see `TrafficEvent::in_live_log`).
+        TrafficEvent::Frame { .. } | TrafficEvent::Closed { .. } => String::new(),
+        TrafficEvent::Rest(hop) => rest(hop),
         TrafficEvent::Warning { message, hint } => {
             with_hint(format!("{} {}", notice("warning"), Term(message)), hint)
         }
@@ -119,6 +122,7 @@ fn handshake(event: &TrafficEvent) -> String {
         user_id,
         refused,
         claims,
+        ..
     } = event
     else {
         return String::new();
@@ -179,43 +183,29 @@ fn namespace_connect(event: &TrafficEvent) -> String {
     }
 }
 
-fn webhook(event: &TrafficEvent) -> String {
-    let TrafficEvent::Webhook {
-        hub,
-        event,
-        namespace,
-        socket_id,
-        status,
-        latency_ms,
-        attempts,
-        detail,
-        ok,
-        hint,
-        url,
-        ..
-    } = event
-    else {
-        return String::new();
-    };
+fn webhook(hop: &WebhookHop) -> String {
+    let call = &hop.call;
+    let (ok, status) = (hop.ok(), hop.response.as_ref().map(|r| r.status));
+    let latency_ms = hop.response.as_ref().map_or(0.0, |r| r.latency_ms);
     let mut line = format!(
         "{} {} hub={} {} → {} {latency_ms:.1}ms{}",
-        kind("webhook", *ok),
-        Term(event),
-        Term(hub),
-        ns_sock(namespace, socket_id),
-        webhook_status(*status, *ok),
-        attempts_text(*attempts),
+        kind("webhook", ok),
+        Term(&call.event),
+        Term(&call.hub),
+        ns_sock(&call.namespace, &call.socket_id),
+        webhook_status(status, ok),
+        attempts_text(hop.attempts),
     );
-    if !detail.is_empty() {
+    if !hop.detail.is_empty() {
         line.push_str(&format!(
             " {}",
-            terminal(&preview(detail, PREVIEW)).dimmed()
+            terminal(&preview(&hop.detail, PREVIEW)).dimmed()
         ));
     }
     if !ok {
-        line.push_str(&format!(" {}", terminal(url).dimmed()));
+        line.push_str(&format!(" {}", terminal(&hop.url).dimmed()));
     }
-    with_hint(line, hint)
+    with_hint(line, &hop.hint)
 }
 
 /// The webhook's status: green when the call counted as a success, red otherwise.
@@ -285,27 +275,22 @@ fn connection_closed(event: &TrafficEvent) -> String {
     )
 }
 
-fn rest(event: &TrafficEvent) -> String {
-    let TrafficEvent::Rest {
-        method,
-        operation,
-        hub,
+fn rest(hop: &RestHop) -> String {
+    let RestHop {
+        call,
         target,
         matched,
-        status,
         latency_ms,
         message,
-    } = event
-    else {
-        return String::new();
-    };
+    } = hop;
+    let (method, operation, status) = (&call.method, call.operation, call.status);
     let matched = matched.map(|m| format!(" matched={m}")).unwrap_or_default();
     format!(
         "{} {method} {operation} hub={} {}{matched} → {} {latency_ms:.1}ms{}",
-        kind("rest", *status < 400),
-        Term(hub),
+        kind("rest", status < 400),
+        Term(&call.hub),
         Term(target),
-        http_status(*status),
+        http_status(status),
         dimmed_message(message)
     )
 }

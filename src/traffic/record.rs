@@ -59,6 +59,21 @@ pub struct RecordedResponse {
     pub latency_ms: f64,
 }
 
+/// The webhook event a `webhook` line describes: what was sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedEvent {
+    pub hub: String,
+    pub event: String,
+    pub ce_type: String,
+    pub namespace: String,
+    pub socket_id: String,
+    pub connection_id: String,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    pub body: String,
+}
+
 /// One line of a session file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -101,15 +116,8 @@ pub enum RecordLine {
     #[serde(rename_all = "camelCase")]
     Webhook {
         t: f64,
-        hub: String,
-        event: String,
-        ce_type: String,
-        namespace: String,
-        socket_id: String,
-        connection_id: String,
-        #[serde(default)]
-        user_id: Option<String>,
-        body: String,
+        #[serde(flatten)]
+        call: RecordedEvent,
         #[serde(default)]
         response: Option<RecordedResponse>,
         #[serde(default)]
@@ -232,18 +240,18 @@ impl Recorder {
 
     /// Reads the clock, builds the line, redacts it and queues it under one lock, so lines
     /// reach the file in the order of their times. Never waits: the caller's session waits for
-    /// [`Recorder::room`] when [`Recorder::full`] says so.
-    /// Returns the (redacted) line when `keep` asks for it.
-    pub fn record(&self, build: impl FnOnce(f64) -> RecordLine, keep: bool) -> Option<RecordLine> {
+    /// [`Recorder::room`] when [`Recorder::full`] says so. Returns the clock's reading when a
+    /// line was queued.
+    pub fn record(&self, build: impl FnOnce(f64) -> Option<RecordLine>) -> Option<f64> {
         let mut ticks = self.lock();
         let t = self.tick(&mut ticks);
-        let mut line = build(t);
+        let mut line = build(t)?;
         redact::redact_line(&mut line);
         // Serialising these types cannot fail (string keys, finite numbers from the clock).
         let mut bytes = serde_json::to_vec(&line).ok()?;
         bytes.push(b'\n');
         self.spool.push(bytes);
-        keep.then_some(line)
+        Some(t)
     }
 
     /// Whether the queue holds its bound: the session that just recorded waits for room.
@@ -401,7 +409,7 @@ mod tests {
         let path = temp("flush");
         let recorder = Recorder::open(&path).unwrap();
         for i in 0..3 {
-            recorder.record(|t| closed(t, &i.to_string()), false);
+            recorder.record(|t| Some(closed(t, &i.to_string())));
             recorder.flush();
             let text = std::fs::read_to_string(&path).unwrap();
             assert_eq!(text.lines().count(), i + 1);
@@ -414,7 +422,7 @@ mod tests {
         let path = temp("cut");
         std::fs::write(&path, "{\"type\":\"header\"}\n{\"type\":\"clo").unwrap();
         let recorder = Recorder::open(&path).unwrap().logical();
-        recorder.record(|t| closed(t, "next"), false);
+        recorder.record(|t| Some(closed(t, "next")));
         drop(recorder);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -461,7 +469,7 @@ mod tests {
                 let recorder = recorder.clone();
                 std::thread::spawn(move || {
                     for i in 0..LINES {
-                        recorder.record(|t| closed(t, &format!("{w}:{i}")), false);
+                        recorder.record(|t| Some(closed(t, &format!("{w}:{i}"))));
                     }
                 })
             })

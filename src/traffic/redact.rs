@@ -155,35 +155,49 @@ pub fn redacted_connect_body(body: &str) -> Option<String> {
 /// Redacts every secret a line may carry (see the module docs).
 pub fn redact_line(line: &mut RecordLine) {
     match line {
-        RecordLine::Handshake { query, .. } => {
-            for (name, value) in query.iter_mut() {
-                if is_secret_name(name) {
-                    *value = REDACTED.into();
-                }
-            }
-        }
+        RecordLine::Handshake { query, .. } => redact_query_values(query),
         RecordLine::Frame {
             direction: Direction::In,
             packet,
             ..
-        } => {
-            if let Cow::Owned(redacted) = redacted_frame(packet) {
-                *packet = redacted;
-            }
-        }
-        RecordLine::Webhook { event, body, .. } if event == "connect" => {
-            if let Some(redacted) = redacted_connect_body(body) {
-                *body = redacted;
-            }
-        }
-        RecordLine::Rest { call, .. } => {
-            for (name, values) in call.query.iter_mut() {
-                if is_secret_name(name) {
-                    values.iter_mut().for_each(|v| *v = REDACTED.into());
-                }
-            }
-        }
+        } => redact_packet(packet),
+        RecordLine::Webhook { call, .. } => redact_event(call),
+        RecordLine::Rest { call, .. } => redact_rest(call),
         _ => {}
+    }
+}
+
+/// Redacts a handshake's secret query values.
+pub fn redact_query_values(query: &mut std::collections::BTreeMap<String, String>) {
+    for (name, value) in query.iter_mut() {
+        if is_secret_name(name) {
+            *value = REDACTED.into();
+        }
+    }
+}
+
+/// Redacts the `auth` of a client's CONNECT packet.
+pub fn redact_packet(packet: &mut String) {
+    if let Cow::Owned(redacted) = redacted_frame(packet) {
+        *packet = redacted;
+    }
+}
+
+/// Redacts the body of a `connect` webhook event (the client's `auth`, query and headers).
+pub fn redact_event(call: &mut super::record::RecordedEvent) {
+    if call.event == "connect"
+        && let Some(redacted) = redacted_connect_body(&call.body)
+    {
+        call.body = redacted;
+    }
+}
+
+/// Redacts a REST call's secret query values.
+pub fn redact_rest(call: &mut super::rest_call::RestCall) {
+    for (name, values) in call.query.iter_mut() {
+        if is_secret_name(name) {
+            values.iter_mut().for_each(|v| *v = REDACTED.into());
+        }
     }
 }
 

@@ -110,6 +110,21 @@ pub struct WebhookEvent {
     pub body: Bytes,
 }
 
+impl WebhookEvent {
+    /// The event a session line recorded (to send again: the inspector's resend, replay).
+    pub fn recorded(call: &crate::traffic::record::RecordedEvent) -> WebhookEvent {
+        WebhookEvent {
+            hub: call.hub.clone(),
+            kind: EventKind::from_recorded(&call.ce_type, &call.event),
+            connection_id: call.connection_id.clone(),
+            namespace: call.namespace.clone(),
+            socket_id: call.socket_id.clone(),
+            user_id: call.user_id.as_deref().map(Arc::from),
+            body: Bytes::from(call.body.clone()),
+        }
+    }
+}
+
 /// What the webhook answered.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
