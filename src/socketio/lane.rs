@@ -96,7 +96,10 @@ pub struct Lane {
     /// Held until the lane ends; see [`ConnectionEnd`].
     _end: Arc<ConnectionEnd>,
     /// The socket's webhook header block, made on its first event and reused by the next ones.
-    requests: RequestCache,
+    /// Boxed: inline it is most of the lane's state, and a task's state is kept twice over
+    /// (the future's captured arguments and its body's locals), so boxing it saves about
+    /// 0.6 KiB per idle socket for one allocation per socket.
+    requests: Box<RequestCache>,
 }
 
 impl Lane {
@@ -119,7 +122,7 @@ impl Lane {
             accepted: false,
             abandoned: false,
             _end: end,
-            requests: RequestCache::default(),
+            requests: Box::default(),
         };
         service.tracker().spawn(lane.run(rx));
         tx
