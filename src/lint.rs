@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::engineio::packet::Packet;
 use crate::hooks::{GroupUse, LiveGroups, RestObserver, WebhookObserver};
 use crate::service::group;
 use crate::socketio::packet::{self as sio, PacketType};
 use crate::traffic::{Traffic, TrafficEvent};
-use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, user_event_reply};
+use crate::upstream::{EventKind, ReplyPackets, WebhookError, WebhookEvent, WebhookResponse};
 
 /// Default `--lint-slow`: a blocking answer slower than this is reported.
 pub const DEFAULT_SLOW: Duration = crate::config::DEFAULT_LINT_SLOW;
@@ -498,10 +497,11 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
     if !response.is_success() || response.status == 204 || response.body.is_empty() {
         return;
     }
-    let text_type = response
-        .content_type
-        .as_deref()
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/"));
+    let text_type = response.content_type.as_deref().is_some_and(|ct| {
+        ct.trim_start()
+            .get(..5)
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("text/"))
+    });
     if !text_type {
         report(
             service,
@@ -514,30 +514,32 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
             ),
         );
     }
-    let reply = user_event_reply(response);
-    let what = if reply.several {
+    // The answer is read in place: the packets forwarded to the client are its copies, not ours.
+    let packets = ReplyPackets::read(response);
+    let what = if packets.several() {
         "a packet of the handler's answer"
     } else {
         "the handler's answer"
     };
-    for violation in &reply.violations {
+    for violation in packets.iter().filter_map(Result::err) {
         report(
             service,
             Rule::ReplyNotPacket,
             format!("{what} to {} was not forwarded: {violation}", who(event)),
         );
     }
-    for packet in &reply.packets {
+    for packet in packets.iter().filter_map(Result::ok) {
         check_reply_packet(service, event, packet);
     }
 }
 
 /// Checks one forwarded packet of a user event's answer: its namespace and ack id.
 fn check_reply_packet(service: &dyn Findings, event: &WebhookEvent, packet: &str) {
-    let Ok(Packet::Message(data)) = Packet::decode_text(packet) else {
+    // A forwarded packet is an Engine.IO message (`4` and a Socket.IO packet), read in place.
+    let Some(data) = packet.strip_prefix('4') else {
         return;
     };
-    let Ok(header) = sio::parse_header(&data) else {
+    let Ok(header) = sio::parse_header(data) else {
         return;
     };
     if header.nsp != event.namespace {
@@ -700,6 +702,66 @@ mod tests {
         assert!(bad_sio_group("0~/ns~rm"));
         assert!(bad_sio_group("0~L25z~cm0="));
         assert!(bad_sio_group("x~y~z"));
+    }
+
+    /// The answer to `4` + `body` of socket `sock1` on `/`, as the lint reads it.
+    fn reply_findings(content_type: &str, body: &str) -> Vec<(&'static str, String)> {
+        let event = WebhookEvent {
+            hub: "chat".into(),
+            kind: EventKind::User("msg".into()),
+            connection_id: "conn1".into(),
+            namespace: "/".into(),
+            socket_id: "sock1".into(),
+            user_id: None,
+            body: bytes::Bytes::from_static(b"420[\"msg\",1]"),
+        };
+        let response = WebhookResponse {
+            url: "http://localhost/hook".into(),
+            status: 200,
+            reason: "OK".into(),
+            content_type: Some(content_type.into()),
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::from(body.to_owned()),
+            latency: Duration::ZERO,
+            attempts: 1,
+        };
+        let found = Collected::new(DEFAULT_SLOW);
+        check_webhook(&found, &event, &Ok(response));
+        found
+            .take()
+            .into_iter()
+            .map(|f| (f.rule, f.message))
+            .collect()
+    }
+
+    #[test]
+    fn reply_read_in_place_finds_what_the_client_would_get() {
+        // Forwarded packets are checked for their namespace and ack id; the others are named
+        // by their place in the body, before them, as the forwarding layer words it.
+        let found = reply_findings(
+            " TEXT/plain",
+            "430[\"ok\"]\u{1e}2\u{1e}43/other,0[]\u{1e}431[]",
+        );
+        let rules: Vec<&str> = found.iter().map(|(rule, _)| *rule).collect();
+        assert_eq!(
+            rules,
+            ["reply-not-packet", "reply-namespace", "ack-unknown-id"]
+        );
+        assert!(
+            found[0]
+                .1
+                .starts_with("a packet of the handler's answer to `msg`")
+        );
+        assert!(
+            found[0]
+                .1
+                .contains("packet 2 of the 4 in the response body")
+        );
+        assert!(found[2].1.contains("with id 1, but the event's id is 0"));
+        assert!(reply_findings("text/plain", "430[]").is_empty());
+        let typed: Vec<_> = reply_findings("application/json", "430[]");
+        assert_eq!(typed.len(), 1);
+        assert_eq!(typed[0].0, "reply-content-type");
     }
 
     #[test]

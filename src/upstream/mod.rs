@@ -16,7 +16,7 @@ pub mod reply;
 
 pub use client::Upstream;
 pub use hint::body_preview;
-pub use reply::{Reply, user_event_reply};
+pub use reply::{Reply, ReplyPackets, user_event_reply};
 
 use std::sync::Arc;
 use std::time::Duration;

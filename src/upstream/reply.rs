@@ -22,29 +22,78 @@ pub struct Reply {
 /// What a user event's answer sends back to the client: every packet of a 200 body that is an
 /// Engine.IO message carrying a Socket.IO packet; nothing for 204, an empty 200 or a failure.
 pub fn user_event_reply(response: &WebhookResponse) -> Reply {
-    let mut reply = Reply::default();
-    if !response.is_success() || response.status == 204 || response.body.is_empty() {
-        return reply;
-    }
-    let Ok(text) = std::str::from_utf8(&response.body) else {
-        reply
-            .violations
-            .push("the response body is not UTF-8 text".into());
-        return reply;
+    let packets = ReplyPackets::read(response);
+    let mut reply = Reply {
+        several: packets.several(),
+        ..Reply::default()
     };
-    let count = text.split(RECORD_SEPARATOR).count();
-    reply.several = count > 1;
-    for (index, packet) in text.split(RECORD_SEPARATOR).enumerate() {
-        match check(packet) {
-            Ok(()) => reply.packets.push(packet.to_owned()),
-            Err(why) if count == 1 => reply.violations.push(format!("the response body {why}")),
-            Err(why) => reply.violations.push(format!(
-                "packet {} of the {count} in the response body {why}",
-                index + 1
-            )),
+    for packet in packets.iter() {
+        match packet {
+            Ok(packet) => reply.packets.push(packet.to_owned()),
+            Err(why) => reply.violations.push(why),
         }
     }
     reply
+}
+
+/// A user event's answer read in place, for a reader that needs no copy of its packets (the
+/// contract lint): the same split and the same checks as [`user_event_reply`].
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyPackets<'a> {
+    /// The body's text; `Err` when it is not UTF-8; empty when nothing goes back.
+    text: Result<&'a str, ()>,
+    /// How many packets the body holds.
+    count: usize,
+}
+
+impl<'a> ReplyPackets<'a> {
+    /// Reads the answer; a failure, 204 or an empty 200 holds no packet.
+    pub fn read(response: &'a WebhookResponse) -> Self {
+        if !response.is_success() || response.status == 204 || response.body.is_empty() {
+            return ReplyPackets {
+                text: Ok(""),
+                count: 0,
+            };
+        }
+        match std::str::from_utf8(&response.body) {
+            Ok(text) => ReplyPackets {
+                text: Ok(text),
+                count: text.split(RECORD_SEPARATOR).count(),
+            },
+            Err(_) => ReplyPackets {
+                text: Err(()),
+                count: 0,
+            },
+        }
+    }
+
+    /// The body held more than one packet.
+    pub fn several(&self) -> bool {
+        self.count > 1
+    }
+
+    /// Each packet in the body's order: `Ok` with its text when it may go to the client, `Err`
+    /// saying why not (a contract violation).
+    pub fn iter(self) -> impl Iterator<Item = Result<&'a str, String>> {
+        let count = self.count;
+        let (text, not_utf8) = match self.text {
+            Ok(text) => (text, None),
+            Err(()) => ("", Some("the response body is not UTF-8 text".to_owned())),
+        };
+        let packets =
+            text.split(RECORD_SEPARATOR)
+                .take(count)
+                .enumerate()
+                .map(move |(index, packet)| match check(packet) {
+                    Ok(()) => Ok(packet),
+                    Err(why) if count == 1 => Err(format!("the response body {why}")),
+                    Err(why) => Err(format!(
+                        "packet {} of the {count} in the response body {why}",
+                        index + 1
+                    )),
+                });
+        not_utf8.map(Err).into_iter().chain(packets)
+    }
 }
 
 /// Why one packet may not go to the client; the message completes "the packet …".
