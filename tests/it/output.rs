@@ -9,19 +9,18 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::util::{Emu, WAIT, Webhook, bin, eventually, free_port, http, poll_until_async};
+use crate::util::{
+    Emu, WAIT, Webhook, Ws, bin, eventually, free_port, http, next_text, poll_until_async,
+};
 
 /// What the dropped-lines notice and the shutdown summary say.
 const NOTICE: &str = "log lines dropped: stdout is not being read";
 const SUMMARY: &str = "dropped in all: stdout was not being read";
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A `serve` whose stdout is a pipe this test holds and does not read (until it says so).
 struct Unread {
@@ -88,20 +87,6 @@ async fn healthy(base: &str) {
     assert!(listening.await.is_some(), "{base} never listened");
     let reply = http("GET", &format!("{base}/api/health"), &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-}
-
-/// The next text frame, answering pings.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
-                ws.send(Message::Text("3".into())).await.unwrap();
-            }
-            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("no frame within {WAIT:?}: {other:?}"),
-        }
-    }
 }
 
 /// A WebSocket client joined to `/chat`.

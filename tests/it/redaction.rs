@@ -6,16 +6,13 @@
 //! log (`--format json` and pretty); each check also shows that the input did arrive and that
 //! what is not secret is still shown.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::inspector::Stream;
-use crate::util::{Emu, WAIT, Webhook, http, poll_until};
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::util::{Emu, WAIT, Webhook, Ws, http, next_text, poll_until};
 
 /// Query parameters whose names say secret (none of them on the list of names redacted before
 /// the word rule), with their secret values.
@@ -62,20 +59,6 @@ fn secrets() -> Vec<&'static str> {
 fn assert_no_secret(what: &str, text: &str) {
     for secret in secrets() {
         assert!(!text.contains(secret), "{secret} in {what}:\n{text}");
-    }
-}
-
-/// The next text frame, answering pings.
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
-                ws.send(Message::Text("3".into())).await.unwrap();
-            }
-            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("no frame within {WAIT:?}: {other:?}"),
-        }
     }
 }
 

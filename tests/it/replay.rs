@@ -16,7 +16,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::{Emu, KEY, Recorded, Reply, WAIT, Webhook, ack_for, bin, eventually, free_port};
+use crate::util::{
+    Emu, KEY, Recorded, Reply, WAIT, Webhook, Ws, ack_for, bin, eventually, free_port,
+};
 
 /// What the synthetic sessions' handler does: join rooms through REST, ack events.
 #[derive(Debug, Clone, Copy)]
@@ -654,9 +656,6 @@ fn check_text(text: &str) {
         );
     }
 }
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next text frame, answering pings; `None` once the connection is gone.
 async fn next_text(ws: &mut Ws) -> Option<String> {

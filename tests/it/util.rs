@@ -697,11 +697,27 @@ pub fn client_url(base: &str, hub: &str, query: &str) -> String {
     format!("{base}/clients/socketio/hubs/{hub}/?EIO=4&{query}")
 }
 
+/// A raw WebSocket from `tokio_tungstenite::connect_async`.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame on a raw WebSocket, answering pings.
+pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == "2" => {
+                ws.send(Message::Text("3".into())).await.unwrap();
+            }
+            Ok(Some(Ok(Message::Text(t)))) => return t.to_string(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no frame within {WAIT:?}: {other:?}"),
+        }
+    }
+}
+
 /// An Engine.IO session over WebSocket.
 pub struct WsClient {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: Ws,
     /// The open packet's JSON.
     pub open: Value,
     pub sid: String,
