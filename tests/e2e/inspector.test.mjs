@@ -358,17 +358,26 @@ test("a page on another localhost origin cannot frame the inspector", async (t) 
   assert.match(await page.locator('[data-testid="stream-status"]').textContent(), /live/);
 });
 
-test("400 events of 500 KB with the page open: the page keeps a bounded amount of text, says what it let go and shows all on demand", async (t) => {
-  const { page, connect, webhook } = await setup(t);
-  // The webhook keeps no copy of the big bodies (this process's memory is not under test).
+/** The webhook keeps no copy of big bodies (this process's memory is not under test). */
+function forgetBigBodies(webhook) {
   webhook.hooks.beforeAnswer = (record) => {
     if (record.body.length > 1_000) record.body = "";
   };
+}
+
+/** A function that collects garbage in the page and returns its JS heap in use, in bytes. */
+async function heapMeter(page) {
   const cdp = await page.context().newCDPSession(page);
-  const heapUsed = async () => {
+  return async () => {
     await cdp.send("HeapProfiler.collectGarbage");
     return (await cdp.send("Runtime.getHeapUsage")).usedSize;
   };
+}
+
+test("400 events of 500 KB with the page open: the page keeps a bounded amount of text, says what it let go and shows all on demand", async (t) => {
+  const { page, connect, webhook } = await setup(t);
+  forgetBigBodies(webhook);
+  const heapUsed = await heapMeter(page);
   const before = await heapUsed();
   const socket = await connect("/chat");
   const big = "x".repeat(500_000);
@@ -406,14 +415,8 @@ test("400 events of 500 KB with the page open: the page keeps a bounded amount o
 
 test("many mid-size entries: the page lets the oldest go at its 32 MiB text budget, before its entry cap", async (t) => {
   const { page, connect, webhook } = await setup(t);
-  webhook.hooks.beforeAnswer = (record) => {
-    if (record.body.length > 1_000) record.body = "";
-  };
-  const cdp = await page.context().newCDPSession(page);
-  const heapUsed = async () => {
-    await cdp.send("HeapProfiler.collectGarbage");
-    return (await cdp.send("Runtime.getHeapUsage")).usedSize;
-  };
+  forgetBigBodies(webhook);
+  const heapUsed = await heapMeter(page);
   const before = await heapUsed();
   const socket = await connect("/chat");
   // Each frame entry (packet and decoded args) stays under the size at which the page cuts one.
