@@ -279,6 +279,22 @@ export async function startWebhook({ refuse, reply } = {}) {
   };
 }
 
+/**
+ * Starts a webhook (`startWebhook(webhook)`) and an emulator pointed at it with `args`, for one
+ * test; both stop when `t` ends, the emulator first, so its shutdown `disconnected` deliveries
+ * still reach the webhook.
+ */
+export async function startWithWebhook(t, { webhook: options, args = [] } = {}) {
+  const webhook = await startWebhook(options);
+  let emu;
+  t.after(async () => {
+    await emu?.stop();
+    await webhook.close();
+  });
+  emu = await startEmu(["--webhook", webhook.template, ...args]);
+  return { webhook, emu, endpoint: `http://localhost:${emu.ready.port}` };
+}
+
 let sequence = 0;
 /** A process-wide increasing counter to order events observed in this process. */
 export function tick() {

@@ -13,7 +13,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { mintToken, startEmu, startWebhook, tick, waitUntil, withTimeout } from "./harness.mjs";
+import { mintToken, startWithWebhook, tick, waitUntil, withTimeout } from "./harness.mjs";
 
 const HUB = "chat";
 const PATH = `/clients/socketio/hubs/${HUB}`;
@@ -41,14 +41,7 @@ function reply(record, packet) {
 }
 
 async function setup(t, mode) {
-  const webhook = await startWebhook({ reply });
-  let emu;
-  t.after(async () => {
-    await emu?.stop();
-    await webhook.close();
-  });
-  emu = await startEmu(["--webhook", webhook.template]);
-  const endpoint = `http://localhost:${emu.ready.port}`;
+  const { webhook, emu, endpoint } = await startWithWebhook(t, { webhook: { reply } });
   const token = mintToken({ hub: HUB, user: "alice", endpoint });
   const socket = io(`${endpoint}/chat`, {
     path: PATH,

@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { io } from "socket.io-client";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
-import { BIN, startEmu, startWebhook, waitUntil, withTimeout } from "./harness.mjs";
+import { BIN, startWithWebhook, waitUntil, withTimeout } from "./harness.mjs";
 
 const HUB = "chat";
 const PATH = `/clients/socketio/hubs/${HUB}`;
@@ -29,14 +29,7 @@ const TEXT = { contentType: "text/plain" };
 
 /** A webhook, an emulator pointed at it and an SDK client; all stopped when the test ends. */
 async function setup(t) {
-  const webhook = await startWebhook();
-  let emu;
-  t.after(async () => {
-    await emu?.stop();
-    await webhook.close();
-  });
-  emu = await startEmu(["--webhook", webhook.template]);
-  const endpoint = `http://localhost:${emu.ready.port}`;
+  const { webhook, emu, endpoint } = await startWithWebhook(t);
   const client = new WebPubSubServiceClient(emu.ready.connectionString, HUB, {
     allowInsecureConnection: true,
   });

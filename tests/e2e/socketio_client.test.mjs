@@ -16,8 +16,7 @@ import {
   mintToken,
   once,
   parsePacket,
-  startEmu,
-  startWebhook,
+  startWithWebhook,
   tick,
   waitUntil,
   withTimeout,
@@ -37,20 +36,9 @@ const MODES = [
 /** The webhook refuses namespace `/random` the way an app's auth check would. */
 const refuse = (nsp) => (nsp === "/random" ? { status: 401, body: "Invalid namespace" } : undefined);
 
-/**
- * Starts a webhook and an emulator for one test; both are stopped when the test ends (the
- * emulator first, so its shutdown `disconnected` deliveries still reach the webhook).
- */
-async function setup(t, { args = [] } = {}) {
-  const webhook = await startWebhook({ refuse });
-  let emu;
-  t.after(async () => {
-    await emu?.stop();
-    await webhook.close();
-  });
-  emu = await startEmu(["--webhook", webhook.template, ...args]);
-  const endpoint = `http://localhost:${emu.ready.port}`;
-  return { webhook, emu, endpoint };
+/** A webhook (refusing as `refuse` says) and an emulator for one test. */
+function setup(t, { args = [] } = {}) {
+  return startWithWebhook(t, { webhook: { refuse }, args });
 }
 
 /** A socket.io-client socket; closed when the test ends. Never reuses a cached Manager. */
