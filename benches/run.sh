@@ -437,23 +437,31 @@ soak_load() { # soak_load <clients>: load for SOAK_SECS, VmRSS every SOAK_SAMPLE
   stop "$ack_hook_pid"
 }
 
-soak_idle() { # soak_idle <clients>: idle WebSocket clients held SOAK_SECS
-  local n=$1 cmd line
+# idle_alone <label> <jsonl> <kind> <idle-proc args...>: sio-emu alone on a fresh server with its
+# webhook, one idle-proc.js run; its line (with "kind" set when <kind> is not empty) goes to <jsonl>
+idle_alone() {
+  local label=$1 file=$2 kind=$3 cmd line
+  shift 3
   start_hook "$ACK_HOOK_PORT" sio-ack
   ack_hook_pid=${started_pids[-1]}
-  start_emu "soak-idle-$n"
+  start_emu "$label"
   wait_quiet
-  cmd=(node idle-proc.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --clients "$n"
-    --transport websocket --client "$IDLE_CLIENT" --server-pid "$emu_pid" --label sio-emu
-    --hold "$SOAK_SECS")
+  cmd=(node idle-proc.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --transport websocket
+    --client "$IDLE_CLIENT" --server-pid "$emu_pid" --label sio-emu "$@")
   if line=$(cd "$WORK" && "${ON_CPU1[@]}" "${cmd[@]}"); then
-    line=$(node -e 'const r = JSON.parse(process.argv[1]); r.kind = "idle"; console.log(JSON.stringify(r))' "$line")
-    tag_line "$line" "$OUT/soak.jsonl" sio-emu "$(quote "${cmd[@]}")"
+    if [ -n "$kind" ]; then
+      line=$(node -e 'const r = JSON.parse(process.argv[1]); r.kind = process.argv[2]; console.log(JSON.stringify(r))' "$line" "$kind")
+    fi
+    tag_line "$line" "$file" sio-emu "$(quote "${cmd[@]}")"
   else
-    echo "run.sh: idle soak failed: $(quote "${cmd[@]}")" >&2
+    echo "run.sh: $label failed: $(quote "${cmd[@]}")" >&2
   fi
   stop "$emu_pid"
   stop "$ack_hook_pid"
+}
+
+soak_idle() { # soak_idle <clients>: idle WebSocket clients held SOAK_SECS
+  idle_alone "soak-idle-$1" "$OUT/soak.jsonl" idle --clients "$1" --hold "$SOAK_SECS"
 }
 
 if [[ " $PHASES " == *" soak "* ]]; then
@@ -463,21 +471,8 @@ fi
 
 # --- 6b. disconnect storm (sio-emu alone) ----------------------------------------------------
 storm() { # storm <clients>: connect, close at once, every disconnected answered, STORM_SECS, VmRSS
-  local n=$1 cmd line
-  start_hook "$ACK_HOOK_PORT" sio-ack
-  ack_hook_pid=${started_pids[-1]}
-  start_emu "storm-$n"
-  wait_quiet
-  cmd=(node idle-proc.js --url "http://127.0.0.1:$EMU_PORT" --path "$HUB_PATH" --clients "$n"
-    --transport websocket --client "$IDLE_CLIENT" --server-pid "$emu_pid" --label sio-emu
-    --storm "$STORM_SECS" --webhook-stats "http://127.0.0.1:${ACK_HOOK_PORT}/stats")
-  if line=$(cd "$WORK" && "${ON_CPU1[@]}" "${cmd[@]}"); then
-    tag_line "$line" "$OUT/storm.jsonl" sio-emu "$(quote "${cmd[@]}")"
-  else
-    echo "run.sh: storm run failed: $(quote "${cmd[@]}")" >&2
-  fi
-  stop "$emu_pid"
-  stop "$ack_hook_pid"
+  idle_alone "storm-$1" "$OUT/storm.jsonl" "" --clients "$1" --storm "$STORM_SECS" \
+    --webhook-stats "http://127.0.0.1:${ACK_HOOK_PORT}/stats"
 }
 
 if [[ " $PHASES " == *" storm "* ]]; then
