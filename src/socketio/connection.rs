@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::event_head;
 use super::lane::{self, ConnectionEnd, Lane, SentSlot, Step};
 use super::packet::{self, Decoded, PacketType, PartialBinary};
 use super::webhook::Caller;
@@ -299,6 +300,21 @@ impl SioConnection {
 
     /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
     /// An event keeps its packet, its name and a copy of the namespace; the user id is shared.
+    /// An `EVENT` the fast reader left to the full decoder: a name it does not take, or an
+    /// error, reported in the decoder's words.
+    fn on_event_slow(&mut self, ctx: &mut Ctx<'_, SioEvent>, index: usize, data: &str) {
+        match packet::decode(data) {
+            Ok(Decoded::Complete(p)) => {
+                let name = packet::into_event_name(p).unwrap_or_default();
+                self.on_event_packet(index, data, name);
+            }
+            Ok(Decoded::AwaitingAttachments(_)) => {
+                self.violation(ctx, "an EVENT packet declared binary attachments".into());
+            }
+            Err(e) => self.violation(ctx, format!("invalid EVENT packet: {e}")),
+        }
+    }
+
     fn on_event_packet(&mut self, index: usize, data: &str, name: String) {
         let mut text = String::with_capacity(data.len() + 1);
         text.push('4');
@@ -480,15 +496,9 @@ impl Handler for SioConnection {
                 Ok(_) => self.leave(index, ""),
                 Err(e) => self.violation(ctx, format!("invalid DISCONNECT packet: {e}")),
             },
-            (PacketType::Event, Some(index)) => match packet::decode(data) {
-                Ok(Decoded::Complete(p)) => {
-                    let name = packet::into_event_name(p).unwrap_or_default();
-                    self.on_event_packet(index, data, name);
-                }
-                Ok(Decoded::AwaitingAttachments(_)) => {
-                    self.violation(ctx, "an EVENT packet declared binary attachments".into());
-                }
-                Err(e) => self.violation(ctx, format!("invalid EVENT packet: {e}")),
+            (PacketType::Event, Some(index)) => match event_head::event_name(&header) {
+                Some(name) => self.on_event_packet(index, data, name),
+                None => self.on_event_slow(ctx, index, data),
             },
             (PacketType::BinaryEvent | PacketType::BinaryAck, Some(_)) => {
                 match packet::decode(data) {

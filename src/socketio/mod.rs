@@ -9,6 +9,7 @@
 //! through [`crate::service`].
 
 pub mod connection;
+mod event_head;
 pub mod exchange;
 mod faults;
 pub mod handshake;

@@ -549,7 +549,8 @@ pub fn into_event_name(p: Packet) -> Option<String> {
     }
 }
 
-fn number_text(n: &serde_json::Number) -> String {
+/// A numeric event name as JavaScript prints it (`1.0` is `1`).
+pub(super) fn number_text(n: &serde_json::Number) -> String {
     if let Some(f) = n.as_f64().filter(|_| n.is_f64())
         && f.fract() == 0.0
         && f.abs() < 9_007_199_254_740_992.0
