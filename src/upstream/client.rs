@@ -466,13 +466,13 @@ impl Upstream {
         let work = async {
             let (mut conn, reused) = match self.pool.take(addr) {
                 Some(conn) => (conn, true),
-                None => (connect(request).await?, false),
+                None => (self.connect(request).await?, false),
             };
             request.write_head(&mut conn.out);
             let mut outcome = conn.round_trip(request.body()).await;
             if reused && outcome.as_ref().is_err_and(Failure::is_early) {
                 self.pool.forget(addr);
-                conn = connect(request).await?;
+                conn = self.connect(request).await?;
                 request.write_head(&mut conn.out);
                 outcome = conn.round_trip(request.body()).await;
             }
@@ -618,6 +618,24 @@ impl Upstream {
         })
     }
 
+    /// A new connection for `request`, or why there is none.
+    async fn connect(&self, request: Wire<'_>) -> Result<Conn, Stage> {
+        self.pool.connect(request.addr()).await.map_err(|err| {
+            let authority = request.authority();
+            Stage::Failed(match err.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    format!("{CONNECTION_REFUSED} (nothing is listening on {authority})")
+                }
+                _ => format!("could not connect to {authority}: {err}"),
+            })
+        })
+    }
+
+    /// Webhook connections open now (idle in the pool or carrying a call).
+    pub fn open_connections(&self) -> usize {
+        self.pool.open()
+    }
+
     fn lock_cache(&self) -> MutexGuard<'_, PreflightCache> {
         // The cache holds no invariants a panicking holder could break; keep going.
         self.preflights
@@ -743,19 +761,6 @@ impl Failed {
             retryable: true,
         }
     }
-}
-
-/// A new connection for `request`, or why there is none.
-async fn connect(request: Wire<'_>) -> Result<Conn, Stage> {
-    Conn::connect(request.addr()).await.map_err(|err| {
-        let authority = request.authority();
-        Stage::Failed(match err.kind() {
-            io::ErrorKind::ConnectionRefused => {
-                format!("{CONNECTION_REFUSED} (nothing is listening on {authority})")
-            }
-            _ => format!("could not connect to {authority}: {err}"),
-        })
-    })
 }
 
 /// A sentence for a request that got no (complete) answer, naming the OS-level cause when

@@ -81,6 +81,8 @@ struct Head {
 #[derive(Debug)]
 pub(super) struct Conn {
     stream: TcpStream,
+    /// Counted among the pool's open connections while it lives.
+    open: Option<super::pool::OpenGuard>,
     read: Vec<u8>,
     /// The request head is written here (by the caller) before [`Conn::round_trip`].
     pub out: Vec<u8>,
@@ -92,9 +94,15 @@ impl Conn {
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
+            open: None,
             read: Vec::new(),
             out: Vec::with_capacity(1024),
         })
+    }
+
+    pub(super) fn counted(mut self, guard: super::pool::OpenGuard) -> Conn {
+        self.open = Some(guard);
+        self
     }
 
     /// Sends the head in [`Conn::out`] and `body`, then reads the whole answer. Returns it and

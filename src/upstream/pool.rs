@@ -4,6 +4,7 @@
 //! used one (or connects), and gives it back once its answer was read in full.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::time::Instant;
@@ -15,6 +16,17 @@ use super::http1::Conn;
 #[derive(Debug, Clone, Default)]
 pub(super) struct Pool {
     inner: Arc<Mutex<Idle>>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one open connection for as long as it lives (see [`Pool::open`]).
+#[derive(Debug)]
+pub(super) struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +40,19 @@ impl Pool {
     fn lock(&self) -> MutexGuard<'_, Idle> {
         // A panicking holder leaves at worst a connection too many: keep going.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Webhook connections open now, idle or busy: what hyper's client kept as one task each,
+    /// so the allocator trim (`server::trim`) still sees them come and go.
+    pub(super) fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// A new connection to `addr`, counted in [`Pool::open`] while it lives.
+    pub(super) async fn connect(&self, addr: &str) -> std::io::Result<Conn> {
+        let conn = Conn::connect(addr).await?;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(conn.counted(OpenGuard(self.open.clone())))
     }
 
     /// The most recently used idle connection to `addr` that is not too old.
