@@ -52,7 +52,7 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
         hint,
         origin: None,
         started,
-        details: CallDetails::new(stamp.id.clone(), stamp.time, headers.as_ref()),
+        details: CallDetails::new(stamp.id.to_string(), stamp.time, headers.as_ref()),
     }
 }
 

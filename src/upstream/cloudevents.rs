@@ -55,10 +55,11 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The `ce-id` and `ce-time` of one event. Retries of one event reuse its stamp.
+/// The `ce-id` and `ce-time` of one event. Retries of one event reuse its stamp; cloning it
+/// shares the id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CeStamp {
-    pub id: String,
+    pub id: Arc<str>,
     pub time: SystemTime,
 }
 
@@ -66,7 +67,7 @@ static NEXT_EVENT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl CeStamp {
     /// A fixed stamp, for deterministic output.
-    pub fn new(id: impl Into<String>, time: SystemTime) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, time: SystemTime) -> Self {
         CeStamp {
             id: id.into(),
             time,
@@ -75,8 +76,11 @@ impl CeStamp {
 
     /// The next process-wide id (1, 2, 3, …) and the current time.
     pub fn next() -> Self {
+        let mut digits = [0; 20];
+        let id = decimal(NEXT_EVENT_ID.fetch_add(1, Ordering::Relaxed), &mut digits);
         CeStamp {
-            id: NEXT_EVENT_ID.fetch_add(1, Ordering::Relaxed).to_string(),
+            // Decimal digits are ASCII.
+            id: Arc::from(std::str::from_utf8(id).unwrap_or("0")),
             time: SystemTime::now(),
         }
     }
@@ -364,7 +368,7 @@ impl RequestTemplate {
         // An empty body goes without the header, as hyper's client sends it.
         if p.length > 0 {
             out.extend_from_slice(b"content-length: ");
-            push_decimal(out, p.length);
+            out.extend_from_slice(decimal(p.length as u64, &mut [0; 20]));
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
@@ -417,19 +421,17 @@ fn offset(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Appends `n` in decimal without allocating.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 20];
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     loop {
         at -= 1;
         digits[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &digits[at..];
         }
     }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// `host[:port]` of `uri`, as the HTTP client writes its `Host` header.
