@@ -497,7 +497,7 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
     if !response.is_success() || response.status == 204 || response.body.is_empty() {
         return;
     }
-    let text_type = response.content_type.as_deref().is_some_and(|ct| {
+    let text_type = response.content_type().as_deref().is_some_and(|ct| {
         ct.trim_start()
             .get(..5)
             .is_some_and(|kind| kind.eq_ignore_ascii_case("text/"))
@@ -510,7 +510,7 @@ fn check_reply(service: &dyn Findings, event: &WebhookEvent, response: &WebhookR
                 "the handler answered {} with Content-Type {}; the reply is an Engine.IO packet \
                  sent as text",
                 who(event),
-                response.content_type.as_deref().unwrap_or("(none)")
+                response.content_type().as_deref().unwrap_or("(none)")
             ),
         );
     }
@@ -718,9 +718,7 @@ mod tests {
         let response = WebhookResponse {
             url: "http://localhost/hook".into(),
             status: 200,
-            reason: "OK".into(),
-            content_type: Some(content_type.into()),
-            headers: http::HeaderMap::new(),
+            head: crate::upstream::ResponseHead::new(200, "OK", &[("content-type", content_type)]),
             body: bytes::Bytes::from(body.to_owned()),
             latency: Duration::ZERO,
             attempts: 1,

@@ -115,7 +115,10 @@ impl Server {
     /// still deliver their last packets while they close.
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>) {
         let mut tasks = Vec::new();
-        tokio::spawn(trim::watch(self.service.shutdown().clone()));
+        let upstream = self.service.upstream().clone();
+        tokio::spawn(trim::watch(self.service.shutdown().clone(), move || {
+            upstream.open_connections()
+        }));
         for listener in listeners {
             let server = self.clone();
             let stop = self.service.shutdown().clone();

@@ -78,7 +78,7 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
     let answer = result.as_ref().ok().map(|r| {
         json!({
             "status": r.status,
-            "headers": header_pairs(&r.headers),
+            "headers": header_pairs(&r.headers()),
             "body": String::from_utf8_lossy(&r.body),
             "latencyMs": crate::traffic::millis(r.latency),
         })

@@ -369,7 +369,7 @@ fn actual_of(outcome: Result<crate::upstream::WebhookResponse, WebhookError>) ->
     match outcome {
         Ok(r) => Expectation::Response(RecordedResponse {
             status: r.status,
-            content_type: r.content_type,
+            content_type: r.content_type().map(String::from),
             body: String::from_utf8_lossy(&r.body).into_owned(),
             latency_ms: crate::traffic::millis(r.latency),
         }),

@@ -6,7 +6,8 @@
 //! closing at once, with the inspector off: 126 MiB kept before, 50 MiB after one trim.
 //!
 //! It runs at a quiet moment after much has changed: once a second the runtime's count of live
-//! tasks (sessions, lanes and their webhook calls, HTTP connections) is read, and when it stayed
+//! tasks (sessions, lanes and their webhook calls, HTTP connections) plus open webhook
+//! connections is read, and when it stayed
 //! unchanged for a whole second after moving by at least [`TRIM_STEP`] in all since the last
 //! trim (thousands of clients left, or arrived and settled: their handshakes' and first
 //! webhook calls' memory is free again too), the heap is trimmed. A server whose count keeps
@@ -47,7 +48,9 @@ impl TrimWatch {
 }
 
 /// Watches the current runtime until `stop` fires, trimming the heap after large drops.
-pub async fn watch(stop: CancellationToken) {
+/// `connections` counts what lives outside tasks but comes and goes with them (the webhook
+/// client's open connections, driven on their callers' tasks); it is read with the task count.
+pub async fn watch(stop: CancellationToken, connections: impl Fn() -> usize) {
     let metrics = Handle::current().metrics();
     let mut watch = TrimWatch::default();
     let mut tick = tokio::time::interval(PERIOD);
@@ -57,7 +60,7 @@ pub async fn watch(stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if watch.observe(metrics.num_alive_tasks()) {
+        if watch.observe(metrics.num_alive_tasks() + connections()) {
             release_free_memory();
         }
     }

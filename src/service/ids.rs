@@ -101,7 +101,7 @@ mod tests {
         let source = ids.stamp_source().unwrap();
         let one = source();
         let two = source();
-        assert_eq!((one.id.as_str(), two.id.as_str()), ("1", "2"));
+        assert_eq!((&*one.id, &*two.id), ("1", "2"));
         assert_eq!(
             crate::upstream::cloudevents::format_ce_time(one.time),
             "2024-01-01T00:00:01Z"

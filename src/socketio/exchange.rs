@@ -19,7 +19,7 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
     let result = &delivery.result;
     let (url, attempts, detail, hint) = match result {
         Ok(r) => (
-            r.url.clone(),
+            r.url.to_string(),
             r.attempts,
             body_preview(&r.body, LOG_BODY_CHARS),
             if deliberate_refusal(event, r) {
@@ -36,12 +36,12 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
         ),
     };
     let stamp = &delivery.stamp;
-    let headers = result.as_ref().ok().map(|r| &r.headers);
+    let headers = result.as_ref().ok().map(WebhookResponse::headers);
     WebhookHop {
         call: recorded_event(event),
         response: result.as_ref().ok().map(|r| RecordedResponse {
             status: r.status,
-            content_type: r.content_type.clone(),
+            content_type: r.content_type().map(String::from),
             body: String::from_utf8_lossy(&r.body).into_owned(),
             latency_ms: millis(r.latency),
         }),
@@ -52,7 +52,7 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
         hint,
         origin: None,
         started,
-        details: CallDetails::new(stamp.id.clone(), stamp.time, headers),
+        details: CallDetails::new(stamp.id.to_string(), stamp.time, headers.as_ref()),
     }
 }
 
@@ -112,5 +112,5 @@ pub fn start_clock(service: &Service) -> Option<f64> {
 fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
     event.kind == EventKind::Connect
         && (400..500).contains(&r.status)
-        && super::webhook::connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason)
+        && super::webhook::connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason())
 }

@@ -105,15 +105,9 @@ fn timed_out(settings: &UpstreamSettings) -> WebhookError {
 /// The answer a `status` fault gives on the handler's behalf.
 fn stand_in(settings: &UpstreamSettings, status: u16) -> WebhookResponse {
     WebhookResponse {
-        url: settings.url_template.clone(),
+        url: settings.url_template.as_str().into(),
         status,
-        reason: http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("")
-            .to_owned(),
-        content_type: None,
-        headers: http::HeaderMap::new(),
+        head: crate::upstream::ResponseHead::new(status, "", &[]),
         body: Bytes::new(),
         latency: std::time::Duration::ZERO,
         attempts: 1,

@@ -189,7 +189,7 @@ pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result
         Ok(r) if r.is_success() => Ok(()),
         Ok(r) => {
             let plain = r
-                .content_type
+                .content_type()
                 .as_deref()
                 .is_none_or(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/"));
             let text = std::str::from_utf8(&r.body).unwrap_or("").trim();
@@ -199,8 +199,8 @@ pub fn connect_verdict(result: &Result<WebhookResponse, WebhookError>) -> Result
                 && !text.chars().any(char::is_control)
             {
                 Err(text.to_owned())
-            } else if !r.reason.is_empty() {
-                Err(r.reason.clone())
+            } else if !r.reason().is_empty() {
+                Err(r.reason().to_owned())
             } else {
                 Err(format!("the connect handler answered {}", r.status))
             }
@@ -228,9 +228,13 @@ mod tests {
         WebhookResponse {
             url: "http://localhost/x".into(),
             status,
-            reason: reason.into(),
-            content_type: ct.map(str::to_owned),
-            headers: http::HeaderMap::new(),
+            head: crate::upstream::ResponseHead::new(
+                status,
+                reason,
+                &ct.map(|ct| ("content-type", ct))
+                    .into_iter()
+                    .collect::<Vec<_>>(),
+            ),
             body: Bytes::from(body.to_owned()),
             latency: Duration::ZERO,
             attempts: 1,

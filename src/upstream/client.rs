@@ -12,25 +12,22 @@
 use super::ledger::Ledger;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use tokio::time::Instant;
 
 use super::cloudevents::{
-    self, CeStamp, Prepared, RequestCache, RequestTemplate, WEBHOOK_ALLOWED_ORIGIN,
+    self, CeStamp, Prepared, RequestCache, RequestTemplate, WEBHOOK_ALLOWED_ORIGIN, WebhookRequest,
 };
+use super::head::ResponseHead;
 use super::hint::CONNECTION_REFUSED;
+use super::http1::{Conn, Failure};
+use super::pool::Pool;
 use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview};
 
 /// Largest webhook response body read, in bytes (1 MiB, the order of Engine.IO's `maxPayload`).
@@ -57,8 +54,6 @@ pub const PREFLIGHT_CACHE_CAP: usize = 1024;
 pub const MAX_CONCURRENT_CALLS: usize = 256;
 /// Characters of a response body quoted in a preflight failure.
 const PREFLIGHT_BODY_PREVIEW: usize = 120;
-
-type HttpClient = Client<PlainConnector, Full<Bytes>>;
 
 /// Produces the `ce-id` / `ce-time` of each new event; see [`Upstream::with_stamps`].
 pub type StampSource = Arc<dyn Fn() -> CeStamp + Send + Sync>;
@@ -113,22 +108,100 @@ pub struct Call<'a> {
     body: &'a Bytes,
 }
 
-/// One event's request: its socket's template, its own parts and its body.
+/// One event's request: its socket's template, its own parts, its id and its body.
 #[derive(Debug, Clone, Copy)]
 struct Outgoing<'a> {
     template: &'a RequestTemplate,
     prepared: &'a Prepared,
+    id: &'a str,
     body: &'a Bytes,
 }
 
-impl Outgoing<'_> {
-    fn url(&self) -> String {
-        self.prepared.url().to_owned()
+/// One request on the wire: an event, or a preflight.
+#[derive(Debug, Clone, Copy)]
+enum Wire<'a> {
+    Event(Outgoing<'a>),
+    /// A preflight request and the `host:port` it goes to.
+    Plain(&'a WebhookRequest, &'a str),
+}
+
+impl Wire<'_> {
+    /// `host:port` to connect to.
+    fn addr(&self) -> &str {
+        match self {
+            Wire::Event(event) => &event.prepared.target.addr,
+            Wire::Plain(_, addr) => addr,
+        }
     }
 
-    fn to_http(self) -> Request<Full<Bytes>> {
-        self.template.to_http(self.prepared, self.body)
+    /// The URL's authority as written, for messages.
+    fn authority(&self) -> String {
+        let url = match self {
+            Wire::Event(event) => event.prepared.url(),
+            Wire::Plain(request, _) => &request.url,
+        };
+        Uri::try_from(url)
+            .ok()
+            .and_then(|uri| uri.authority().map(|a| a.as_str().to_owned()))
+            .unwrap_or_else(|| self.addr().to_owned())
     }
+
+    fn body(&self) -> &[u8] {
+        match self {
+            Wire::Event(event) => event.body,
+            Wire::Plain(request, _) => &request.body,
+        }
+    }
+
+    /// Writes the request head into a connection's buffer.
+    fn write_head(&self, out: &mut Vec<u8>) {
+        match self {
+            Wire::Event(e) => e.template.write_head(e.prepared, e.id, out),
+            Wire::Plain(request, _) => write_plain_head(request, out),
+        }
+    }
+}
+
+/// The head of a request built as a [`WebhookRequest`], written as hyper's client wrote it:
+/// its headers in order, then `Host` and (for a body) `Content-Length` when missing.
+fn write_plain_head(request: &WebhookRequest, out: &mut Vec<u8>) {
+    let path = match request.uri.path_and_query().map(|p| p.as_str()) {
+        Some(p) if !p.is_empty() => p,
+        _ => "/",
+    };
+    out.extend_from_slice(request.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut line = |name: &str, value: &[u8]| {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
+    for (name, value) in &request.headers {
+        line(name.as_str(), value.as_bytes());
+    }
+    if !request.headers.contains_key(http::header::HOST) {
+        let host = request.uri.host().unwrap_or("");
+        match request.uri.port_u16() {
+            Some(port) if port != 80 => line("host", format!("{host}:{port}").as_bytes()),
+            _ => line("host", host.as_bytes()),
+        }
+    }
+    if !request.body.is_empty() && !request.headers.contains_key(http::header::CONTENT_LENGTH) {
+        line("content-length", request.body.len().to_string().as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `host:port` of an `http://` URI (port 80 when it names none).
+fn connect_addr(uri: &Uri) -> String {
+    format!(
+        "{}:{}",
+        uri.host().unwrap_or(""),
+        uri.port_u16().unwrap_or(80)
+    )
 }
 
 impl Call<'_> {
@@ -149,6 +222,7 @@ impl Call<'_> {
             Ok(prepared) => Outgoing {
                 template: &self.template,
                 prepared,
+                id: &self.stamp.id,
                 body: self.body,
             },
             Err(error) => {
@@ -183,7 +257,7 @@ impl Call<'_> {
 /// The webhook client. Cheap to clone; clones share the pool and the preflight cache.
 #[derive(Clone)]
 pub struct Upstream {
-    client: HttpClient,
+    pool: Pool,
     in_flight: Arc<tokio::sync::Semaphore>,
     preflights: Arc<Mutex<PreflightCache>>,
     stamps: Option<StampSource>,
@@ -208,23 +282,19 @@ impl Default for Upstream {
 impl Upstream {
     /// A client with an empty pool and preflight cache. Needs no runtime until first used.
     pub fn new() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        // `enforce_http` (the default) makes an https URI a connect error; templates are also
-        // checked up front, so that never reaches the socket.
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .build(PlainConnector(connector));
         Upstream {
-            client,
+            pool: Pool::default(),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS)),
             preflights: Arc::new(Mutex::new(PreflightCache::default())),
             stamps: None,
             ledger: Ledger::default(),
         }
+    }
+
+    /// The idle connections (tests look at what is kept).
+    #[cfg(test)]
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The non-blocking events owed to webhooks (docs/protocol.md §14 decision 23).
@@ -245,7 +315,7 @@ impl Upstream {
     pub fn call<'a>(&'a self, settings: &'a UpstreamSettings, event: &'a WebhookEvent) -> Call<'a> {
         let stamp = self.next_stamp();
         let mut template = RequestTemplate::new(settings, event);
-        let request = template.prepare(event, &stamp);
+        let request = template.prepare(settings, event, &stamp);
         self.made_call(settings, event, stamp, Cow::Owned(template), request)
     }
 
@@ -260,7 +330,7 @@ impl Upstream {
     ) -> Call<'a> {
         let stamp = self.next_stamp();
         let template = cache.template(settings, event);
-        let request = template.prepare(event, &stamp);
+        let request = template.prepare(settings, event, &stamp);
         self.made_call(settings, event, stamp, Cow::Borrowed(template), request)
     }
 
@@ -305,10 +375,7 @@ impl Upstream {
         loop {
             attempts = attempts.saturating_add(1);
             let outcome = match self.ensure_preflight(settings, hub).await {
-                Ok(()) => {
-                    self.deliver(request.url(), request.to_http(), settings.timeout)
-                        .await
-                }
+                Ok(()) => self.deliver(request, settings.timeout).await,
                 Err(failed) => Err(failed),
             };
             let retry = match &outcome {
@@ -347,7 +414,7 @@ impl Upstream {
         self.ensure_preflight(settings, hub)
             .await
             .map_err(|failed| failed.error)?;
-        self.deliver(request.url(), request.to_http(), settings.timeout)
+        self.deliver(request, settings.timeout)
             .await
             .map_err(|failed| failed.error)
     }
@@ -355,86 +422,67 @@ impl Upstream {
     /// One exchange for an event; the answer becomes a [`WebhookResponse`].
     async fn deliver(
         &self,
-        url: String,
-        request: Request<Full<Bytes>>,
+        request: Outgoing<'_>,
         timeout: Duration,
     ) -> Result<WebhookResponse, Failed> {
         // The semaphore is never closed, so acquiring only waits.
         let _permit = self.in_flight.acquire().await.ok();
-        match self.exchange(request, timeout).await {
+        let url = || request.prepared.url().to_owned();
+        match self.exchange(Wire::Event(request), timeout).await {
             Ok(answer) => Ok(WebhookResponse {
-                url,
+                url: request.prepared.target.url.clone(),
                 status: answer.status.as_u16(),
-                reason: answer.reason,
-                content_type: answer
-                    .headers
-                    .get(CONTENT_TYPE)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-                headers: answer.headers,
+                head: answer.head,
                 body: answer.body,
                 latency: answer.latency,
                 attempts: 1,
             }),
             Err(Trouble::Unreachable { cause, latency }) => {
                 Err(Failed::retryable(WebhookError::Unreachable {
-                    url,
+                    url: url(),
                     cause,
                     latency,
                 }))
             }
             Err(Trouble::Timeout) => Err(Failed::retryable(WebhookError::Timeout {
-                url,
+                url: url(),
                 after: timeout,
             })),
             Err(Trouble::TooLarge(status)) => Err(Failed::fatal(WebhookError::ResponseTooLarge {
-                url,
+                url: url(),
                 status: status.as_u16(),
                 limit: MAX_RESPONSE_BODY,
             })),
         }
     }
 
-    /// Sends `request` and reads the whole answer, all within `timeout`. Dropping the future on
-    /// timeout drops the connection too, so a late answer cannot be read by the next call.
-    async fn exchange(
-        &self,
-        request: Request<Full<Bytes>>,
-        timeout: Duration,
-    ) -> Result<Answer, Trouble> {
+    /// Sends `request` and reads the whole answer, all within `timeout`, on a pooled
+    /// connection or a new one. A pooled connection the webhook had closed before any of the
+    /// answer arrived is replaced by a new one, once. Dropping the future on timeout drops the
+    /// connection too, so a late answer cannot be read by the next call.
+    async fn exchange(&self, request: Wire<'_>, timeout: Duration) -> Result<Answer, Trouble> {
         let started = Instant::now();
-        // A refcount bump, not a copy: only read when describing a failure.
-        let authority = request.uri().authority().cloned();
+        let addr = request.addr();
         let work = async {
-            let response = self.client.request(request).await.map_err(|err| {
-                describe_failure(&err, authority.as_ref().map_or("", |a| a.as_str()))
-            })?;
-            let (parts, body) = response.into_parts();
-            let declared = parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > MAX_RESPONSE_BODY as u64) {
-                return Err(Stage::TooLarge(parts.status));
+            let (mut conn, reused) = match self.pool.take(addr) {
+                Some(conn) => (conn, true),
+                None => (self.connect(request).await?, false),
+            };
+            request.write_head(&mut conn.out);
+            let mut outcome = conn.round_trip(request.body()).await;
+            if reused && outcome.as_ref().is_err_and(Failure::is_early) {
+                self.pool.forget(addr);
+                conn = self.connect(request).await?;
+                request.write_head(&mut conn.out);
+                outcome = conn.round_trip(request.body()).await;
             }
-            let body = Limited::new(body, MAX_RESPONSE_BODY)
-                .collect()
-                .await
-                .map_err(|err| {
-                    if err.is::<LengthLimitError>() {
-                        Stage::TooLarge(parts.status)
-                    } else {
-                        Stage::Failed(format!(
-                            "the connection failed while reading the {} answer's body: {}",
-                            parts.status,
-                            describe_chain(err.as_ref())
-                        ))
-                    }
-                })?
-                .to_bytes();
-            Ok((parts, body))
+            let (answer, keep_alive) = outcome.map_err(describe_failure)?;
+            if keep_alive {
+                self.pool.put(addr, conn);
+            }
+            Ok(answer)
         };
-        let (parts, body) = match tokio::time::timeout(timeout, work).await {
+        let answer = match tokio::time::timeout(timeout, work).await {
             Err(_) => return Err(Trouble::Timeout),
             Ok(Err(Stage::TooLarge(status))) => return Err(Trouble::TooLarge(status)),
             Ok(Err(Stage::Failed(cause))) => {
@@ -443,20 +491,12 @@ impl Upstream {
                     latency: started.elapsed(),
                 });
             }
-            Ok(Ok(done)) => done,
+            Ok(Ok(answer)) => answer,
         };
-        let reason = parts
-            .extensions
-            .get::<hyper::ext::ReasonPhrase>()
-            .map(|r| String::from_utf8_lossy(r.as_bytes()).trim().to_owned())
-            .filter(|r| !r.is_empty())
-            .or_else(|| parts.status.canonical_reason().map(str::to_owned))
-            .unwrap_or_default();
         Ok(Answer {
-            status: parts.status,
-            reason,
-            headers: parts.headers,
-            body,
+            status: answer.status,
+            head: answer.head,
+            body: answer.body,
             latency: started.elapsed(),
         })
     }
@@ -532,9 +572,9 @@ impl Upstream {
             retryable,
         };
 
-        let (_, request) = options.into_http();
+        let addr = connect_addr(&options.uri);
         let mut answer = self
-            .exchange(request, timeout)
+            .exchange(Wire::Plain(&options, &addr), timeout)
             .await
             .map_err(|t| fail(t.preflight_detail("OPTIONS", timeout), t.retryable()))?;
         let mut method = "OPTIONS".to_owned();
@@ -542,12 +582,12 @@ impl Upstream {
             method = format!(
                 "the GET fallback (after OPTIONS answered {} {})",
                 answer.status.as_u16(),
-                answer.reason
+                answer.reason()
             );
             let get = cloudevents::preflight_request(settings, hub, Method::GET)
                 .map_err(Failed::fatal)?;
             answer = self
-                .exchange(get.into_http().1, timeout)
+                .exchange(Wire::Plain(&get, &addr), timeout)
                 .await
                 .map_err(|t| fail(t.preflight_detail(&method, timeout), t.retryable()))?;
         }
@@ -556,7 +596,7 @@ impl Upstream {
             let mut detail = format!(
                 "{method} answered {} {}",
                 answer.status.as_u16(),
-                answer.reason
+                answer.reason()
             );
             if !answer.body.is_empty() {
                 detail.push_str(&format!(
@@ -566,16 +606,34 @@ impl Upstream {
             }
             return Err(fail(detail, retryable_status(answer.status.as_u16())));
         }
-        check_allowed_origin(&answer.headers, &settings.origin).map_err(|problem| {
+        check_allowed_origin(&answer.head.headers(), &settings.origin).map_err(|problem| {
             fail(
                 format!(
                     "{method} answered {} {} {problem}",
                     answer.status.as_u16(),
-                    answer.reason
+                    answer.reason()
                 ),
                 false,
             )
         })
+    }
+
+    /// A new connection for `request`, or why there is none.
+    async fn connect(&self, request: Wire<'_>) -> Result<Conn, Stage> {
+        self.pool.connect(request.addr()).await.map_err(|err| {
+            let authority = request.authority();
+            Stage::Failed(match err.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    format!("{CONNECTION_REFUSED} (nothing is listening on {authority})")
+                }
+                _ => format!("could not connect to {authority}: {err}"),
+            })
+        })
+    }
+
+    /// Webhook connections open now (idle in the pool or carrying a call).
+    pub fn open_connections(&self) -> usize {
+        self.pool.open()
     }
 
     fn lock_cache(&self) -> MutexGuard<'_, PreflightCache> {
@@ -583,87 +641,6 @@ impl Upstream {
         self.preflights
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// The TCP connector whose connections tell the client nothing about themselves: hyper-util's
-/// own attaches the peer's addresses to every answer, which costs three allocations per
-/// webhook call and is never read here.
-#[derive(Clone)]
-struct PlainConnector(HttpConnector);
-
-impl tower_service::Service<http::Uri> for PlainConnector {
-    type Response = PlainConnection;
-    type Error = <HttpConnector as tower_service::Service<http::Uri>>::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<PlainConnection, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move { connecting.await.map(PlainConnection) })
-    }
-}
-
-/// A webhook connection: the TCP stream, with nothing attached to its answers.
-struct PlainConnection(hyper_util::rt::TokioIo<tokio::net::TcpStream>);
-
-impl hyper_util::client::legacy::connect::Connection for PlainConnection {
-    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        hyper_util::client::legacy::connect::Connected::new()
-    }
-}
-
-impl hyper::rt::Read for PlainConnection {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for PlainConnection {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 }
 
@@ -720,10 +697,15 @@ fn check_allowed_origin(headers: &HeaderMap, origin: &str) -> Result<(), OriginE
 /// A complete HTTP answer.
 struct Answer {
     status: StatusCode,
-    reason: String,
-    headers: HeaderMap,
+    head: ResponseHead,
     body: Bytes,
     latency: Duration,
+}
+
+impl Answer {
+    fn reason(&self) -> &str {
+        self.head.reason(self.status.as_u16())
+    }
 }
 
 /// Why an exchange produced no complete answer.
@@ -781,52 +763,31 @@ impl Failed {
     }
 }
 
-/// A sentence for a request that got no answer, naming the OS-level cause when there is one.
-fn describe_failure(err: &hyper_util::client::legacy::Error, authority: &str) -> Stage {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(io_err) = current.downcast_ref::<io::Error>() {
-            let text = match io_err.kind() {
-                io::ErrorKind::ConnectionRefused => {
-                    format!("{CONNECTION_REFUSED} (nothing is listening on {authority})")
-                }
-                io::ErrorKind::ConnectionReset => {
-                    "the webhook reset the connection before answering".to_owned()
-                }
-                io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
-                    "the webhook closed the connection before answering".to_owned()
-                }
-                _ if err.is_connect() => format!("could not connect to {authority}: {io_err}"),
-                _ => io_err.to_string(),
-            };
-            return Stage::Failed(text);
+/// A sentence for a request that got no (complete) answer, naming the OS-level cause when
+/// there is one.
+fn describe_failure(failure: Failure) -> Stage {
+    Stage::Failed(match failure {
+        Failure::TooLarge(status) => return Stage::TooLarge(status),
+        Failure::Io { error, .. } => match error.kind() {
+            io::ErrorKind::ConnectionReset => {
+                "the webhook reset the connection before answering".to_owned()
+            }
+            io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => {
+                "the webhook closed the connection before answering".to_owned()
+            }
+            _ => error.to_string(),
+        },
+        Failure::Closed { early: true } => {
+            "the webhook closed the connection before answering".to_owned()
         }
-        source = current.source();
-    }
-    let chain = describe_chain(err);
-    Stage::Failed(if err.is_connect() {
-        format!("could not connect to {authority}: {chain}")
-    } else {
-        chain
+        Failure::Closed { early: false } => {
+            "the webhook closed the connection in the middle of its answer".to_owned()
+        }
+        Failure::Invalid(detail) => format!("the webhook's answer could not be read: {detail}"),
+        Failure::Body { status, cause } => {
+            format!("the connection failed while reading the {status} answer's body: {cause}")
+        }
     })
-}
-
-/// The messages of an error's source chain, skipping hyper-util's generic outer wrapper.
-fn describe_chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut source = Some(err);
-    while let Some(current) = source {
-        let text = current.to_string();
-        if !text.starts_with("client error (") && !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = current.source();
-    }
-    if parts.is_empty() {
-        err.to_string()
-    } else {
-        parts.join(": ")
-    }
 }
 
 /// Preflight state of one upstream (URL template, plus hub when the template uses `{hub}`).
@@ -927,7 +888,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::SystemTime;
 
-    use http::Response;
+    use http::{Request, Response};
+    use http_body_util::{BodyExt, Full};
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
@@ -1172,10 +1134,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status, 200);
-        assert_eq!(response.reason, "OK");
+        assert_eq!(response.reason(), "OK");
         assert_eq!(response.attempts, 1);
         assert_eq!(
-            response.url,
+            &*response.url,
             format!("http://{}/api/chat/connect", hook.addr)
         );
 
@@ -1233,7 +1195,7 @@ mod tests {
         let response = deliver(&upstream, &s, &e).await.unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(
-            response.content_type.as_deref(),
+            response.content_type().as_deref(),
             Some("text/plain; charset=utf-8")
         );
         assert_eq!(&response.body[..], br#"43/chat,7["ok"]"#);
@@ -1423,7 +1385,7 @@ mod tests {
         .await;
         let response = deliver_to(&hook, EventKind::Connect, "{}").await.unwrap();
         assert_eq!(response.status, 204);
-        assert_eq!(response.reason, "No Content");
+        assert_eq!(response.reason(), "No Content");
     }
 
     #[tokio::test]
@@ -1524,14 +1486,17 @@ mod tests {
         for (((attempt, at, delay, ce_id), failure), (n, t, d)) in failed.iter().zip(expected) {
             assert_eq!((*attempt, *at, *delay), (n, secs(t), secs(d)), "{failure}");
             assert!(failure.contains("connection refused"), "{failure}");
-            assert_eq!(ce_id, &delivery.stamp.id, "every attempt is the same event");
+            assert_eq!(
+                **ce_id, *delivery.stamp.id,
+                "every attempt is the same event"
+            );
         }
         assert_eq!(answered_at, secs(30));
         assert_eq!(delivery.attempts, 6);
         assert_eq!(delivery.result.unwrap().status, 200);
         let posts = hook.posts();
         assert_eq!(posts.len(), 1, "{posts:?}");
-        assert_eq!(header(&posts[0], "ce-id"), delivery.stamp.id);
+        assert_eq!(header(&posts[0], "ce-id"), &*delivery.stamp.id);
         assert_eq!(header(&posts[0], "ce-eventName"), "disconnected");
     }
 
@@ -1551,7 +1516,7 @@ mod tests {
         for name in ["ce-id", "ce-time", "ce-signature"] {
             assert_eq!(header(&posts[0], name), header(&posts[1], name), "{name}");
         }
-        assert_eq!(header(&posts[0], "ce-id"), first.stamp.id);
+        assert_eq!(header(&posts[0], "ce-id"), &*first.stamp.id);
         assert_eq!(posts[0].body, posts[1].body);
     }
 
@@ -1562,7 +1527,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status, 503);
-        assert_eq!(response.reason, "Service Unavailable");
+        assert_eq!(response.reason(), "Service Unavailable");
         assert_eq!(response.attempts, 4, "one try and three retries");
         assert_eq!(hook.count(Method::POST), 4);
         assert!(response.hint().is_some());

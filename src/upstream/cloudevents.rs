@@ -8,14 +8,14 @@
 //! a [`CeStamp`] so callers (and tests, and replays) can make the output deterministic.
 //! [`super::client`] sends what this module builds.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName};
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
-use http_body_util::Full;
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{EventKind, UpstreamSettings, WebhookError, WebhookEvent};
@@ -30,24 +30,22 @@ pub const SYSTEM_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 pub const USER_CONTENT_TYPE: &str = "text/plain";
 
 // `HeaderName::from_static` wants lower case; these are the same names as in [`names`].
-const CE_SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
-const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");
-const CE_SOURCE: HeaderName = HeaderName::from_static("ce-source");
-const CE_ID: HeaderName = HeaderName::from_static("ce-id");
-const CE_TIME: HeaderName = HeaderName::from_static("ce-time");
-const CE_SIGNATURE: HeaderName = HeaderName::from_static("ce-signature");
-const CE_CONNECTION_ID: HeaderName = HeaderName::from_static("ce-connectionid");
-const CE_HUB: HeaderName = HeaderName::from_static("ce-hub");
-const CE_EVENT_NAME: HeaderName = HeaderName::from_static("ce-eventname");
-const CE_NAMESPACE: HeaderName = HeaderName::from_static("ce-namespace");
-const CE_SOCKET_ID: HeaderName = HeaderName::from_static("ce-socketid");
-const CE_USER_ID: HeaderName = HeaderName::from_static("ce-userid");
-const CE_AWPSVERSION: HeaderName = HeaderName::from_static("ce-awpsversion");
-const WEBHOOK_REQUEST_ORIGIN: HeaderName = HeaderName::from_static("webhook-request-origin");
+const CE_SPECVERSION: &str = "ce-specversion";
+const CE_TYPE: &str = "ce-type";
+const CE_SOURCE: &str = "ce-source";
+const CE_ID: &str = "ce-id";
+const CE_TIME: &str = "ce-time";
+const CE_SIGNATURE: &str = "ce-signature";
+const CE_CONNECTION_ID: &str = "ce-connectionid";
+const CE_HUB: &str = "ce-hub";
+const CE_EVENT_NAME: &str = "ce-eventname";
+const CE_NAMESPACE: &str = "ce-namespace";
+const CE_SOCKET_ID: &str = "ce-socketid";
+const CE_USER_ID: &str = "ce-userid";
+const CE_AWPSVERSION: &str = "ce-awpsversion";
+const WEBHOOK_REQUEST_ORIGIN: &str = "webhook-request-origin";
 /// `WebHook-Allowed-Origin`, read from preflight answers.
 pub const WEBHOOK_ALLOWED_ORIGIN: HeaderName = HeaderName::from_static("webhook-allowed-origin");
-
-const VERSION_1_0: HeaderValue = HeaderValue::from_static("1.0");
 
 /// Bytes escaped in a `{hub}` / `{event}` substitution: everything but RFC 3986 unreserved
 /// characters, so the value is one path segment and also safe inside a query string.
@@ -57,10 +55,11 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The `ce-id` and `ce-time` of one event. Retries of one event reuse its stamp.
+/// The `ce-id` and `ce-time` of one event. Retries of one event reuse its stamp; cloning it
+/// shares the id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CeStamp {
-    pub id: String,
+    pub id: Arc<str>,
     pub time: SystemTime,
 }
 
@@ -68,7 +67,7 @@ static NEXT_EVENT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl CeStamp {
     /// A fixed stamp, for deterministic output.
-    pub fn new(id: impl Into<String>, time: SystemTime) -> Self {
+    pub fn new(id: impl Into<Arc<str>>, time: SystemTime) -> Self {
         CeStamp {
             id: id.into(),
             time,
@@ -77,8 +76,11 @@ impl CeStamp {
 
     /// The next process-wide id (1, 2, 3, …) and the current time.
     pub fn next() -> Self {
+        let mut digits = [0; 20];
+        let id = decimal(NEXT_EVENT_ID.fetch_add(1, Ordering::Relaxed), &mut digits);
         CeStamp {
-            id: NEXT_EVENT_ID.fetch_add(1, Ordering::Relaxed).to_string(),
+            // Decimal digits are ASCII.
+            id: Arc::from(std::str::from_utf8(id).unwrap_or("0")),
             time: SystemTime::now(),
         }
     }
@@ -89,7 +91,7 @@ pub fn format_ce_time(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-/// A built webhook request, ready to send (and to resend: retries clone it).
+/// A built webhook request, as the inspector shows it and as a preflight is sent.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
     pub method: Method,
@@ -100,91 +102,76 @@ pub struct WebhookRequest {
     pub body: Bytes,
 }
 
-impl WebhookRequest {
-    /// A hyper request carrying a copy of this one (the body is shared, not copied).
-    pub fn to_http(&self) -> Request<Full<Bytes>> {
-        self.clone().into_http().1
-    }
-
-    /// Splits into the URL text and a hyper request, without copying headers.
-    pub fn into_http(self) -> (String, Request<Full<Bytes>>) {
-        let mut request = Request::new(Full::new(self.body));
-        *request.method_mut() = self.method;
-        *request.uri_mut() = self.uri;
-        *request.headers_mut() = self.headers;
-        (self.url, request)
-    }
-}
-
-/// Builds the CloudEvents POST for `event` under `settings` (docs/protocol.md §5.1).
+/// Builds the CloudEvents POST for `event` under `settings` (docs/protocol.md §5.1): the headers
+/// the webhook gets, in their order, without the `Host` and `Content-Length` of the wire.
 pub fn event_request(
     settings: &UpstreamSettings,
     event: &WebhookEvent,
     stamp: &CeStamp,
 ) -> Result<WebhookRequest, WebhookError> {
     let mut template = RequestTemplate::new(settings, event);
-    let prepared = template.prepare(event, stamp)?;
+    let prepared = template.prepare(settings, event, stamp)?;
+    let (url, uri) = resolve_url(&settings.url_template, &event.hub, event.kind.event_name())?;
+    let mut headers = HeaderMap::with_capacity(18);
+    template.render(&prepared, &stamp.id, &mut headers);
     Ok(WebhookRequest {
         method: Method::POST,
-        url: prepared.target.url.clone(),
-        uri: prepared.target.uri.clone(),
-        headers: template.headers(&prepared, false),
+        url,
+        uri,
+        headers,
         body: event.body.clone(),
     })
 }
 
-/// What every request of one socket shares, in wire form: the `ce-*` headers that name the
-/// socket, its signature (an HMAC of the connection id, so the same for each of its events),
-/// the origin, and the URL of the last event name. Building a request from it copies no header
-/// text (a value's bytes are shared: cloning one is a reference count) and computes no
-/// signature; only `ce-id` is new for each event, and `ce-time` once a second.
+/// What every request of one socket shares, in wire form: one block of pre-rendered header
+/// lines (`ce-source`, its signature, `ce-connectionId`, `ce-hub`, `ce-namespace`,
+/// `ce-socketId`, `ce-userId`, `ce-awpsversion`, `WebHook-Request-Origin`), the URL of the last
+/// event name, and the last `ce-time`. Writing a request from it copies the block into the
+/// connection's buffer with the event's own `ce-id`, `ce-time`, `ce-type`, `ce-eventName` and
+/// length; nothing is allocated and no signature computed per event.
 #[derive(Debug, Clone)]
 pub struct RequestTemplate {
-    url_template: String,
-    /// Who the template is for; an event of another socket gets a template of its own.
-    hub: String,
-    connection_id: String,
-    namespace: String,
-    socket_id: String,
-    user_id: Option<Arc<str>>,
-    source: HeaderValue,
-    signature: Option<HeaderValue>,
-    connection_id_value: HeaderValue,
-    hub_value: HeaderValue,
-    namespace_value: HeaderValue,
-    socket_id_value: HeaderValue,
-    user_id_value: Option<HeaderValue>,
-    origin: Result<HeaderValue, WebhookError>,
+    /// Who the template is for (hub, connection id, namespace, socket id, user id, one after
+    /// the other; `ends` marks where each stops); an event of another socket gets its own.
+    identity: Box<str>,
+    ends: [u32; 5],
+    has_user: bool,
+    /// The socket's header lines, split where the event's own lines go between them.
+    block: Box<[u8]>,
+    splits: [u32; 2],
+    /// Whether the origin could be written as a header (else every event fails with why).
+    origin_ok: bool,
     /// The last event name's URL and header.
     target: Option<Arc<Target>>,
-    /// The last `ce-time` second and its header.
-    time: Option<(u64, HeaderValue)>,
-    /// The last body length and its `Content-Length` header.
-    length: Option<(usize, HeaderValue)>,
+    /// The last `ce-time` second and its text.
+    time: Option<(u64, Arc<str>)>,
 }
 
 /// Where one event name goes.
 #[derive(Debug)]
-struct Target {
-    event_name: String,
-    url: String,
-    uri: Uri,
-    name: HeaderValue,
-    /// The `Host` header the HTTP client would add (`host[:port]`, the port when not 80).
-    host: HeaderValue,
+pub struct Target {
+    event_name: Box<str>,
+    /// The resolved URL.
+    pub(super) url: Arc<str>,
+    /// The request target of the request line (path and query).
+    pub(super) path: Box<str>,
+    /// `host:port` to connect to (the port 80 when the URL names none); the pool's key.
+    pub(super) addr: Box<str>,
+    /// The `Host` header (`host[:port]`, the port when not 80).
+    host: Box<str>,
+    /// `ce-eventName`.
+    name: Box<[u8]>,
 }
 
-/// What is particular to one event's request (its stamp, name, type and length); the rest is
-/// its socket's [`RequestTemplate`]. Cloning it copies no text.
+/// What is particular to one event's request (its name, type, time and length); the rest is
+/// its socket's [`RequestTemplate`] and the stamp's id. Cloning it copies no text.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    target: Arc<Target>,
+    pub(super) target: Arc<Target>,
     system: bool,
     ce_type: &'static str,
-    id: HeaderValue,
-    time: HeaderValue,
-    origin: HeaderValue,
-    length: Option<HeaderValue>,
+    time: Arc<str>,
+    length: usize,
 }
 
 impl Prepared {
@@ -194,156 +181,265 @@ impl Prepared {
     }
 }
 
+/// Where a request's header lines are written: a connection's buffer, or a header map.
+pub(super) trait HeaderSink {
+    /// One header.
+    fn header(&mut self, name: &'static str, value: &[u8]);
+    /// Pre-rendered `name: value\r\n` lines.
+    fn lines(&mut self, lines: &[u8]);
+}
+
+impl HeaderSink for Vec<u8> {
+    fn header(&mut self, name: &'static str, value: &[u8]) {
+        self.extend_from_slice(name.as_bytes());
+        self.extend_from_slice(b": ");
+        self.extend_from_slice(value);
+        self.extend_from_slice(b"\r\n");
+    }
+
+    fn lines(&mut self, lines: &[u8]) {
+        self.extend_from_slice(lines);
+    }
+}
+
+impl HeaderSink for HeaderMap {
+    fn header(&mut self, name: &'static str, value: &[u8]) {
+        // Values come from `header_bytes`, so they are always valid.
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            self.insert(HeaderName::from_static(name), value);
+        }
+    }
+
+    fn lines(&mut self, lines: &[u8]) {
+        for line in lines.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(at) = line.windows(2).position(|w| w == b": ") else {
+                continue;
+            };
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(&line[..at]),
+                HeaderValue::from_bytes(&line[at + 2..]),
+            ) {
+                self.insert(name, value);
+            }
+        }
+    }
+}
+
 impl RequestTemplate {
     /// The template of `event`'s socket under `settings`.
     pub fn new(settings: &UpstreamSettings, event: &WebhookEvent) -> RequestTemplate {
         let source = format!("/hubs/{}/client/{}", event.hub, event.connection_id);
         let signature = crate::auth::ce_signature(&settings.access_keys, &event.connection_id);
+        let origin = HeaderValue::from_str(&settings.origin).ok();
+        let mut block = Vec::with_capacity(256 + signature.len());
+        block.header(CE_SOURCE, &header_bytes(&source));
+        let first = block.len();
+        // No keys (identity-style configuration) means no signature rather than an empty header.
+        if !signature.is_empty() {
+            block.header(CE_SIGNATURE, &header_bytes(&signature));
+        }
+        block.header(CE_CONNECTION_ID, &header_bytes(&event.connection_id));
+        block.header(CE_HUB, &header_bytes(&event.hub));
+        let second = block.len();
+        block.header(CE_NAMESPACE, &header_bytes(&event.namespace));
+        block.header(CE_SOCKET_ID, &header_bytes(&event.socket_id));
+        if let Some(user_id) = event.user_id.as_deref().filter(|u| !u.is_empty()) {
+            block.header(CE_USER_ID, &header_bytes(user_id));
+        }
+        block.header(CE_AWPSVERSION, b"1.0");
+        if let Some(origin) = &origin {
+            block.header(WEBHOOK_REQUEST_ORIGIN, origin.as_bytes());
+        }
+        let parts = [
+            event.hub.as_str(),
+            &event.connection_id,
+            &event.namespace,
+            &event.socket_id,
+            event.user_id.as_deref().unwrap_or(""),
+        ];
+        let mut identity = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0; 5];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            identity.push_str(part);
+            *end = offset(identity.len());
+        }
         RequestTemplate {
-            url_template: settings.url_template.clone(),
-            hub: event.hub.clone(),
-            connection_id: event.connection_id.clone(),
-            namespace: event.namespace.clone(),
-            socket_id: event.socket_id.clone(),
-            user_id: event.user_id.clone(),
-            source: header_value(&source),
-            // No keys (identity-style configuration) means no signature rather than an empty header.
-            signature: (!signature.is_empty()).then(|| header_value(&signature)),
-            connection_id_value: header_value(&event.connection_id),
-            hub_value: header_value(&event.hub),
-            namespace_value: header_value(&event.namespace),
-            socket_id_value: header_value(&event.socket_id),
-            user_id_value: event
-                .user_id
-                .as_deref()
-                .filter(|u| !u.is_empty())
-                .map(header_value),
-            origin: origin_value(settings),
+            identity: identity.into_boxed_str(),
+            ends,
+            has_user: event.user_id.is_some(),
+            block: block.into_boxed_slice(),
+            splits: [offset(first), offset(second)],
+            origin_ok: origin.is_some(),
             target: None,
             time: None,
-            length: None,
         }
     }
 
     /// Whether `event` belongs to this template's socket.
     fn fits(&self, event: &WebhookEvent) -> bool {
-        self.hub == event.hub
-            && self.connection_id == event.connection_id
-            && self.namespace == event.namespace
-            && self.socket_id == event.socket_id
-            && self.user_id == event.user_id
+        let parts = [
+            event.hub.as_str(),
+            &event.connection_id,
+            &event.namespace,
+            &event.socket_id,
+            event.user_id.as_deref().unwrap_or(""),
+        ];
+        let mut start = 0;
+        self.has_user == event.user_id.is_some()
+            && parts.iter().zip(self.ends).all(|(part, end)| {
+                let mine = self.identity.get(start..end as usize);
+                start = end as usize;
+                mine == Some(*part)
+            })
     }
 
-    /// The parts of `event`'s request stamped `stamp`: its URL resolved (or the last one
-    /// reused), `ce-time` and `Content-Length` made anew only when they changed.
+    /// The parts of `event`'s request stamped `stamp` under `settings` (the template's own):
+    /// its URL resolved (or the last one reused), `ce-time` made anew only when the second
+    /// changed.
     pub fn prepare(
         &mut self,
+        settings: &UpstreamSettings,
         event: &WebhookEvent,
         stamp: &CeStamp,
     ) -> Result<Prepared, WebhookError> {
         let event_name = event.kind.event_name();
         let target = match &self.target {
-            Some(target) if target.event_name == event_name => target.clone(),
+            Some(target) if &*target.event_name == event_name => target.clone(),
             _ => {
-                let (url, uri) = resolve_url(&self.url_template, &event.hub, event_name)?;
-                let target = Arc::new(Target {
-                    event_name: event_name.to_owned(),
-                    host: host_value(&uri),
-                    url,
-                    uri,
-                    name: header_value(event_name),
-                });
+                let target = Arc::new(Target::new(&settings.url_template, &event.hub, event_name)?);
                 self.target = Some(target.clone());
                 target
             }
         };
-        let origin = self.origin.clone()?;
+        if !self.origin_ok {
+            // The same settings made the block without a valid origin: say why.
+            origin_value(settings)?;
+        }
         let second = stamp
             .time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let time = match &self.time {
-            Some((s, value)) if *s == second => value.clone(),
+            Some((s, text)) if *s == second => text.clone(),
             _ => {
-                let value = header_value(&format_ce_time(stamp.time));
-                self.time = Some((second, value.clone()));
-                value
-            }
-        };
-        let len = event.body.len();
-        let length = match &self.length {
-            Some((l, value)) if *l == len => value.clone(),
-            _ => {
-                let value = HeaderValue::from(len);
-                self.length = Some((len, value.clone()));
-                value
+                let text: Arc<str> = Arc::from(format_ce_time(stamp.time));
+                self.time = Some((second, text.clone()));
+                text
             }
         };
         Ok(Prepared {
             target,
             system: !matches!(event.kind, EventKind::User(_)),
             ce_type: event.kind.ce_type(),
-            id: header_value(&stamp.id),
             time,
-            origin,
-            // An empty body goes without the header, as the HTTP client sends it.
-            length: (len > 0).then_some(length),
+            length: event.body.len(),
         })
     }
 
-    /// The event's headers in their documented order; with `wire`, also `Host` and
-    /// `Content-Length` as the HTTP client would add them, so that it adds nothing.
-    fn headers(&self, p: &Prepared, wire: bool) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(18);
+    /// The event's headers in their documented order, `ce-id` being `id`.
+    pub(super) fn render(&self, p: &Prepared, id: &str, out: &mut impl HeaderSink) {
         let content_type = if p.system {
             SYSTEM_CONTENT_TYPE
         } else {
             USER_CONTENT_TYPE
         };
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(CE_SPECVERSION, VERSION_1_0);
-        headers.insert(CE_TYPE, HeaderValue::from_static(p.ce_type));
-        headers.insert(CE_SOURCE, self.source.clone());
-        headers.insert(CE_ID, p.id.clone());
-        headers.insert(CE_TIME, p.time.clone());
-        if let Some(signature) = &self.signature {
-            headers.insert(CE_SIGNATURE, signature.clone());
-        }
-        headers.insert(CE_CONNECTION_ID, self.connection_id_value.clone());
-        headers.insert(CE_HUB, self.hub_value.clone());
-        headers.insert(CE_EVENT_NAME, p.target.name.clone());
-        headers.insert(CE_NAMESPACE, self.namespace_value.clone());
-        headers.insert(CE_SOCKET_ID, self.socket_id_value.clone());
-        if let Some(user_id) = &self.user_id_value {
-            headers.insert(CE_USER_ID, user_id.clone());
-        }
-        headers.insert(CE_AWPSVERSION, VERSION_1_0);
-        headers.insert(WEBHOOK_REQUEST_ORIGIN, p.origin.clone());
-        if wire {
-            headers.insert(HOST, p.target.host.clone());
-            if let Some(length) = &p.length {
-                headers.insert(CONTENT_LENGTH, length.clone());
-            }
-        }
-        headers
+        let [first, second] = self.splits.map(|s| s as usize);
+        out.header("content-type", content_type.as_bytes());
+        out.header(CE_SPECVERSION, b"1.0");
+        out.header(CE_TYPE, p.ce_type.as_bytes());
+        out.lines(&self.block[..first]);
+        out.header(CE_ID, &header_bytes(id));
+        out.header(CE_TIME, p.time.as_bytes());
+        out.lines(&self.block[first..second]);
+        out.header(CE_EVENT_NAME, &p.target.name);
+        out.lines(&self.block[second..]);
     }
 
-    /// The hyper request for one attempt of `p`; `body` is shared, not copied.
-    pub fn to_http(&self, p: &Prepared, body: &Bytes) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(body.clone()));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = p.target.uri.clone();
-        *request.headers_mut() = self.headers(p, true);
-        request
+    /// The whole request head of one attempt of `p`, as the HTTP client sends it: the request
+    /// line, the headers of [`RequestTemplate::render`], then `Host` and (for a body)
+    /// `Content-Length`.
+    pub(super) fn write_head(&self, p: &Prepared, id: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"POST ");
+        out.extend_from_slice(p.target.path.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        self.render(p, id, out);
+        out.header("host", p.target.host.as_bytes());
+        // An empty body goes without the header, as hyper's client sends it.
+        if p.length > 0 {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(decimal(p.length as u64, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Bytes this template keeps on the heap (its block, identity and last target), for
+    /// memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.block.len()
+            + self.identity.len()
+            + self.target.as_ref().map_or(0, |t| t.heap_bytes())
+            + self.time.as_ref().map_or(0, |(_, t)| t.len() + 16)
+    }
+}
+
+impl Target {
+    fn new(url_template: &str, hub: &str, event_name: &str) -> Result<Target, WebhookError> {
+        let (url, uri) = resolve_url(url_template, hub, event_name)?;
+        let path = match uri.path_and_query().map(|p| p.as_str()) {
+            Some(p) if !p.is_empty() => p,
+            _ => "/",
+        };
+        let host = uri.host().unwrap_or("");
+        let port = uri.port_u16().unwrap_or(80);
+        Ok(Target {
+            event_name: event_name.into(),
+            path: path.into(),
+            addr: format!("{host}:{port}").into_boxed_str(),
+            host: host_value(&uri).into_boxed_str(),
+            name: header_bytes(event_name).into_owned().into_boxed_slice(),
+            url: Arc::from(url),
+        })
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Target>()
+            + 16
+            + self.event_name.len()
+            + self.url.len()
+            + 16
+            + self.path.len()
+            + self.addr.len()
+            + self.host.len()
+            + self.name.len()
+    }
+}
+
+/// Offsets inside a template are `u32` (header blocks are small).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[at..];
+        }
     }
 }
 
 /// `host[:port]` of `uri`, as the HTTP client writes its `Host` header.
-fn host_value(uri: &Uri) -> HeaderValue {
+fn host_value(uri: &Uri) -> String {
     let host = uri.host().unwrap_or("");
     match uri.port_u16() {
-        Some(port) if port != 80 => header_value(&format!("{host}:{port}")),
-        _ => header_value(host),
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
     }
 }
 
@@ -381,7 +477,7 @@ pub fn preflight_request(
     let (url, uri) = resolve_url(&settings.url_template, hub, VALIDATE_EVENT)?;
     let mut headers = HeaderMap::with_capacity(2);
     headers.insert(WEBHOOK_REQUEST_ORIGIN, origin_value(settings)?);
-    headers.insert(CE_AWPSVERSION, VERSION_1_0);
+    headers.insert(CE_AWPSVERSION, HeaderValue::from_static("1.0"));
     Ok(WebhookRequest {
         method,
         url,
@@ -494,11 +590,14 @@ fn origin_value(settings: &UpstreamSettings) -> Result<HeaderValue, WebhookError
 /// characters cannot travel in a header at all; only then is the value percent-encoded
 /// (controls, DEL and `%`), as the CloudEvents HTTP binding (§3.1.3.2) describes.
 pub fn header_value(text: &str) -> HeaderValue {
-    if let Ok(value) = HeaderValue::from_str(text) {
-        return value;
-    }
-    if let Ok(value) = HeaderValue::from_bytes(text.as_bytes()) {
-        return value;
+    // Every byte of `header_bytes` is allowed by `HeaderValue::from_bytes`.
+    HeaderValue::from_bytes(&header_bytes(text)).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The bytes of [`header_value`]`(text)`, borrowed when `text` can travel verbatim.
+pub fn header_bytes(text: &str) -> Cow<'_, [u8]> {
+    if text.bytes().all(|b| (b >= 32 && b != 127) || b == b'\t') {
+        return Cow::Borrowed(text.as_bytes());
     }
     let mut escaped = String::with_capacity(text.len() + 8);
     for ch in text.chars() {
@@ -508,8 +607,7 @@ pub fn header_value(text: &str) -> HeaderValue {
             escaped.push(ch);
         }
     }
-    // Every remaining byte is allowed by `HeaderValue::from_bytes`.
-    HeaderValue::from_bytes(escaped.as_bytes()).unwrap_or(HeaderValue::from_static(""))
+    Cow::Owned(escaped.into_bytes())
 }
 
 #[cfg(test)]
@@ -825,26 +923,47 @@ mod tests {
             let e = event(kind, user, body);
             let fresh = event_request(&s, &e, &stamp).unwrap();
             let template = cache.template(&s, &e);
-            let prepared = template.prepare(&e, &stamp).unwrap();
+            let prepared = template.prepare(&s, &e, &stamp).unwrap();
             assert_eq!(prepared.url(), fresh.url);
+            let mut rendered = HeaderMap::new();
+            template.render(&prepared, &stamp.id, &mut rendered);
+            assert_eq!(rendered, fresh.headers, "event {i}");
+            let mut head = Vec::new();
+            template.write_head(&prepared, &stamp.id, &mut head);
+            let mut lines = [httparse::EMPTY_HEADER; 32];
+            let mut wire = httparse::Request::new(&mut lines);
             assert_eq!(
-                template.headers(&prepared, false),
-                fresh.headers,
-                "event {i}"
+                wire.parse(&head).unwrap(),
+                httparse::Status::Complete(head.len())
             );
-            let wire = template.to_http(&prepared, &e.body);
-            assert_eq!(wire.uri(), &fresh.uri);
-            assert_eq!(wire.headers().get("host").unwrap(), "localhost:7071");
-            let length = wire.headers().get("content-length");
-            if body.is_empty() {
-                assert!(length.is_none());
-            } else {
-                assert_eq!(length.unwrap(), &body.len().to_string());
+            assert_eq!(wire.method, Some("POST"));
+            assert_eq!(wire.path, fresh.uri.path_and_query().map(|p| p.as_str()));
+            let mut names: Vec<&str> = wire.headers.iter().map(|h| h.name).collect();
+            let mut expected: Vec<&str> = fresh.headers.keys().map(|k| k.as_str()).collect();
+            expected.push("host");
+            if !body.is_empty() {
+                expected.push("content-length");
             }
-            let mut rest = wire.headers().clone();
-            rest.remove("host");
-            rest.remove("content-length");
-            assert_eq!(rest, fresh.headers, "event {i}");
+            assert_eq!(
+                names, expected,
+                "event {i}: the documented order, then the wire's"
+            );
+            let value = |name: &str| {
+                let h = wire.headers.iter().find(|h| h.name == name).unwrap();
+                std::str::from_utf8(h.value).unwrap()
+            };
+            assert_eq!(value("host"), "localhost:7071");
+            if !body.is_empty() {
+                assert_eq!(value("content-length"), body.len().to_string());
+            }
+            names.retain(|n| !matches!(*n, "host" | "content-length"));
+            for name in names {
+                assert_eq!(
+                    value(name).as_bytes(),
+                    fresh.headers[name].as_bytes(),
+                    "{name}"
+                );
+            }
         }
     }
 
@@ -861,13 +980,51 @@ mod tests {
         }
     }
 
+    /// The bytes hyper's client wrote for an event (lower-case names in the map's order, then
+    /// `host` and `content-length`), byte for byte.
     #[test]
-    fn to_http_copies_everything() {
-        let s = settings("http://localhost/x");
-        let r = event_request(&s, &event(EventKind::Connect, None, "{}"), &stamp()).unwrap();
-        let h = r.to_http();
-        assert_eq!(h.method(), Method::POST);
-        assert_eq!(h.uri(), &r.uri);
-        assert_eq!(h.headers(), &r.headers);
+    fn an_event_head_is_written_as_the_http_client_wrote_it() {
+        let s = settings("http://localhost/x?code=a%20b");
+        let e = event(EventKind::Connect, None, "{}");
+        let mut template = RequestTemplate::new(&s, &e);
+        let prepared = template.prepare(&s, &e, &stamp()).unwrap();
+        let mut head = Vec::new();
+        template.write_head(&prepared, "42", &mut head);
+        let signature = crate::auth::ce_signature(&s.access_keys, &e.connection_id);
+        let expected = format!(
+            "POST /x?code=a%20b HTTP/1.1\r\n\
+             content-type: application/json; charset=utf-8\r\n\
+             ce-specversion: 1.0\r\n\
+             ce-type: azure.webpubsub.sys.connect\r\n\
+             ce-source: /hubs/hub/client/0f9c97a2f0bf4706afe87a14e0797b11\r\n\
+             ce-id: 42\r\n\
+             ce-time: 2024-01-01T00:00:00Z\r\n\
+             ce-signature: {signature}\r\n\
+             ce-connectionid: 0f9c97a2f0bf4706afe87a14e0797b11\r\n\
+             ce-hub: hub\r\n\
+             ce-eventname: connect\r\n\
+             ce-namespace: /chat\r\n\
+             ce-socketid: s1\r\n\
+             ce-awpsversion: 1.0\r\n\
+             webhook-request-origin: localhost\r\n\
+             host: localhost\r\n\
+             content-length: 2\r\n\r\n"
+        );
+        assert_eq!(String::from_utf8(head).unwrap(), expected);
+    }
+
+    /// A socket's template is a few hundred bytes of header lines, not a map of shared values.
+    #[test]
+    fn a_template_is_small() {
+        let s = settings("http://localhost:7071/api/{hub}/{event}");
+        let e = event(
+            EventKind::User("chat".into()),
+            Some("alice"),
+            "42[\"chat\"]",
+        );
+        let mut template = RequestTemplate::new(&s, &e);
+        template.prepare(&s, &e, &stamp()).unwrap();
+        let total = std::mem::size_of::<RequestTemplate>() + template.heap_bytes();
+        assert!(total < 1024, "{total} bytes");
     }
 }

@@ -164,9 +164,7 @@ mod tests {
         WebhookResponse {
             url: url.into(),
             status,
-            reason: String::new(),
-            content_type: None,
-            headers: http::HeaderMap::new(),
+            head: crate::upstream::ResponseHead::new(status, "", &[]),
             body: Bytes::new(),
             latency: Duration::ZERO,
             attempts: 1,

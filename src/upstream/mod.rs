@@ -10,14 +10,21 @@
 
 pub mod client;
 pub mod cloudevents;
+mod head;
 mod hint;
+mod http1;
 pub mod ledger;
+mod pool;
+#[cfg(test)]
+mod raw_answers;
 pub mod reply;
 
 pub use client::Upstream;
+pub use head::ResponseHead;
 pub use hint::body_preview;
 pub use reply::{Reply, ReplyPackets, user_event_reply};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -128,14 +135,12 @@ impl WebhookEvent {
 /// What the webhook answered.
 #[derive(Debug, Clone)]
 pub struct WebhookResponse {
-    /// The resolved URL the event was posted to.
-    pub url: String,
+    /// The resolved URL the event was posted to (shared with the socket's request template).
+    pub url: Arc<str>,
     pub status: u16,
-    /// The server's own reason phrase when it sent a non-canonical one, else the canonical one.
-    pub reason: String,
-    pub content_type: Option<String>,
-    /// Every header of the answer (shown by the inspector).
-    pub headers: http::HeaderMap,
+    /// The status line and headers as received; see [`WebhookResponse::reason`],
+    /// [`WebhookResponse::content_type`] and [`WebhookResponse::headers`].
+    pub head: ResponseHead,
     /// The response body, at most [`client::MAX_RESPONSE_BODY`] bytes.
     pub body: Bytes,
     /// Time of the last attempt's exchange (preflight and retry delays excluded).
@@ -148,6 +153,21 @@ impl WebhookResponse {
     /// 2xx: the webhook accepted the event.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The server's own reason phrase when it sent one, else the canonical one.
+    pub fn reason(&self) -> &str {
+        self.head.reason(self.status)
+    }
+
+    /// The answer's `Content-Type`, if any.
+    pub fn content_type(&self) -> Option<Cow<'_, str>> {
+        self.head.content_type()
+    }
+
+    /// Every header of the answer (shown by the inspector); built on each call.
+    pub fn headers(&self) -> http::HeaderMap {
+        self.head.headers()
     }
 }
 

@@ -1,0 +1,113 @@
+//! A webhook answer's head (status line and header lines) kept as the bytes that arrived, in one
+//! allocation: its reason phrase, `Content-Type` and header map are read from them on demand, so
+//! an answer nobody inspects costs no `String` or `HeaderMap`.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// Most header lines read in an answer's head (hyper's client default).
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The status line and header lines of one answer, as received (ending with the blank line).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseHead(Box<[u8]>);
+
+impl std::fmt::Debug for ResponseHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ResponseHead")
+            .field(&String::from_utf8_lossy(&self.0))
+            .finish()
+    }
+}
+
+impl ResponseHead {
+    /// The head as received; `raw` must be a complete head (the client parsed it already).
+    pub(crate) fn from_raw(raw: &[u8]) -> Self {
+        ResponseHead(Box::from(raw))
+    }
+
+    /// A head made here rather than received (a fault's stand-in answer, tests).
+    pub fn new(status: u16, reason: &str, headers: &[(&str, &str)]) -> Self {
+        let mut raw = format!("HTTP/1.1 {status:03} {reason}\r\n");
+        for (name, value) in headers {
+            raw.push_str(name);
+            raw.push_str(": ");
+            raw.push_str(value);
+            raw.push_str("\r\n");
+        }
+        raw.push_str("\r\n");
+        ResponseHead(raw.into_bytes().into_boxed_slice())
+    }
+
+    /// Calls `f` with the parsed head; a head that no longer parses (never: it was checked when
+    /// it arrived, or made by [`ResponseHead::new`] from text) reads as empty.
+    fn read<'a, T>(&'a self, f: impl FnOnce(Option<&'a str>, &[httparse::Header<'a>]) -> T) -> T {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&self.0) {
+            Ok(httparse::Status::Complete(_)) => f(response.reason, response.headers),
+            _ => f(None, &[]),
+        }
+    }
+
+    /// The server's own reason phrase, trimmed, or the canonical one when it sent none.
+    pub fn reason(&self, status: u16) -> &str {
+        self.read(|reason, _| reason.map(str::trim).filter(|r| !r.is_empty()))
+            .unwrap_or_else(|| canonical_reason(status))
+    }
+
+    /// The first `Content-Type` value (lossy UTF-8).
+    pub fn content_type(&self) -> Option<Cow<'_, str>> {
+        self.read(|_, headers| {
+            headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-type"))
+                .map(|h| String::from_utf8_lossy(h.value))
+        })
+    }
+
+    /// Every header line as a map (an allocation per call: for the inspector and the preflight).
+    pub fn headers(&self) -> HeaderMap {
+        self.read(|_, headers| {
+            let mut map = HeaderMap::with_capacity(headers.len());
+            for h in headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(h.name.as_bytes()),
+                    HeaderValue::from_bytes(h.value),
+                ) {
+                    map.append(name, value);
+                }
+            }
+            map
+        })
+    }
+}
+
+/// The canonical reason phrase of `status`, or "" for an unknown one.
+pub(crate) fn canonical_reason(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_received_head_reads_its_reason_type_and_headers() {
+        let head = ResponseHead::from_raw(
+            b"HTTP/1.1 200 Fine Thanks \r\nContent-Type: text/plain\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+        );
+        assert_eq!(head.reason(200), "Fine Thanks");
+        assert_eq!(head.content_type().as_deref(), Some("text/plain"));
+        let map = head.headers();
+        assert_eq!(map.get_all("x-a").iter().count(), 2);
+        let bare = ResponseHead::from_raw(b"HTTP/1.1 404 \r\n\r\n");
+        assert_eq!(bare.reason(404), "Not Found");
+        assert_eq!(bare.content_type(), None);
+        assert_eq!(ResponseHead::new(599, "", &[]).reason(599), "");
+    }
+}
