@@ -66,7 +66,7 @@ struct Socket {
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
-    lane: super::queue::Sender<Step>,
+    lane: super::queue::Sender<Lane>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
     /// What the socket keeps for its whole life and every waiting event shares: its namespace,

@@ -189,3 +189,37 @@ async fn a_full_lane_holds_the_post_until_it_drains() {
         t0.elapsed()
     );
 }
+
+/// Waits (on virtual time, at most an hour) until `done` holds; false if it never did.
+async fn until(done: impl Fn() -> bool) -> bool {
+    timeout(Duration::from_secs(3600), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_socket_holds_no_lane_task() {
+    // Each `slow` event spends ten minutes in the lane.
+    let service = service(&["event=slow,delay=10m"]);
+    let tracker = service.tracker().clone();
+    let tx = start(&service);
+    join(&tx).await;
+    assert!(
+        until(|| tracker.is_empty()).await,
+        "the lane's task outlived `connect`"
+    );
+    for round in 0..2 {
+        let sent = post(&tx, &[r#"42["slow"]"#.into()]).await;
+        assert_eq!(sent.await.unwrap(), Ok(()));
+        // The event found the lane parked and started it; it is in the lane for ten minutes.
+        assert_eq!(tracker.len(), 1, "round {round}: the lane runs the event");
+        assert!(
+            until(|| tracker.is_empty()).await,
+            "round {round}: the lane's task outlived its event"
+        );
+    }
+}
