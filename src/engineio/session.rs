@@ -310,7 +310,8 @@ pub(crate) struct Actor<H: Handler> {
     /// pong may be the service's delay, not the client's.
     stalled: bool,
     /// The POST being processed while the handler is not ready.
-    held_post: Option<HeldPost>,
+    /// Boxed: rare, and the actor is part of every idle session's task.
+    held_post: Option<Box<HeldPost>>,
     /// The close code owed to a WebSocket client that broke the protocol.
     ws_close: Option<CloseCode>,
     /// A probe succeeded: polling GETs get an immediate noop so the client can pause polling.
@@ -528,10 +529,10 @@ impl<H: Handler> Actor<H> {
             ));
             return;
         }
-        self.held_post = Some(HeldPost {
+        self.held_post = Some(Box::new(HeldPost {
             packets: packets.into_iter(),
             reply,
-        });
+        }));
         self.resume_post();
     }
 

@@ -86,7 +86,9 @@ pub struct SioConnection {
     connect_body: Bytes,
     sockets: Vec<Socket>,
     seen_connect: bool,
-    partial: Option<PartialBinary>,
+    /// A binary packet waiting for its attachments. Boxed: rare, and the connection's state
+    /// is part of every idle session's task.
+    partial: Option<Box<PartialBinary>>,
     /// The recording's `closed` line, shared with the lanes (written when the last lets go).
     end: Option<Arc<ConnectionEnd>>,
     /// Bytes of user events one socket's lane may hold before reading stops.
@@ -493,7 +495,9 @@ impl Handler for SioConnection {
             (PacketType::BinaryEvent | PacketType::BinaryAck, Some(_)) => {
                 match packet::decode(data) {
                     Ok(Decoded::Complete(p)) => self.on_complete_binary(&p),
-                    Ok(Decoded::AwaitingAttachments(partial)) => self.partial = Some(partial),
+                    Ok(Decoded::AwaitingAttachments(partial)) => {
+                        self.partial = Some(Box::new(partial))
+                    }
                     Err(e) => self.violation(ctx, format!("invalid binary packet: {e}")),
                 }
             }
@@ -526,9 +530,9 @@ impl Handler for SioConnection {
             );
             return;
         };
-        match partial.push(data) {
+        match (*partial).push(data) {
             Decoded::Complete(p) => self.on_complete_binary(&p),
-            Decoded::AwaitingAttachments(rest) => self.partial = Some(rest),
+            Decoded::AwaitingAttachments(rest) => self.partial = Some(Box::new(rest)),
         }
     }
 
