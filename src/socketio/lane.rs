@@ -1,7 +1,8 @@
-//! One socket's delivery lane (docs/protocol.md §14 decision 20): a task that takes the socket's webhook events one
-//! at a time, in protocol order — `connect`, then `connected`, then the user events in the order
-//! the client sent them, then `disconnected` — and starts none while an earlier one is in flight
-//! or between retries. Different sockets have different lanes and never wait for each other.
+//! One socket's delivery lane (docs/protocol.md §14 decision 20): it takes the socket's webhook
+//! events one at a time (in a task of its own while it has any, parked in its queue while it has
+//! none), in protocol order — `connect`, then `connected`, then the user events in the order the
+//! client sent them, then `disconnected` — and starts none while an earlier one is in flight or
+//! between retries. Different sockets have different lanes and never wait for each other.
 //!
 //! The connection ([`super::connection`]) feeds the lane [`Step`]s and hears back through its
 //! session's event channel: the connect verdict, each user event's reply and the bytes that left
