@@ -297,6 +297,12 @@ impl Worker for Lane {
         let tracker = self.service.tracker().clone();
         tracker.spawn(self.run(queue));
     }
+
+    /// A socket that sends events keeps a slot for its next one (as it keeps its header
+    /// block); one that only joined keeps none.
+    fn idle_slots(&self) -> usize {
+        usize::from(self.sends_events)
+    }
 }
 
 impl Drop for Lane {

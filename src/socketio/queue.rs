@@ -18,6 +18,12 @@ pub trait Worker: Sized {
     /// Begins working through `queue` (typically spawns a task that calls [`Receiver::take`]
     /// until it is told to park).
     fn start(self, queue: Receiver<Self>);
+
+    /// Slots the emptied queue keeps while this worker is parked: none by default, so an idle
+    /// queue holds no memory; a worker that expects more items soon may keep one.
+    fn idle_slots(&self) -> usize {
+        0
+    }
 }
 
 struct State<W: Worker> {
@@ -122,7 +128,8 @@ impl<W: Worker> Receiver<W> {
         }
     }
 
-    /// Parks `worker` until the next item, giving back the queue's memory. Gives the worker
+    /// Parks `worker` until the next item, giving back the queue's memory beyond its
+    /// [`Worker::idle_slots`]. Gives the worker
     /// back when an item arrived (or the sender left) since [`Self::take`] found none: it goes
     /// on.
     pub fn park(mut self, worker: W) -> Result<(), (Self, W)> {
@@ -132,7 +139,7 @@ impl<W: Worker> Receiver<W> {
                 drop(state);
                 return Err((self, worker));
             }
-            state.items = VecDeque::new();
+            state.items.shrink_to(worker.idle_slots());
             state.parked = Some(worker);
         }
         self.parked = true;
@@ -264,6 +271,30 @@ mod tests {
             panic!("parked over a queued item");
         };
         assert!(matches!(rx.take(), Next::Item(2)));
+    }
+
+    /// A worker that keeps one slot while parked, run at once where it is started.
+    struct Keeper;
+
+    impl Worker for Keeper {
+        type Item = u8;
+        fn start(self, mut queue: Receiver<Self>) {
+            while let Next::Item(_) = queue.take() {}
+            assert!(queue.park(self).is_ok());
+        }
+        fn idle_slots(&self) -> usize {
+            1
+        }
+    }
+
+    #[test]
+    fn a_parked_worker_keeps_the_slots_it_asks_for() {
+        let tx = queue(Keeper);
+        for item in 0..8 {
+            tx.send(item).unwrap();
+        }
+        assert_eq!(tx.0.lock().items.capacity(), 1, "one slot kept");
+        assert!(tx.0.lock().parked.is_some());
     }
 
     #[test]
