@@ -19,7 +19,7 @@
 //! closed, so a request processed after it finds the sid unknown even if no timer has run yet.
 
 use std::collections::VecDeque;
-use std::future::{pending, poll_fn};
+use std::future::{Future, pending, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -310,7 +310,8 @@ pub(crate) struct Actor<H: Handler> {
     /// pong may be the service's delay, not the client's.
     stalled: bool,
     /// The POST being processed while the handler is not ready.
-    held_post: Option<HeldPost>,
+    /// Boxed: rare, and the actor is part of every idle session's task.
+    held_post: Option<Box<HeldPost>>,
     /// The close code owed to a WebSocket client that broke the protocol.
     ws_close: Option<CloseCode>,
     /// A probe succeeded: polling GETs get an immediate noop so the client can pause polling.
@@ -378,49 +379,54 @@ impl<H: Handler> Actor<H> {
         )
     }
 
-    /// Runs the session to its end.
-    pub(crate) async fn run(mut self) {
-        {
-            let (handler, mut ctx) = self.ctx();
-            handler.on_open(&mut ctx);
-        }
-        self.after_input();
-        self.flush().await;
-        let mut late = None;
-        while self.close.is_none() {
-            // A handler that is not ready leaves the client's frames in the socket.
-            let reading = self.handler.ready();
-            let ws = match &mut self.carrier {
-                Carrier::WebSocket(ws) if reading => Some(ws),
-                _ => None,
-            };
-            // Past the pong deadline the session is closed, whatever woke it: an input that
-            // arrives now is answered as the closed session's (docs/protocol.md §1).
-            tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => {
-                    self.close = Some(CloseReason::Shutdown);
-                }
-                input = self.rx.recv() => match input {
-                    Some(input) if self.expired() => late = Some(input),
-                    Some(input) => self.on_input(input),
-                    // Unreachable while the actor holds a sender; treat as shutdown.
-                    None => self.close = Some(CloseReason::Shutdown),
-                },
-                frame = next_frame(ws) => {
-                    self.on_client_data();
-                    self.on_frame(frame);
-                }
-                _ = &mut self.timer => if !self.expired() {
-                    self.on_timer();
-                },
+    /// Runs the session to its end. An `async` block, not an `async fn`: the block keeps the
+    /// actor where it was captured, while an `async fn` would keep its argument and the body's
+    /// copy of it side by side in every idle session's task (a few hundred bytes each).
+    #[allow(clippy::manual_async_fn)] // the point: an `async fn` would keep the actor twice
+    pub(crate) fn run(mut self) -> impl Future<Output = ()> {
+        async move {
+            {
+                let (handler, mut ctx) = self.ctx();
+                handler.on_open(&mut ctx);
             }
             self.after_input();
-            self.check_backlog();
             self.flush().await;
+            let mut late = None;
+            while self.close.is_none() {
+                // A handler that is not ready leaves the client's frames in the socket.
+                let reading = self.handler.ready();
+                let ws = match &mut self.carrier {
+                    Carrier::WebSocket(ws) if reading => Some(ws),
+                    _ => None,
+                };
+                // Past the pong deadline the session is closed, whatever woke it: an input that
+                // arrives now is answered as the closed session's (docs/protocol.md §1).
+                tokio::select! {
+                    biased;
+                    _ = self.shutdown.cancelled() => {
+                        self.close = Some(CloseReason::Shutdown);
+                    }
+                    input = self.rx.recv() => match input {
+                        Some(input) if self.expired() => late = Some(input),
+                        Some(input) => self.on_input(input),
+                        // Unreachable while the actor holds a sender; treat as shutdown.
+                        None => self.close = Some(CloseReason::Shutdown),
+                    },
+                    frame = next_frame(ws) => {
+                        self.on_client_data();
+                        self.on_frame(frame);
+                    }
+                    _ = &mut self.timer => if !self.expired() {
+                        self.on_timer();
+                    },
+                }
+                self.after_input();
+                self.check_backlog();
+                self.flush().await;
+            }
+            // Boxed: the closing steps are large and would otherwise sit in every idle session's future.
+            Box::pin(self.finish(late)).await;
         }
-        // Boxed: the closing steps are large and would otherwise sit in every idle session's future.
-        Box::pin(self.finish(late)).await;
     }
 
     /// When a missing pong closes the session: the ping's due time plus `pingTimeout`, taken
@@ -523,10 +529,10 @@ impl<H: Handler> Actor<H> {
             ));
             return;
         }
-        self.held_post = Some(HeldPost {
+        self.held_post = Some(Box::new(HeldPost {
             packets: packets.into_iter(),
             reply,
-        });
+        }));
         self.resume_post();
     }
 

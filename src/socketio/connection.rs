@@ -67,7 +67,7 @@ struct Socket {
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
-    lane: super::queue::Sender<Step>,
+    lane: super::queue::Sender<Lane>,
     /// Bytes of user events in the lane (docs/protocol.md §14 decision 21).
     queued: usize,
     /// What the socket keeps for its whole life and every waiting event shares: its namespace,
@@ -87,7 +87,9 @@ pub struct SioConnection {
     connect_body: Bytes,
     sockets: Vec<Socket>,
     seen_connect: bool,
-    partial: Option<PartialBinary>,
+    /// A binary packet waiting for its attachments. Boxed: rare, and the connection's state
+    /// is part of every idle session's task.
+    partial: Option<Box<PartialBinary>>,
     /// The recording's `closed` line, shared with the lanes (written when the last lets go).
     end: Option<Arc<ConnectionEnd>>,
     /// Bytes of user events one socket's lane may hold before reading stops.
@@ -503,7 +505,9 @@ impl Handler for SioConnection {
             (PacketType::BinaryEvent | PacketType::BinaryAck, Some(_)) => {
                 match packet::decode(data) {
                     Ok(Decoded::Complete(p)) => self.on_complete_binary(&p),
-                    Ok(Decoded::AwaitingAttachments(partial)) => self.partial = Some(partial),
+                    Ok(Decoded::AwaitingAttachments(partial)) => {
+                        self.partial = Some(Box::new(partial))
+                    }
                     Err(e) => self.violation(ctx, format!("invalid binary packet: {e}")),
                 }
             }
@@ -536,9 +540,9 @@ impl Handler for SioConnection {
             );
             return;
         };
-        match partial.push(data) {
+        match (*partial).push(data) {
             Decoded::Complete(p) => self.on_complete_binary(&p),
-            Decoded::AwaitingAttachments(rest) => self.partial = Some(rest),
+            Decoded::AwaitingAttachments(rest) => self.partial = Some(Box::new(rest)),
         }
     }
 

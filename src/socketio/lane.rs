@@ -1,7 +1,8 @@
-//! One socket's delivery lane (docs/protocol.md §14 decision 20): a task that takes the socket's webhook events one
-//! at a time, in protocol order — `connect`, then `connected`, then the user events in the order
-//! the client sent them, then `disconnected` — and starts none while an earlier one is in flight
-//! or between retries. Different sockets have different lanes and never wait for each other.
+//! One socket's delivery lane (docs/protocol.md §14 decision 20): it takes the socket's webhook
+//! events one at a time (in a task of its own while it has any, parked in its queue while it has
+//! none), in protocol order — `connect`, then `connected`, then the user events in the order the
+//! client sent them, then `disconnected` — and starts none while an earlier one is in flight or
+//! between retries. Different sockets have different lanes and never wait for each other.
 //!
 //! The connection ([`super::connection`]) feeds the lane [`Step`]s and hears back through its
 //! session's event channel: the connect verdict, each user event's reply and the bytes that left
@@ -16,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::connection::SioEvent;
 use super::faults;
-use super::queue::{self, Receiver, Sender};
+use super::queue::{self, Next, Receiver, Sender, Worker};
 use super::webhook::{self, Caller};
 use crate::engineio::EventSender;
 use crate::service::Service;
@@ -83,7 +84,9 @@ pub fn owe(
     ))
 }
 
-/// One socket's lane.
+/// One socket's lane: its state, parked in its queue ([`super::queue`]) while it has nothing
+/// to do, and run by a task of its own from the step that finds it parked until its queue is
+/// empty again. An idle socket holds no task.
 pub struct Lane {
     service: Arc<Service>,
     caller: Caller,
@@ -93,17 +96,23 @@ pub struct Lane {
     accepted: bool,
     /// Accepted, but the client left before it was told: it never was connected for the client.
     abandoned: bool,
+    /// User events dropped because they went with a refused or abandoned socket (decision 8),
+    /// warned about once when the lane ends.
+    dropped: usize,
     /// Held until the lane ends; see [`ConnectionEnd`].
     _end: Arc<ConnectionEnd>,
-    /// The socket's webhook header block, made on its first event and reused by the next ones.
-    /// Boxed: inline it is most of the lane's state, and a task's state is kept twice over
-    /// (the future's captured arguments and its body's locals), so boxing it saves about
-    /// 0.6 KiB per idle socket for one allocation per socket.
-    requests: Box<RequestCache>,
+    /// The socket's webhook header block, made on its first event and reused by the next ones
+    /// while the lane runs. A socket that has sent user events keeps it while parked (it will
+    /// likely send more); one that only joined gives it back, so a connection that sits idle
+    /// holds none. Boxed: it is most of the lane's state, which moves in and out of its task.
+    requests: Option<Box<RequestCache>>,
+    /// The lane has carried a user event: its header block is worth keeping while parked.
+    sends_events: bool,
 }
 
 impl Lane {
-    /// Starts the lane of a new socket on the service's task tracker (shutdown waits for it).
+    /// The lane of a new socket, parked until its first step (the connection sends `Connect`
+    /// at once). Its tasks run on the service's task tracker (shutdown waits for them).
     pub fn open(
         service: &Arc<Service>,
         caller: Caller,
@@ -111,9 +120,8 @@ impl Lane {
         socket_id: Arc<str>,
         sender: EventSender<SioEvent>,
         end: Arc<ConnectionEnd>,
-    ) -> Sender<Step> {
-        let (tx, rx) = queue::queue();
-        let lane = Lane {
+    ) -> Sender<Lane> {
+        queue::queue(Lane {
             service: service.clone(),
             caller,
             namespace: namespace.to_owned(),
@@ -121,46 +129,63 @@ impl Lane {
             sender,
             accepted: false,
             abandoned: false,
+            dropped: 0,
             _end: end,
-            requests: Box::default(),
-        };
-        service.tracker().spawn(lane.run(rx));
-        tx
+            requests: None,
+            sends_events: false,
+        })
     }
 
-    async fn run(mut self, mut steps: Receiver<Step>) {
-        let mut dropped = 0usize;
-        while let Some(step) = steps.recv().await {
-            match step {
-                Step::Connect(event) => Box::pin(self.connect(event)).await,
-                Step::User { event, cost } if self.accepted && !self.abandoned => {
-                    Box::pin(self.user_event(event, cost)).await
+    /// Takes the queued steps in order until the queue is empty (the lane parks, its task ends)
+    /// or the socket's last step is done (the lane ends).
+    async fn run(mut self, mut steps: Receiver<Lane>) {
+        loop {
+            match steps.take() {
+                Next::Item(step) => {
+                    if !self.step(step).await {
+                        return;
+                    }
+                    // The exchange's session line waits for the recording's file: so does the lane.
+                    self.service.traffic().recording_room().await;
                 }
-                // Decision 8: events sent while `connect` was pending go with a socket that was
-                // refused, or whose client left before it was told it joined.
-                Step::User { .. } => dropped += 1,
-                Step::Leave { reason, owed } => {
-                    Box::pin(self.leave(&reason, owed)).await;
-                    break;
-                }
+                Next::Closed => return,
+                Next::Empty => match steps.park(self.parked()) {
+                    Ok(()) => return,
+                    Err((queue, lane)) => (steps, self) = (queue, lane),
+                },
             }
-            // The exchange's session line waits for the recording's file: so does the lane.
-            self.service.traffic().recording_room().await;
         }
-        if dropped > 0 {
-            let why = if self.accepted {
-                "the client left before it was told it joined"
-            } else {
-                "its connect was refused"
-            };
-            self.service.traffic().emit(TrafficEvent::Warning {
-                message: format!(
-                    "conn={} {}: dropped {dropped} event(s) sent while `connect` was pending: {why}",
-                    self.caller.connection_id, self.namespace
-                ),
-                hint: None,
-            });
+    }
+
+    /// The lane as it waits for its next step.
+    fn parked(mut self) -> Self {
+        if !self.sends_events {
+            self.requests = None;
         }
+        self
+    }
+
+    /// The socket's header block, made when it has none.
+    fn requests(requests: &mut Option<Box<RequestCache>>) -> &mut RequestCache {
+        requests.get_or_insert_with(Box::default)
+    }
+
+    /// Does one step; false once it was the socket's last.
+    async fn step(&mut self, step: Step) -> bool {
+        match step {
+            Step::Connect(event) => Box::pin(self.connect(event)).await,
+            Step::User { event, cost } if self.accepted && !self.abandoned => {
+                Box::pin(self.user_event(event, cost)).await
+            }
+            // Decision 8: events sent while `connect` was pending go with a socket that was
+            // refused, or whose client left before it was told it joined.
+            Step::User { .. } => self.dropped += 1,
+            Step::Leave { reason, owed } => {
+                Box::pin(self.leave(&reason, owed)).await;
+                return false;
+            }
+        }
+        true
     }
 
     fn event(&self, kind: EventKind, body: Bytes) -> WebhookEvent {
@@ -180,10 +205,11 @@ impl Lane {
 
     async fn connect(&mut self, event: WebhookEvent) {
         // No handler wants `connect`: the socket is accepted without a call.
-        let verdict = match webhook::call(&self.service, &event, &mut self.requests).await {
-            Some(result) => webhook::connect_verdict(&result),
-            None => Ok(()),
-        };
+        let verdict =
+            match webhook::call(&self.service, &event, Self::requests(&mut self.requests)).await {
+                Some(result) => webhook::connect_verdict(&result),
+                None => Ok(()),
+            };
         self.accepted = verdict.is_ok();
         let (slot, sent) = oneshot::channel();
         let done = SioEvent::ConnectDone {
@@ -214,14 +240,22 @@ impl Lane {
 
     async fn connected(&mut self, owed: Owed) {
         let event = self.event(EventKind::Connected, Bytes::from_static(b"{}"));
-        webhook::deliver(&self.service, &event, owed, &mut self.requests).await;
+        webhook::deliver(
+            &self.service,
+            &event,
+            owed,
+            Self::requests(&mut self.requests),
+        )
+        .await;
         if faults::drops_transport(&self.service, &self.caller, &self.socket_id) {
             let _ = self.sender.send(SioEvent::FaultDisconnect).await;
         }
     }
 
     async fn user_event(&mut self, event: WebhookEvent, cost: usize) {
-        let replies = webhook::user_event(&self.service, &event, &mut self.requests).await;
+        self.sends_events = true;
+        let replies =
+            webhook::user_event(&self.service, &event, Self::requests(&mut self.requests)).await;
         let done = SioEvent::EventDone {
             socket_id: self.socket_id.clone(),
             replies,
@@ -246,6 +280,47 @@ impl Lane {
             });
         let body = webhook::disconnected_body(reason);
         let event = self.event(EventKind::Disconnected, body);
-        webhook::deliver(&self.service, &event, owed, &mut self.requests).await;
+        webhook::deliver(
+            &self.service,
+            &event,
+            owed,
+            Self::requests(&mut self.requests),
+        )
+        .await;
+    }
+}
+
+impl Worker for Lane {
+    type Item = Step;
+
+    fn start(self, queue: Receiver<Self>) {
+        let tracker = self.service.tracker().clone();
+        tracker.spawn(self.run(queue));
+    }
+
+    /// A socket that sends events keeps a slot for its next one (as it keeps its header
+    /// block); one that only joined keeps none.
+    fn idle_slots(&self) -> usize {
+        usize::from(self.sends_events)
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if self.dropped == 0 {
+            return;
+        }
+        let why = if self.accepted {
+            "the client left before it was told it joined"
+        } else {
+            "its connect was refused"
+        };
+        self.service.traffic().emit(TrafficEvent::Warning {
+            message: format!(
+                "conn={} {}: dropped {} event(s) sent while `connect` was pending: {why}",
+                self.caller.connection_id, self.namespace, self.dropped
+            ),
+            hint: None,
+        });
     }
 }

@@ -69,14 +69,19 @@ pub fn accept_response<B>(req: &Request<B>) -> Option<HttpResponse> {
     Some(response)
 }
 
-/// Buffers sized for small Engine.IO frames: an idle connection should cost little memory.
+/// Buffers sized for small Engine.IO frames: an idle connection should cost little memory. The
+/// read buffer holds what one read takes; a frame larger than it gets room for its whole length
+/// once its header is read, so only bursts of many small frames take more reads.
 fn ws_config(config: &EngineConfig) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(512)
+        .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(config.max_payload))
         .max_frame_size(Some(config.max_payload))
 }
+
+/// Bytes of a WebSocket's read buffer: heartbeats and a small event each fit in one read.
+const WS_READ_BUFFER: usize = 256;
 
 /// Waits for hyper to hand over the upgraded connection.
 pub(crate) async fn finish_upgrade(

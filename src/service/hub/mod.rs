@@ -245,6 +245,8 @@ impl Hub {
     pub fn socket_joined(&self, connection_id: &str, namespace: &str, socket_id: &Arc<str>) {
         let mut state = self.state();
         if let Some(entry) = state.connections.get_mut(connection_id) {
+            // Most connections join one namespace: no room for four (kept while it is idle).
+            entry.sockets.reserve_exact(1);
             entry
                 .sockets
                 .push((namespace.to_owned(), socket_id.clone()));
