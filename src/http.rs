@@ -263,18 +263,20 @@ async fn accept<C, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let served = connection(stream, peer);
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            match on_stop {
-                OnStop::KeepConnections => served.await,
-                OnStop::DropConnections => {
+        match on_stop {
+            // The connection's future is the task: wrapped in another future, it would be
+            // kept twice in the task (once captured, once awaited).
+            OnStop::KeepConnections => drop(tokio::spawn(served)),
+            OnStop::DropConnections => {
+                let stop = stop.clone();
+                tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
                         _ = served => {}
                     }
-                }
+                });
             }
-        });
+        }
     }
 }
 

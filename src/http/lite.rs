@@ -227,8 +227,9 @@ pub async fn serve<L: Lite>(mut stream: TcpStream, peer: SocketAddr, lite: &Arc<
             pending = BytesMut::new();
         }
         let request = head.request.map(|()| body);
-        let answer = lite.clone().answer(request, peer);
-        let Some(response) = answer_or_vanish(&stream, &mut pending, answer).await else {
+        // Pinned here and borrowed below, so the task keeps the pending answer once.
+        let mut answer = std::pin::pin!(lite.clone().answer(request, peer));
+        let Some(response) = answer_or_vanish(&stream, &mut pending, answer.as_mut()).await else {
             return Outcome::Closed;
         };
         let written = write_response(&mut stream, response, version, head.keep_alive).await;
@@ -606,9 +607,8 @@ fn chunk_size(line: &[u8]) -> Option<u64> {
 async fn answer_or_vanish(
     stream: &TcpStream,
     pending: &mut BytesMut,
-    answer: impl Future<Output = HttpResponse>,
+    mut answer: Pin<&mut impl Future<Output = HttpResponse>>,
 ) -> Option<HttpResponse> {
-    let mut answer = std::pin::pin!(answer);
     if !pending.is_empty() {
         return Some(answer.await);
     }
