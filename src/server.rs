@@ -113,7 +113,8 @@ impl Server {
         // A handshake's session line waits for the recording's file: so does its
         // answer, so a stalled recording is not fed by a flood of handshakes.
         if handshake {
-            self.service.traffic().recording_room().await;
+            // Boxed, as only a handshake waits here (see `EngineIo::route`).
+            Box::pin(self.service.traffic().recording_room()).await;
         }
         response
     }

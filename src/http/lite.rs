@@ -221,7 +221,7 @@ pub async fn serve<L: Lite>(mut stream: TcpStream, peer: SocketAddr, lite: &Arc<
             return Outcome::HandOff(stream, pending.freeze());
         };
         pending.advance(head.len);
-        let version = head.request.version();
+        let (version, keep_alive) = (head.request.version(), head.keep_alive);
         let (body, unread) = read_body(&mut stream, &mut pending, head.body, limit).await;
         if pending.is_empty() {
             pending = BytesMut::new();
@@ -232,8 +232,8 @@ pub async fn serve<L: Lite>(mut stream: TcpStream, peer: SocketAddr, lite: &Arc<
         let Some(response) = answer_or_vanish(&stream, &mut pending, answer.as_mut()).await else {
             return Outcome::Closed;
         };
-        let written = write_response(&mut stream, response, version, head.keep_alive).await;
-        if written.is_err() || !head.keep_alive {
+        let written = write_response(&mut stream, response, version, keep_alive).await;
+        if written.is_err() || !keep_alive {
             let _ = stream.shutdown().await;
             return Outcome::Closed;
         }

@@ -157,7 +157,9 @@ impl<A: Acceptor> EngineIo<A> {
                         polling::get(&session).await
                     }
                     Transport::Polling if req.method() == Method::POST => {
-                        polling::post(&session, req, self.config.max_payload).await
+                        // Boxed: a connection waiting on a long-poll GET keeps this future's
+                        // state, whose size is that of its largest path.
+                        Box::pin(polling::post(&session, req, self.config.max_payload)).await
                     }
                     Transport::Polling => engine_error(EngineError::BadRequest),
                     Transport::WebSocket if wants_upgrade => {
