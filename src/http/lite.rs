@@ -722,7 +722,7 @@ mod tests {
     fn heads_this_loop_serves() {
         let head = parse(b"POST /p?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
             .expect("a plain POST");
-        assert_eq!(head.len, 53);
+        assert_eq!(head.len, 52);
         assert_eq!(head.body, Framing::Length(5));
         assert!(head.keep_alive);
         assert_eq!(head.request.uri().query(), Some("x=1"));
