@@ -159,7 +159,14 @@ impl Lite for Server {
     async fn answer(self: Arc<Self>, req: Request<LiteBody>, _peer: SocketAddr) -> HttpResponse {
         let path = req.uri().path().to_owned();
         match classify(&path) {
-            Route::Client(hub) => self.handle_client(hub, req).await,
+            // A long-poll GET waits here for as long as the session has nothing to send: its
+            // future stays small when every other request's state is boxed.
+            Route::Client(hub)
+                if req.method() == Method::GET && !is_handshake(req.uri().query()) =>
+            {
+                self.engine.handle(hub, req).await
+            }
+            Route::Client(hub) => Box::pin(self.handle_client(hub, req)).await,
             // `takes` only takes the client endpoint.
             _ => {
                 ErrorBody::new("NotFound", "not a client endpoint").response(StatusCode::NOT_FOUND)
