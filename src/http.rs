@@ -1,11 +1,13 @@
 //! The bottom every HTTP surface shares (the client endpoint, REST, `/_emu/`, the built-in
 //! handlers and replay's REST sink): the response type, a JSON response helper, the error body
-//! every surface answers with ([`ErrorBody`]) and the accept loop that serves one listener. It
-//! knows nothing of the protocols above it.
+//! every surface answers with ([`ErrorBody`]) and the accept loop that serves one listener
+//! (with hyper, or first with the minimal HTTP/1 path of [`lite`] for the requests a surface
+//! answers there). It knows nothing of the protocols above it.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -17,9 +19,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub mod lite;
+
+pub use lite::{Lite, LiteBody};
 
 /// The response type of every HTTP surface.
 pub type HttpResponse = Response<ResponseBody>;
@@ -201,6 +207,48 @@ pub async fn serve_http<H, Fut>(
     H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = HttpResponse> + Send + 'static,
 {
+    accept(listener, stop, on_stop, move |stream, peer| {
+        serve_hyper(TokioIo::new(stream), handle.clone(), peer)
+    })
+    .await
+}
+
+/// [`serve_http`], with the requests `lite` takes answered on the minimal HTTP/1 path
+/// ([`lite`]) and every other connection handed to hyper as [`serve_http`] serves it.
+pub async fn serve_http_lite<H, Fut, L>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    on_stop: OnStop,
+    handle: H,
+    lite: Arc<L>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+    L: Lite,
+{
+    accept(listener, stop, on_stop, move |stream, peer| {
+        let (handle, lite) = (handle.clone(), lite.clone());
+        async move {
+            if let lite::Outcome::HandOff(stream, read) = lite::serve(stream, peer, &lite).await {
+                // Boxed, so a connection served here does not carry hyper's state inline.
+                let io = TokioIo::new(lite::Rewind::new(stream, read));
+                Box::pin(serve_hyper(io, handle, peer)).await;
+            }
+        }
+    })
+    .await
+}
+
+/// The accept loop: `connection` serves each accepted stream on a task of its own.
+async fn accept<C, Fut>(
+    listener: TcpListener,
+    stop: CancellationToken,
+    on_stop: OnStop,
+    connection: C,
+) where
+    C: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -214,32 +262,43 @@ pub async fn serve_http<H, Fut>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let (handle, stop) = (handle.clone(), stop.clone());
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let handle = handle.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
-            });
-            let connection = http1::Builder::new()
-                .keep_alive(true)
-                // A client that never finishes its request head cannot hold a connection.
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            match on_stop {
-                OnStop::KeepConnections => {
-                    let _ = connection.await;
-                }
-                OnStop::DropConnections => {
+        let served = connection(stream, peer);
+        match on_stop {
+            // The connection's future is the task: wrapped in another future, it would be
+            // kept twice in the task (once captured, once awaited).
+            OnStop::KeepConnections => drop(tokio::spawn(served)),
+            OnStop::DropConnections => {
+                let stop = stop.clone();
+                tokio::spawn(async move {
                     tokio::select! {
                         _ = stop.cancelled() => {}
-                        _ = connection => {}
+                        _ = served => {}
                     }
-                }
+                });
             }
-        });
+        }
     }
+}
+
+/// Serves one connection with hyper until it ends.
+async fn serve_hyper<I, H, Fut>(io: I, handle: H, peer: SocketAddr)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handle = handle.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(req, peer).await) }
+    });
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        // A client that never finishes its request head cannot hold a connection.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await;
 }
 
 #[cfg(test)]

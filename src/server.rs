@@ -19,7 +19,10 @@ use tokio::net::TcpListener;
 
 use crate::config::{HUB_NAME_RULE, valid_hub_name};
 use crate::engineio::EngineIo;
-use crate::http::{ErrorBody, HttpResponse, JSON, OnStop, json_response, serve_http};
+use crate::engineio::transport::{RequestBody, wants_polling};
+use crate::http::{
+    ErrorBody, HttpResponse, JSON, Lite, LiteBody, OnStop, json_response, serve_http_lite,
+};
 use crate::service::Service;
 use crate::socketio::SioAcceptor;
 
@@ -78,16 +81,7 @@ impl Server {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let path = req.uri().path().to_owned();
         match classify(&path) {
-            Route::Client(hub) => {
-                let handshake = is_handshake(req.uri().query());
-                let response = self.engine.handle(hub, req).await;
-                // A handshake's session line waits for the recording's file: so does its
-                // answer, so a stalled recording is not fed by a flood of handshakes.
-                if handshake {
-                    self.service.traffic().recording_room().await;
-                }
-                response
-            }
+            Route::Client(hub) => self.handle_client(hub, req).await,
             Route::Health if req.method() == Method::GET || req.method() == Method::HEAD => {
                 json_response(StatusCode::OK, json!({ "status": "healthy" }).to_string())
             }
@@ -111,6 +105,20 @@ impl Server {
         }
     }
 
+    /// Answers one request on the client endpoint of `hub`, read by hyper or by the minimal
+    /// HTTP/1 path.
+    async fn handle_client<B: RequestBody>(&self, hub: &str, req: Request<B>) -> HttpResponse {
+        let handshake = is_handshake(req.uri().query());
+        let response = self.engine.handle(hub, req).await;
+        // A handshake's session line waits for the recording's file: so does its
+        // answer, so a stalled recording is not fed by a flood of handshakes.
+        if handshake {
+            // Boxed, as only a handshake waits here (see `EngineIo::route`).
+            Box::pin(self.service.traffic().recording_room()).await;
+        }
+        response
+    }
+
     /// Accepts connections on every listener until shutdown. Open connections stay: sessions
     /// still deliver their last packets while they close.
     pub async fn serve(self: Arc<Self>, listeners: Vec<TcpListener>) {
@@ -122,7 +130,8 @@ impl Server {
         for listener in listeners {
             let server = self.clone();
             let stop = self.service.shutdown().clone();
-            tasks.push(tokio::spawn(serve_http(
+            let lite = self.clone();
+            tasks.push(tokio::spawn(serve_http_lite(
                 listener,
                 stop,
                 OnStop::KeepConnections,
@@ -130,10 +139,41 @@ impl Server {
                     let server = server.clone();
                     async move { server.handle(req, peer).await }
                 },
+                lite,
             )));
         }
         for task in tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// Long-polling GETs and POSTs on the client endpoint are answered on the minimal HTTP/1
+/// path, so a parked long poll and a client's idle POST connection hold no buffers; every
+/// other request (WebSocket upgrades, preflights, REST, `/_emu/`) goes to hyper.
+impl Lite for Server {
+    fn takes(&self, head: &Request<()>) -> Option<usize> {
+        let polling = (head.method() == Method::GET || head.method() == Method::POST)
+            && matches!(classify(head.uri().path()), Route::Client(_))
+            && wants_polling(head.uri().query());
+        polling.then(|| self.service.config().engine.max_payload)
+    }
+
+    async fn answer(self: Arc<Self>, req: Request<LiteBody>, _peer: SocketAddr) -> HttpResponse {
+        let path = req.uri().path().to_owned();
+        match classify(&path) {
+            // A long-poll GET waits here for as long as the session has nothing to send: its
+            // future stays small when every other request's state is boxed.
+            Route::Client(hub)
+                if req.method() == Method::GET && !is_handshake(req.uri().query()) =>
+            {
+                self.engine.handle(hub, req).await
+            }
+            Route::Client(hub) => Box::pin(self.handle_client(hub, req)).await,
+            // `takes` only takes the client endpoint.
+            _ => {
+                ErrorBody::new("NotFound", "not a client endpoint").response(StatusCode::NOT_FOUND)
+            }
         }
     }
 }

@@ -19,6 +19,7 @@ mod inject;
 mod inspector;
 mod lint;
 mod output;
+mod polling_http;
 mod redaction;
 mod replay;
 mod rest;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,6 +25,28 @@ use crate::http::ResponseBody;
 pub use crate::http::{HttpResponse, json_response};
 
 type EventOf<A> = <<A as Acceptor>::Handler as Handler>::Event;
+
+/// What a request body must be for the engine: hyper's, or one read in full beforehand.
+pub trait RequestBody:
+    hyper::body::Body<Data = bytes::Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: hyper::body::Body<
+            Data = bytes::Bytes,
+            Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        > + Send
+        + 'static
+{
+}
+
+/// Whether a client-endpoint query asks for the long-polling transport.
+pub fn wants_polling(query: Option<&str>) -> bool {
+    parse_query(query.unwrap_or("")).transport == Some("polling")
+}
 
 /// The Engine.IO server: live sessions plus the acceptor that admits new ones.
 pub struct EngineIo<A: Acceptor> {
@@ -83,8 +104,9 @@ impl<A: Acceptor> EngineIo<A> {
             .len()
     }
 
-    /// Answers one request on the client endpoint of `route`.
-    pub async fn handle(&self, route: &str, req: Request<Incoming>) -> HttpResponse {
+    /// Answers one request on the client endpoint of `route`, whoever read it (hyper, or the
+    /// minimal HTTP/1 path for long-polling requests).
+    pub async fn handle<B: RequestBody>(&self, route: &str, req: Request<B>) -> HttpResponse {
         // A copy, so a waiting long poll does not pin the request's read buffer.
         let origin = req
             .headers()
@@ -102,7 +124,7 @@ impl<A: Acceptor> EngineIo<A> {
         response
     }
 
-    async fn route(&self, route: &str, req: Request<Incoming>) -> HttpResponse {
+    async fn route<B: RequestBody>(&self, route: &str, req: Request<B>) -> HttpResponse {
         if req.method() == Method::OPTIONS {
             return cors_preflight(&req);
         }
@@ -135,7 +157,9 @@ impl<A: Acceptor> EngineIo<A> {
                         polling::get(&session).await
                     }
                     Transport::Polling if req.method() == Method::POST => {
-                        polling::post(&session, req, self.config.max_payload).await
+                        // Boxed: a connection waiting on a long-poll GET keeps this future's
+                        // state, whose size is that of its largest path.
+                        Box::pin(polling::post(&session, req, self.config.max_payload)).await
                     }
                     Transport::Polling => engine_error(EngineError::BadRequest),
                     Transport::WebSocket if wants_upgrade => {
@@ -169,11 +193,11 @@ impl<A: Acceptor> EngineIo<A> {
         )
     }
 
-    fn admit(
+    fn admit<B>(
         &self,
         route: &str,
         transport: Transport,
-        req: &Request<Incoming>,
+        req: &Request<B>,
     ) -> Result<(Arc<str>, A::Handler), Refusal> {
         let sid: Arc<str> = self.acceptor.new_sid().into();
         let handshake = Handshake {
@@ -197,7 +221,7 @@ impl<A: Acceptor> EngineIo<A> {
         }
     }
 
-    fn handshake_polling(&self, route: &str, req: &Request<Incoming>) -> HttpResponse {
+    fn handshake_polling<B>(&self, route: &str, req: &Request<B>) -> HttpResponse {
         match self.admit(route, Transport::Polling, req) {
             Ok((sid, handler)) => {
                 let open = self.open_packet(&sid, Transport::Polling);
@@ -208,7 +232,7 @@ impl<A: Acceptor> EngineIo<A> {
         }
     }
 
-    fn handshake_websocket(&self, route: &str, mut req: Request<Incoming>) -> HttpResponse {
+    fn handshake_websocket<B>(&self, route: &str, mut req: Request<B>) -> HttpResponse {
         let (sid, handler) = match self.admit(route, Transport::WebSocket, &req) {
             Ok(admitted) => admitted,
             Err(refusal) => return refusal_response(refusal),
@@ -290,7 +314,7 @@ fn refusal_response(refusal: Refusal) -> HttpResponse {
 }
 
 /// Answers a CORS preflight on the client endpoint.
-fn cors_preflight(req: &Request<Incoming>) -> HttpResponse {
+fn cors_preflight<B>(req: &Request<B>) -> HttpResponse {
     let mut response = Response::new(ResponseBody::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();

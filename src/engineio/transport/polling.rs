@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use super::{HttpResponse, engine_error};
@@ -55,9 +54,9 @@ impl Drop for PostGuard<'_> {
 }
 
 /// A POST of client packets.
-pub(crate) async fn post<E>(
+pub(crate) async fn post<E, B: super::RequestBody>(
     session: &SessionHandle<E>,
-    req: Request<Incoming>,
+    req: Request<B>,
     max_payload: usize,
 ) -> HttpResponse {
     if session.flags.upgraded.load(Ordering::Acquire) {

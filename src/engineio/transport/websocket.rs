@@ -14,7 +14,6 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,9 +112,9 @@ impl Drop for UpgradingGuard {
 }
 
 /// A WebSocket request for an existing polling session: the upgrade.
-pub(crate) fn upgrade<E: Send + 'static>(
+pub(crate) fn upgrade<E: Send + 'static, B>(
     session: SessionHandle<E>,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     config: &Arc<EngineConfig>,
 ) -> HttpResponse {
     if session.flags.upgraded.load(Ordering::Acquire)
@@ -152,7 +151,7 @@ pub(crate) fn upgrade<E: Send + 'static>(
 
 /// A WebSocket for a session that already has one (upgraded or upgrading): the handshake
 /// completes, then this socket alone is closed with an empty close frame.
-fn accept_and_close(mut req: Request<Incoming>, config: &Arc<EngineConfig>) -> HttpResponse {
+fn accept_and_close<B>(mut req: Request<B>, config: &Arc<EngineConfig>) -> HttpResponse {
     let Some(response) = accept_response(&req) else {
         return engine_error(EngineError::BadRequest);
     };
