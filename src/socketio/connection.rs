@@ -62,7 +62,7 @@ const LOG_PACKET_CHARS: usize = 120;
 
 #[derive(Debug)]
 struct Socket {
-    namespace: String,
+    namespace: Arc<str>,
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
@@ -118,7 +118,7 @@ impl SioConnection {
         });
         let lane_limit = LANE_PAYLOADS * service.config().engine.max_payload;
         let caller = Caller {
-            hub: hub.name().to_owned(),
+            hub: hub.name().into(),
             connection_id,
             user_id: user_id.map(Arc::from),
         };
@@ -158,7 +158,7 @@ impl SioConnection {
     }
 
     fn socket_index(&self, namespace: &str) -> Option<usize> {
-        self.sockets.iter().position(|s| s.namespace == namespace)
+        self.sockets.iter().position(|s| &*s.namespace == namespace)
     }
 
     fn socket_by_id(&self, id: &str) -> Option<usize> {
@@ -178,7 +178,7 @@ impl SioConnection {
             return;
         }
         traffic.emit(TrafficEvent::Frame {
-            hub: self.caller.hub.clone(),
+            hub: self.caller.hub.to_string(),
             connection_id: self.caller.connection_id.to_string(),
             direction,
             // Redacted (a client CONNECT's `auth`) before any sink keeps it.
@@ -220,10 +220,11 @@ impl SioConnection {
         }
         let Some(end) = self.end.clone() else { return };
         let id: Arc<str> = self.service.ids().next_id().into();
+        let namespace: Arc<str> = namespace.into();
         let lane = Lane::open(
             &self.service,
             self.caller.clone(),
-            namespace,
+            namespace.clone(),
             id.clone(),
             ctx.sender(),
             end,
@@ -237,7 +238,7 @@ impl SioConnection {
             }
             None => self.connect_body.clone(),
         };
-        let event = self.caller.event(EventKind::Connect, namespace, &id, body);
+        let event = self.caller.event(EventKind::Connect, &namespace, &id, body);
         let _ = lane.send(Step::Connect(event));
         // Most connections join one namespace: no room for four.
         self.sockets.reserve_exact(1);
@@ -245,7 +246,7 @@ impl SioConnection {
             + self.caller.user_id.as_deref().map_or(0, str::len)
             + self.connect_body.len();
         self.sockets.push(Socket {
-            namespace: namespace.to_owned(),
+            namespace,
             id,
             connected: false,
             lane,
@@ -289,22 +290,23 @@ impl SioConnection {
             }
         }
         self.service.traffic().emit(TrafficEvent::NamespaceConnect {
-            hub: self.caller.hub.clone(),
+            hub: self.caller.hub.to_string(),
             connection_id: self.caller.connection_id.to_string(),
-            namespace,
+            namespace: namespace.to_string(),
             socket_id: id.to_string(),
             refused,
         });
     }
 
     /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
-    /// An event keeps its packet, its name and a copy of the namespace; the user id is shared.
+    /// An event keeps its packet and its name; the socket's names and the user id are shared
+    /// with the socket (counted once, in its `kept`).
     fn on_event_packet(&mut self, index: usize, data: &str, name: String) {
         let mut text = String::with_capacity(data.len() + 1);
         text.push('4');
         text.push_str(data);
         let socket = &mut self.sockets[index];
-        let cost = text.len() + name.len() + socket.namespace.len() + STEP_OVERHEAD;
+        let cost = text.len() + name.len() + STEP_OVERHEAD;
         let event = self.caller.event(
             EventKind::User(name),
             &socket.namespace,
@@ -336,9 +338,9 @@ impl SioConnection {
         for reply in replies {
             if self.service.traffic().verbose() {
                 self.service.traffic().emit(TrafficEvent::AckForwarded {
-                    hub: self.caller.hub.clone(),
+                    hub: self.caller.hub.to_string(),
                     connection_id: self.caller.connection_id.to_string(),
-                    namespace: self.sockets[index].namespace.clone(),
+                    namespace: self.sockets[index].namespace.to_string(),
                     // Cut like a webhook line's body: a large ack must not make a large log line.
                     packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
                 });
@@ -437,7 +439,7 @@ impl Handler for SioConnection {
         self.hub.upgraded(&self.caller.connection_id);
         if self.service.traffic().verbose() {
             self.service.traffic().emit(TrafficEvent::Upgrade {
-                hub: self.caller.hub.clone(),
+                hub: self.caller.hub.to_string(),
                 connection_id: self.caller.connection_id.to_string(),
             });
         }
@@ -592,7 +594,7 @@ impl Handler for SioConnection {
         self.hub.unregister(&self.caller.connection_id);
         self.service.release_hub(&self.hub);
         self.service.traffic().emit(TrafficEvent::ConnectionClosed {
-            hub: self.caller.hub.clone(),
+            hub: self.caller.hub.to_string(),
             connection_id: self.caller.connection_id.to_string(),
             reason: reason.describe(),
         });

@@ -1,27 +1,27 @@
 //! One webhook exchange as one hop ([`WebhookHop`]): what was sent, what came back, and what
-//! the live log and the inspector show of it, built once and handed to the traffic sinks.
+//! the live log and the inspector show of it, borrowed from the exchange and handed to the
+//! traffic sinks once (each renders or copies what it needs).
 
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
-use crate::traffic::call_details::CallDetails;
-use crate::traffic::hop::WebhookHop;
+use crate::traffic::hop::{Answer, Detail, WebhookHop};
 use crate::traffic::millis;
-use crate::traffic::record::{RecordedEvent, RecordedResponse};
 use crate::upstream::client::Delivery;
-use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse};
 
-/// Characters of a response body shown in the log.
-const LOG_BODY_CHARS: usize = 120;
-
-/// The hop of one webhook exchange. `started` is the recording clock when the call began
-/// (see [`start_clock`]).
-pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> WebhookHop {
+/// The hop of one webhook exchange, borrowed from it. `started` is the recording clock when
+/// the call began (see [`start_clock`]).
+pub fn hop<'a>(
+    event: &'a WebhookEvent,
+    delivery: &'a Delivery,
+    started: Option<f64>,
+) -> WebhookHop<'a> {
     let result = &delivery.result;
     let (url, attempts, detail, hint) = match result {
         Ok(r) => (
-            r.url.clone(),
+            r.url.as_str(),
             r.attempts,
-            body_preview(&r.body, LOG_BODY_CHARS),
+            Detail::Answer(&r.body),
             if deliberate_refusal(event, r) {
                 None
             } else {
@@ -29,20 +29,26 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
             },
         ),
         Err(e) => (
-            e.url().to_owned(),
+            e.url(),
             delivery.attempts,
-            gave_up(e, delivery.attempts),
+            Detail::Failure(gave_up(e, delivery.attempts)),
             e.hint(),
         ),
     };
-    let stamp = &delivery.stamp;
-    let headers = result.as_ref().ok().map(|r| &r.headers);
+    let response = result.as_ref().ok();
     WebhookHop {
-        call: recorded_event(event),
-        response: result.as_ref().ok().map(|r| RecordedResponse {
+        hub: &event.hub,
+        event: event.kind.event_name(),
+        ce_type: event.kind.ce_type(),
+        namespace: &event.namespace,
+        socket_id: &event.socket_id,
+        connection_id: &event.connection_id,
+        user_id: event.user_id.as_deref(),
+        body: &event.body,
+        response: response.map(|r| Answer {
             status: r.status,
-            content_type: r.content_type.clone(),
-            body: String::from_utf8_lossy(&r.body).into_owned(),
+            content_type: r.content_type.as_deref(),
+            body: &r.body,
             latency_ms: millis(r.latency),
         }),
         error: result.as_ref().err().map(|e| e.to_string()),
@@ -52,21 +58,9 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
         hint,
         origin: None,
         started,
-        details: CallDetails::new(stamp.id.clone(), stamp.time, headers),
-    }
-}
-
-/// The event as a session line records it.
-fn recorded_event(event: &WebhookEvent) -> RecordedEvent {
-    RecordedEvent {
-        hub: event.hub.clone(),
-        event: event.kind.event_name().to_owned(),
-        ce_type: event.kind.ce_type().to_owned(),
-        namespace: event.namespace.clone(),
-        socket_id: event.socket_id.clone(),
-        connection_id: event.connection_id.clone(),
-        user_id: event.user_id.as_deref().map(str::to_owned),
-        body: String::from_utf8_lossy(&event.body).into_owned(),
+        ce_id: &delivery.stamp.id,
+        ce_time: delivery.stamp.time,
+        answer_headers: response.map(|r| &r.headers),
     }
 }
 
@@ -82,9 +76,7 @@ pub fn log(
     let failed = !matches!(&delivery.result, Ok(r) if r.is_success());
     let traffic = service.traffic();
     if failed || traffic.verbose() || traffic.recording() {
-        traffic.emit(TrafficEvent::Webhook(Box::new(hop(
-            event, &delivery, started,
-        ))));
+        traffic.emit(TrafficEvent::Webhook(&hop(event, &delivery, started)));
     }
     delivery.result
 }

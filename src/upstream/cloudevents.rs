@@ -142,10 +142,10 @@ pub fn event_request(
 pub struct RequestTemplate {
     url_template: String,
     /// Who the template is for; an event of another socket gets a template of its own.
-    hub: String,
-    connection_id: String,
-    namespace: String,
-    socket_id: String,
+    hub: Arc<str>,
+    connection_id: Arc<str>,
+    namespace: Arc<str>,
+    socket_id: Arc<str>,
     user_id: Option<Arc<str>>,
     source: HeaderValue,
     signature: Option<HeaderValue>,
