@@ -106,3 +106,73 @@ fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
         && (400..500).contains(&r.status)
         && super::webhook::connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::traffic::ring::Ring;
+    use crate::traffic::{Format, Traffic};
+    use crate::upstream::cloudevents::CeStamp;
+
+    fn event() -> WebhookEvent {
+        WebhookEvent {
+            hub: "chat".into(),
+            kind: EventKind::User("message".into()),
+            connection_id: "c1".into(),
+            namespace: "/".into(),
+            socket_id: "s1".into(),
+            user_id: Some("ann".into()),
+            body: Bytes::from_static(b"42[\"message\",\"hi\"]"),
+        }
+    }
+
+    fn delivery() -> Delivery {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        Delivery {
+            stamp: CeStamp::new("7", SystemTime::UNIX_EPOCH),
+            result: Ok(WebhookResponse {
+                url: "http://127.0.0.1:1/api/events".into(),
+                status: 200,
+                reason: "OK".into(),
+                content_type: Some("text/plain".into()),
+                headers,
+                body: Bytes::from_static(b"43[\"ok\"]"),
+                latency: Duration::from_millis(1),
+                attempts: 1,
+            }),
+            attempts: 1,
+        }
+    }
+
+    /// The serving path of a default `serve --quiet` (the inspector's ring on, nothing shown,
+    /// nothing recorded): the hop is built from borrows and encoded into the ring with no
+    /// allocation (counted on this thread).
+    #[test]
+    fn a_hop_only_the_ring_wants_allocates_nothing() {
+        let (event, delivery) = (event(), delivery());
+        let live = |quiet: bool| {
+            let ring = Some(Ring::new(1 << 20));
+            Traffic::live(Format::Pretty, quiet, Box::new(std::io::sink()), None, ring).unwrap()
+        };
+        let report = |traffic: &Traffic| {
+            allocation_counter::measure(|| {
+                traffic.emit(TrafficEvent::Webhook(&hop(&event, &delivery, None)));
+            })
+        };
+        // The count sees this thread's allocations: a live-log line, when shown, is some.
+        let shown = report(&live(false));
+        assert!(shown.count_total > 0, "{shown:?}");
+        let quiet = live(true);
+        let counted = report(&quiet);
+        assert_eq!(counted.count_total, 0, "{counted:?}");
+        // The hop was kept, whole.
+        let kept = quiet.ring().unwrap().get(1).unwrap().webhook().unwrap();
+        assert_eq!(kept.call.body, "42[\"message\",\"hi\"]");
+        assert_eq!(kept.details.ce_id, "7");
+    }
+}
