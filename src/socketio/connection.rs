@@ -11,6 +11,7 @@
 //! when it leaves, when the connection ends, when the REST API disconnects it, or — if the client
 //! vanished while `connect` was at the webhook — when the webhook's acceptance arrives too late.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use super::packet::{self, Decoded, PacketType, PartialBinary};
 use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
-use crate::traffic::TrafficEvent;
 use crate::traffic::record::Direction;
+use crate::traffic::{Preview, TrafficEvent};
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -167,22 +168,23 @@ impl SioConnection {
 
     /// Sends one complete Engine.IO text packet to the client, recording it.
     fn send(&self, ctx: &mut Ctx<'_, SioEvent>, packet: String) {
-        self.record_frame(Direction::Out, || packet.clone());
+        self.record_frame(Direction::Out, Cow::Borrowed(&packet));
         ctx.send_packet_text(packet);
     }
 
     /// Records one frame when something keeps frames (a recording, the inspector's ring).
-    fn record_frame(&self, direction: Direction, packet: impl FnOnce() -> String) {
+    /// The frame is borrowed: only a recording copies it (its line goes to another thread).
+    fn record_frame(&self, direction: Direction, packet: Cow<'_, str>) {
         let traffic = self.service.traffic();
         if !traffic.recording() {
             return;
         }
         traffic.emit(TrafficEvent::Frame {
-            hub: self.caller.hub.to_string(),
-            connection_id: self.caller.connection_id.to_string(),
+            hub: &self.caller.hub,
+            connection_id: &self.caller.connection_id,
             direction,
             // Redacted (a client CONNECT's `auth`) before any sink keeps it.
-            packet: packet(),
+            packet,
         });
     }
 
@@ -338,11 +340,11 @@ impl SioConnection {
         for reply in replies {
             if self.service.traffic().verbose() {
                 self.service.traffic().emit(TrafficEvent::AckForwarded {
-                    hub: self.caller.hub.to_string(),
-                    connection_id: self.caller.connection_id.to_string(),
-                    namespace: self.sockets[index].namespace.to_string(),
+                    hub: &self.caller.hub,
+                    connection_id: &self.caller.connection_id,
+                    namespace: &self.sockets[index].namespace,
                     // Cut like a webhook line's body: a large ack must not make a large log line.
-                    packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
+                    packet: Preview::new(&reply, LOG_PACKET_CHARS),
                 });
             }
             self.send(ctx, reply);
@@ -447,7 +449,7 @@ impl Handler for SioConnection {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
         if self.service.traffic().recording() {
-            self.record_frame(Direction::In, || format!("4{data}"));
+            self.record_frame(Direction::In, Cow::Owned(format!("4{data}")));
             self.hold_for_recording(ctx);
         }
         if self.partial.is_some() {

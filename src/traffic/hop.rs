@@ -359,10 +359,10 @@ impl TrafficEvent<'_> {
                 packet,
             } => RecordLine::Frame {
                 t,
-                hub: hub.clone(),
-                connection_id: connection_id.clone(),
+                hub: (*hub).to_owned(),
+                connection_id: (*connection_id).to_owned(),
                 direction: *direction,
-                packet: packet.clone(),
+                packet: packet.clone().into_owned(),
             },
             E::Closed {
                 hub,
@@ -443,7 +443,11 @@ impl TrafficEvent<'_> {
                 direction: super::record::Direction::In,
                 packet,
                 ..
-            } => redact::redact_packet(packet),
+            } => {
+                if let Cow::Owned(redacted) = redact::redacted_frame(packet) {
+                    *packet = Cow::Owned(redacted);
+                }
+            }
             TrafficEvent::Rest(hop) => redact::redact_rest(&mut hop.call),
             _ => {}
         }

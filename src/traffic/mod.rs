@@ -71,10 +71,10 @@ pub enum TrafficEvent<'a> {
     /// A webhook response forwarded to the client (normally an ack).
     #[serde(rename_all = "camelCase")]
     AckForwarded {
-        hub: String,
-        connection_id: String,
-        namespace: String,
-        packet: String,
+        hub: &'a str,
+        connection_id: &'a str,
+        namespace: &'a str,
+        packet: Preview<'a>,
     },
     /// A socket left its namespace; its `disconnected` event follows.
     #[serde(rename_all = "camelCase")]
@@ -152,10 +152,11 @@ pub enum TrafficEvent<'a> {
     /// timeline, not in the live log.
     #[serde(rename_all = "camelCase")]
     Frame {
-        hub: String,
-        connection_id: String,
+        hub: &'a str,
+        connection_id: &'a str,
         direction: record::Direction,
-        packet: String,
+        /// Borrowed from the connection; owned once redacted (a client CONNECT's `auth`).
+        packet: std::borrow::Cow<'a, str>,
     },
     /// An Engine.IO connection ended, as the session file says it (the live log says it with
     /// [`TrafficEvent::ConnectionClosed`]): only recorded.
@@ -541,21 +542,53 @@ impl std::fmt::Display for BodyPreview<'_> {
 
 /// Cuts `text` to at most `max` characters on one line, marking the cut.
 pub fn preview(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max + 3));
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1e' => out.push_str("\\x1e"),
-            c if c.is_control() => out.push('?'),
-            c => out.push(c),
-        }
+    Preview::new(text, max).to_string()
+}
+
+/// [`preview`] written where it goes, without a copy: a log line's view of a packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Preview<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+impl<'a> Preview<'a> {
+    pub fn new(text: &'a str, max: usize) -> Self {
+        Preview { text, max }
     }
-    out
+}
+
+impl std::fmt::Display for Preview<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let text = self.text;
+        // Runs of plain characters are written whole.
+        let mut run = 0;
+        for (i, (at, c)) in text.char_indices().enumerate() {
+            if i == self.max {
+                f.write_str(&text[run..at])?;
+                return f.write_char('…');
+            }
+            let escaped = match c {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\x1e' => "\\x1e",
+                c if c.is_control() => "?",
+                _ => continue,
+            };
+            f.write_str(&text[run..at])?;
+            f.write_str(escaped)?;
+            run = at + c.len_utf8();
+        }
+        f.write_str(&text[run..])
+    }
+}
+
+/// Written as a string, straight from the text it views.
+impl Serialize for Preview<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[cfg(test)]

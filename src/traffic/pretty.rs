@@ -87,7 +87,7 @@ fn body(event: &TrafficEvent) -> String {
             Term(hub),
             Term(connection_id),
             Term(namespace),
-            Term(&preview(packet, PREVIEW))
+            Term(&preview(&packet.to_string(), PREVIEW))
         ),
         TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
         TrafficEvent::ConnectionClosed { .. } => connection_closed(event),

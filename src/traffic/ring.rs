@@ -765,8 +765,8 @@ mod tests {
                 })),
             },
             TrafficEvent::Frame {
-                hub: "chat".into(),
-                connection_id: "c1".into(),
+                hub: "chat",
+                connection_id: "c1",
                 direction: Direction::In,
                 packet: "42[\"a\"]".into(),
             },
