@@ -180,7 +180,7 @@ impl Linter {
     }
 
     /// The shutdown summary line.
-    pub fn summary(&self) -> TrafficEvent {
+    pub fn summary(&self) -> TrafficEvent<'static> {
         let rules = self.counts();
         TrafficEvent::LintSummary {
             total: rules.values().sum(),
@@ -256,7 +256,7 @@ impl Live {
     }
 
     /// The shutdown summary line.
-    pub fn summary(&self) -> TrafficEvent {
+    pub fn summary(&self) -> TrafficEvent<'static> {
         self.linter.summary()
     }
 }
@@ -542,7 +542,7 @@ fn check_reply_packet(service: &dyn Findings, event: &WebhookEvent, packet: &str
     let Ok(header) = sio::parse_header(data) else {
         return;
     };
-    if header.nsp != event.namespace {
+    if header.nsp != &*event.namespace {
         report(
             service,
             Rule::ReplyNamespace,

@@ -106,5 +106,5 @@ pub async fn run(service: &Service, body: &[u8]) -> Result<(Value, String), Admi
 fn report(service: &Service, event: &WebhookEvent, delivery: &Delivery) -> Option<u64> {
     let mut hop = exchange::hop(event, delivery, None);
     hop.origin = Some(INSPECTOR);
-    service.traffic().hop(TrafficEvent::Webhook(Box::new(hop)))
+    service.traffic().hop(TrafficEvent::Webhook(&hop))
 }

@@ -134,7 +134,7 @@ fn hooks(config: &ServeConfig, traffic: &Traffic) -> (Hooks, Arc<Live>) {
 
 /// The shutdown summary's list of `connected` / `disconnected` events the webhook never
 /// accepted (docs/protocol.md §14 decision 23), or `None` when every one was delivered.
-fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent> {
+fn undelivered_summary(lost: &Undelivered) -> Option<TrafficEvent<'static>> {
     if lost.is_empty() {
         return None;
     }

@@ -11,6 +11,7 @@
 //! when it leaves, when the connection ends, when the REST API disconnects it, or — if the client
 //! vanished while `connect` was at the webhook — when the webhook's acceptance arrives too late.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,8 +23,8 @@ use super::packet::{self, Decoded, PacketType, PartialBinary};
 use super::webhook::Caller;
 use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
-use crate::traffic::TrafficEvent;
 use crate::traffic::record::Direction;
+use crate::traffic::{Preview, TrafficEvent};
 use crate::upstream::EventKind;
 
 /// The handler's own events.
@@ -63,7 +64,7 @@ const LOG_PACKET_CHARS: usize = 120;
 
 #[derive(Debug)]
 struct Socket {
-    namespace: String,
+    namespace: Arc<str>,
     id: Arc<str>,
     /// The client has its `40…` (else `connect` is still at the webhook).
     connected: bool,
@@ -121,7 +122,7 @@ impl SioConnection {
         });
         let lane_limit = LANE_PAYLOADS * service.config().engine.max_payload;
         let caller = Caller {
-            hub: hub.name().to_owned(),
+            hub: hub.name().into(),
             connection_id,
             user_id: user_id.map(Arc::from),
         };
@@ -161,7 +162,7 @@ impl SioConnection {
     }
 
     fn socket_index(&self, namespace: &str) -> Option<usize> {
-        self.sockets.iter().position(|s| s.namespace == namespace)
+        self.sockets.iter().position(|s| &*s.namespace == namespace)
     }
 
     fn socket_by_id(&self, id: &str) -> Option<usize> {
@@ -170,22 +171,23 @@ impl SioConnection {
 
     /// Sends one complete Engine.IO text packet to the client, recording it.
     fn send(&self, ctx: &mut Ctx<'_, SioEvent>, packet: String) {
-        self.record_frame(Direction::Out, || packet.clone());
+        self.record_frame(Direction::Out, Cow::Borrowed(&packet));
         ctx.send_packet_text(packet);
     }
 
     /// Records one frame when something keeps frames (a recording, the inspector's ring).
-    fn record_frame(&self, direction: Direction, packet: impl FnOnce() -> String) {
+    /// The frame is borrowed: only a recording copies it (its line goes to another thread).
+    fn record_frame(&self, direction: Direction, packet: Cow<'_, str>) {
         let traffic = self.service.traffic();
         if !traffic.recording() {
             return;
         }
         traffic.emit(TrafficEvent::Frame {
-            hub: self.caller.hub.clone(),
-            connection_id: self.caller.connection_id.to_string(),
+            hub: &self.caller.hub,
+            connection_id: &self.caller.connection_id,
             direction,
             // Redacted (a client CONNECT's `auth`) before any sink keeps it.
-            packet: packet(),
+            packet,
         });
     }
 
@@ -223,10 +225,11 @@ impl SioConnection {
         }
         let Some(end) = self.end.clone() else { return };
         let id: Arc<str> = self.service.ids().next_id().into();
+        let namespace: Arc<str> = namespace.into();
         let lane = Lane::open(
             &self.service,
             self.caller.clone(),
-            namespace,
+            namespace.clone(),
             id.clone(),
             ctx.sender(),
             end,
@@ -240,7 +243,7 @@ impl SioConnection {
             }
             None => self.connect_body.clone(),
         };
-        let event = self.caller.event(EventKind::Connect, namespace, &id, body);
+        let event = self.caller.event(EventKind::Connect, &namespace, &id, body);
         let _ = lane.send(Step::Connect(event));
         // Most connections join one namespace: no room for four.
         self.sockets.reserve_exact(1);
@@ -248,7 +251,7 @@ impl SioConnection {
             + self.caller.user_id.as_deref().map_or(0, str::len)
             + self.connect_body.len();
         self.sockets.push(Socket {
-            namespace: namespace.to_owned(),
+            namespace,
             id,
             connected: false,
             lane,
@@ -292,16 +295,14 @@ impl SioConnection {
             }
         }
         self.service.traffic().emit(TrafficEvent::NamespaceConnect {
-            hub: self.caller.hub.clone(),
+            hub: self.caller.hub.to_string(),
             connection_id: self.caller.connection_id.to_string(),
-            namespace,
+            namespace: namespace.to_string(),
             socket_id: id.to_string(),
             refused,
         });
     }
 
-    /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
-    /// An event keeps its packet, its name and a copy of the namespace; the user id is shared.
     /// An `EVENT` the fast reader left to the full decoder: a name it does not take, or an
     /// error, reported in the decoder's words.
     fn on_event_slow(&mut self, ctx: &mut Ctx<'_, SioEvent>, index: usize, data: &str) {
@@ -317,12 +318,15 @@ impl SioConnection {
         }
     }
 
+    /// Queues a user event in the socket's lane; the bytes count until the lane is done with it.
+    /// An event keeps its packet and its name; the socket's names and the user id are shared
+    /// with the socket (counted once, in its `kept`).
     fn on_event_packet(&mut self, index: usize, data: &str, name: String) {
         let mut text = String::with_capacity(data.len() + 1);
         text.push('4');
         text.push_str(data);
         let socket = &mut self.sockets[index];
-        let cost = text.len() + name.len() + socket.namespace.len() + STEP_OVERHEAD;
+        let cost = text.len() + name.len() + STEP_OVERHEAD;
         let event = self.caller.event(
             EventKind::User(name),
             &socket.namespace,
@@ -354,11 +358,11 @@ impl SioConnection {
         for reply in replies {
             if self.service.traffic().verbose() {
                 self.service.traffic().emit(TrafficEvent::AckForwarded {
-                    hub: self.caller.hub.clone(),
-                    connection_id: self.caller.connection_id.to_string(),
-                    namespace: self.sockets[index].namespace.clone(),
+                    hub: &self.caller.hub,
+                    connection_id: &self.caller.connection_id,
+                    namespace: &self.sockets[index].namespace,
                     // Cut like a webhook line's body: a large ack must not make a large log line.
-                    packet: crate::traffic::preview(&reply, LOG_PACKET_CHARS),
+                    packet: Preview::new(&reply, LOG_PACKET_CHARS),
                 });
             }
             self.send(ctx, reply);
@@ -455,7 +459,7 @@ impl Handler for SioConnection {
         self.hub.upgraded(&self.caller.connection_id);
         if self.service.traffic().verbose() {
             self.service.traffic().emit(TrafficEvent::Upgrade {
-                hub: self.caller.hub.clone(),
+                hub: self.caller.hub.to_string(),
                 connection_id: self.caller.connection_id.to_string(),
             });
         }
@@ -463,7 +467,7 @@ impl Handler for SioConnection {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, SioEvent>, data: &str) {
         if self.service.traffic().recording() {
-            self.record_frame(Direction::In, || format!("4{data}"));
+            self.record_frame(Direction::In, Cow::Owned(format!("4{data}")));
             self.hold_for_recording(ctx);
         }
         if self.partial.is_some() {
@@ -606,7 +610,7 @@ impl Handler for SioConnection {
         self.hub.unregister(&self.caller.connection_id);
         self.service.release_hub(&self.hub);
         self.service.traffic().emit(TrafficEvent::ConnectionClosed {
-            hub: self.caller.hub.clone(),
+            hub: self.caller.hub.to_string(),
             connection_id: self.caller.connection_id.to_string(),
             reason: reason.describe(),
         });

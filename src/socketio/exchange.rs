@@ -1,27 +1,27 @@
 //! One webhook exchange as one hop ([`WebhookHop`]): what was sent, what came back, and what
-//! the live log and the inspector show of it, built once and handed to the traffic sinks.
+//! the live log and the inspector show of it, borrowed from the exchange and handed to the
+//! traffic sinks once (each renders or copies what it needs).
 
 use crate::service::Service;
 use crate::traffic::TrafficEvent;
-use crate::traffic::call_details::CallDetails;
-use crate::traffic::hop::WebhookHop;
+use crate::traffic::hop::{Answer, Detail, HeaderLines, WebhookHop};
 use crate::traffic::millis;
-use crate::traffic::record::{RecordedEvent, RecordedResponse};
 use crate::upstream::client::Delivery;
-use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse, body_preview};
+use crate::upstream::{EventKind, WebhookError, WebhookEvent, WebhookResponse};
 
-/// Characters of a response body shown in the log.
-const LOG_BODY_CHARS: usize = 120;
-
-/// The hop of one webhook exchange. `started` is the recording clock when the call began
-/// (see [`start_clock`]).
-pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> WebhookHop {
+/// The hop of one webhook exchange, borrowed from it. `started` is the recording clock when
+/// the call began (see [`start_clock`]).
+pub fn hop<'a>(
+    event: &'a WebhookEvent,
+    delivery: &'a Delivery,
+    started: Option<f64>,
+) -> WebhookHop<'a> {
     let result = &delivery.result;
     let (url, attempts, detail, hint) = match result {
         Ok(r) => (
-            r.url.to_string(),
+            &*r.url,
             r.attempts,
-            body_preview(&r.body, LOG_BODY_CHARS),
+            Detail::Answer(&r.body),
             if deliberate_refusal(event, r) {
                 None
             } else {
@@ -29,20 +29,26 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
             },
         ),
         Err(e) => (
-            e.url().to_owned(),
+            e.url(),
             delivery.attempts,
-            gave_up(e, delivery.attempts),
+            Detail::Failure(gave_up(e, delivery.attempts)),
             e.hint(),
         ),
     };
-    let stamp = &delivery.stamp;
-    let headers = result.as_ref().ok().map(WebhookResponse::headers);
+    let response = result.as_ref().ok();
     WebhookHop {
-        call: recorded_event(event),
-        response: result.as_ref().ok().map(|r| RecordedResponse {
+        hub: &event.hub,
+        event: event.kind.event_name(),
+        ce_type: event.kind.ce_type(),
+        namespace: &event.namespace,
+        socket_id: &event.socket_id,
+        connection_id: &event.connection_id,
+        user_id: event.user_id.as_deref(),
+        body: &event.body,
+        response: response.map(|r| Answer {
             status: r.status,
-            content_type: r.content_type().map(String::from),
-            body: String::from_utf8_lossy(&r.body).into_owned(),
+            content_type: r.content_type(),
+            body: &r.body,
             latency_ms: millis(r.latency),
         }),
         error: result.as_ref().err().map(|e| e.to_string()),
@@ -52,21 +58,9 @@ pub fn hop(event: &WebhookEvent, delivery: &Delivery, started: Option<f64>) -> W
         hint,
         origin: None,
         started,
-        details: CallDetails::new(stamp.id.to_string(), stamp.time, headers.as_ref()),
-    }
-}
-
-/// The event as a session line records it.
-fn recorded_event(event: &WebhookEvent) -> RecordedEvent {
-    RecordedEvent {
-        hub: event.hub.clone(),
-        event: event.kind.event_name().to_owned(),
-        ce_type: event.kind.ce_type().to_owned(),
-        namespace: event.namespace.clone(),
-        socket_id: event.socket_id.clone(),
-        connection_id: event.connection_id.clone(),
-        user_id: event.user_id.as_deref().map(str::to_owned),
-        body: String::from_utf8_lossy(&event.body).into_owned(),
+        ce_id: &delivery.stamp.id,
+        ce_time: delivery.stamp.time,
+        answer_headers: response.map(|r| &r.head as &dyn HeaderLines),
     }
 }
 
@@ -82,9 +76,7 @@ pub fn log(
     let failed = !matches!(&delivery.result, Ok(r) if r.is_success());
     let traffic = service.traffic();
     if failed || traffic.verbose() || traffic.recording() {
-        traffic.emit(TrafficEvent::Webhook(Box::new(hop(
-            event, &delivery, started,
-        ))));
+        traffic.emit(TrafficEvent::Webhook(&hop(event, &delivery, started)));
     }
     delivery.result
 }
@@ -113,4 +105,71 @@ fn deliberate_refusal(event: &WebhookEvent, r: &WebhookResponse) -> bool {
     event.kind == EventKind::Connect
         && (400..500).contains(&r.status)
         && super::webhook::connect_verdict(&Ok(r.clone())).is_err_and(|text| text != r.reason())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::traffic::ring::Ring;
+    use crate::traffic::{Format, Traffic};
+    use crate::upstream::ResponseHead;
+    use crate::upstream::cloudevents::CeStamp;
+
+    fn event() -> WebhookEvent {
+        WebhookEvent {
+            hub: "chat".into(),
+            kind: EventKind::User("message".into()),
+            connection_id: "c1".into(),
+            namespace: "/".into(),
+            socket_id: "s1".into(),
+            user_id: Some("ann".into()),
+            body: Bytes::from_static(b"42[\"message\",\"hi\"]"),
+        }
+    }
+
+    fn delivery() -> Delivery {
+        Delivery {
+            stamp: CeStamp::new("7", SystemTime::UNIX_EPOCH),
+            result: Ok(WebhookResponse {
+                url: "http://127.0.0.1:1/api/events".into(),
+                status: 200,
+                head: ResponseHead::new(200, "OK", &[("content-type", "text/plain")]),
+                body: Bytes::from_static(b"43[\"ok\"]"),
+                latency: Duration::from_millis(1),
+                attempts: 1,
+            }),
+            attempts: 1,
+        }
+    }
+
+    /// The serving path of a default `serve --quiet` (the inspector's ring on, nothing shown,
+    /// nothing recorded): the hop is built from borrows and encoded into the ring with no
+    /// allocation (counted on this thread).
+    #[test]
+    fn a_hop_only_the_ring_wants_allocates_nothing() {
+        let (event, delivery) = (event(), delivery());
+        let live = |quiet: bool| {
+            let ring = Some(Ring::new(1 << 20));
+            Traffic::live(Format::Pretty, quiet, Box::new(std::io::sink()), None, ring).unwrap()
+        };
+        let report = |traffic: &Traffic| {
+            allocation_counter::measure(|| {
+                traffic.emit(TrafficEvent::Webhook(&hop(&event, &delivery, None)));
+            })
+        };
+        // The count sees this thread's allocations: a live-log line, when shown, is some.
+        let shown = report(&live(false));
+        assert!(shown.count_total > 0, "{shown:?}");
+        let quiet = live(true);
+        let counted = report(&quiet);
+        assert_eq!(counted.count_total, 0, "{counted:?}");
+        // The hop was kept, whole.
+        let kept = quiet.ring().unwrap().get(1).unwrap().webhook().unwrap();
+        assert_eq!(kept.call.body, "42[\"message\",\"hi\"]");
+        assert_eq!(kept.details.ce_id, "7");
+    }
 }

@@ -90,7 +90,7 @@ pub fn owe(
 pub struct Lane {
     service: Arc<Service>,
     caller: Caller,
-    namespace: String,
+    namespace: Arc<str>,
     socket_id: Arc<str>,
     sender: EventSender<SioEvent>,
     accepted: bool,
@@ -116,7 +116,7 @@ impl Lane {
     pub fn open(
         service: &Arc<Service>,
         caller: Caller,
-        namespace: &str,
+        namespace: Arc<str>,
         socket_id: Arc<str>,
         sender: EventSender<SioEvent>,
         end: Arc<ConnectionEnd>,
@@ -124,7 +124,7 @@ impl Lane {
         queue::queue(Lane {
             service: service.clone(),
             caller,
-            namespace: namespace.to_owned(),
+            namespace,
             socket_id,
             sender,
             accepted: false,
@@ -272,9 +272,9 @@ impl Lane {
         self.service
             .traffic()
             .emit(TrafficEvent::SocketDisconnected {
-                hub: self.caller.hub.clone(),
+                hub: self.caller.hub.to_string(),
                 connection_id: self.caller.connection_id.to_string(),
-                namespace: self.namespace.clone(),
+                namespace: self.namespace.to_string(),
                 socket_id: self.socket_id.to_string(),
                 reason: reason.to_owned(),
             });

@@ -24,27 +24,27 @@ const MAX_REFUSAL_TEXT: usize = 200;
 /// Who a call is about.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub hub: String,
+    pub hub: Arc<str>,
     pub connection_id: Arc<str>,
     /// Shared with every event of the connection (kept once, counted once by its lanes).
     pub user_id: Option<Arc<str>>,
 }
 
 impl Caller {
-    /// The event for one socket.
+    /// The event for one socket: its names are shared with the socket, not copied.
     pub fn event(
         &self,
         kind: EventKind,
-        namespace: &str,
-        socket_id: &str,
+        namespace: &Arc<str>,
+        socket_id: &Arc<str>,
         body: Bytes,
     ) -> WebhookEvent {
         WebhookEvent {
             hub: self.hub.clone(),
             kind,
-            connection_id: self.connection_id.to_string(),
-            namespace: namespace.to_owned(),
-            socket_id: socket_id.to_owned(),
+            connection_id: self.connection_id.clone(),
+            namespace: namespace.clone(),
+            socket_id: socket_id.clone(),
             user_id: self.user_id.clone(),
             body,
         }

@@ -37,7 +37,7 @@ use serde::Serialize;
 /// One hop of live traffic.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
-pub enum TrafficEvent {
+pub enum TrafficEvent<'a> {
     /// An Engine.IO handshake, accepted or refused (docs/protocol.md §3, §14 decision 5).
     #[serde(rename_all = "camelCase")]
     Handshake {
@@ -66,15 +66,15 @@ pub enum TrafficEvent {
         socket_id: String,
         refused: Option<String>,
     },
-    /// One webhook call and what came back.
-    Webhook(Box<hop::WebhookHop>),
+    /// One webhook call and what came back, borrowed from the exchange that made it.
+    Webhook(&'a hop::WebhookHop<'a>),
     /// A webhook response forwarded to the client (normally an ack).
     #[serde(rename_all = "camelCase")]
     AckForwarded {
-        hub: String,
-        connection_id: String,
-        namespace: String,
-        packet: String,
+        hub: &'a str,
+        connection_id: &'a str,
+        namespace: &'a str,
+        packet: Preview<'a>,
     },
     /// A socket left its namespace; its `disconnected` event follows.
     #[serde(rename_all = "camelCase")]
@@ -152,10 +152,11 @@ pub enum TrafficEvent {
     /// timeline, not in the live log.
     #[serde(rename_all = "camelCase")]
     Frame {
-        hub: String,
-        connection_id: String,
+        hub: &'a str,
+        connection_id: &'a str,
         direction: record::Direction,
-        packet: String,
+        /// Borrowed from the connection; owned once redacted (a client CONNECT's `auth`).
+        packet: std::borrow::Cow<'a, str>,
     },
     /// An Engine.IO connection ended, as the session file says it (the live log says it with
     /// [`TrafficEvent::ConnectionClosed`]): only recorded.
@@ -167,7 +168,7 @@ pub enum TrafficEvent {
     },
 }
 
-impl TrafficEvent {
+impl TrafficEvent<'_> {
     /// Shown even with `--quiet`.
     pub fn is_error(&self) -> bool {
         match self {
@@ -362,7 +363,7 @@ impl Traffic {
     /// Reports one hop. Never waits for stdout: a line that does not fit the live log's
     /// buffer is dropped and counted (and not even rendered while the buffer stays full).
     /// The inspector's ring keeps every hop, shown or not.
-    pub fn emit(&self, event: TrafficEvent) {
+    pub fn emit(&self, event: TrafficEvent<'_>) {
         self.hop(event);
     }
 
@@ -370,7 +371,7 @@ impl Traffic {
     /// the recording (waiting while the recording's queue is full, docs/protocol.md §14
     /// decision 22: sessions wait, not lines), its line to the live log, and the whole hop,
     /// redacted, to the inspector's ring. Returns its `seq` in the ring, if one keeps it.
-    pub fn hop(&self, mut event: TrafficEvent) -> Option<u64> {
+    pub fn hop(&self, mut event: TrafficEvent<'_>) -> Option<u64> {
         let recorded = event.recorded();
         if recorded || self.inner.ring.is_some() {
             event.redact();
@@ -389,7 +390,7 @@ impl Traffic {
     }
 
     /// The live-log part of [`Traffic::hop`].
-    fn show(&self, event: &TrafficEvent) {
+    fn show(&self, event: &TrafficEvent<'_>) {
         if self.inner.quiet && !event.is_error() {
             return;
         }
@@ -402,7 +403,7 @@ impl Traffic {
         self.push(self.render(event));
     }
 
-    fn render(&self, event: &TrafficEvent) -> String {
+    fn render(&self, event: &TrafficEvent<'_>) -> String {
         match self.inner.format {
             Format::Pretty => pretty::render(event),
             Format::Json => json::render(event),
@@ -476,7 +477,7 @@ impl Traffic {
 }
 
 /// The shutdown summary's line about dropped log lines.
-fn dropped_summary(dropped: u64) -> TrafficEvent {
+fn dropped_summary(dropped: u64) -> TrafficEvent<'static> {
     TrafficEvent::Warning {
         message: format!(
             "{} dropped in all: stdout was not being read",
@@ -491,23 +492,103 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1_000.0
 }
 
+/// The first `max` characters of a body as one log-safe line, written without copying it:
+/// invalid UTF-8 becomes `�`, control characters are escaped (`\n`, `\u{1b}`), and `…` marks
+/// a cut.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyPreview<'a> {
+    body: &'a [u8],
+    max: usize,
+}
+
+impl<'a> BodyPreview<'a> {
+    pub fn new(body: &'a [u8], max: usize) -> Self {
+        BodyPreview { body, max }
+    }
+}
+
+impl std::fmt::Display for BodyPreview<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut left = self.max;
+        for chunk in self.body.utf8_chunks() {
+            let text = chunk.valid();
+            // Runs of plain characters are written whole.
+            let mut run = 0;
+            for (at, c) in text.char_indices() {
+                if left == 0 {
+                    f.write_str(&text[run..at])?;
+                    return f.write_char('…');
+                }
+                left -= 1;
+                if c.is_control() {
+                    f.write_str(&text[run..at])?;
+                    write!(f, "{}", c.escape_default())?;
+                    run = at + c.len_utf8();
+                }
+            }
+            f.write_str(&text[run..])?;
+            if !chunk.invalid().is_empty() {
+                if left == 0 {
+                    return f.write_char('…');
+                }
+                left -= 1;
+                f.write_char(char::REPLACEMENT_CHARACTER)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Cuts `text` to at most `max` characters on one line, marking the cut.
 pub fn preview(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max + 3));
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1e' => out.push_str("\\x1e"),
-            c if c.is_control() => out.push('?'),
-            c => out.push(c),
-        }
+    Preview::new(text, max).to_string()
+}
+
+/// [`preview`] written where it goes, without a copy: a log line's view of a packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Preview<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+impl<'a> Preview<'a> {
+    pub fn new(text: &'a str, max: usize) -> Self {
+        Preview { text, max }
     }
-    out
+}
+
+impl std::fmt::Display for Preview<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let text = self.text;
+        // Runs of plain characters are written whole.
+        let mut run = 0;
+        for (i, (at, c)) in text.char_indices().enumerate() {
+            if i == self.max {
+                f.write_str(&text[run..at])?;
+                return f.write_char('…');
+            }
+            let escaped = match c {
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\x1e' => "\\x1e",
+                c if c.is_control() => "?",
+                _ => continue,
+            };
+            f.write_str(&text[run..at])?;
+            f.write_str(escaped)?;
+            run = at + c.len_utf8();
+        }
+        f.write_str(&text[run..])
+    }
+}
+
+/// Written as a string, straight from the text it views.
+impl Serialize for Preview<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ fn body(event: &TrafficEvent) -> String {
             Term(hub),
             Term(connection_id),
             Term(namespace),
-            Term(&preview(packet, PREVIEW))
+            Term(&preview(&packet.to_string(), PREVIEW))
         ),
         TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
         TrafficEvent::ConnectionClosed { .. } => connection_closed(event),
@@ -183,27 +183,26 @@ fn namespace_connect(event: &TrafficEvent) -> String {
     }
 }
 
-fn webhook(hop: &WebhookHop) -> String {
-    let call = &hop.call;
+fn webhook(hop: &WebhookHop<'_>) -> String {
     let (ok, status) = (hop.ok(), hop.response.as_ref().map(|r| r.status));
     let latency_ms = hop.response.as_ref().map_or(0.0, |r| r.latency_ms);
     let mut line = format!(
         "{} {} hub={} {} → {} {latency_ms:.1}ms{}",
         kind("webhook", ok),
-        Term(&call.event),
-        Term(&call.hub),
-        ns_sock(&call.namespace, &call.socket_id),
+        Term(hop.event),
+        Term(hop.hub),
+        ns_sock(hop.namespace, hop.socket_id),
         webhook_status(status, ok),
         attempts_text(hop.attempts),
     );
     if !hop.detail.is_empty() {
         line.push_str(&format!(
             " {}",
-            terminal(&preview(&hop.detail, PREVIEW)).dimmed()
+            terminal(&preview(&hop.detail.to_string(), PREVIEW)).dimmed()
         ));
     }
     if !ok {
-        line.push_str(&format!(" {}", terminal(&hop.url).dimmed()));
+        line.push_str(&format!(" {}", terminal(hop.url).dimmed()));
     }
     with_hint(line, &hop.hint)
 }

@@ -676,54 +676,71 @@ impl Subscriber {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::hop::{HandshakeRecord, INSPECTOR, RestHop, WebhookHop};
-    use super::super::record::Direction;
+    use super::super::hop::{
+        Answer, Detail, HandshakeRecord, HeaderLines, INSPECTOR, RestHop, WebhookHop,
+    };
+    use super::super::record::{Direction, REDACTED};
     use super::super::rest_call::OperationName;
     use super::*;
 
-    fn warning(text: &str) -> TrafficEvent {
+    fn warning(text: &str) -> TrafficEvent<'static> {
         TrafficEvent::Warning {
             message: text.to_owned(),
             hint: None,
         }
     }
 
-    fn webhook(origin: Option<&'static str>) -> TrafficEvent {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("content-type", "text/plain".parse().unwrap());
-        TrafficEvent::Webhook(Box::new(WebhookHop {
-            call: RecordedEvent {
-                hub: "chat".into(),
-                event: "message".into(),
-                ce_type: "azure.webpubsub.user.message".into(),
-                namespace: "/".into(),
-                socket_id: "s1".into(),
-                connection_id: "c1".into(),
-                user_id: Some("ann".into()),
-                body: "42[\"message\",\"é\\u0001\"]".into(),
-            },
-            response: Some(RecordedResponse {
+    /// An answer's header lines as a test writes them.
+    struct Lines(&'static [(&'static str, &'static str)]);
+
+    impl HeaderLines for Lines {
+        fn each_line(&self, f: &mut dyn FnMut(&str, &[u8])) {
+            for (name, value) in self.0 {
+                f(name, value.as_bytes());
+            }
+        }
+    }
+
+    /// A webhook hop borrowing from data that lives as long as the test.
+    fn webhook_hop(origin: Option<&'static str>) -> &'static WebhookHop<'static> {
+        let headers: &'static Lines = &Lines(&[
+            ("content-type", "text/plain"),
+            ("set-cookie", "s1"),
+            ("x-session-token", "s2"),
+        ]);
+        Box::leak(Box::new(WebhookHop {
+            hub: "chat",
+            event: "message",
+            ce_type: "azure.webpubsub.user.message",
+            namespace: "/",
+            socket_id: "s1",
+            connection_id: "c1",
+            user_id: Some("ann"),
+            body: "42[\"message\",\"é\\u0001\"]".as_bytes(),
+            response: Some(Answer {
                 status: 200,
                 content_type: Some("text/plain".into()),
-                body: "43[\"ok\"]".into(),
+                body: b"43[\"ok\"]",
                 latency_ms: 1.5,
             }),
             error: None,
-            url: "http://127.0.0.1:1/api/events".into(),
+            url: "http://127.0.0.1:1/api/events",
             attempts: 1,
-            detail: "43[\"ok\"]".into(),
+            detail: Detail::Answer(b"43[\"ok\"]"),
             hint: Some("a hint".into()),
             origin,
             started: None,
-            details: CallDetails::new(
-                "7".into(),
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-                Some(&headers),
-            ),
+            ce_id: "7",
+            ce_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            answer_headers: Some(headers),
         }))
     }
 
-    fn rest() -> TrafficEvent {
+    fn webhook(origin: Option<&'static str>) -> TrafficEvent<'static> {
+        TrafficEvent::Webhook(webhook_hop(origin))
+    }
+
+    fn rest() -> TrafficEvent<'static> {
         let mut query = BTreeMap::new();
         query.insert("api-version".to_owned(), vec!["2024-01-01".to_owned()]);
         TrafficEvent::Rest(Box::new(RestHop {
@@ -744,7 +761,7 @@ mod tests {
     }
 
     /// One of every hop kind that has a session line, and some that have none.
-    fn every_kind() -> Vec<TrafficEvent> {
+    fn every_kind() -> Vec<TrafficEvent<'static>> {
         vec![
             webhook(None),
             rest(),
@@ -761,8 +778,8 @@ mod tests {
                 })),
             },
             TrafficEvent::Frame {
-                hub: "chat".into(),
-                connection_id: "c1".into(),
+                hub: "chat",
+                connection_id: "c1",
                 direction: Direction::In,
                 packet: "42[\"a\"]".into(),
             },
@@ -809,14 +826,33 @@ mod tests {
         }
         let webhook_seq = ring.push(&webhook(None), 1.0, true);
         let call = ring.get(webhook_seq).unwrap().webhook().unwrap();
-        let TrafficEvent::Webhook(hop) = webhook(None) else {
+        let hop = webhook_hop(None);
+        let Some(RecordLine::Webhook {
+            call: sent,
+            response,
+            ..
+        }) = TrafficEvent::Webhook(hop).line(1.0)
+        else {
             unreachable!()
         };
-        assert_eq!(call.call, hop.call);
-        assert_eq!(call.response, hop.response);
+        assert_eq!(call.call, sent);
+        assert_eq!(call.response, response);
         assert_eq!(call.details.ce_id, "7");
-        assert_eq!(call.details.ce_time, hop.details.ce_time);
-        assert_eq!(call.details.answer_headers, hop.details.answer_headers);
+        assert_eq!(call.details.ce_time, hop.ce_time);
+        // The answer's headers in its order, secret values redacted.
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            call.details.answer_headers,
+            Some(pairs(&[
+                ("content-type", "text/plain"),
+                ("set-cookie", REDACTED),
+                ("x-session-token", REDACTED)
+            ]))
+        );
         let rest_seq = ring.push(&rest(), 1.0, true);
         let (call, matched) = ring.get(rest_seq).unwrap().rest().unwrap();
         assert_eq!(call.body, "{\"a\":1}");

@@ -252,10 +252,10 @@ impl RequestTemplate {
             block.header(WEBHOOK_REQUEST_ORIGIN, origin.as_bytes());
         }
         let parts = [
-            event.hub.as_str(),
-            &event.connection_id,
-            &event.namespace,
-            &event.socket_id,
+            &*event.hub,
+            &*event.connection_id,
+            &*event.namespace,
+            &*event.socket_id,
             event.user_id.as_deref().unwrap_or(""),
         ];
         let mut identity = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -279,10 +279,10 @@ impl RequestTemplate {
     /// Whether `event` belongs to this template's socket.
     fn fits(&self, event: &WebhookEvent) -> bool {
         let parts = [
-            event.hub.as_str(),
-            &event.connection_id,
-            &event.namespace,
-            &event.socket_id,
+            &*event.hub,
+            &*event.connection_id,
+            &*event.namespace,
+            &*event.socket_id,
             event.user_id.as_deref().unwrap_or(""),
         ];
         let mut start = 0;

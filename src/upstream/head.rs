@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::traffic::hop::HeaderLines;
+
 /// Most header lines read in an answer's head (hyper's client default).
 pub(crate) const MAX_HEADERS: usize = 100;
 
@@ -81,6 +83,35 @@ impl ResponseHead {
             }
             map
         })
+    }
+}
+
+/// The inspector's ring reads an answer's headers straight from the bytes that arrived.
+impl HeaderLines for ResponseHead {
+    fn each_line(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        self.read(|_, headers| {
+            for h in headers {
+                let mut buf = [0u8; 64];
+                f(&lower_case(h.name, &mut buf), h.value);
+            }
+        });
+    }
+}
+
+/// `name` in lower case, written into `buf` when it has capital letters and fits.
+fn lower_case<'a>(name: &'a str, buf: &'a mut [u8; 64]) -> Cow<'a, str> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Borrowed(name);
+    }
+    match buf.get_mut(..name.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(name.as_bytes());
+            lower.make_ascii_lowercase();
+            // Lower-casing ASCII letters keeps the text UTF-8.
+            std::str::from_utf8(lower)
+                .map_or_else(|_| Cow::Owned(name.to_ascii_lowercase()), Cow::Borrowed)
+        }
+        None => Cow::Owned(name.to_ascii_lowercase()),
     }
 }
 

@@ -138,20 +138,7 @@ fn refused_hint(url: &str, cause: &str) -> String {
 /// The first `max_chars` characters of a body as one log-safe line: invalid UTF-8 becomes `�`,
 /// control characters are escaped (`\n`, `\u{1b}`), and `…` marks a cut.
 pub fn body_preview(body: &[u8], max_chars: usize) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut preview = String::with_capacity(max_chars.min(text.len()) + 4);
-    let mut chars = text.chars();
-    for ch in chars.by_ref().take(max_chars) {
-        if ch.is_control() {
-            preview.extend(ch.escape_default());
-        } else {
-            preview.push(ch);
-        }
-    }
-    if chars.next().is_some() {
-        preview.push('…');
-    }
-    preview
+    crate::traffic::BodyPreview::new(body, max_chars).to_string()
 }
 
 #[cfg(test)]

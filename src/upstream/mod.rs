@@ -105,11 +105,13 @@ pub struct UpstreamSettings {
 /// One event to deliver.
 #[derive(Debug, Clone)]
 pub struct WebhookEvent {
-    pub hub: String,
+    /// The names of the socket it is about: shared with the socket, so that an event holds
+    /// pointers to them, not copies (its lane counts them once, with the socket).
+    pub hub: Arc<str>,
     pub kind: EventKind,
-    pub connection_id: String,
-    pub namespace: String,
-    pub socket_id: String,
+    pub connection_id: Arc<str>,
+    pub namespace: Arc<str>,
+    pub socket_id: Arc<str>,
     /// Sent as `ce-userId` only when `Some` and non-empty. Shared by every event of the
     /// connection: a token's `sub` is kept once, however many events wait.
     pub user_id: Option<Arc<str>>,
@@ -121,11 +123,11 @@ impl WebhookEvent {
     /// The event a session line recorded (to send again: the inspector's resend, replay).
     pub fn recorded(call: &crate::traffic::record::RecordedEvent) -> WebhookEvent {
         WebhookEvent {
-            hub: call.hub.clone(),
+            hub: Arc::from(call.hub.as_str()),
             kind: EventKind::from_recorded(&call.ce_type, &call.event),
-            connection_id: call.connection_id.clone(),
-            namespace: call.namespace.clone(),
-            socket_id: call.socket_id.clone(),
+            connection_id: Arc::from(call.connection_id.as_str()),
+            namespace: Arc::from(call.namespace.as_str()),
+            socket_id: Arc::from(call.socket_id.as_str()),
             user_id: call.user_id.as_deref().map(Arc::from),
             body: Bytes::from(call.body.clone()),
         }
