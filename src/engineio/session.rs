@@ -580,6 +580,14 @@ impl<H: Handler> Actor<H> {
     }
 
     fn on_frame(&mut self, frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+        // A message, by far the most frequent frame, reaches the handler without a copy.
+        if let Some(Ok(Message::Text(text))) = &frame
+            && let Some(data) = text.as_str().strip_prefix('4')
+        {
+            let (handler, mut ctx) = self.ctx();
+            handler.on_message(&mut ctx, data);
+            return;
+        }
         let packet = match frame {
             Some(Ok(Message::Text(text))) => match Packet::decode_text(text.as_str()) {
                 Ok(p) => p,
