@@ -49,10 +49,14 @@ async fn a_disconnect_storm_gives_its_memory_back() {
     hook.wait_for_within("disconnected", CLIENTS, Duration::from_secs(60))
         .await;
 
-    // At least half of the peak's growth is given back: without it the process stays at its
-    // peak (the storm's own calls put it above the connected figure).
+    // At least a third of the peak's growth is given back: without the trim the process stays
+    // at its peak (measured: not one KiB given back). The webhook client keeps little per
+    // connection, so the peak is hardly above the connected figure and what stays is the
+    // sessions' scattered leftovers (about 3 MiB for 400 clients, 44-48 % of the growth given
+    // back; with hyper's client, whose 256 connections' buffers inflated the peak, 3-6.5 MiB
+    // stayed).
     let peak = proc_status_kib(emu.pid(), "VmHWM");
-    let bound = before + (peak - before) / 2;
+    let bound = before + (peak - before) * 2 / 3;
     let mut last = 0;
     let returned = poll_until(GIVE_BACK, || {
         last = emu_rss(&emu);
