@@ -25,7 +25,7 @@ use crate::engineio::{CloseReason, Ctx, Handler, Transport};
 use crate::service::{ConnCommand, ConnHandle, Hub, Service};
 use crate::traffic::record::Direction;
 use crate::traffic::{Preview, TrafficEvent};
-use crate::upstream::EventKind;
+use crate::upstream::{EventKind, Packets};
 
 /// The handler's own events.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub enum SioEvent {
     /// `cost` what the event counted against its lane's bound.
     EventDone {
         socket_id: Arc<str>,
-        replies: Vec<String>,
+        replies: Packets,
         cost: usize,
     },
     /// A command from the REST API.
@@ -342,7 +342,7 @@ impl SioConnection {
         &mut self,
         ctx: &mut Ctx<'_, SioEvent>,
         socket_id: &str,
-        replies: Vec<String>,
+        replies: Packets,
         cost: usize,
     ) {
         let Some(index) = self.socket_by_id(socket_id) else {

@@ -16,7 +16,9 @@ use crate::upstream::client::Retry;
 use crate::upstream::cloudevents::RequestCache;
 use crate::upstream::ledger::Owed;
 pub use crate::upstream::user_event_reply;
-use crate::upstream::{EventKind, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse};
+use crate::upstream::{
+    EventKind, Packets, UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse,
+};
 
 /// The longest webhook body used verbatim as a connect refusal message.
 const MAX_REFUSAL_TEXT: usize = 200;
@@ -153,9 +155,9 @@ pub async fn user_event(
     service: &Service,
     event: &WebhookEvent,
     requests: &mut RequestCache,
-) -> Vec<String> {
+) -> Packets {
     let Some(Ok(response)) = call(service, event, requests).await else {
-        return Vec::new();
+        return Packets::default();
     };
     let reply = user_event_reply(&response);
     for violation in &reply.violations {
@@ -271,7 +273,7 @@ mod tests {
     /// The packets a body sends and how many it drops.
     fn reply(status: u16, body: &str) -> (Vec<String>, usize) {
         let reply = user_event_reply(&response(status, "", Some("text/plain"), body));
-        (reply.packets, reply.violations.len())
+        (reply.packets.into_iter().collect(), reply.violations.len())
     }
 
     #[test]
@@ -293,7 +295,7 @@ mod tests {
         let body = "43/chat,3[\"ok\"]\u{1e}hello\u{1e}42/chat,[\"extra\",1]\u{1e}";
         let reply = user_event_reply(&response(200, "OK", Some("text/plain"), body));
         assert_eq!(
-            reply.packets,
+            reply.packets.clone().into_iter().collect::<Vec<_>>(),
             ["43/chat,3[\"ok\"]", "42/chat,[\"extra\",1]"]
         );
         assert!(reply.several);

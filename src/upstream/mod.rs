@@ -22,7 +22,7 @@ pub mod reply;
 pub use client::Upstream;
 pub use head::ResponseHead;
 pub use hint::body_preview;
-pub use reply::{Reply, ReplyPackets, user_event_reply};
+pub use reply::{Packets, Reply, ReplyPackets, user_event_reply};
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -12,11 +12,39 @@ use crate::engineio::payload::RECORD_SEPARATOR;
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reply {
     /// The valid packets, in the body's order: each is sent to the client as its own packet.
-    pub packets: Vec<String>,
+    pub packets: Packets,
     /// Why each other packet was not forwarded (a contract violation), in the body's order.
     pub violations: Vec<String>,
     /// The body held more than one packet.
     pub several: bool,
+}
+
+/// The packets an answer forwards, in order. The usual answer is one packet (an ack), kept
+/// without a list of its own.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Packets {
+    first: Option<String>,
+    rest: Vec<String>,
+}
+
+impl Packets {
+    /// Adds the next packet.
+    pub fn push(&mut self, packet: String) {
+        if self.first.is_none() {
+            self.first = Some(packet);
+        } else {
+            self.rest.push(packet);
+        }
+    }
+}
+
+impl IntoIterator for Packets {
+    type Item = String;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<String>, std::vec::IntoIter<String>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// What a user event's answer sends back to the client: every packet of a 200 body that is an
