@@ -68,15 +68,6 @@ pub fn redacted_query(query: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `(name, value)` pairs (a webhook answer's headers) with secret values redacted.
-pub fn redact_pairs(pairs: &mut [(String, String)]) {
-    for (name, value) in pairs {
-        if is_secret_name(name) {
-            *value = REDACTED.into();
-        }
-    }
-}
-
 /// A client's Engine.IO message with the `auth` payload of a Socket.IO CONNECT redacted: read
 /// with the codec, so the namespace and ack id are found wherever a `{` or digit sits. An
 /// object keeps its keys (every value becomes [`REDACTED`]); any other payload, or one that is
@@ -309,15 +300,9 @@ mod tests {
 
     #[test]
     fn answer_headers_and_rest_queries_go_by_name() {
-        let mut pairs = vec![
-            ("set-cookie".to_owned(), "s1".to_owned()),
-            ("x-session-token".to_owned(), "s2".to_owned()),
-            ("content-type".to_owned(), "text/plain".to_owned()),
-        ];
-        redact_pairs(&mut pairs);
-        assert_eq!(pairs[0].1, REDACTED);
-        assert_eq!(pairs[1].1, REDACTED);
-        assert_eq!(pairs[2].1, "text/plain");
+        assert!(is_secret_name("set-cookie"));
+        assert!(is_secret_name("x-session-token"));
+        assert!(!is_secret_name("content-type"));
         let mut rest: RecordLine = serde_json::from_str(
             r#"{"type":"rest","t":1,"method":"POST","operation":"SendToAll","hub":"h",
                 "path":"/api/hubs/h/:send","query":{"sig":["s3"],"api-version":["2024-01-01"]},
