@@ -238,15 +238,15 @@ impl Lane {
         }
     }
 
+    /// Delivers a non-blocking event (retried; its ledger entry settled either way).
+    async fn deliver(&mut self, event: &WebhookEvent, owed: Owed) {
+        let requests = Self::requests(&mut self.requests);
+        webhook::deliver(&self.service, event, owed, requests).await;
+    }
+
     async fn connected(&mut self, owed: Owed) {
         let event = self.event(EventKind::Connected, Bytes::from_static(b"{}"));
-        webhook::deliver(
-            &self.service,
-            &event,
-            owed,
-            Self::requests(&mut self.requests),
-        )
-        .await;
+        self.deliver(&event, owed).await;
         if faults::drops_transport(&self.service, &self.caller, &self.socket_id) {
             let _ = self.sender.send(SioEvent::FaultDisconnect).await;
         }
@@ -280,13 +280,7 @@ impl Lane {
             });
         let body = webhook::disconnected_body(reason);
         let event = self.event(EventKind::Disconnected, body);
-        webhook::deliver(
-            &self.service,
-            &event,
-            owed,
-            Self::requests(&mut self.requests),
-        )
-        .await;
+        self.deliver(&event, owed).await;
     }
 }
 

@@ -226,6 +226,17 @@ impl HeaderSink for HeaderMap {
     }
 }
 
+/// What says whose a template is: hub, connection id, namespace, socket id, user id.
+fn identity_parts(event: &WebhookEvent) -> [&str; 5] {
+    [
+        &event.hub,
+        &event.connection_id,
+        &event.namespace,
+        &event.socket_id,
+        event.user_id.as_deref().unwrap_or(""),
+    ]
+}
+
 impl RequestTemplate {
     /// The template of `event`'s socket under `settings`.
     pub fn new(settings: &UpstreamSettings, event: &WebhookEvent) -> RequestTemplate {
@@ -251,13 +262,7 @@ impl RequestTemplate {
         if let Some(origin) = &origin {
             block.header(WEBHOOK_REQUEST_ORIGIN, origin.as_bytes());
         }
-        let parts = [
-            &*event.hub,
-            &*event.connection_id,
-            &*event.namespace,
-            &*event.socket_id,
-            event.user_id.as_deref().unwrap_or(""),
-        ];
+        let parts = identity_parts(event);
         let mut identity = String::with_capacity(parts.iter().map(|p| p.len()).sum());
         let mut ends = [0; 5];
         for (end, part) in ends.iter_mut().zip(parts) {
@@ -278,13 +283,7 @@ impl RequestTemplate {
 
     /// Whether `event` belongs to this template's socket.
     fn fits(&self, event: &WebhookEvent) -> bool {
-        let parts = [
-            &*event.hub,
-            &*event.connection_id,
-            &*event.namespace,
-            &*event.socket_id,
-            event.user_id.as_deref().unwrap_or(""),
-        ];
+        let parts = identity_parts(event);
         let mut start = 0;
         self.has_user == event.user_id.is_some()
             && parts.iter().zip(self.ends).all(|(part, end)| {
