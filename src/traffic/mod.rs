@@ -510,6 +510,9 @@ impl<'a> BodyPreview<'a> {
 impl std::fmt::Display for BodyPreview<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use std::fmt::Write as _;
+        if escape::printable_ascii(self.body) {
+            return plain_preview(f, self.body, self.max);
+        }
         let mut left = self.max;
         for chunk in self.body.utf8_chunks() {
             let text = chunk.valid();
@@ -540,6 +543,18 @@ impl std::fmt::Display for BodyPreview<'_> {
     }
 }
 
+/// A preview of printable ASCII (one byte a character, nothing to escape): its first `max`
+/// bytes, and `…` when there were more.
+fn plain_preview(f: &mut std::fmt::Formatter<'_>, text: &[u8], max: usize) -> std::fmt::Result {
+    // Printable ASCII is UTF-8 at every byte boundary.
+    let cut = std::str::from_utf8(&text[..text.len().min(max)]).unwrap_or_default();
+    f.write_str(cut)?;
+    if text.len() > max {
+        f.write_str("…")?;
+    }
+    Ok(())
+}
+
 /// Cuts `text` to at most `max` characters on one line, marking the cut.
 pub fn preview(text: &str, max: usize) -> String {
     Preview::new(text, max).to_string()
@@ -562,6 +577,9 @@ impl std::fmt::Display for Preview<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use std::fmt::Write as _;
         let text = self.text;
+        if escape::printable_ascii(text.as_bytes()) {
+            return plain_preview(f, text.as_bytes(), self.max);
+        }
         // Runs of plain characters are written whole.
         let mut run = 0;
         for (i, (at, c)) in text.char_indices().enumerate() {
@@ -598,8 +616,16 @@ mod tests {
     #[test]
     fn preview_cuts_and_escapes() {
         assert_eq!(preview("abc", 10), "abc");
+        assert_eq!(preview("abc", 3), "abc");
         assert_eq!(preview("abcdef", 3), "abc…");
         assert_eq!(preview("a\nb", 10), "a\\nb");
+        assert_eq!(preview("é€abc", 3), "é€a…");
+        assert_eq!(preview("", 3), "");
+        let body = |b: &[u8], max| BodyPreview::new(b, max).to_string();
+        assert_eq!(body(b"abc", 3), "abc");
+        assert_eq!(body(b"abcd", 3), "abc…");
+        assert_eq!(body(b"a\x01bc", 3), "a\\u{1}b…");
+        assert_eq!(body(b"ab\xffc", 10), "ab\u{fffd}c");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `func start`: a timestamp, a fixed-width kind, then the facts, green for success, red for
 //! refusals and failures, yellow for warnings. Colour is controlled globally by `--color`.
 
+use std::fmt::{self, Display, Write as _};
+
 use colored::{ColoredString, Colorize};
 
 use super::escape::{Term, terminal};
@@ -10,18 +12,56 @@ use super::{TrafficEvent, preview};
 
 const PREVIEW: usize = 80;
 
+/// `12:34:56.789`, the time of day of now.
 fn stamp() -> String {
-    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     // `2026-01-01T12:34:56.789Z` → `12:34:56.789`
-    now.get(11..23).unwrap_or(&now).to_string()
+    if now.len() >= 23 {
+        now.truncate(23);
+        now.drain(..11);
+    }
+    now
 }
 
-fn kind(label: &str, ok: bool) -> ColoredString {
-    let padded = format!("{label:<10}");
+/// `text` in a style when colour is on; written as it is, with no copy, when it is off (the
+/// usual case of a log sent to a file or a pipe).
+struct Painted<T> {
+    text: T,
+    style: fn(&str) -> ColoredString,
+}
+
+fn painted<T: Display>(text: T, style: fn(&str) -> ColoredString) -> Painted<T> {
+    Painted { text, style }
+}
+
+impl<T: Display> Display for Painted<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if colored::control::SHOULD_COLORIZE.should_colorize() {
+            (self.style)(&self.text.to_string()).fmt(f)
+        } else {
+            self.text.fmt(f)
+        }
+    }
+}
+
+/// A label padded to the kind column's width.
+struct Label<'a>(&'a str);
+
+impl Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<10}", self.0)
+    }
+}
+
+fn dim(s: &str) -> ColoredString {
+    s.dimmed()
+}
+
+fn kind(label: &str, ok: bool) -> Painted<Label<'_>> {
     if ok {
-        padded.cyan().bold()
+        painted(Label(label), |s| s.cyan().bold())
     } else {
-        padded.red().bold()
+        painted(Label(label), |s| s.red().bold())
     }
 }
 
@@ -35,7 +75,7 @@ fn http_status(status: u16) -> ColoredString {
 }
 
 fn ns_sock(namespace: &str, socket_id: &str) -> String {
-    format!("{}#{}", Term(namespace), terminal(socket_id).dimmed())
+    format!("{}#{}", Term(namespace), painted(Term(socket_id), dim))
 }
 
 /// A fixed-width label in bold yellow (warnings and contract findings).
@@ -61,7 +101,32 @@ fn dimmed_message(message: &Option<String>) -> String {
 
 /// Renders one event as a single line (colour codes included when enabled).
 pub fn render(event: &TrafficEvent) -> String {
-    format!("{} {}", stamp().dimmed(), body(event))
+    let mut line = String::with_capacity(192);
+    // `fmt::Write` into a `String` cannot fail.
+    let _ = write!(line, "{} ", painted(stamp(), dim));
+    // The two lines of every acknowledged event are written straight into the line.
+    let _ = match event {
+        TrafficEvent::Webhook(hop) => webhook(&mut line, hop),
+        TrafficEvent::AckForwarded {
+            hub,
+            connection_id,
+            namespace,
+            packet,
+        } => write!(
+            line,
+            "{} hub={} conn={} {} ← {}",
+            kind("ack", true),
+            Term(hub),
+            Term(connection_id),
+            Term(namespace),
+            Term(&preview(&packet.to_string(), PREVIEW))
+        ),
+        _ => {
+            line.push_str(&body(event));
+            Ok(())
+        }
+    };
+    line
 }
 
 /// The line after the timestamp: one small renderer per event kind.
@@ -75,20 +140,8 @@ fn body(event: &TrafficEvent) -> String {
             Term(connection_id)
         ),
         TrafficEvent::NamespaceConnect { .. } => namespace_connect(event),
-        TrafficEvent::Webhook(hop) => webhook(hop),
-        TrafficEvent::AckForwarded {
-            hub,
-            connection_id,
-            namespace,
-            packet,
-        } => format!(
-            "{} hub={} conn={} {} ← {}",
-            kind("ack", true),
-            Term(hub),
-            Term(connection_id),
-            Term(namespace),
-            Term(&preview(&packet.to_string(), PREVIEW))
-        ),
+        // Written by `render` into its line.
+        TrafficEvent::Webhook(_) | TrafficEvent::AckForwarded { .. } => String::new(),
         TrafficEvent::SocketDisconnected { .. } => socket_disconnected(event),
         TrafficEvent::ConnectionClosed { .. } => connection_closed(event),
         // Kept, never shown (see `TrafficEvent::in_live_log`).
@@ -183,45 +236,53 @@ fn namespace_connect(event: &TrafficEvent) -> String {
     }
 }
 
-fn webhook(hop: &WebhookHop<'_>) -> String {
+fn webhook(line: &mut String, hop: &WebhookHop<'_>) -> fmt::Result {
     let (ok, status) = (hop.ok(), hop.response.as_ref().map(|r| r.status));
     let latency_ms = hop.response.as_ref().map_or(0.0, |r| r.latency_ms);
-    let mut line = format!(
-        "{} {} hub={} {} → {} {latency_ms:.1}ms{}",
+    write!(
+        line,
+        "{} {} hub={} {}#{} → {} {latency_ms:.1}ms",
         kind("webhook", ok),
         Term(hop.event),
         Term(hop.hub),
-        ns_sock(hop.namespace, hop.socket_id),
+        Term(hop.namespace),
+        painted(Term(hop.socket_id), dim),
         webhook_status(status, ok),
-        attempts_text(hop.attempts),
-    );
+    )?;
+    if hop.attempts > 1 {
+        write!(line, " after {} attempts", hop.attempts)?;
+    }
     if !hop.detail.is_empty() {
-        line.push_str(&format!(
-            " {}",
-            terminal(&preview(&hop.detail.to_string(), PREVIEW)).dimmed()
-        ));
+        let detail = preview(&hop.detail.to_string(), PREVIEW);
+        write!(line, " {}", painted(Term(&detail), dim))?;
     }
     if !ok {
-        line.push_str(&format!(" {}", terminal(hop.url).dimmed()));
+        write!(line, " {}", painted(Term(hop.url), dim))?;
     }
-    with_hint(line, &hop.hint)
+    if let Some(h) = &hop.hint {
+        write!(line, "\n    {} {}", "hint:".yellow(), Term(h))?;
+    }
+    Ok(())
 }
 
 /// The webhook's status: green when the call counted as a success, red otherwise.
-fn webhook_status(status: Option<u16>, ok: bool) -> ColoredString {
+fn webhook_status(status: Option<u16>, ok: bool) -> Painted<StatusText> {
     match status {
-        Some(s) if ok => s.to_string().green(),
-        Some(s) => s.to_string().red(),
-        None => "no response".red(),
+        Some(s) if ok => painted(StatusText(Some(s)), |s| s.green()),
+        Some(s) => painted(StatusText(Some(s)), |s| s.red()),
+        None => painted(StatusText(None), |s| s.red()),
     }
 }
 
-/// ` after N attempts` when the call was retried.
-fn attempts_text(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" after {attempts} attempts")
-    } else {
-        String::new()
+/// An HTTP status, or `no response`.
+struct StatusText(Option<u16>);
+
+impl Display for StatusText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(status) => write!(f, "{status}"),
+            None => f.write_str("no response"),
+        }
     }
 }
 
