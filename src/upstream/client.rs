@@ -25,7 +25,7 @@ use super::cloudevents::{
     self, CeStamp, Prepared, RequestCache, RequestTemplate, WEBHOOK_ALLOWED_ORIGIN, WebhookRequest,
 };
 use super::head::ResponseHead;
-use super::hint::CONNECTION_REFUSED;
+use super::hint::{ANSWER_BODY_FAILED, ANSWER_UNREADABLE, CONNECTION_REFUSED};
 use super::http1::{Conn, Failure};
 use super::pool::Pool;
 use super::{UpstreamSettings, WebhookError, WebhookEvent, WebhookResponse, body_preview};
@@ -783,9 +783,9 @@ fn describe_failure(failure: Failure) -> Stage {
         Failure::Closed { early: false } => {
             "the webhook closed the connection in the middle of its answer".to_owned()
         }
-        Failure::Invalid(detail) => format!("the webhook's answer could not be read: {detail}"),
+        Failure::Invalid(detail) => format!("{ANSWER_UNREADABLE}: {detail}"),
         Failure::Body { status, cause } => {
-            format!("the connection failed while reading the {status} answer's body: {cause}")
+            format!("{ANSWER_BODY_FAILED} {status} answer's body: {cause}")
         }
     })
 }

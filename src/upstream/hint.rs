@@ -15,6 +15,11 @@ const DEFAULT_WEBHOOK: &str = "http://localhost:7071/runtime/webhooks/socketio";
 
 /// The phrase [`super::client`] puts in every "nothing listening" cause, so hints can spot it.
 pub(crate) const CONNECTION_REFUSED: &str = "connection refused";
+/// How a failure to read the webhook's answer begins: it answered, but not in HTTP/1.1 that
+/// can be read.
+pub(crate) const ANSWER_UNREADABLE: &str = "the webhook's answer could not be read";
+/// How a failure in the middle of an answer's body begins (the head was read).
+pub(crate) const ANSWER_BODY_FAILED: &str = "the connection failed while reading the";
 
 impl WebhookResponse {
     /// A next step for a non-2xx answer, or `None` for success or when there is nothing specific
@@ -115,6 +120,12 @@ impl WebhookError {
 }
 
 fn refused_hint(url: &str, cause: &str) -> String {
+    if cause.starts_with(ANSWER_UNREADABLE) || cause.starts_with(ANSWER_BODY_FAILED) {
+        return "the webhook answered, but its answer broke off or is not HTTP/1.1 that can be \
+                read; check what the handler writes: a status line, headers, and a body framed \
+                by Content-Length, chunked encoding or the end of the connection"
+            .to_owned();
+    }
     if !cause.contains(CONNECTION_REFUSED) {
         return "check the host and port of the --webhook URL template and that the webhook \
                 server is running"

@@ -395,8 +395,13 @@ async fn unreadable_answers_are_clear_errors() {
     ] {
         let server = RawServer::start(move |_, _| Act::AnswerAndClose(answer.to_vec())).await;
         let upstream = Upstream::new();
-        let cause = unreachable_cause(call(&upstream, &server.settings()).await);
+        let error = call(&upstream, &server.settings()).await.unwrap_err();
+        let hint = error.hint().unwrap_or_default();
+        let cause = unreachable_cause(Err(error));
         assert!(cause.contains(expected), "{cause}");
+        // The webhook is running and answered: the hint is about its answer, not its address.
+        assert!(hint.contains("what the handler writes"), "{hint}");
+        assert!(!hint.contains("host and port"), "{hint}");
     }
 }
 
