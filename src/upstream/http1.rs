@@ -159,7 +159,7 @@ impl Conn {
         loop {
             let head = loop {
                 if !self.read.is_empty() {
-                    if let Some(head) = parse_head(&self.read)? {
+                    if let Some(head) = parse_head(&self.read)?.filter(|h| h.len <= MAX_HEAD) {
                         break head;
                     }
                     if self.read.len() > MAX_HEAD {

@@ -381,7 +381,13 @@ async fn interim_answers_are_skipped() {
 
 #[tokio::test]
 async fn unreadable_answers_are_clear_errors() {
+    // A head over the limit, whole in one write (it must not pass for having arrived at once).
+    let mut big = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 70_000));
+    big.extend(b"\r\nContent-Length: 0\r\n\r\n");
+    let big: &'static [u8] = Box::leak(big.into_boxed_slice());
     for (answer, expected) in [
+        (big, "larger than 65536 bytes"),
         (&b"HELLO WORLD\r\n\r\n"[..], "HELLO WORLD"),
         (b"HTTP/1.1 abc OK\r\n\r\n", "HTTP/1.1 abc OK"),
         (
