@@ -862,7 +862,7 @@ impl PreflightCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::upstream::EventKind;
     use std::net::SocketAddr;
@@ -1071,7 +1071,8 @@ mod tests {
         }
     }
 
-    fn event(kind: EventKind, body: &str) -> WebhookEvent {
+    /// A user `alice`'s event of socket `sock1` on `/` of hub `chat` (also the raw-answer tests').
+    pub(in crate::upstream) fn event(kind: EventKind, body: &str) -> WebhookEvent {
         WebhookEvent {
             hub: "chat".into(),
             kind,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -174,16 +173,9 @@ fn ok(body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A `msg` event with `body`.
 fn event(body: &str) -> WebhookEvent {
-    WebhookEvent {
-        hub: "chat".into(),
-        kind: EventKind::User("msg".into()),
-        connection_id: "conn1".into(),
-        namespace: "/".into(),
-        socket_id: "sock1".into(),
-        user_id: None,
-        body: Bytes::from(body.to_owned()),
-    }
+    super::client::tests::event(EventKind::User("msg".into()), body)
 }
 
 async fn call(upstream: &Upstream, s: &UpstreamSettings) -> Result<WebhookResponse, WebhookError> {
