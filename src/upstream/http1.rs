@@ -75,6 +75,8 @@ struct Head {
     len: usize,
     framing: Framing,
     keep_alive: bool,
+    /// Where the first `Content-Type` value lies in the head.
+    content_type: Option<std::ops::Range<usize>>,
 }
 
 /// A webhook connection with its reused buffers.
@@ -186,7 +188,7 @@ impl Conn {
                     "the webhook answered 101 Switching Protocols, which was not asked for".into(),
                 ));
             }
-            let answer_head = ResponseHead::from_raw(&self.read[..head.len]);
+            let answer_head = ResponseHead::from_raw(&self.read[..head.len], head.content_type);
             self.read.drain(..head.len);
             let body = self.read_body(status, head.framing).await?;
             // Bytes beyond the answer are not ours to read: do not reuse such a connection.
@@ -317,7 +319,13 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
     let http11 = response.version == Some(1);
     let mut length: Option<u64> = None;
     let (mut chunked, mut other_coding, mut close, mut keep) = (false, false, false, false);
+    let mut content_type = None;
     for h in response.headers.iter() {
+        if content_type.is_none() && h.name.eq_ignore_ascii_case("content-type") {
+            // The value is a slice of `buf`: its place in it, by address.
+            let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            content_type = Some(start..start + h.value.len());
+        }
         if h.name.eq_ignore_ascii_case("content-length") {
             let value = std::str::from_utf8(h.value)
                 .ok()
@@ -358,6 +366,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Failure> {
         len,
         framing,
         keep_alive,
+        content_type,
     }))
 }
 
