@@ -247,23 +247,30 @@ pub async fn serve<L: Lite>(mut stream: TcpStream, peer: SocketAddr, lite: &Arc<
     }
 }
 
-/// How long closing a connection whose request body was left unread may take.
+/// How long a closing side reads what its peer still sends.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// At most this much of an unread body is read and discarded while closing.
+/// At most this much of what a closing peer still sends is read and discarded.
 const LINGER_BYTES: usize = 1 << 20;
 
 /// Ends the write side, then reads for a moment what the client still sends (the rest of a
 /// body that was not read), so the close does not reset the connection before the client
 /// reads the answer.
 async fn linger(stream: &mut TcpStream) {
-    use tokio::io::AsyncReadExt;
     let _ = stream.shutdown().await;
+    discard_unread(stream).await;
+}
+
+/// Reads and drops, for at most [`LINGER`] and [`LINGER_BYTES`], what a peer still sends after
+/// this side closed (an unread body, the rest of an oversized WebSocket frame), so that closing
+/// with unread data does not reset the connection before the peer reads the last answer.
+pub(crate) async fn discard_unread(io: &mut (impl AsyncRead + Unpin)) {
+    use tokio::io::AsyncReadExt;
     let _ = tokio::time::timeout(LINGER, async {
         let mut buf = [0u8; 512];
         let mut left = LINGER_BYTES;
         while left > 0 {
-            match stream.read(&mut buf).await {
+            match io.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => left = left.saturating_sub(n),
             }

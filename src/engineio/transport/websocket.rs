@@ -16,7 +16,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
@@ -170,9 +170,6 @@ fn accept_and_close<B>(mut req: Request<B>, config: &Arc<EngineConfig>) -> HttpR
 /// client still sends.
 pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
-/// At most this much of what a closed client still sends is read and discarded.
-const LINGER_BYTES: usize = 1 << 20;
-
 /// The close code for a client that broke the WebSocket protocol, or `None` when the
 /// connection is simply gone (nobody left to tell).
 pub(crate) fn close_code_for(error: &WsError) -> Option<CloseCode> {
@@ -194,18 +191,7 @@ pub(crate) async fn close_and_linger(ws: &mut WsStream, frame: Option<CloseFrame
         ws.get_mut().shutdown().await.map_err(WsError::Io)
     })
     .await;
-    let io = ws.get_mut();
-    let _ = timeout(CLOSE_LINGER, async {
-        let mut buf = [0u8; 512];
-        let mut left = LINGER_BYTES;
-        while left > 0 {
-            match io.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    })
-    .await;
+    crate::http::lite::discard_unread(ws.get_mut()).await;
 }
 
 /// A close frame with `code` and a short reason.
